@@ -2,9 +2,27 @@
 //! an R1CS circuit over BN254.
 //!
 //! - [`poseidon`]: circomlib-compatible Poseidon, native and as a gadget.
+//! - [`babyjubjub`], [`eddsa`]: circomlib's BabyJubJub curve and EdDSA-Poseidon signatures.
+//! - [`merkle`]: fixed-depth Poseidon Merkle trees with a persistent node store.
+//! - [`tx`]: transactions, their encodings, hash and signed message.
+//! - [`leaf`], [`state`]: the state trees' leaves, the persistent state and the native
+//!   state transition.
+//! - [`circuit`]: the chunk circuit.
+//! - [`artifacts`], [`solidity`]: Groth16 keys and proofs with their identity, and the
+//!   Solidity verifier generated from a verifying key.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod artifacts;
+pub mod babyjubjub;
+pub mod circuit;
+pub mod eddsa;
+pub mod leaf;
+pub mod merkle;
 pub mod poseidon;
+pub mod solidity;
+pub mod state;
+pub mod tx;
+pub mod vectors;
 
 pub use ark_bn254::Fr;

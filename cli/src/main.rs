@@ -1,1 +1,228 @@
-fn main() {}
+//! `pulse`: the Pulse command line.
+//!
+//! Thin by design: parse flags, set up telemetry, call the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use pulse_circuits::artifacts::{self, CircuitParams, KeyArtifacts, Stage};
+use pulse_circuits::circuit::{self, ChunkCircuit};
+use pulse_circuits::{solidity, vectors};
+use rand::SeedableRng;
+
+/// Pulse: a Groth16 prover cluster for a healthcare ZK-rollup.
+#[derive(Parser)]
+#[command(name = "pulse", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Cryptography checks.
+    Crypto {
+        #[command(subcommand)]
+        command: CryptoCommand,
+    },
+    /// Facts about the chunk circuit.
+    Circuit {
+        #[command(subcommand)]
+        command: CircuitCommand,
+    },
+    /// Run the Groth16 setup for a chunk circuit and write its keys and Solidity verifier.
+    Setup(SetupArgs),
+}
+
+#[derive(Subcommand)]
+enum CryptoCommand {
+    /// Check Poseidon or EdDSA-Poseidon test vectors (circomlibjs format).
+    ///
+    /// Prints one line per failed vector and ends with `N passed, M failed`; exits non-zero
+    /// if any vector failed.
+    CheckVectors {
+        /// Vector files (JSON); the format is told apart by content.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+#[derive(clap::Args, Clone, Copy)]
+struct ParamArgs {
+    /// Transaction slots per chunk.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    slots: u64,
+    /// Depth of the state trees (2^depth accounts, records and grants).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(2..=64))]
+    depth: u64,
+}
+
+impl ParamArgs {
+    fn params(self) -> CircuitParams {
+        CircuitParams::new(self.slots as usize, self.depth as usize)
+    }
+}
+
+#[derive(Subcommand)]
+enum CircuitCommand {
+    /// Print the constraint count, in total, per slot and per transaction kind.
+    Info {
+        #[command(flatten)]
+        params: ParamArgs,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(clap::Args)]
+struct SetupArgs {
+    #[command(flatten)]
+    params: ParamArgs,
+    /// Directory to write `proving.key`, `verifying.key`, `manifest.json` and the verifier.
+    #[arg(long)]
+    out: PathBuf,
+    /// Name of the generated Solidity contract.
+    #[arg(long, default_value = "PulseChunkVerifier")]
+    contract_name: String,
+    /// Derive the setup randomness from this seed. INSECURE: anyone who knows the seed can
+    /// forge proofs. For tests and benchmarks only.
+    #[arg(long)]
+    insecure_seed: Option<u64>,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Crypto {
+            command: CryptoCommand::CheckVectors { files },
+        } => check_vectors(&files),
+        Command::Circuit {
+            command: CircuitCommand::Info { params, json },
+        } => circuit_info(params.params(), json),
+        Command::Setup(args) => setup(args),
+    }
+}
+
+#[allow(clippy::print_stdout)]
+fn check_vectors(files: &[PathBuf]) -> Result<ExitCode> {
+    let (mut passed, mut failed) = (0usize, 0usize);
+    for f in files {
+        let text = std::fs::read_to_string(f)
+            .with_context(|| format!("reading vector file {}", f.display()))?;
+        match vectors::check_file(&text) {
+            Ok(report) => {
+                for line in &report.failures {
+                    println!("FAIL {} ({}): {line}", f.display(), report.kind);
+                }
+                passed += report.passed;
+                failed += report.failures.len();
+            }
+            Err(e) => {
+                println!("FAIL {}: {e}", f.display());
+                failed += 1;
+            }
+        }
+    }
+    println!("{passed} passed, {failed} failed");
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+#[allow(clippy::print_stdout)]
+fn circuit_info(params: CircuitParams, json: bool) -> Result<ExitCode> {
+    let info = circuit::info(params).context("synthesizing the chunk circuit")?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&info)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "chunk circuit: {} slots, tree depth {}",
+        info.slots, info.depth
+    );
+    println!("  constraints total      {:>10}", info.constraints_total);
+    println!("  constraints per slot   {:>10}", info.constraints_per_slot);
+    println!("  outside the slots      {:>10}", info.constraints_fixed);
+    println!("  public inputs          {:>10}", info.public_inputs);
+    println!("  witness variables      {:>10}", info.witness_variables);
+    println!("one slot, by component:");
+    for (k, v) in &info.breakdown {
+        println!("  {k:<22} {v:>10}");
+    }
+    println!("components each kind uses (a slot runs all of them):");
+    for (k, v) in &info.per_kind {
+        println!("  {k:<22} {v:>10}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[allow(clippy::print_stdout)]
+fn setup(args: SetupArgs) -> Result<ExitCode> {
+    let params = args.params.params();
+    if args.out.exists() && args.out.join(artifacts::MANIFEST_FILE).exists() {
+        bail!(
+            "{} already holds keys; choose another --out or remove it first",
+            args.out.display()
+        );
+    }
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating output directory {}", args.out.display()))?;
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    bar.enable_steady_tick(Duration::from_millis(120));
+    let progress = |s: Stage| {
+        bar.set_message(format!(
+            "{s} ({} slots, depth {})",
+            params.slots, params.depth
+        ))
+    };
+    let mut rng = match args.insecure_seed {
+        Some(seed) => rand_chacha::ChaCha20Rng::seed_from_u64(seed),
+        None => rand_chacha::ChaCha20Rng::from_entropy(),
+    };
+    let keys: KeyArtifacts =
+        artifacts::setup_with_progress(ChunkCircuit::blank(params), params, &mut rng, &progress)
+            .context("running the Groth16 setup")?;
+    keys.write_with_progress(&args.out, &progress)
+        .with_context(|| format!("writing keys to {}", args.out.display()))?;
+    let sol = solidity::generate_verifier(keys.vk(), &args.contract_name)
+        .context("generating the Solidity verifier")?;
+    let sol_path = args.out.join(format!("{}.sol", args.contract_name));
+    std::fs::write(&sol_path, sol).with_context(|| format!("writing {}", sol_path.display()))?;
+    bar.finish_and_clear();
+    let m = &keys.manifest;
+    println!("circuit id     {}", m.circuit_id);
+    println!("vk hash        {}", m.vk_hash);
+    println!("constraints    {}", m.constraints);
+    println!("public inputs  {}", m.public_inputs);
+    println!("wrote          {}", args.out.display());
+    println!("verifier       {}", sol_path.display());
+    Ok(ExitCode::SUCCESS)
+}

@@ -123,9 +123,13 @@ mod tests {
             assert_eq!(h.value().unwrap(), super::super::hash(&xs).unwrap());
             let p = params(n);
             // The capacity element enters as a constant, so its first S-box is free.
-            assert_eq!(cost, 3 * (FULL_ROUNDS * p.t + p.partial_rounds) - 3, "n = {n}");
-            let expected = FpVar::new_input(cs.clone(), || Ok(super::super::hash(&xs).unwrap()))
-                .unwrap();
+            assert_eq!(
+                cost,
+                3 * (FULL_ROUNDS * p.t + p.partial_rounds) - 3,
+                "n = {n}"
+            );
+            let expected =
+                FpVar::new_input(cs.clone(), || Ok(super::super::hash(&xs).unwrap())).unwrap();
             h.enforce_equal(&expected).unwrap();
             assert!(cs.is_satisfied().unwrap());
         }

@@ -88,11 +88,15 @@ fn parse_hex(s: &str) -> Fr {
 }
 
 fn parse_matrix(m: &[Vec<String>]) -> Vec<Vec<Fr>> {
-    m.iter().map(|row| row.iter().map(|s| parse_hex(s)).collect()).collect()
+    m.iter()
+        .map(|row| row.iter().map(|s| parse_hex(s)).collect())
+        .collect()
 }
 
 fn transpose(m: Vec<Vec<Fr>>) -> Vec<Vec<Fr>> {
-    (0..m.len()).map(|i| m.iter().map(|row| row[i]).collect()).collect()
+    (0..m.len())
+        .map(|i| m.iter().map(|row| row[i]).collect())
+        .collect()
 }
 
 fn load() -> Vec<WidthParams> {
@@ -106,11 +110,24 @@ fn load() -> Vec<WidthParams> {
                 partial_rounds: w.partial_rounds,
                 round_constants: w.round_constants.iter().map(|s| parse_hex(s)).collect(),
                 mds: parse_matrix(&w.mds),
-                opt_constants: w.optimized.round_constants.iter().map(|s| parse_hex(s)).collect(),
+                opt_constants: w
+                    .optimized
+                    .round_constants
+                    .iter()
+                    .map(|s| parse_hex(s))
+                    .collect(),
                 pre_sparse: transpose(parse_matrix(&w.optimized.pre_sparse_matrix)),
-                sparse: w.optimized.sparse_matrices.iter().map(|s| parse_hex(s)).collect(),
+                sparse: w
+                    .optimized
+                    .sparse_matrices
+                    .iter()
+                    .map(|s| parse_hex(s))
+                    .collect(),
             };
-            assert_eq!(p.round_constants.len(), t * (FULL_ROUNDS + p.partial_rounds));
+            assert_eq!(
+                p.round_constants.len(),
+                t * (FULL_ROUNDS + p.partial_rounds)
+            );
             assert_eq!(p.opt_constants.len(), t * FULL_ROUNDS + p.partial_rounds);
             assert_eq!(p.sparse.len(), (2 * t - 1) * p.partial_rounds);
             p
@@ -289,7 +306,10 @@ mod tests {
             let zeros = vec![Fr::zero(); n];
             assert_eq!(hash(&zeros).unwrap(), hash_reference(&zeros).unwrap());
             let minus_one = vec![-Fr::from(1u64); n];
-            assert_eq!(hash(&minus_one).unwrap(), hash_reference(&minus_one).unwrap());
+            assert_eq!(
+                hash(&minus_one).unwrap(),
+                hash_reference(&minus_one).unwrap()
+            );
         }
     }
 
@@ -305,6 +325,9 @@ mod tests {
         let a = hash2(Fr::from(1u64), Fr::from(2u64));
         let b = hash2(Fr::from(2u64), Fr::from(1u64));
         assert_ne!(a, b);
-        assert_ne!(hash(&[Fr::from(1u64)]).unwrap(), hash(&[Fr::from(1u64), Fr::zero()]).unwrap());
+        assert_ne!(
+            hash(&[Fr::from(1u64)]).unwrap(),
+            hash(&[Fr::from(1u64), Fr::zero()]).unwrap()
+        );
     }
 }
