@@ -1569,7 +1569,7 @@ mod tests {
 
         // The public input count edited: it must agree with the verifying key.
         let mut m = keys.manifest.clone();
-        m.public_inputs = 2;
+        m.public_inputs = 3;
         fs::write(&manifest_path, serde_json::to_vec(&m).expect("json")).expect("write");
         let err = KeyArtifacts::load(d).expect_err("tampered count");
         assert!(err.to_string().contains(VERIFYING_KEY_FILE), "{err}");

@@ -114,8 +114,11 @@ pub fn generate_verifier(
     let mut ic_array = String::new();
     for (i, p) in vk.gamma_abc_g1.iter().enumerate() {
         let [x, y] = g1_words(p);
+        if i > 0 {
+            ic_constants.push('\n');
+        }
         ic_constants.push_str(&format!(
-            "    uint256 internal constant IC{i}_X = {x};\n    uint256 internal constant IC{i}_Y = {y};\n\n"
+            "    uint256 internal constant IC{i}_X = {x};\n    uint256 internal constant IC{i}_Y = {y};\n"
         ));
         ic_array.push_str(&format!("        ic[{i}] = [IC{i}_X, IC{i}_Y];\n"));
     }
@@ -428,7 +431,7 @@ mod tests {
         let mut vk = keys.vk().clone();
         vk.gamma_abc_g1.truncate(1);
         let sol = generate_verifier(&vk, "NoInputs").expect("generate");
-        assert!(!sol.contains("calldata input") && !sol.contains("input["));
+        assert!(!sol.contains("calldata input") && !sol.contains("_mulAdd(vkX"));
         assert!(sol.contains("NUM_PUBLIC_INPUTS = 0;"));
         assert!(sol.contains("uint256[2] calldata c\n    ) external view"));
         vk.gamma_abc_g1.clear();

@@ -857,7 +857,8 @@ impl Batch<'_> {
             next_id(&self.txn, "next_account")?;
             self.put_key(&PublicKey(a_leaf.pk), a_index)?;
         }
-        let (mut new_account, mut new_record, mut new_grant) = (None, None, None);
+        let mut new_account = is_self.then_some(a_index);
+        let (mut new_record, mut new_grant) = (None, None);
         match object {
             Object::None => {}
             Object::NewAccount(id, leaf) => {

@@ -74,7 +74,7 @@ pub const fn var_base_mul_cost(n: usize) -> usize {
         return 0;
     }
     let triple = if n >= 2 { DOUBLE_COST + ADD_COST } else { 0 };
-    let top = if n % 2 == 0 { 2 } else { 0 };
+    let top = if n & 1 == 0 { 2 } else { 0 };
     let pairs = (n - 1) / 2;
     let pair = 2 * DOUBLE_COST + 4 + ADD_COST;
     let correction = 2 + ADD_COST;
