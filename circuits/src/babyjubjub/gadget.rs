@@ -11,6 +11,8 @@
 //! | select between two points | 2 |
 //! | [`PointVar::fixed_base_mul_le`], `n` bits | [`fixed_base_mul_cost`]`(n)`: 831 for 251 bits |
 //! | [`PointVar::scalar_mul_le`], `n` bits | [`var_base_mul_cost`]`(n)`: 2,541 for 254 bits |
+//! | [`scalar_to_bits_le`] (251 bits, `< l`) | [`SCALAR_BITS_COST`] = 403 |
+//! | [`to_bits_le_strict`] (254 bits, `< p`) | [`STRICT_BITS_COST`] = 385 |
 //!
 //! Because the addition law is complete, none of the gadgets has exceptional cases: every
 //! input point on the curve (the identity and small-order points included) gives the right
@@ -473,6 +475,10 @@ pub fn enforce_le_constant(bits: &[Boolean<Fr>], bound: &BigUint) -> Result<(), 
             Err(SynthesisError::Unsatisfiable)
         };
     }
+    if bound.bits() > bits.len() as u64 {
+        // Every value of this many bits is below the bound.
+        return Ok(());
+    }
     let mut e = FpVar::<Fr>::one();
     let mut hi = bits.len();
     while hi > 0 {
@@ -797,6 +803,21 @@ mod tests {
                 check(Fr::from(v), &BigUint::from(bound), v < bound);
             }
         }
+        // A bound wider than the bits constrains nothing.
+        let cs = ConstraintSystem::<Fr>::new_ref();
+        let bits = witness_bits(&cs, &BigUint::from(7u8), 3);
+        let n0 = cs.num_constraints();
+        enforce_le_constant(&bits, &BigUint::from(8u8)).unwrap();
+        assert_eq!(cs.num_constraints(), n0);
+        enforce_le_constant(&bits, &BigUint::from(6u8)).unwrap();
+        assert!(!cs.is_satisfied().unwrap());
+        // Constant bits are checked at synthesis.
+        let seven: Vec<Boolean<Fr>> = [true, true, true].map(Boolean::constant).to_vec();
+        assert!(enforce_le_constant(&seven, &BigUint::from(7u8)).is_ok());
+        assert_eq!(
+            enforce_le_constant(&seven, &BigUint::from(6u8)),
+            Err(SynthesisError::Unsatisfiable)
+        );
         // A value that fits in 254 bits only by wrapping: x + p's bits claimed for x.
         let cs = ConstraintSystem::<Fr>::new_ref();
         let x = Fr::from(5u8);

@@ -153,6 +153,7 @@ impl MerkleProofVar {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failing test should panic
 mod tests {
     use super::*;
     use crate::merkle::{MerkleTree, empty_hashes};

@@ -1,5 +1,7 @@
 //! Tests of the native tree and its node store.
 
+#![allow(clippy::unwrap_used)] // a failing test should panic
+
 use std::collections::HashMap;
 
 use ark_ff::{One, Zero};

@@ -1,0 +1,131 @@
+//! The `pulse` binary, run as a user would.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn pulse(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_pulse")).args(args).output().expect("run pulse")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn vectors_dir() -> PathBuf {
+    let dir = std::env::var("PULSE_VECTORS_DIR").map(PathBuf::from).unwrap_or_else(|_| {
+        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/vectors"))
+    });
+    assert!(dir.is_dir(), "the circomlibjs vectors are expected at {}", dir.display());
+    dir
+}
+
+#[test]
+fn check_vectors_passes_every_shared_vector_file() {
+    let mut files: Vec<_> = std::fs::read_dir(vectors_dir())
+        .expect("list vectors")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 2, "expected the Poseidon and EdDSA files");
+    for f in files {
+        let o = pulse(&["crypto", "check-vectors", f.to_str().expect("utf-8 path")]);
+        let out = stdout(&o);
+        assert!(o.status.success(), "{}: {out}{}", f.display(), stderr(&o));
+        let last = out.lines().last().unwrap_or_default();
+        let (passed, failed) = last
+            .split_once(" passed, ")
+            .and_then(|(p, rest)| Some((p.parse::<usize>().ok()?, rest.strip_suffix(" failed")?)))
+            .unwrap_or_else(|| panic!("last line `{last}`"));
+        assert!(passed > 0, "{last}");
+        assert_eq!(failed, "0", "{out}");
+    }
+}
+
+#[test]
+fn check_vectors_reports_tampered_vectors_and_fails() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text = std::fs::read_to_string(vectors_dir().join("poseidon.json")).expect("read");
+    let mut v: serde_json::Value = serde_json::from_str(&text).expect("json");
+    let n = v["vectors"].as_array().map(Vec::len).unwrap_or(0);
+    v["vectors"][1]["hash"] = "12345".into();
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, v.to_string()).expect("write");
+    let o = pulse(&["crypto", "check-vectors", bad.to_str().expect("path")]);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(out.contains("vector 1"), "{out}");
+    assert!(out.ends_with(&format!("{} passed, 1 failed\n", n - 1)), "{out}");
+
+    let eddsa = std::fs::read_to_string(vectors_dir().join("eddsa_poseidon.json")).expect("read");
+    let mut e: serde_json::Value = serde_json::from_str(&eddsa).expect("json");
+    // Flip a valid vector's message: Pulse must now reject the signature, and a vector that
+    // claims it valid fails.
+    let idx = e["vectors"].as_array().expect("list").iter().position(|x| x["valid"] == true).expect("valid one");
+    e["vectors"][idx]["message"] = "1".into();
+    let bad = dir.path().join("bad_eddsa.json");
+    std::fs::write(&bad, e.to_string()).expect("write");
+    let o = pulse(&["crypto", "check-vectors", bad.to_str().expect("path")]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(stdout(&o).contains("rejected"), "{}", stdout(&o));
+
+    let junk = dir.path().join("junk.json");
+    std::fs::write(&junk, "{\"hello\": 1}").expect("write");
+    let o = pulse(&["crypto", "check-vectors", junk.to_str().expect("path")]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stdout(&o).contains("no `vectors` list"), "{}", stdout(&o));
+
+    let o = pulse(&["crypto", "check-vectors", "/nonexistent/vectors.json"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("reading vector file /nonexistent/vectors.json"), "{}", stderr(&o));
+}
+
+#[test]
+fn circuit_info_reports_constraints() {
+    let o = pulse(&["circuit", "info", "--slots", "2", "--depth", "8", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("json");
+    let total = v["constraints_total"].as_u64().expect("total");
+    let per_slot = v["constraints_per_slot"].as_u64().expect("per slot");
+    assert!(per_slot > 5_000 && total > 2 * per_slot, "{v}");
+    let parts: u64 = v["breakdown"].as_object().expect("breakdown").values().map(|x| x.as_u64().unwrap_or(0)).sum();
+    assert_eq!(parts, per_slot);
+    for k in ["register", "add_record", "grant", "revoke", "access_log"] {
+        assert!(v["per_kind"][k].as_u64().expect("kind") <= per_slot, "{k}");
+    }
+    let table = pulse(&["circuit", "info", "--slots", "1", "--depth", "8"]);
+    assert!(stdout(&table).contains("constraints per slot"));
+}
+
+#[test]
+fn bad_flags_are_refused_clearly() {
+    let o = pulse(&["circuit", "info", "--slots", "0", "--depth", "8"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--slots"), "{}", stderr(&o));
+    let o = pulse(&["circuit", "info", "--slots", "1", "--depth", "100"]);
+    assert!(stderr(&o).contains("--depth"), "{}", stderr(&o));
+}
+
+#[test]
+fn setup_writes_keys_and_a_verifier_and_refuses_to_overwrite() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("keys");
+    let args = ["setup", "--slots", "1", "--depth", "3", "--out", out.to_str().expect("path"), "--insecure-seed", "1"];
+    let o = pulse(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for f in ["proving.key", "verifying.key", "manifest.json", "PulseChunkVerifier.sol"] {
+        assert!(out.join(f).is_file(), "{f} missing");
+    }
+    let sol = std::fs::read_to_string(out.join("PulseChunkVerifier.sol")).expect("sol");
+    assert!(sol.contains("contract PulseChunkVerifier"));
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).expect("read")).expect("json");
+    assert!(stdout(&o).contains(manifest["vk_hash"].as_str().expect("vk hash")));
+    let again = pulse(&args);
+    assert_eq!(again.status.code(), Some(2));
+    assert!(stderr(&again).contains("already holds keys"), "{}", stderr(&again));
+}
