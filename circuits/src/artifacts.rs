@@ -411,9 +411,11 @@ pub struct Manifest {
 ///   of points for the chunk circuit): decompressing costs a square root per point, and
 ///   validating costs a subgroup check per point, which together make loading take minutes
 ///   instead of the time to read the file. Loading therefore skips both and relies on the
-///   file's SHA-256 matching the manifest instead. This is sound: the proving key affects
-///   only which proofs the prover can make, never what the verifier accepts, and
-///   [`prove_reference`] checks every proof it makes.
+///   file's SHA-256 matching the manifest instead (measured on 2 cores, release build, a
+///   65,537-constraint key: 0.14 s for the 29 MB uncompressed file, hashed; 14.2 s for the
+///   15 MB compressed one, validated; 4.9 s compressed without validation). This is sound:
+///   the proving key affects only which proofs the prover can make, never what the verifier
+///   accepts, and [`prove_reference`] checks every proof it makes.
 /// - `verifying.key`: the verifying key, canonical **compressed** encoding (small; fully
 ///   validated on load). Its SHA-256 is the [`vk_hash`].
 /// - `manifest.json`: the [`Manifest`], written last, so a directory whose writing was

@@ -335,6 +335,23 @@ impl State {
         Ok((leaf, proof, roots))
     }
 
+    /// Verify a transaction's signature against the committed key of its signer (or, for a
+    /// self-registration, the key it registers). Safe to call from many threads at once.
+    ///
+    /// # Errors
+    /// [`ApplyError::Rejected`] with [`TxError::BadSignature`] or
+    /// [`TxError::UnknownAccount`]; [`ApplyError::Storage`] on a storage failure.
+    pub fn verify_signature(&self, stx: &SignedTransaction) -> Result<(), ApplyError> {
+        let pk = match &stx.tx.body {
+            TxBody::Register { public_key, .. } if stx.tx.signer == 0 => *public_key,
+            _ => PublicKey(
+                self.account(stx.tx.signer)?.ok_or(TxError::UnknownAccount(stx.tx.signer))?.pk,
+            ),
+        };
+        eddsa::verify(&pk, stx.tx.message()?, &stx.signature)
+            .map_err(|e| TxError::BadSignature(e.to_string()).into())
+    }
+
     /// Start a batch at batch time `timestamp` (unix seconds).
     ///
     /// # Errors
@@ -367,6 +384,13 @@ fn peek_id(txn: &WriteTransaction, key: &str) -> Result<u64, StateError> {
     meta.get(key)?
         .map(|v| v.value())
         .ok_or_else(|| StateError::Corrupt(format!("missing counter {key}")))
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Checks {
+    All,
+    AllButSignature,
+    None,
 }
 
 /// A batch being built: one write transaction over the state.
@@ -504,7 +528,19 @@ impl Batch<'_> {
     /// [`ApplyError::Rejected`] with the reason the transaction is invalid;
     /// [`ApplyError::Storage`] when the store failed.
     pub fn apply(&mut self, stx: &SignedTransaction) -> Result<&Applied, ApplyError> {
-        self.apply_inner(stx, true, None)
+        self.apply_inner(stx, Checks::All, None)
+    }
+
+    /// [`Batch::apply`] for a transaction whose signature the caller has already verified
+    /// against the signer's key with [`State::verify_signature`] (the coordinator verifies
+    /// signatures on many cores before the single-threaded sequencer applies them). Every
+    /// other rule is checked here. A wrongly skipped signature cannot reach L1: the chunk
+    /// circuit checks it again and the proof would fail.
+    ///
+    /// # Errors
+    /// As [`Batch::apply`].
+    pub fn apply_preverified(&mut self, stx: &SignedTransaction) -> Result<&Applied, ApplyError> {
+        self.apply_inner(stx, Checks::AllButSignature, None)
     }
 
     /// Apply a transaction WITHOUT checking it, as a cheating sequencer would, substituting
@@ -521,15 +557,16 @@ impl Batch<'_> {
         stx: &SignedTransaction,
         fake_key: Option<PublicKey>,
     ) -> Result<&Applied, ApplyError> {
-        self.apply_inner(stx, false, fake_key)
+        self.apply_inner(stx, Checks::None, fake_key)
     }
 
     fn apply_inner(
         &mut self,
         stx: &SignedTransaction,
-        checked: bool,
+        checks: Checks,
         fake_key: Option<PublicKey>,
     ) -> Result<&Applied, ApplyError> {
+        let checked = checks != Checks::None;
         // In unchecked mode a rule violation is ignored instead of returned.
         let reject =
             |e: TxError| -> Result<(), ApplyError> { if checked { Err(e.into()) } else { Ok(()) } };
@@ -605,8 +642,10 @@ impl Batch<'_> {
             }
             (tx.signer, a)
         };
-        if let Err(e) = eddsa::verify(&PublicKey(a_leaf.pk), msg, &stx.signature) {
-            reject(TxError::BadSignature(e.to_string()))?;
+        if checks == Checks::All {
+            if let Err(e) = eddsa::verify(&PublicKey(a_leaf.pk), msg, &stx.signature) {
+                reject(TxError::BadSignature(e.to_string()))?;
+            }
         }
         let signer = a_index;
 

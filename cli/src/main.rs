@@ -36,6 +36,31 @@ enum Command {
     },
     /// Run the Groth16 setup for a chunk circuit and write its keys and Solidity verifier.
     Setup(SetupArgs),
+    /// Benchmarks, each against a baseline measured in the same run.
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Native sequencer speed (transactions applied per second on one core) next to the
+    /// bound set by Poseidon's speed.
+    Statement {
+        /// Tree depth.
+        #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(2..=64))]
+        depth: u64,
+        /// Transactions per run (rounded up to a multiple of 4, plus one).
+        #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+        txs: u64,
+        /// Runs; the median is reported.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=100))]
+        repeats: u64,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -122,6 +147,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             command: CircuitCommand::Info { params, json },
         } => circuit_info(params.params(), json),
         Command::Setup(args) => setup(args),
+        Command::Bench { command: BenchCommand::Statement { depth, txs, repeats, json } } => {
+            bench_statement(depth as usize, txs as usize, repeats as usize, json)
+        }
     }
 }
 
@@ -224,5 +252,23 @@ fn setup(args: SetupArgs) -> Result<ExitCode> {
     println!("public inputs  {}", m.public_inputs);
     println!("wrote          {}", args.out.display());
     println!("verifier       {}", sol_path.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+#[allow(clippy::print_stdout)]
+fn bench_statement(depth: usize, txs: usize, repeats: usize, json: bool) -> Result<ExitCode> {
+    let r = pulse_bench::statement::run(depth, txs, repeats).context("running the benchmark")?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("native state transition, depth {}, {} transactions, one core", r.depth, r.txs);
+    println!("  poseidon ns/hash by inputs   {:?}", r.poseidon_ns.map(|x| x.round()));
+    println!("  poseidon hashes per tx       {:?}", r.hashes_per_tx.map(|x| (x * 10.0).round() / 10.0));
+    println!("  bound (poseidon only)        {:>10.0} tx/s", r.bound_tx_per_s);
+    println!("  sequencer (sigs pre-checked) {:>10.0} tx/s", r.applied_tx_per_s);
+    println!("  ratio bound/sequencer        {:>10.2}", r.ratio_to_bound);
+    println!("  with inline signature checks {:>10.0} tx/s", r.applied_with_signatures_tx_per_s);
+    println!("  batch commit                 {:>10.1} ms", r.commit_ms);
     Ok(ExitCode::SUCCESS)
 }

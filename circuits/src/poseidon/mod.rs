@@ -18,6 +18,7 @@
 pub mod gadget;
 
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use ark_bn254::Fr;
 use ark_ff::{Field, Zero};
@@ -206,7 +207,18 @@ fn permute_opt<const T: usize>(mut state: [Fr; T], p: &WidthParams) -> [Fr; T] {
     mix(&state, &p.mds)
 }
 
+/// Permutations computed by this process, by input count (index 0: one input).
+static COUNTS: [AtomicU64; MAX_INPUTS] = [const { AtomicU64::new(0) }; MAX_INPUTS];
+
+/// How many hashes of each input count (index 0: one input) this process has computed with
+/// [`hash`]: instrumentation for benchmarks, which relate a workload's speed to the cost of
+/// the hashes it needs.
+pub fn hash_counts() -> [u64; MAX_INPUTS] {
+    std::array::from_fn(|i| COUNTS[i].load(Ordering::Relaxed))
+}
+
 fn hash_fixed<const T: usize>(inputs: &[Fr]) -> Fr {
+    COUNTS[T - 2].fetch_add(1, Ordering::Relaxed);
     let mut state = [Fr::zero(); T];
     state[1..].copy_from_slice(inputs);
     permute_opt(state, params(T - 1))[0]
