@@ -2,6 +2,8 @@
 //!
 //! Thin by design: parse flags, set up telemetry, call the library.
 
+mod demo;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -36,6 +38,9 @@ enum Command {
     },
     /// Run the Groth16 setup for a chunk circuit and write its keys and Solidity verifier.
     Setup(SetupArgs),
+    /// The statement end to end in one process: transactions of every kind (and invalid
+    /// ones), the state on disk, chunks proven with Groth16 and verified.
+    Demo(demo::DemoArgs),
     /// Benchmarks, each against a baseline measured in the same run.
     Bench {
         #[command(subcommand)]
@@ -147,6 +152,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             command: CircuitCommand::Info { params, json },
         } => circuit_info(params.params(), json),
         Command::Setup(args) => setup(args),
+        Command::Demo(args) => demo::run(args).map(|()| ExitCode::SUCCESS),
         Command::Bench { command: BenchCommand::Statement { depth, txs, repeats, json } } => {
             bench_statement(depth as usize, txs as usize, repeats as usize, json)
         }
