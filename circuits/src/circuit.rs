@@ -177,47 +177,32 @@ impl Meter {
 
 /// The components each kind uses (for the per-kind breakdown of `pulse circuit info`).
 pub fn components_used(kind: TxKind) -> &'static [&'static str] {
-    const COMMON: [&str; 5] = [
+    const SIGNED: [&str; 8] = [
         "message",
         "signature",
         "account_path",
         "account_leaves",
+        "object_path",
+        "object_leaves",
+        "logic",
+        "pubdata",
+    ];
+    const WITH_GRANT: [&str; 10] = [
+        "message",
+        "signature",
+        "account_path",
+        "account_leaves",
+        "object_path",
+        "object_leaves",
+        "grant_path",
+        "grant_leaf",
+        "logic",
         "pubdata",
     ];
     match kind {
         TxKind::Noop => &["pubdata"],
-        TxKind::Register => &[
-            "message",
-            "signature",
-            "account_path",
-            "account_leaves",
-            "object_path",
-            "object_leaves",
-            "logic",
-            "pubdata",
-        ],
-        TxKind::Revoke | TxKind::Grant => &[
-            "message",
-            "signature",
-            "account_path",
-            "account_leaves",
-            "object_path",
-            "object_leaves",
-            "logic",
-            "pubdata",
-        ],
-        TxKind::AddRecord | TxKind::AccessLog => &[
-            COMMON[0],
-            COMMON[1],
-            COMMON[2],
-            COMMON[3],
-            "object_path",
-            "object_leaves",
-            "grant_path",
-            "grant_leaf",
-            "logic",
-            "pubdata",
-        ],
+        TxKind::Register | TxKind::Grant | TxKind::Revoke => &SIGNED,
+        TxKind::AddRecord | TxKind::AccessLog => &WITH_GRANT,
     }
 }
 

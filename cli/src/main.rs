@@ -79,6 +79,19 @@ enum CryptoCommand {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Print test vectors made by Pulse (same JSON format), for checking Pulse with a peer
+    /// implementation such as circomlibjs.
+    MakeVectors {
+        /// `poseidon` or `eddsa`.
+        #[arg(long, value_parser = ["poseidon", "eddsa"])]
+        kind: String,
+        /// How many vectors.
+        #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+        count: u64,
+        /// Seed for the random keys, messages and inputs.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
 }
 
 #[derive(clap::Args, Clone, Copy)]
@@ -148,6 +161,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Crypto {
             command: CryptoCommand::CheckVectors { files },
         } => check_vectors(&files),
+        Command::Crypto {
+            command: CryptoCommand::MakeVectors { kind, count, seed },
+        } => make_vectors(&kind, count as usize, seed),
         Command::Circuit {
             command: CircuitCommand::Info { params, json },
         } => circuit_info(params.params(), json),
@@ -276,5 +292,15 @@ fn bench_statement(depth: usize, txs: usize, repeats: usize, json: bool) -> Resu
     println!("  ratio bound/sequencer        {:>10.2}", r.ratio_to_bound);
     println!("  with inline signature checks {:>10.0} tx/s", r.applied_with_signatures_tx_per_s);
     println!("  batch commit                 {:>10.1} ms", r.commit_ms);
+    Ok(ExitCode::SUCCESS)
+}
+
+#[allow(clippy::print_stdout)]
+fn make_vectors(kind: &str, count: usize, seed: u64) -> Result<ExitCode> {
+    let v = match kind {
+        "eddsa" => vectors::make_eddsa_vectors(count, seed),
+        _ => vectors::make_poseidon_vectors(count, seed),
+    };
+    println!("{}", serde_json::to_string_pretty(&v)?);
     Ok(ExitCode::SUCCESS)
 }
