@@ -101,7 +101,6 @@ fn workload(patients: usize) -> Result<(PrivateKey, Vec<SignedTransaction>), Ben
         TxBody::Register { public_key: doctor.public_key(), role: Role::Doctor },
     )?];
     const DOCTOR: u64 = 2;
-    let mut doctor_nonce = 0;
     for i in 0..patients as u64 {
         let k = PrivateKey::random(&mut rng);
         let id = 3 + i;
@@ -128,10 +127,9 @@ fn workload(patients: usize) -> Result<(PrivateKey, Vec<SignedTransaction>), Ben
         txs.push(sign(
             &doctor,
             DOCTOR,
-            doctor_nonce,
+            i,
             TxBody::AccessLog { record, grant, purpose: Fr::from(1u64) },
         )?);
-        doctor_nonce += 1;
     }
     Ok((registrar, txs))
 }

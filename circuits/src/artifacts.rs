@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use ark_bn254::{Bn254, Fr};
-use ark_ff::{BigInt, PrimeField, UniformRand};
+use ark_ff::UniformRand;
 use ark_groth16::{Groth16, Proof, ProvingKey, VerifyingKey};
 use ark_relations::gr1cs::{
     ConstraintSynthesizer, ConstraintSystem, ConstraintSystemRef, OptimizationGoal,
@@ -36,7 +36,6 @@ use ark_relations::gr1cs::{
 };
 use ark_serialize::{CanonicalDeserialize, CanonicalSerialize, Compress, Validate};
 use ark_snark::SNARK;
-use num_bigint::BigUint;
 use rand::{CryptoRng, RngCore};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -941,7 +940,7 @@ impl TryFrom<ProofArtifactJson> for ProofArtifact {
             .iter()
             .enumerate()
             .map(|(i, s)| {
-                fr_from_decimal(s).map_err(|r| malformed(&format!("public_inputs[{i}]"), r))
+                fr_from_decimal(s).map_err(|r| malformed(&format!("public_inputs[{i}]"), r.to_string()))
             })
             .collect::<Result<Vec<_>, _>>()?;
         let proof = proof_from_hex(&j.proof).map_err(|r| malformed("proof", r))?;
@@ -1014,33 +1013,7 @@ fn check_public_input_count(vk: &VerifyingKey<Bn254>, found: usize) -> Result<()
     Ok(())
 }
 
-/// Canonical decimal form of a field element.
-pub fn fr_to_decimal(x: &Fr) -> String {
-    BigUint::from(x.into_bigint()).to_string()
-}
-
-/// Parses a canonical decimal (ASCII digits only, no sign, no leading zeros except `"0"`)
-/// below the scalar field modulus `r`.
-pub fn fr_from_decimal(s: &str) -> Result<Fr, String> {
-    if s.is_empty() {
-        return Err("empty string; expected a decimal integer".to_string());
-    }
-    if !s.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!("{s:?} is not a decimal integer (digits 0-9 only)"));
-    }
-    if s.len() > 1 && s.starts_with('0') {
-        return Err(format!("{s:?} has leading zeros"));
-    }
-    // r has 77 decimal digits; longer strings are out of range without parsing.
-    if s.len() > 78 {
-        return Err(format!("{s} is not below the scalar field modulus"));
-    }
-    let n = BigUint::parse_bytes(s.as_bytes(), 10)
-        .ok_or_else(|| format!("{s:?} is not a decimal integer"))?;
-    let too_big = || format!("{s} is not below the scalar field modulus");
-    let limbs = BigInt::<4>::try_from(n).map_err(|_| too_big())?;
-    Fr::from_bigint(limbs).ok_or_else(too_big)
-}
+pub use crate::field::{fr_from_decimal, fr_to_decimal};
 
 fn proof_from_hex(s: &str) -> Result<Proof<Bn254>, String> {
     if s.len() != 2 * PROOF_COMPRESSED_LEN {
@@ -1242,6 +1215,8 @@ pub mod toy {
 mod tests {
     use super::toy::ToyCircuit;
     use super::*;
+    use ark_ff::PrimeField;
+    use num_bigint::BigUint;
     use rand::SeedableRng;
     use rand_chacha::ChaCha20Rng;
     use std::cell::RefCell;

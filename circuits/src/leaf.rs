@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::babyjubjub::Point;
 use crate::poseidon;
-use crate::tx::fr_string;
+use crate::field::fr_string;
 
 /// An account: its key, role and nonce.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -4,6 +4,7 @@
 //! - [`poseidon`]: circomlib-compatible Poseidon, native and as a gadget.
 //! - [`babyjubjub`], [`eddsa`]: circomlib's BabyJubJub curve and EdDSA-Poseidon signatures.
 //! - [`merkle`]: fixed-depth Poseidon Merkle trees with a persistent node store.
+//! - [`field`]: field elements as canonical decimal text.
 //! - [`tx`]: transactions, their encodings, hash and signed message.
 //! - [`leaf`], [`state`]: the state trees' leaves, the persistent state and the native
 //!   state transition.
@@ -17,6 +18,7 @@ pub mod artifacts;
 pub mod babyjubjub;
 pub mod circuit;
 pub mod eddsa;
+pub mod field;
 pub mod leaf;
 pub mod merkle;
 pub mod poseidon;

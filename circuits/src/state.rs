@@ -482,6 +482,21 @@ impl Batch<'_> {
         Ok(id)
     }
 
+    /// The id a new account with key `pk` gets, once the key is valid and unused.
+    fn new_account_id(
+        &self,
+        pk: &PublicKey,
+        reject: &dyn Fn(TxError) -> Result<(), ApplyError>,
+    ) -> Result<u64, ApplyError> {
+        if let Err(e) = check_key(pk) {
+            reject(e)?;
+        }
+        if let Some(id) = self.key_owner(pk)? {
+            reject(TxError::AccountExists(id))?;
+        }
+        self.fresh_id("next_account", "accounts")
+    }
+
     /// A grant that lets `grantee` act on `patient`'s records, or why not.
     fn usable_grant(
         &self,
@@ -593,13 +608,7 @@ impl Batch<'_> {
                     "a self-registration is signed with nonce 0".into(),
                 ))?;
             }
-            if let Err(e) = check_key(public_key) {
-                reject(e)?;
-            }
-            if let Some(id) = self.key_owner(public_key)? {
-                reject(TxError::AccountExists(id))?;
-            }
-            let id = self.fresh_id("next_account", "accounts")?;
+            let id = self.new_account_id(public_key, &reject)?;
             (
                 id,
                 AccountLeaf {
@@ -642,10 +651,10 @@ impl Batch<'_> {
             }
             (tx.signer, a)
         };
-        if checks == Checks::All {
-            if let Err(e) = eddsa::verify(&PublicKey(a_leaf.pk), msg, &stx.signature) {
-                reject(TxError::BadSignature(e.to_string()))?;
-            }
+        if checks == Checks::All
+            && let Err(e) = eddsa::verify(&PublicKey(a_leaf.pk), msg, &stx.signature)
+        {
+            reject(TxError::BadSignature(e.to_string()))?;
         }
         let signer = a_index;
 
@@ -675,13 +684,7 @@ impl Batch<'_> {
                         "patients register themselves (signer 0, nonce 0)".into(),
                     ))?;
                 }
-                if let Err(e) = check_key(public_key) {
-                    reject(e)?;
-                }
-                if let Some(id) = self.key_owner(public_key)? {
-                    reject(TxError::AccountExists(id))?;
-                }
-                let id = self.fresh_id("next_account", "accounts")?;
+                let id = self.new_account_id(public_key, &reject)?;
                 Object::NewAccount(
                     id,
                     AccountLeaf {

@@ -43,6 +43,7 @@ use serde::{Deserialize, Serialize};
 use crate::babyjubjub::Point;
 use crate::eddsa::{PrivateKey, PublicKey, Signature};
 use crate::poseidon;
+pub use crate::field::{fr_from_decimal, fr_string, fr_to_decimal};
 
 /// The version of the JSON form and of the binary encoding.
 pub const TX_JSON_VERSION: u32 = 1;
@@ -772,41 +773,6 @@ pub fn fr_from_le_canonical(bytes: &[u8]) -> Option<Fr> {
     }
     let x = Fr::from_le_bytes_mod_order(bytes);
     (x.into_bigint().to_bytes_le() == bytes).then_some(x)
-}
-
-/// Parse a decimal string as a canonical field element.
-///
-/// # Errors
-/// A message naming the problem (not a number, not below the BN254 scalar modulus).
-pub fn fr_from_decimal(s: &str) -> Result<Fr, String> {
-    let n = num_bigint::BigUint::parse_bytes(s.as_bytes(), 10)
-        .ok_or_else(|| format!("`{s}` is not a decimal number"))?;
-    let modulus: num_bigint::BigUint = Fr::MODULUS.into();
-    if n >= modulus {
-        return Err(format!("`{s}` is not below the BN254 scalar field modulus"));
-    }
-    Ok(Fr::from(n))
-}
-
-/// Format a field element as a decimal string.
-pub fn fr_to_decimal(x: &Fr) -> String {
-    x.into_bigint().to_string()
-}
-
-/// Serde for field elements as decimal strings.
-pub mod fr_string {
-    use super::*;
-
-    /// Serialize as a decimal string.
-    pub fn serialize<S: serde::Serializer>(x: &Fr, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&fr_to_decimal(x))
-    }
-
-    /// Deserialize from a decimal string.
-    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Fr, D::Error> {
-        let s = String::deserialize(d)?;
-        fr_from_decimal(&s).map_err(serde::de::Error::custom)
-    }
 }
 
 mod cid_string {

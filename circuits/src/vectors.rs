@@ -8,7 +8,11 @@ use serde_json::Value;
 use crate::babyjubjub::Point;
 use crate::eddsa::{self, PrivateKey, PublicKey, Signature};
 use crate::poseidon;
-use crate::tx::fr_from_decimal;
+use crate::field::{fr_to_decimal, DecimalError};
+
+fn fr_from_decimal(s: &str) -> Result<ark_bn254::Fr, String> {
+    crate::field::fr_from_decimal(s).map_err(|e: DecimalError| e.to_string())
+}
 
 /// The outcome of checking one file.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -85,7 +89,7 @@ fn check_poseidon(v: &Value) -> Result<(), String> {
         return Err(format!(
             "poseidon of {} inputs: got {}, expected {}",
             inputs.len(),
-            crate::tx::fr_to_decimal(&got),
+            fr_to_decimal(&got),
             v.hash
         ));
     }
@@ -134,7 +138,8 @@ pub fn check_file(text: &str) -> Result<Report, VectorFileError> {
         .filter(|v| !v.is_empty())
         .ok_or(VectorFileError::UnknownFormat)?;
     let first = &vectors[0];
-    let (kind, check): (&'static str, fn(&Value) -> Result<(), String>) =
+    type Check = fn(&Value) -> Result<(), String>;
+    let (kind, check): (&'static str, Check) =
         if first.get("private_key_hex").is_some() || first.get("signature").is_some() {
             ("eddsa", check_eddsa)
         } else if first.get("inputs").is_some() {
@@ -165,8 +170,8 @@ pub fn make_poseidon_vectors(count: usize, seed: u64) -> Value {
             let inputs: Vec<ark_bn254::Fr> = (0..n).map(|_| ark_bn254::Fr::rand(&mut rng)).collect();
             let hash = poseidon::hash(&inputs).unwrap_or_default();
             serde_json::json!({
-                "inputs": inputs.iter().map(crate::tx::fr_to_decimal).collect::<Vec<_>>(),
-                "hash": crate::tx::fr_to_decimal(&hash),
+                "inputs": inputs.iter().map(fr_to_decimal).collect::<Vec<_>>(),
+                "hash": fr_to_decimal(&hash),
             })
         })
         .collect();
@@ -189,8 +194,8 @@ pub fn make_eddsa_vectors(count: usize, seed: u64) -> Value {
             let pk = key.public_key();
             serde_json::json!({
                 "private_key_hex": hex::encode(key.to_bytes()),
-                "public_key": [crate::tx::fr_to_decimal(&pk.0.x), crate::tx::fr_to_decimal(&pk.0.y)],
-                "message": crate::tx::fr_to_decimal(&shown),
+                "public_key": [fr_to_decimal(&pk.0.x), fr_to_decimal(&pk.0.y)],
+                "message": fr_to_decimal(&shown),
                 "signature": sig,
                 "valid": valid,
             })

@@ -1,4 +1,5 @@
 //! Transaction forms: JSON and binary round trips, the hash, and clear errors for bad input.
+#![allow(clippy::unwrap_used)]
 
 use std::str::FromStr;
 

@@ -34,7 +34,7 @@ use num_bigint::BigUint;
 use rand::{CryptoRng, RngCore};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::babyjubjub::{Point, fr_to_biguint, subgroup_order};
+use crate::babyjubjub::{Point, subgroup_order};
 use crate::poseidon;
 
 /// Why a key could not be read or a signature was rejected. No variant carries key bytes.
@@ -315,10 +315,7 @@ pub fn s_as_fr(sig: &Signature) -> Result<Fr, EddsaError> {
     Ok(Fr::from(sig.s.clone()))
 }
 
-/// The decimal form of a field element (as circomlibjs prints it).
-pub fn fr_to_decimal(x: &Fr) -> String {
-    fr_to_biguint(x).to_string()
-}
+pub use crate::field::fr_to_decimal;
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]

@@ -37,7 +37,7 @@ mod store;
 use std::sync::OnceLock;
 
 use ark_bn254::Fr;
-use ark_ff::{BigInteger, PrimeField, Zero};
+use ark_ff::Zero;
 use serde::{Deserialize, Serialize};
 
 pub use store::{
@@ -180,7 +180,7 @@ pub struct MerkleProof {
     /// The leaf index; bit `l` says whether the ancestor at level `l` is a right child.
     pub index: u64,
     /// The siblings, bottom-up; as many as the tree is deep.
-    #[serde(with = "fr_decimal_vec")]
+    #[serde(with = "crate::field::fr_string_vec")]
     pub siblings: Vec<Fr>,
 }
 
@@ -222,47 +222,6 @@ impl MerkleProof {
     }
 }
 
-/// Serde for `Vec<Fr>` as canonical decimal strings.
-mod fr_decimal_vec {
-    use super::*;
-    use serde::{Deserializer, Serializer, de::Error as _, ser::SerializeSeq};
-
-    pub fn serialize<S: Serializer>(v: &[Fr], s: S) -> Result<S::Ok, S::Error> {
-        let mut seq = s.serialize_seq(Some(v.len()))?;
-        for x in v {
-            seq.serialize_element(&x.to_string())?;
-        }
-        seq.end()
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Fr>, D::Error> {
-        let strings = Vec::<String>::deserialize(d)?;
-        strings
-            .iter()
-            .map(|s| parse_fr_decimal(s).map_err(D::Error::custom))
-            .collect()
-    }
-}
-
-/// Parses a canonical decimal (digits only, no sign or leading zero, below the modulus).
-pub(crate) fn parse_fr_decimal(s: &str) -> Result<Fr, String> {
-    let canonical = !s.is_empty()
-        && s.bytes().all(|b| b.is_ascii_digit())
-        && (s == "0" || !s.starts_with('0'))
-        && s.len() <= 78;
-    if !canonical {
-        return Err(format!(
-            "`{s}` is not a field element: expected a decimal number without sign or leading zeros"
-        ));
-    }
-    let big = num_bigint::BigUint::parse_bytes(s.as_bytes(), 10)
-        .ok_or_else(|| format!("`{s}` is not a decimal number"))?;
-    let modulus = num_bigint::BigUint::from_bytes_le(&Fr::MODULUS.to_bytes_le());
-    if big >= modulus {
-        return Err(format!("`{s}` is not below the BN254 scalar field modulus"));
-    }
-    Ok(Fr::from(big))
-}
 
 #[cfg(test)]
 mod tests;

@@ -13,6 +13,7 @@ use redb::{Database, ReadableDatabase, ReadableTableMetadata};
 
 use super::store::{decode_node, encode_node};
 use super::*;
+use ark_ff::{BigInteger, PrimeField};
 
 /// The naive reference: all leaves in a map, every root recomputed level by level.
 struct Reference {
