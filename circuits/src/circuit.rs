@@ -397,6 +397,10 @@ fn synth_slot(
             .map(|x| witness_fr(cs, *x))
             .collect::<Result<Vec<_>, _>>()?;
     let (p1, p2, p3, p4) = (&pv[0], &pv[1], &pv[2], &pv[3]);
+    // A padding slot is all zeros, so its public data is unambiguous.
+    for v in [&signer, &nonce, p1, p2, p3, p4] {
+        v.conditional_enforce_equal(&FpVar::zero(), is_noop)?;
+    }
     let signer_is_zero = signer.is_eq(&FpVar::zero())?;
     let is_self = is_register & &signer_is_zero;
     let nonself = &enabled & &!&is_self;

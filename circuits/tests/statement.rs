@@ -473,6 +473,13 @@ fn valid_witnesses_satisfy_a_single_slot_circuit() {
     let forced = batch.apply_unchecked_for_tests(&tx, None).expect("apply").clone();
     assert!(satisfied(params, single_slot(T0, before, &forced)));
     assert_eq!(forced.kind, TxKind::AccessLog);
+    // A padding slot must be all zeros: a payload smuggled into it is refused.
+    let roots = forced.roots_after;
+    let mut pad = pulse_circuits::circuit::SlotWitness::noop(DEPTH);
+    let blank = ChunkWitness { timestamp: T0, roots_before: roots, roots_after: roots, slots: vec![pad.clone()] };
+    assert!(satisfied(params, blank.clone()));
+    pad.tx.payload[2] = Fr::from(5u64);
+    assert!(!satisfied(params, ChunkWitness { slots: vec![pad], ..blank }));
 }
 
 #[test]
