@@ -3,7 +3,9 @@
 //!
 //! - [`statement`]: native Poseidon speed and the sequencer's transactions per second at a
 //!   given tree depth, next to the bound that Poseidon's own speed sets.
+//! - [`prover`]: MSM, NTT and Groth16 proving, Pulse's prover against arkworks.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod prover;
 pub mod statement;

@@ -2,6 +2,7 @@
 //!
 //! Thin by design: parse flags, set up telemetry, call the library.
 
+mod bench_prover;
 mod demo;
 
 use std::path::PathBuf;
@@ -62,6 +63,49 @@ enum BenchCommand {
         /// Runs; the median is reported.
         #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=100))]
         repeats: u64,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// G1 multi-scalar multiplication: Pulse's CPU backend against `ark_ec`'s MSM.
+    Msm {
+        /// log2 of the number of bases.
+        #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=24))]
+        log_size: u32,
+        /// Runs of each side; the median is reported.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=100))]
+        repeats: u64,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// NTT over Fr: Pulse's CPU backend against ark-poly's radix-2 FFT.
+    Ntt {
+        /// log2 of the transform size.
+        #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=26))]
+        log_size: u32,
+        /// Runs of each side; the median is reported.
+        #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u64).range(1..=100))]
+        repeats: u64,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A chunk-circuit Groth16 proof: Pulse's prover against ark-groth16's, with peak
+    /// memory of each measured in a child process.
+    Prove {
+        /// Transaction slots per chunk.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1024))]
+        slots: u64,
+        /// Tree depth.
+        #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(2..=64))]
+        depth: u64,
+        /// Runs of each prover; the median is reported.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=100))]
+        repeats: u64,
+        /// Internal: prove once with this prover and print its peak memory as JSON.
+        #[arg(long, hide = true, value_parser = ["ark", "pulse"])]
+        memory_of: Option<String>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -172,6 +216,21 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Bench { command: BenchCommand::Statement { depth, txs, repeats, json } } => {
             bench_statement(depth as usize, txs as usize, repeats as usize, json)
         }
+        Command::Bench { command: BenchCommand::Msm { log_size, repeats, json } } => {
+            bench_prover::msm(log_size, repeats as usize, json)
+        }
+        Command::Bench { command: BenchCommand::Ntt { log_size, repeats, json } } => {
+            bench_prover::ntt(log_size, repeats as usize, json)
+        }
+        Command::Bench {
+            command: BenchCommand::Prove { slots, depth, repeats, memory_of, json },
+        } => bench_prover::prove(
+            slots as usize,
+            depth as usize,
+            repeats as usize,
+            memory_of.as_deref(),
+            json,
+        ),
     }
 }
 

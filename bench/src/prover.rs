@@ -1,0 +1,354 @@
+//! Pulse's prover kernels and Groth16 prover against arkworks, in the same process on the
+//! same inputs, alternating runs and reporting medians.
+//!
+//! - [`msm`]: G1 MSM, [`pulse_prover::CpuBackend`] against `ark_ec::VariableBaseMSM::msm`;
+//!   the two results are checked equal.
+//! - [`ntt`]: forward NTT against ark-poly's `Radix2EvaluationDomain::fft_in_place`; the
+//!   outputs are checked equal.
+//! - [`prove`]: a chunk-circuit proof, Pulse's prover against ark-groth16's
+//!   `create_random_proof_with_reduction`; both proofs are verified.
+//! - [`prove_memory`]: the peak resident memory of one proof by one prover. The caller
+//!   runs it in a fresh child process per prover; inside, after setup, the peak (`VmHWM`)
+//!   is reset to the current resident set by writing `5` to `/proc/self/clear_refs`, so
+//!   the peak read after the proof is the proof's own (plus the key and process baseline,
+//!   which are the same for both provers and reported separately).
+
+use std::time::Instant;
+
+use ark_bn254::{Bn254, Fr, G1Affine, G1Projective};
+use ark_ec::{CurveGroup, VariableBaseMSM};
+use ark_groth16::{Groth16, prepare_verifying_key};
+use ark_poly::{EvaluationDomain, Radix2EvaluationDomain};
+use ark_std::UniformRand;
+use pulse_circuits::artifacts::{self, CircuitParams};
+use pulse_circuits::circuit::ChunkCircuit;
+use pulse_prover::cpu::msm::window_bits;
+use pulse_prover::{CpuBackend, MsmBackend, NttBackend, Prover, StageTimings};
+use rand::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+use serde::Serialize;
+
+use crate::statement::BenchError;
+
+fn werr(e: impl std::fmt::Display) -> BenchError {
+    BenchError::Workload(e.to_string())
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+fn ms(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1e3
+}
+
+/// What [`msm`] measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct MsmReport {
+    /// log2 of the number of bases.
+    pub log_size: u32,
+    /// Runs of each side.
+    pub repeats: usize,
+    /// Window size Pulse chose.
+    pub window_bits: u32,
+    /// Median milliseconds, Pulse.
+    pub pulse_ms: f64,
+    /// Median milliseconds, arkworks.
+    pub ark_ms: f64,
+    /// `pulse_ms / ark_ms`: below 1 means Pulse is faster.
+    pub ratio: f64,
+}
+
+/// Bases `P, P+Q, P+2Q, …` (cheap to make, and as good as random for timing) and uniformly
+/// random scalars.
+fn msm_inputs(n: usize, rng: &mut ChaCha20Rng) -> (Vec<G1Affine>, Vec<Fr>) {
+    let step = G1Projective::rand(rng);
+    let mut acc = G1Projective::rand(rng);
+    let mut points = Vec::with_capacity(n);
+    for _ in 0..n {
+        points.push(acc);
+        acc += step;
+    }
+    let bases = G1Projective::normalize_batch(&points);
+    let scalars = (0..n).map(|_| Fr::rand(rng)).collect();
+    (bases, scalars)
+}
+
+/// G1 MSM of `2^log_size` random scalars, Pulse against arkworks.
+///
+/// # Errors
+/// If the two results differ, or the backend fails.
+pub fn msm(log_size: u32, repeats: usize) -> Result<MsmReport, BenchError> {
+    let n = 1usize << log_size;
+    let mut rng = ChaCha20Rng::seed_from_u64(log_size.into());
+    let (bases, scalars) = msm_inputs(n, &mut rng);
+    let backend = CpuBackend::new();
+    let prepared = backend.prepare(bases.clone()).map_err(werr)?;
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    for _ in 0..repeats.max(1) {
+        let t = Instant::now();
+        let a = backend.msm(&prepared, 0..n, &scalars).map_err(werr)?;
+        ours.push(ms(t));
+        let t = Instant::now();
+        let b = G1Projective::msm(&bases, &scalars).map_err(werr)?;
+        theirs.push(ms(t));
+        if a != b {
+            return Err(BenchError::Workload(
+                "Pulse and ark MSM results differ".into(),
+            ));
+        }
+    }
+    let (pulse_ms, ark_ms) = (median(ours), median(theirs));
+    Ok(MsmReport {
+        log_size,
+        repeats: repeats.max(1),
+        window_bits: window_bits(n, 254),
+        pulse_ms,
+        ark_ms,
+        ratio: pulse_ms / ark_ms,
+    })
+}
+
+/// What [`ntt`] measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct NttReport {
+    /// log2 of the transform size.
+    pub log_size: u32,
+    /// Runs of each side.
+    pub repeats: usize,
+    /// Median milliseconds, Pulse.
+    pub pulse_ms: f64,
+    /// Median milliseconds, ark-poly.
+    pub ark_ms: f64,
+    /// `pulse_ms / ark_ms`.
+    pub ratio: f64,
+}
+
+/// Forward NTT of `2^log_size` random elements, Pulse against ark-poly's radix-2 FFT. One
+/// untimed run of each first (Pulse fills its twiddle cache then, as a prover does once).
+///
+/// # Errors
+/// If the two results differ, or a transform fails.
+pub fn ntt(log_size: u32, repeats: usize) -> Result<NttReport, BenchError> {
+    let n = 1usize << log_size;
+    let mut rng = ChaCha20Rng::seed_from_u64(log_size.into());
+    let input: Vec<Fr> = (0..n).map(|_| Fr::rand(&mut rng)).collect();
+    let domain = Radix2EvaluationDomain::<Fr>::new(n)
+        .ok_or_else(|| BenchError::Workload(format!("no radix-2 domain of size {n}")))?;
+    let backend = CpuBackend::new();
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    for round in 0..=repeats.max(1) {
+        let mut a = input.clone();
+        let t = Instant::now();
+        backend.ntt(&mut a).map_err(werr)?;
+        let pulse = ms(t);
+        let mut b = input.clone();
+        let t = Instant::now();
+        domain.fft_in_place(&mut b);
+        let ark = ms(t);
+        if a != b {
+            return Err(BenchError::Workload(
+                "Pulse and ark-poly NTTs differ".into(),
+            ));
+        }
+        if round > 0 {
+            ours.push(pulse);
+            theirs.push(ark);
+        }
+    }
+    let (pulse_ms, ark_ms) = (median(ours), median(theirs));
+    Ok(NttReport {
+        log_size,
+        repeats: repeats.max(1),
+        pulse_ms,
+        ark_ms,
+        ratio: pulse_ms / ark_ms,
+    })
+}
+
+/// Median stage times of Pulse's prover, in milliseconds (see
+/// [`pulse_prover::StageTimings`]; the five MSMs run concurrently and overlap).
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct StageMs {
+    /// Synthesis.
+    pub synthesis: f64,
+    /// R1CS-to-QAP reduction (NTTs).
+    pub reduction: f64,
+    /// MSM `a_query`.
+    pub msm_a: f64,
+    /// MSM `b_g1_query`.
+    pub msm_b_g1: f64,
+    /// MSM `b_g2_query`.
+    pub msm_b_g2: f64,
+    /// MSM `l_query`.
+    pub msm_l: f64,
+    /// MSM `h_query`.
+    pub msm_h: f64,
+    /// All MSMs, wall time.
+    pub msm_total: f64,
+}
+
+impl StageMs {
+    fn median_of(runs: &[StageTimings]) -> Self {
+        let m = |f: fn(&StageTimings) -> std::time::Duration| {
+            median(runs.iter().map(|t| f(t).as_secs_f64() * 1e3).collect())
+        };
+        Self {
+            synthesis: m(|t| t.synthesis),
+            reduction: m(|t| t.reduction),
+            msm_a: m(|t| t.msm_a),
+            msm_b_g1: m(|t| t.msm_b_g1),
+            msm_b_g2: m(|t| t.msm_b_g2),
+            msm_l: m(|t| t.msm_l),
+            msm_h: m(|t| t.msm_h),
+            msm_total: m(|t| t.msm_total),
+        }
+    }
+}
+
+/// Peak memory of one proof (see [`prove_memory`]).
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct MemoryReport {
+    /// `pulse` or `ark`.
+    pub prover: String,
+    /// Resident set just before the proof (process, circuit, proving key), bytes.
+    pub baseline_rss_bytes: u64,
+    /// Peak resident set during the proof, bytes.
+    pub peak_rss_bytes: u64,
+    /// `peak - baseline`: what the proof itself added at its peak.
+    pub proof_peak_bytes: u64,
+}
+
+/// What [`prove`] measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProveReport {
+    /// Transaction slots.
+    pub slots: usize,
+    /// Tree depth.
+    pub depth: usize,
+    /// Constraints in the circuit.
+    pub constraints: usize,
+    /// Runs of each prover.
+    pub repeats: usize,
+    /// Median milliseconds, Pulse.
+    pub pulse_ms: f64,
+    /// Median milliseconds, ark-groth16.
+    pub ark_ms: f64,
+    /// `pulse_ms / ark_ms`.
+    pub ratio: f64,
+    /// Pulse's stage breakdown (medians).
+    pub pulse_stages: StageMs,
+    /// Peak memory of one proof per prover, when measured (in child processes).
+    pub memory: Vec<MemoryReport>,
+}
+
+/// Chunk-circuit proofs (all-padding witness), Pulse against ark-groth16, alternating.
+/// Both sides prove with the same key; every proof is verified.
+///
+/// # Errors
+/// Setup or proving failures, or a proof that does not verify.
+pub fn prove(slots: usize, depth: usize, repeats: usize) -> Result<ProveReport, BenchError> {
+    let params = CircuitParams::new(slots, depth);
+    let mut rng = ChaCha20Rng::seed_from_u64(7);
+    let keys = artifacts::setup(ChunkCircuit::blank(params), params, &mut rng).map_err(werr)?;
+    let pk = keys.pk;
+    let pvk = prepare_verifying_key(&pk.vk);
+    let circuit = ChunkCircuit::blank(params);
+    let inputs = circuit.witness.public_inputs();
+    let prover = Prover::new(CpuBackend::new(), pk.clone()).map_err(werr)?;
+    let constraints = pulse_circuits::circuit::info(params)
+        .map_err(werr)?
+        .constraints_total;
+    let (mut ours, mut theirs, mut stages) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..repeats.max(1) {
+        let t = Instant::now();
+        let proof =
+            Groth16::<Bn254>::create_random_proof_with_reduction(circuit.clone(), &pk, &mut rng)
+                .map_err(werr)?;
+        theirs.push(ms(t));
+        check(&pvk, &proof, &inputs, "ark-groth16")?;
+        let (r, s) = (Fr::rand(&mut rng), Fr::rand(&mut rng));
+        let t = Instant::now();
+        let (proof, timings) = prover
+            .prove_with_randomness(circuit.clone(), r, s)
+            .map_err(werr)?;
+        ours.push(ms(t));
+        stages.push(timings);
+        check(&pvk, &proof, &inputs, "Pulse")?;
+    }
+    let (pulse_ms, ark_ms) = (median(ours), median(theirs));
+    Ok(ProveReport {
+        slots,
+        depth,
+        constraints,
+        repeats: repeats.max(1),
+        pulse_ms,
+        ark_ms,
+        ratio: pulse_ms / ark_ms,
+        pulse_stages: StageMs::median_of(&stages),
+        memory: Vec::new(),
+    })
+}
+
+fn check(
+    pvk: &ark_groth16::PreparedVerifyingKey<Bn254>,
+    proof: &ark_groth16::Proof<Bn254>,
+    inputs: &[Fr],
+    who: &str,
+) -> Result<(), BenchError> {
+    match Groth16::<Bn254>::verify_proof(pvk, proof, inputs) {
+        Ok(true) => Ok(()),
+        _ => Err(BenchError::Workload(format!("{who} proof does not verify"))),
+    }
+}
+
+/// One chunk-circuit proof by one prover (`pulse` or `ark`) and its peak memory. Meant to
+/// run alone in a fresh process: the peak is reset after setup through
+/// `/proc/self/clear_refs` (Linux), so it covers the proof (and, for Pulse, taking the key
+/// into the prover, which moves it without copying).
+///
+/// # Errors
+/// An unknown prover name, `/proc` unavailable, or a failed proof.
+pub fn prove_memory(slots: usize, depth: usize, which: &str) -> Result<MemoryReport, BenchError> {
+    let params = CircuitParams::new(slots, depth);
+    let mut rng = ChaCha20Rng::seed_from_u64(7);
+    let keys = artifacts::setup(ChunkCircuit::blank(params), params, &mut rng).map_err(werr)?;
+    let pk = keys.pk;
+    let vk = pk.vk.clone();
+    let circuit = ChunkCircuit::blank(params);
+    let inputs = circuit.witness.public_inputs();
+    std::fs::write("/proc/self/clear_refs", "5").map_err(werr)?;
+    let baseline = status_kib("VmRSS:")?;
+    let proof = match which {
+        "ark" => Groth16::<Bn254>::create_random_proof_with_reduction(circuit, &pk, &mut rng)
+            .map_err(werr)?,
+        "pulse" => Prover::new(CpuBackend::new(), pk)
+            .map_err(werr)?
+            .prove(circuit, &mut rng)
+            .map_err(werr)?,
+        other => return Err(BenchError::Workload(format!("unknown prover {other}"))),
+    };
+    let peak = status_kib("VmHWM:")?;
+    check(&prepare_verifying_key(&vk), &proof, &inputs, which)?;
+    Ok(MemoryReport {
+        prover: which.to_string(),
+        baseline_rss_bytes: baseline * 1024,
+        peak_rss_bytes: peak * 1024,
+        proof_peak_bytes: peak.saturating_sub(baseline) * 1024,
+    })
+}
+
+/// A `kB` field of `/proc/self/status`.
+fn status_kib(field: &str) -> Result<u64, BenchError> {
+    let status = std::fs::read_to_string("/proc/self/status").map_err(werr)?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or_else(|| BenchError::Workload(format!("no {field} in /proc/self/status")))
+}

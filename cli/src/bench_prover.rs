@@ -1,0 +1,123 @@
+//! `pulse bench msm|ntt|prove`: print what [`pulse_bench::prover`] measured.
+//!
+//! `prove` measures peak memory by running this same binary again, once per prover, with
+//! `--memory-of ark|pulse`: each child proves once and reports its own peak.
+
+use std::process::{Command, ExitCode};
+
+use anyhow::{Context, Result, bail};
+use pulse_bench::prover::{self, MemoryReport};
+
+/// `pulse bench msm`.
+#[allow(clippy::print_stdout)]
+pub fn msm(log_size: u32, repeats: usize, json: bool) -> Result<ExitCode> {
+    let r = prover::msm(log_size, repeats).context("running the MSM benchmark")?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "G1 MSM, 2^{} bases, {} runs each (medians), results equal",
+        r.log_size, r.repeats
+    );
+    println!(
+        "  pulse (window {:>2} bits) {:>10.1} ms",
+        r.window_bits, r.pulse_ms
+    );
+    println!("  ark-ec                 {:>10.1} ms", r.ark_ms);
+    println!("  ratio pulse/ark        {:>10.3}", r.ratio);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `pulse bench ntt`.
+#[allow(clippy::print_stdout)]
+pub fn ntt(log_size: u32, repeats: usize, json: bool) -> Result<ExitCode> {
+    let r = prover::ntt(log_size, repeats).context("running the NTT benchmark")?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "NTT over Fr, 2^{}, {} runs each (medians), outputs equal",
+        r.log_size, r.repeats
+    );
+    println!("  pulse            {:>10.2} ms", r.pulse_ms);
+    println!("  ark-poly radix-2 {:>10.2} ms", r.ark_ms);
+    println!("  ratio pulse/ark  {:>10.3}", r.ratio);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `pulse bench prove`; with `memory_of`, the child-process half (one proof, its peak).
+#[allow(clippy::print_stdout)]
+pub fn prove(
+    slots: usize,
+    depth: usize,
+    repeats: usize,
+    memory_of: Option<&str>,
+    json: bool,
+) -> Result<ExitCode> {
+    if let Some(which) = memory_of {
+        let m = prover::prove_memory(slots, depth, which).context("measuring peak memory")?;
+        println!("{}", serde_json::to_string(&m)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut r = prover::prove(slots, depth, repeats).context("running the prove benchmark")?;
+    for which in ["ark", "pulse"] {
+        r.memory.push(memory_in_child(slots, depth, which)?);
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "Groth16 chunk proof, slots {} depth {} ({} constraints), {} runs each (medians), all verified",
+        r.slots, r.depth, r.constraints, r.repeats
+    );
+    println!("  ark-groth16      {:>10.1} ms", r.ark_ms);
+    println!("  pulse            {:>10.1} ms", r.pulse_ms);
+    println!("  ratio pulse/ark  {:>10.3}", r.ratio);
+    let s = &r.pulse_stages;
+    println!("  pulse stages (ms; the MSMs run concurrently and overlap):");
+    println!(
+        "    synthesis {:.1}  reduction/NTT {:.1}",
+        s.synthesis, s.reduction
+    );
+    println!(
+        "    msm a {:.1}  b_g1 {:.1}  b_g2 {:.1}  l {:.1}  h {:.1}  all MSMs {:.1}",
+        s.msm_a, s.msm_b_g1, s.msm_b_g2, s.msm_l, s.msm_h, s.msm_total
+    );
+    for m in &r.memory {
+        println!(
+            "  peak memory {:<5} {:>8.1} MiB (proof adds {:.1} MiB over {:.1} MiB baseline)",
+            m.prover,
+            m.peak_rss_bytes as f64 / 1048576.0,
+            m.proof_peak_bytes as f64 / 1048576.0,
+            m.baseline_rss_bytes as f64 / 1048576.0
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn memory_in_child(slots: usize, depth: usize, which: &str) -> Result<MemoryReport> {
+    let exe = std::env::current_exe().context("finding the pulse binary")?;
+    let out = Command::new(exe)
+        .args([
+            "bench",
+            "prove",
+            "--slots",
+            &slots.to_string(),
+            "--depth",
+            &depth.to_string(),
+        ])
+        .args(["--memory-of", which])
+        .output()
+        .with_context(|| format!("running the {which} memory child"))?;
+    if !out.status.success() {
+        bail!(
+            "the {which} memory child failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    serde_json::from_slice(&out.stdout)
+        .with_context(|| format!("parsing the {which} memory report"))
+}

@@ -1,0 +1,168 @@
+//! The kernels a Groth16 prover spends its time in, behind traits a CPU or a GPU implements.
+//!
+//! - [`MsmBackend`]: multi-scalar multiplication `Σ sᵢ·Pᵢ` over *fixed* bases. The bases of a
+//!   proving key never change between proofs, so a backend first [`prepare`s](MsmBackend::prepare)
+//!   them once (a GPU uploads them and keeps them resident; a CPU may precompute) and then
+//!   runs any number of MSMs against them. An MSM names a sub-range of the prepared bases and
+//!   returns a partial sum, so one large MSM can be sharded across workers by base range
+//!   and the parts added (the split-proof mode of DIZK, Wu et al. 2018).
+//! - [`NttBackend`]: the number-theoretic transform over a multiplicative subgroup of the
+//!   scalar field, its inverse, and both on a coset, which is what the QAP quotient `H` of
+//!   Groth16 needs.
+//!
+//! [`Backend`] bundles the three the BN254 prover needs; every type implementing the parts
+//! implements it.
+
+use std::ops::Range;
+
+use ark_ec::short_weierstrass::{Affine, Projective, SWCurveConfig};
+use ark_ff::FftField;
+
+/// Errors a backend reports. Each is about the caller's input or the device, never a bug.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BackendError {
+    /// The MSM asked for bases outside the prepared set.
+    #[error("MSM range {start}..{end} is not within the {len} prepared bases")]
+    RangeOutOfBounds {
+        /// First base asked for.
+        start: usize,
+        /// One past the last base asked for.
+        end: usize,
+        /// Number of prepared bases.
+        len: usize,
+    },
+    /// The MSM got a different number of scalars than bases in its range.
+    #[error("MSM got {scalars} scalars for a range of {bases} bases")]
+    LengthMismatch {
+        /// Scalars given.
+        scalars: usize,
+        /// Bases in the range.
+        bases: usize,
+    },
+    /// More bases than the backend can index.
+    #[error("{0} bases are more than this backend supports")]
+    TooManyBases(usize),
+    /// An NTT size that is not a power of two (zero included).
+    #[error("NTT size {0} is not a power of two")]
+    NotPowerOfTwo(usize),
+    /// An NTT larger than the field's largest power-of-two subgroup.
+    #[error("NTT size {0} is larger than the field's two-adic subgroup")]
+    NttTooLarge(usize),
+    /// A coset shift of zero, which does not define a coset.
+    #[error("coset shift must be non-zero")]
+    ZeroShift,
+    /// The device ran out of memory: retry smaller, or fall back to another backend.
+    #[error("backend out of memory: {0}")]
+    OutOfMemory(String),
+    /// Any other device failure.
+    #[error("backend device error: {0}")]
+    Device(String),
+}
+
+/// Multi-scalar multiplication over fixed bases on the short-Weierstrass curve `P`.
+pub trait MsmBackend<P: SWCurveConfig>: Send + Sync {
+    /// Bases in the backend's own form (resident on a device, or with precomputation).
+    type Bases: Send + Sync;
+
+    /// Takes ownership of `bases` and prepares them for [`MsmBackend::msm`]. Called once per
+    /// proving key. Points at infinity are allowed and contribute nothing.
+    ///
+    /// # Errors
+    /// [`BackendError::TooManyBases`], or a device error such as
+    /// [`BackendError::OutOfMemory`].
+    fn prepare(&self, bases: Vec<Affine<P>>) -> Result<Self::Bases, BackendError>;
+
+    /// How many bases `bases` holds.
+    fn num_bases(&self, bases: &Self::Bases) -> usize;
+
+    /// `Σ scalars[i] · bases[range.start + i]`: the MSM over one range of the prepared
+    /// bases. Results over disjoint ranges add up to the MSM over their union.
+    ///
+    /// # Errors
+    /// [`BackendError::RangeOutOfBounds`] or [`BackendError::LengthMismatch`] when the range
+    /// and scalars do not fit the bases; device errors.
+    fn msm(
+        &self,
+        bases: &Self::Bases,
+        range: Range<usize>,
+        scalars: &[P::ScalarField],
+    ) -> Result<Projective<P>, BackendError>;
+}
+
+/// Number-theoretic transforms over the field `F`, in place, natural order in and out.
+///
+/// For `n = values.len()` (a power of two) and `ω` the field's canonical primitive `n`-th
+/// root of unity (`F::get_root_of_unity(n)`, the one ark-poly's radix-2 domain uses):
+/// - [`ntt`](NttBackend::ntt): coefficients `a` to evaluations `a(ωʲ)`;
+/// - [`intt`](NttBackend::intt): its inverse;
+/// - [`coset_ntt`](NttBackend::coset_ntt): coefficients to evaluations `a(g·ωʲ)`;
+/// - [`coset_intt`](NttBackend::coset_intt): its inverse.
+///
+/// # Errors
+/// Every method returns [`BackendError::NotPowerOfTwo`] for a length that is not a power of
+/// two (zero included), [`BackendError::NttTooLarge`] beyond the field's two-adicity, and
+/// the coset methods [`BackendError::ZeroShift`] for `g = 0`.
+pub trait NttBackend<F: FftField>: Send + Sync {
+    /// Forward transform on the subgroup.
+    fn ntt(&self, values: &mut [F]) -> Result<(), BackendError>;
+    /// Inverse transform on the subgroup.
+    fn intt(&self, values: &mut [F]) -> Result<(), BackendError>;
+    /// Forward transform on the coset `shift·⟨ω⟩`.
+    fn coset_ntt(&self, values: &mut [F], shift: F) -> Result<(), BackendError>;
+    /// Inverse transform on the coset `shift·⟨ω⟩`.
+    fn coset_intt(&self, values: &mut [F], shift: F) -> Result<(), BackendError>;
+}
+
+/// Everything the BN254 Groth16 prover needs from a backend: MSMs in G1 and G2 and NTTs
+/// over Fr. Implemented for every type that implements the three parts.
+pub trait Backend:
+    MsmBackend<ark_bn254::g1::Config> + MsmBackend<ark_bn254::g2::Config> + NttBackend<ark_bn254::Fr>
+{
+}
+
+impl<T> Backend for T where
+    T: MsmBackend<ark_bn254::g1::Config>
+        + MsmBackend<ark_bn254::g2::Config>
+        + NttBackend<ark_bn254::Fr>
+{
+}
+
+/// Checks an MSM request against `len` prepared bases; for backends to share.
+///
+/// # Errors
+/// [`BackendError::RangeOutOfBounds`], [`BackendError::LengthMismatch`].
+pub fn check_msm_request(
+    len: usize,
+    range: &Range<usize>,
+    scalars: usize,
+) -> Result<(), BackendError> {
+    if range.start > range.end || range.end > len {
+        return Err(BackendError::RangeOutOfBounds {
+            start: range.start,
+            end: range.end,
+            len,
+        });
+    }
+    if scalars != range.end - range.start {
+        return Err(BackendError::LengthMismatch {
+            scalars,
+            bases: range.end - range.start,
+        });
+    }
+    Ok(())
+}
+
+/// Checks an NTT length: a power of two no larger than `2^two_adicity`. Returns `log2(n)`.
+///
+/// # Errors
+/// [`BackendError::NotPowerOfTwo`], [`BackendError::NttTooLarge`].
+pub fn check_ntt_len(n: usize, two_adicity: u32) -> Result<u32, BackendError> {
+    if !n.is_power_of_two() {
+        return Err(BackendError::NotPowerOfTwo(n));
+    }
+    let log = n.trailing_zeros();
+    if log > two_adicity {
+        return Err(BackendError::NttTooLarge(n));
+    }
+    Ok(log)
+}

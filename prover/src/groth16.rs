@@ -1,0 +1,569 @@
+//! The Groth16 prover (J. Groth, "On the size of pairing-based non-interactive arguments",
+//! EUROCRYPT 2016) over BN254, with every MSM and NTT run by a [`Backend`].
+//!
+//! Proving a circuit with full assignment `z` (`z₀ = 1`, then the public inputs, then the
+//! witness) against a proving key made by `ark_groth16`'s setup:
+//!
+//! 1. **Synthesis**: the circuit in a `ConstraintSystem` in prove mode, optimised for
+//!    constraints and finalised, exactly as `ark_groth16::Groth16::create_random_proof` does,
+//!    so the constraint matrices match the ones the key was made from.
+//! 2. **Reduction** (the R1CS-to-QAP witness map of libsnark, ark-groth16's
+//!    `LibsnarkReduction`): evaluations of `A·z`, `B·z`, `C·z` on the domain (the public
+//!    inputs appended as extra rows of `A`), interpolated by an inverse NTT, evaluated on a
+//!    coset `g·H` where the vanishing polynomial is the constant `gⁿ - 1`, divided there,
+//!    and interpolated back: the coefficients of `h = (A·B - C)/Z`. Seven transforms. The
+//!    rows are also checked to hold, so an unsatisfied witness is an error, not a bad proof.
+//! 3. **MSMs**, run concurrently: `Σ zᵢ·aᵢ` (G1), `Σ zᵢ·bᵢ` (G1 and G2), `Σ zⱼ·lⱼ` over
+//!    the witness (G1) and `Σ hᵢ·Hᵢ` (G1).
+//! 4. **Assembly** with the randomisers `r`, `s`:
+//!    `A = α + Σzᵢaᵢ + rδ`, `B = β + Σzᵢbᵢ + sδ`, `C = s·A + r·B₁ - rsδ + L + H`.
+//!
+//! For split proofs, [`Prover::msm_part`] runs one MSM over one range of its bases; the
+//! parts ([`MsmSums`]) add up, and [`Prover::prove_from_shards`] assembles the proof.
+
+use std::ops::{Add, AddAssign, Range};
+use std::time::{Duration, Instant};
+
+use ark_bn254::{Bn254, Fr, G1Affine, G1Projective, G2Affine, G2Projective, g1, g2};
+use ark_ec::{AffineRepr, CurveGroup};
+use ark_ff::{Field, One, UniformRand, Zero};
+use ark_groth16::{Proof, ProvingKey, VerifyingKey};
+use ark_relations::gr1cs::{
+    ConstraintSynthesizer, ConstraintSystem, Matrix, OptimizationGoal, R1CS_PREDICATE_LABEL,
+    SynthesisError, SynthesisMode,
+};
+use ark_std::rand::{CryptoRng, RngCore};
+use rayon::prelude::*;
+
+use crate::backend::{Backend, BackendError, MsmBackend};
+
+/// Errors of proving. None of them is a panic: bad circuits, witnesses, keys and device
+/// failures all come back here.
+#[derive(Debug, thiserror::Error)]
+pub enum ProveError {
+    /// The circuit failed to synthesize.
+    #[error("circuit synthesis failed: {0}")]
+    Synthesis(#[from] SynthesisError),
+    /// The witness does not satisfy the circuit.
+    #[error("the witness does not satisfy constraint {constraint}")]
+    Unsatisfied {
+        /// Index of the first failing constraint.
+        constraint: usize,
+    },
+    /// The circuit has no R1CS constraints at all, or a malformed constraint system.
+    #[error("constraint system unusable: {0}")]
+    ConstraintSystem(&'static str),
+    /// The proving key was not made for this circuit (or is internally inconsistent).
+    #[error("proving key does not match the circuit: {what} has {got}, expected {expected}")]
+    KeyMismatch {
+        /// Which part disagrees.
+        what: &'static str,
+        /// What the circuit (or the rest of the key) implies.
+        expected: usize,
+        /// What the key holds.
+        got: usize,
+    },
+    /// The QAP domain is larger than the scalar field supports.
+    #[error("QAP domain of {0} points is too large for BN254's Fr")]
+    DomainTooLarge(usize),
+    /// The backend failed.
+    #[error("backend: {0}")]
+    Backend(#[from] BackendError),
+}
+
+/// The five MSMs of a Groth16 proof, named by their query in the proving key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Query {
+    /// `a_query` (G1), scalars `z`.
+    A,
+    /// `b_g1_query` (G1), scalars `z`.
+    BG1,
+    /// `b_g2_query` (G2), scalars `z`.
+    BG2,
+    /// `l_query` (G1), scalars: the witness part of `z`.
+    L,
+    /// `h_query` (G1), scalars: the coefficients of `h`.
+    H,
+}
+
+impl Query {
+    /// All five, in a fixed order.
+    pub const ALL: [Query; 5] = [Query::A, Query::BG1, Query::BG2, Query::L, Query::H];
+}
+
+/// What the MSMs of one proof need: the full assignment and the quotient's coefficients.
+#[derive(Debug, Clone)]
+pub struct QapWitness {
+    /// `z`: 1, the public inputs, the witness.
+    assignment: Vec<Fr>,
+    /// Instance variables, the leading 1 included.
+    num_inputs: usize,
+    /// Coefficients of `h`, as many as the key's `h_query`.
+    h: Vec<Fr>,
+}
+
+impl QapWitness {
+    /// The public inputs (without the leading 1), as `Groth16::verify` takes them.
+    pub fn public_inputs(&self) -> &[Fr] {
+        &self.assignment[1..self.num_inputs]
+    }
+
+    /// The scalars of the MSM `query`, aligned with that query's bases.
+    pub fn scalars(&self, query: Query) -> &[Fr] {
+        match query {
+            Query::A | Query::BG1 | Query::BG2 => &self.assignment,
+            Query::L => &self.assignment[self.num_inputs..],
+            Query::H => &self.h,
+        }
+    }
+}
+
+/// Sums of the five MSMs, whole or partial. Partial sums over disjoint ranges add up
+/// (`+`, `+=`) to the whole; the zero value is [`MsmSums::default`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MsmSums {
+    /// `Σ zᵢ·aᵢ`.
+    pub a: G1Projective,
+    /// `Σ zᵢ·bᵢ` in G1.
+    pub b_g1: G1Projective,
+    /// `Σ zᵢ·bᵢ` in G2.
+    pub b_g2: G2Projective,
+    /// `Σ zⱼ·lⱼ` over the witness.
+    pub l: G1Projective,
+    /// `Σ hᵢ·Hᵢ`.
+    pub h: G1Projective,
+}
+
+impl AddAssign<&MsmSums> for MsmSums {
+    fn add_assign(&mut self, o: &MsmSums) {
+        self.a += o.a;
+        self.b_g1 += o.b_g1;
+        self.b_g2 += o.b_g2;
+        self.l += o.l;
+        self.h += o.h;
+    }
+}
+
+impl Add for MsmSums {
+    type Output = MsmSums;
+    fn add(mut self, o: MsmSums) -> MsmSums {
+        self += &o;
+        self
+    }
+}
+
+/// Wall time of each proving stage. The five MSMs run concurrently, so their times
+/// overlap; `msm_total` is the wall time of all of them together.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StageTimings {
+    /// Constraint synthesis and finalisation, and extracting matrices and assignment.
+    pub synthesis: Duration,
+    /// The R1CS-to-QAP witness map (row evaluations and the seven NTTs).
+    pub reduction: Duration,
+    /// MSM over `a_query`.
+    pub msm_a: Duration,
+    /// MSM over `b_g1_query`.
+    pub msm_b_g1: Duration,
+    /// MSM over `b_g2_query`.
+    pub msm_b_g2: Duration,
+    /// MSM over `l_query`.
+    pub msm_l: Duration,
+    /// MSM over `h_query`.
+    pub msm_h: Duration,
+    /// All five MSMs, wall time.
+    pub msm_total: Duration,
+    /// The whole proof.
+    pub total: Duration,
+}
+
+type G1Bases<B> = <B as MsmBackend<g1::Config>>::Bases;
+type G2Bases<B> = <B as MsmBackend<g2::Config>>::Bases;
+
+/// A Groth16 prover for one proving key, its bases prepared on a backend.
+pub struct Prover<B: Backend> {
+    backend: B,
+    vk: VerifyingKey<Bn254>,
+    beta_g1: G1Affine,
+    delta_g1: G1Affine,
+    a: G1Bases<B>,
+    b_g1: G1Bases<B>,
+    b_g2: G2Bases<B>,
+    l: G1Bases<B>,
+    h: G1Bases<B>,
+}
+
+impl<B: Backend> Prover<B> {
+    /// Takes the proving key and prepares its five queries on `backend` (once per key).
+    ///
+    /// # Errors
+    /// [`ProveError::KeyMismatch`] if the key's queries disagree in length;
+    /// [`ProveError::Backend`] if the backend cannot hold them.
+    #[tracing::instrument(skip_all, fields(variables = pk.a_query.len(), h = pk.h_query.len()))]
+    pub fn new(backend: B, pk: ProvingKey<Bn254>) -> Result<Self, ProveError> {
+        let ProvingKey {
+            vk,
+            beta_g1,
+            delta_g1,
+            a_query,
+            b_g1_query,
+            b_g2_query,
+            h_query,
+            l_query,
+        } = pk;
+        let vars = a_query.len();
+        for (what, got) in [
+            ("b_g1_query", b_g1_query.len()),
+            ("b_g2_query", b_g2_query.len()),
+            (
+                "l_query plus public inputs",
+                l_query.len() + vk.gamma_abc_g1.len(),
+            ),
+        ] {
+            if got != vars {
+                return Err(ProveError::KeyMismatch {
+                    what,
+                    expected: vars,
+                    got,
+                });
+            }
+        }
+        Ok(Self {
+            a: MsmBackend::<g1::Config>::prepare(&backend, a_query)?,
+            b_g1: MsmBackend::<g1::Config>::prepare(&backend, b_g1_query)?,
+            b_g2: MsmBackend::<g2::Config>::prepare(&backend, b_g2_query)?,
+            l: MsmBackend::<g1::Config>::prepare(&backend, l_query)?,
+            h: MsmBackend::<g1::Config>::prepare(&backend, h_query)?,
+            backend,
+            vk,
+            beta_g1,
+            delta_g1,
+        })
+    }
+
+    /// The verifying key of the proving key this prover holds.
+    pub fn vk(&self) -> &VerifyingKey<Bn254> {
+        &self.vk
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> &B {
+        &self.backend
+    }
+
+    /// How many bases the MSM `query` runs over (the valid ranges for [`Self::msm_part`]).
+    pub fn query_len(&self, query: Query) -> usize {
+        let b = &self.backend;
+        match query {
+            Query::A => MsmBackend::<g1::Config>::num_bases(b, &self.a),
+            Query::BG1 => MsmBackend::<g1::Config>::num_bases(b, &self.b_g1),
+            Query::BG2 => MsmBackend::<g2::Config>::num_bases(b, &self.b_g2),
+            Query::L => MsmBackend::<g1::Config>::num_bases(b, &self.l),
+            Query::H => MsmBackend::<g1::Config>::num_bases(b, &self.h),
+        }
+    }
+
+    /// A zero-knowledge proof of `circuit`, with `r`, `s` drawn from `rng`.
+    ///
+    /// # Errors
+    /// See [`ProveError`].
+    pub fn prove<C, R>(&self, circuit: C, rng: &mut R) -> Result<Proof<Bn254>, ProveError>
+    where
+        C: ConstraintSynthesizer<Fr>,
+        R: RngCore + CryptoRng,
+    {
+        let r = Fr::rand(rng);
+        let s = Fr::rand(rng);
+        self.prove_with_randomness(circuit, r, s).map(|(p, _)| p)
+    }
+
+    /// A proof of `circuit` with the given randomisers, and how long each stage took.
+    ///
+    /// # Errors
+    /// See [`ProveError`].
+    #[tracing::instrument(skip_all)]
+    pub fn prove_with_randomness<C: ConstraintSynthesizer<Fr>>(
+        &self,
+        circuit: C,
+        r: Fr,
+        s: Fr,
+    ) -> Result<(Proof<Bn254>, StageTimings), ProveError> {
+        let start = Instant::now();
+        let mut timings = StageTimings::default();
+        let witness = self.witness_timed(circuit, &mut timings)?;
+        let msm_start = Instant::now();
+        let sums = self.msm_all(&witness, &mut timings)?;
+        timings.msm_total = msm_start.elapsed();
+        drop(witness);
+        let proof = self.prove_from_shards(&sums, r, s);
+        timings.total = start.elapsed();
+        Ok((proof, timings))
+    }
+
+    /// Synthesizes `circuit` and computes `h`: everything the MSMs need.
+    ///
+    /// # Errors
+    /// [`ProveError::Synthesis`], [`ProveError::Unsatisfied`], [`ProveError::KeyMismatch`]
+    /// when the circuit is not the key's, backend errors.
+    pub fn witness<C: ConstraintSynthesizer<Fr>>(
+        &self,
+        circuit: C,
+    ) -> Result<QapWitness, ProveError> {
+        self.witness_timed(circuit, &mut StageTimings::default())
+    }
+
+    fn witness_timed<C: ConstraintSynthesizer<Fr>>(
+        &self,
+        circuit: C,
+        timings: &mut StageTimings,
+    ) -> Result<QapWitness, ProveError> {
+        let t = Instant::now();
+        let syn = synthesize(circuit)?;
+        timings.synthesis = t.elapsed();
+        let expect = |what, expected, got| {
+            if expected == got {
+                Ok(())
+            } else {
+                Err(ProveError::KeyMismatch {
+                    what,
+                    expected,
+                    got,
+                })
+            }
+        };
+        expect(
+            "verifying key's public inputs (gamma_abc_g1)",
+            syn.num_inputs,
+            self.vk.gamma_abc_g1.len(),
+        )?;
+        expect("a_query", syn.assignment.len(), self.query_len(Query::A))?;
+        let t = Instant::now();
+        let mut h = self.quotient(&syn)?;
+        let h_len = self.query_len(Query::H);
+        if h_len > h.len() {
+            return Err(ProveError::KeyMismatch {
+                what: "h_query",
+                expected: h.len() - 1,
+                got: h_len,
+            });
+        }
+        // The satisfied rows make deg h ≤ n - 2, so the coefficients dropped here are zero.
+        h.truncate(h_len);
+        timings.reduction = t.elapsed();
+        Ok(QapWitness {
+            assignment: syn.assignment,
+            num_inputs: syn.num_inputs,
+            h,
+        })
+    }
+
+    /// The R1CS-to-QAP witness map: the coefficients of `h = (A·B - C)/Z` on the smallest
+    /// power-of-two domain holding the constraints and the public-input rows.
+    #[tracing::instrument(skip_all, fields(constraints = syn.num_constraints, inputs = syn.num_inputs))]
+    fn quotient(&self, syn: &Synthesized) -> Result<Vec<Fr>, ProveError> {
+        let rows = syn.num_constraints + syn.num_inputs;
+        let n = rows.next_power_of_two();
+        if n.trailing_zeros() > <Fr as ark_ff::FftField>::TWO_ADICITY {
+            return Err(ProveError::DomainTooLarge(n));
+        }
+        let z = &syn.assignment;
+        let [ma, mb, mc] = &syn.matrices;
+        let mut a = evaluate_rows(ma, z, n)?;
+        let mut b = evaluate_rows(mb, z, n)?;
+        let mut c = evaluate_rows(mc, z, n)?;
+        if let Some(bad) = (0..syn.num_constraints)
+            .into_par_iter()
+            .find_first(|&i| a[i] * b[i] != c[i])
+        {
+            return Err(ProveError::Unsatisfied { constraint: bad });
+        }
+        a[syn.num_constraints..rows].copy_from_slice(&z[..syn.num_inputs]);
+
+        let g = <Fr as ark_ff::FftField>::GENERATOR;
+        let ntt = &self.backend;
+        ntt.intt(&mut a)?;
+        ntt.coset_ntt(&mut a, g)?;
+        ntt.intt(&mut b)?;
+        ntt.coset_ntt(&mut b, g)?;
+        a.par_iter_mut()
+            .zip(b.par_iter())
+            .for_each(|(x, y)| *x *= y);
+        drop(b);
+        ntt.intt(&mut c)?;
+        ntt.coset_ntt(&mut c, g)?;
+        // Z(x) = xⁿ - 1 is the constant gⁿ - 1 on the coset; g generates Fr*, so gⁿ ≠ 1.
+        let z_inv = (g.pow([n as u64]) - Fr::ONE)
+            .inverse()
+            .ok_or(ProveError::DomainTooLarge(n))?;
+        a.par_iter_mut()
+            .zip(c.par_iter())
+            .for_each(|(x, y)| *x = (*x - y) * z_inv);
+        drop(c);
+        ntt.coset_intt(&mut a, g)?;
+        Ok(a)
+    }
+
+    /// The five MSMs over all their bases, concurrently.
+    #[tracing::instrument(skip_all)]
+    fn msm_all(&self, w: &QapWitness, timings: &mut StageTimings) -> Result<MsmSums, ProveError> {
+        let whole = |q: Query| {
+            let t = Instant::now();
+            let r = self.msm_part(w, q, 0..self.query_len(q));
+            (r, t.elapsed())
+        };
+        let (((a, b1), l), (b2, h)) = rayon::join(
+            || {
+                rayon::join(
+                    || rayon::join(|| whole(Query::A), || whole(Query::BG1)),
+                    || whole(Query::L),
+                )
+            },
+            || rayon::join(|| whole(Query::BG2), || whole(Query::H)),
+        );
+        timings.msm_a = a.1;
+        timings.msm_b_g1 = b1.1;
+        timings.msm_b_g2 = b2.1;
+        timings.msm_l = l.1;
+        timings.msm_h = h.1;
+        let mut sums = a.0?;
+        for part in [b1.0?, b2.0?, l.0?, h.0?] {
+            sums += &part;
+        }
+        Ok(sums)
+    }
+
+    /// The MSM `query` over `range` of its bases (and the matching scalars of `witness`),
+    /// as an [`MsmSums`] with that one field set. Parts over a partition of every query's
+    /// bases add up to the sums [`Self::prove_from_shards`] takes.
+    ///
+    /// # Errors
+    /// [`ProveError::KeyMismatch`] if the witness does not fit the key;
+    /// [`BackendError::RangeOutOfBounds`] for a range outside the query's bases.
+    #[tracing::instrument(skip_all, fields(?query, start = range.start, end = range.end))]
+    pub fn msm_part(
+        &self,
+        witness: &QapWitness,
+        query: Query,
+        range: Range<usize>,
+    ) -> Result<MsmSums, ProveError> {
+        let scalars = witness.scalars(query);
+        let len = self.query_len(query);
+        if scalars.len() != len {
+            return Err(ProveError::KeyMismatch {
+                what: "MSM bases for the witness",
+                expected: scalars.len(),
+                got: len,
+            });
+        }
+        let Some(scalars) = scalars.get(range.clone()) else {
+            return Err(BackendError::RangeOutOfBounds {
+                start: range.start,
+                end: range.end,
+                len,
+            }
+            .into());
+        };
+        let b = &self.backend;
+        let g1 = |bases| MsmBackend::<g1::Config>::msm(b, bases, range.clone(), scalars);
+        let mut sums = MsmSums::default();
+        match query {
+            Query::A => sums.a = g1(&self.a)?,
+            Query::BG1 => sums.b_g1 = g1(&self.b_g1)?,
+            Query::BG2 => {
+                sums.b_g2 = MsmBackend::<g2::Config>::msm(b, &self.b_g2, range.clone(), scalars)?
+            }
+            Query::L => sums.l = g1(&self.l)?,
+            Query::H => sums.h = g1(&self.h)?,
+        }
+        Ok(sums)
+    }
+
+    /// Assembles the proof from the full MSM sums (whole, or added up from parts) and the
+    /// randomisers `r`, `s`.
+    #[tracing::instrument(skip_all)]
+    pub fn prove_from_shards(&self, sums: &MsmSums, r: Fr, s: Fr) -> Proof<Bn254> {
+        let delta = self.delta_g1.into_group();
+        let a = sums.a + self.vk.alpha_g1 + delta * r;
+        let b_g1 = sums.b_g1 + self.beta_g1 + delta * s;
+        let b_g2: G2Projective = sums.b_g2 + self.vk.beta_g2 + self.vk.delta_g2 * s;
+        let c = a * s + b_g1 * r - delta * (r * s) + sums.l + sums.h;
+        Proof {
+            a: a.into_affine(),
+            b: G2Affine::from(b_g2),
+            c: c.into_affine(),
+        }
+    }
+}
+
+/// A synthesized, finalised constraint system, reduced to what the prover needs.
+struct Synthesized {
+    /// `[A, B, C]`, one row per constraint.
+    matrices: [Matrix<Fr>; 3],
+    num_constraints: usize,
+    num_inputs: usize,
+    assignment: Vec<Fr>,
+}
+
+#[tracing::instrument(skip_all)]
+fn synthesize<C: ConstraintSynthesizer<Fr>>(circuit: C) -> Result<Synthesized, ProveError> {
+    let cs = ConstraintSystem::new_ref();
+    cs.set_optimization_goal(OptimizationGoal::Constraints);
+    cs.set_mode(SynthesisMode::Prove {
+        construct_matrices: true,
+        generate_lc_assignments: false,
+    });
+    circuit.generate_constraints(cs.clone())?;
+    cs.finalize();
+    let num_constraints = cs.num_constraints();
+    let num_inputs = cs.num_instance_variables();
+    let mut by_predicate = cs.to_matrices()?;
+    let mut r1cs = by_predicate
+        .remove(R1CS_PREDICATE_LABEL)
+        .ok_or(ProveError::ConstraintSystem("no R1CS constraints"))?
+        .into_iter();
+    let (Some(ma), Some(mb), Some(mc)) = (r1cs.next(), r1cs.next(), r1cs.next()) else {
+        return Err(ProveError::ConstraintSystem("R1CS needs three matrices"));
+    };
+    let assignment = {
+        let inner = cs.borrow().ok_or(ProveError::ConstraintSystem(
+            "constraint system is borrowed",
+        ))?;
+        [inner.instance_assignment()?, inner.witness_assignment()?].concat()
+    };
+    if ma.len() != num_constraints || mb.len() != num_constraints || mc.len() != num_constraints {
+        return Err(ProveError::ConstraintSystem(
+            "matrix rows differ from the constraint count",
+        ));
+    }
+    Ok(Synthesized {
+        matrices: [ma, mb, mc],
+        num_constraints,
+        num_inputs,
+        assignment,
+    })
+}
+
+/// `M·z` row by row, zero-padded to `n` entries.
+fn evaluate_rows(m: &Matrix<Fr>, z: &[Fr], n: usize) -> Result<Vec<Fr>, ProveError> {
+    let mut out = vec![Fr::zero(); n];
+    let ok = out[..m.len()]
+        .par_iter_mut()
+        .zip(m.par_iter())
+        .all(|(o, row)| {
+            let mut acc = Fr::zero();
+            for (coeff, i) in row {
+                let Some(v) = z.get(*i) else {
+                    return false;
+                };
+                acc += if coeff.is_one() { *v } else { *v * coeff };
+            }
+            *o = acc;
+            true
+        });
+    if ok {
+        Ok(out)
+    } else {
+        Err(ProveError::ConstraintSystem(
+            "constraint refers to an unknown variable",
+        ))
+    }
+}

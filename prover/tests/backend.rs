@@ -1,0 +1,344 @@
+//! Differential tests of the CPU backend against naive implementations: MSM against
+//! `Σ sᵢ·Pᵢ` with arkworks' scalar multiplication, NTTs against the O(n²) DFT.
+
+use ark_bn254::{Fr, G1Affine, G1Projective, G2Affine, G2Projective, g1};
+use ark_ec::short_weierstrass::{Affine, Projective, SWCurveConfig};
+use ark_ec::{AffineRepr, CurveGroup, PrimeGroup};
+use ark_ff::{FftField, Field, One, UniformRand, Zero};
+use ark_poly::{EvaluationDomain, Radix2EvaluationDomain};
+use pulse_prover::cpu::msm::{batch_invert, msm_with_window};
+use pulse_prover::{BackendError, CpuBackend, MsmBackend, NttBackend};
+use rand::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+
+fn rng(seed: u64) -> ChaCha20Rng {
+    ChaCha20Rng::seed_from_u64(seed)
+}
+
+fn naive_msm<P: SWCurveConfig>(bases: &[Affine<P>], scalars: &[P::ScalarField]) -> Projective<P> {
+    bases.iter().zip(scalars).map(|(b, s)| *b * s).sum()
+}
+
+fn random_g1(n: usize, r: &mut ChaCha20Rng) -> Vec<G1Affine> {
+    let v: Vec<G1Projective> = (0..n).map(|_| G1Projective::rand(r)).collect();
+    G1Projective::normalize_batch(&v)
+}
+
+fn random_scalars(n: usize, r: &mut ChaCha20Rng) -> Vec<Fr> {
+    (0..n).map(|_| Fr::rand(r)).collect()
+}
+
+fn cpu_msm<P: SWCurveConfig>(bases: &[Affine<P>], scalars: &[P::ScalarField]) -> Projective<P>
+where
+    CpuBackend: MsmBackend<P>,
+{
+    let b = CpuBackend::new();
+    let prepared = b.prepare(bases.to_vec()).expect("prepare");
+    b.msm(&prepared, 0..bases.len(), scalars).expect("msm")
+}
+
+#[test]
+fn g1_msm_matches_naive_on_random_inputs() {
+    let mut r = rng(1);
+    for n in [1usize, 2, 3, 7, 31, 100, 257, 1000, 3001] {
+        let bases = random_g1(n, &mut r);
+        let scalars = random_scalars(n, &mut r);
+        assert_eq!(
+            cpu_msm(&bases, &scalars),
+            naive_msm(&bases, &scalars),
+            "n = {n}"
+        );
+    }
+}
+
+#[test]
+fn g2_msm_matches_naive_on_random_inputs() {
+    let mut r = rng(2);
+    for n in [1usize, 5, 64, 300] {
+        let v: Vec<G2Projective> = (0..n).map(|_| G2Projective::rand(&mut r)).collect();
+        let bases = G2Projective::normalize_batch(&v);
+        let scalars = random_scalars(n, &mut r);
+        assert_eq!(
+            cpu_msm(&bases, &scalars),
+            naive_msm(&bases, &scalars),
+            "n = {n}"
+        );
+    }
+}
+
+#[test]
+fn msm_of_nothing_is_zero() {
+    let b = CpuBackend::new();
+    let prepared = MsmBackend::<g1::Config>::prepare(&b, Vec::new()).expect("prepare");
+    assert!(b.msm(&prepared, 0..0, &[]).expect("msm").is_zero());
+}
+
+#[test]
+fn msm_edge_scalars_and_bases() {
+    let mut r = rng(3);
+    let g = G1Affine::generator();
+    let p = random_g1(1, &mut r)[0];
+    let minus_one = -Fr::one();
+    let half = Fr::from(2u64).inverse().expect("2 is invertible");
+    let mut bases = vec![
+        g,
+        p,
+        p,
+        p,
+        G1Affine::zero(),
+        g,
+        p,
+        (-p.into_group()).into_affine(),
+        p,
+        p,
+    ];
+    let mut scalars = vec![
+        Fr::zero(),
+        Fr::one(),
+        minus_one,
+        Fr::from(5u64),
+        Fr::rand(&mut r),
+        minus_one,
+        half,
+        half,
+        Fr::from(5u64),
+        Fr::from(5u64),
+    ];
+    // Many copies of one base with equal and opposite scalars: every bucket sees
+    // doublings and cancellations.
+    for i in 0..200u64 {
+        bases.push(p);
+        scalars.push(if i % 2 == 0 {
+            Fr::from(i)
+        } else {
+            -Fr::from(i - 1)
+        });
+        bases.push(p);
+        scalars.push(Fr::from(7u64));
+    }
+    let expect = naive_msm(&bases, &scalars);
+    assert_eq!(cpu_msm(&bases, &scalars), expect);
+    for c in 2..=16 {
+        assert_eq!(msm_with_window(&bases, &scalars, c), expect, "window {c}");
+    }
+    // All zero scalars, all infinity bases, the largest scalar alone.
+    assert!(cpu_msm(&bases, &vec![Fr::zero(); bases.len()]).is_zero());
+    let inf = vec![G1Affine::zero(); 50];
+    assert!(cpu_msm(&inf, &random_scalars(50, &mut r)).is_zero());
+    assert_eq!(cpu_msm(&[g], &[minus_one]), -G1Projective::generator());
+    assert_eq!(
+        cpu_msm(&[g, g], &[minus_one, Fr::one()]),
+        G1Projective::zero()
+    );
+}
+
+#[test]
+fn msm_every_window_size_matches_naive() {
+    let mut r = rng(4);
+    let bases = random_g1(700, &mut r);
+    // Small scalars (bits, bytes, negatives) as witnesses have, and full-size ones.
+    let mut scalars = random_scalars(700, &mut r);
+    for (i, s) in scalars.iter_mut().enumerate().take(400) {
+        *s = match i % 4 {
+            0 => Fr::from((i % 2) as u64),
+            1 => Fr::from(i as u64),
+            2 => -Fr::from(i as u64),
+            _ => *s,
+        };
+    }
+    let expect = naive_msm(&bases, &scalars);
+    for c in 2..=20 {
+        assert_eq!(msm_with_window(&bases, &scalars, c), expect, "window {c}");
+    }
+}
+
+#[test]
+fn g2_msm_edge_cases() {
+    let mut r = rng(5);
+    let q = G2Projective::rand(&mut r).into_affine();
+    let bases = vec![q, q, G2Affine::zero(), q, G2Affine::generator()];
+    let scalars = vec![
+        Fr::one(),
+        -Fr::one(),
+        Fr::rand(&mut r),
+        Fr::from(3u64),
+        -Fr::one(),
+    ];
+    assert_eq!(cpu_msm(&bases, &scalars), naive_msm(&bases, &scalars));
+}
+
+#[test]
+fn sharded_msm_sums_to_the_whole() {
+    let mut r = rng(6);
+    let n = 1500;
+    let bases = random_g1(n, &mut r);
+    let scalars = random_scalars(n, &mut r);
+    let b = CpuBackend::new();
+    let prepared = b.prepare(bases.clone()).expect("prepare");
+    let whole = b.msm(&prepared, 0..n, &scalars).expect("msm");
+    assert_eq!(whole, naive_msm(&bases, &scalars));
+    for cuts in [[0, 1, 2], [0, 500, 1000], [0, 0, n], [0, 777, 778]] {
+        let mut ranges: Vec<_> = cuts.windows(2).map(|w| w[0]..w[1]).collect();
+        ranges.push(cuts[2]..n);
+        let sum: G1Projective = ranges
+            .into_iter()
+            .map(|rg| b.msm(&prepared, rg.clone(), &scalars[rg]).expect("part"))
+            .sum();
+        assert_eq!(sum, whole, "cuts {cuts:?}");
+    }
+}
+
+#[test]
+fn msm_rejects_bad_requests() {
+    let mut r = rng(7);
+    let bases = random_g1(10, &mut r);
+    let b = CpuBackend::new();
+    let prepared = b.prepare(bases).expect("prepare");
+    let s = random_scalars(10, &mut r);
+    assert_eq!(
+        b.msm(&prepared, 5..11, &s[..6]),
+        Err(BackendError::RangeOutOfBounds {
+            start: 5,
+            end: 11,
+            len: 10
+        })
+    );
+    assert_eq!(
+        b.msm(&prepared, 0..10, &s[..9]),
+        Err(BackendError::LengthMismatch {
+            scalars: 9,
+            bases: 10
+        })
+    );
+    #[allow(clippy::reversed_empty_ranges)]
+    let backwards = 6..5;
+    assert!(b.msm(&prepared, backwards, &[]).is_err());
+}
+
+#[test]
+fn batch_inversion_matches_one_by_one() {
+    let mut r = rng(8);
+    let mut v = random_scalars(100, &mut r);
+    v[0] = Fr::zero();
+    v[17] = Fr::zero();
+    v[99] = Fr::zero();
+    let expect: Vec<Fr> = v
+        .iter()
+        .map(|x| x.inverse().unwrap_or(Fr::zero()))
+        .collect();
+    batch_invert(&mut v);
+    assert_eq!(v, expect);
+    let mut empty: Vec<Fr> = Vec::new();
+    batch_invert(&mut empty);
+}
+
+/// `Σ_i a_i·(shift·ω^j)^i` for every j.
+fn naive_dft(a: &[Fr], shift: Fr) -> Vec<Fr> {
+    let n = a.len();
+    let omega = Fr::get_root_of_unity(n as u64).expect("root");
+    (0..n)
+        .map(|j| {
+            let x = shift * omega.pow([j as u64]);
+            a.iter().rev().fold(Fr::zero(), |acc, c| acc * x + c)
+        })
+        .collect()
+}
+
+#[test]
+fn ntt_matches_naive_dft() {
+    let mut r = rng(9);
+    let b = CpuBackend::new();
+    let g = Fr::GENERATOR;
+    for log in 0..=8 {
+        let n = 1usize << log;
+        let a = random_scalars(n, &mut r);
+        let mut v = a.clone();
+        b.ntt(&mut v).expect("ntt");
+        assert_eq!(v, naive_dft(&a, Fr::one()), "ntt n = {n}");
+        let mut v = a.clone();
+        b.coset_ntt(&mut v, g).expect("coset ntt");
+        assert_eq!(v, naive_dft(&a, g), "coset ntt n = {n}");
+        let mut v = naive_dft(&a, Fr::one());
+        b.intt(&mut v).expect("intt");
+        assert_eq!(v, a, "intt n = {n}");
+        let mut v = naive_dft(&a, g);
+        b.coset_intt(&mut v, g).expect("coset intt");
+        assert_eq!(v, a, "coset intt n = {n}");
+    }
+}
+
+#[test]
+fn ntt_edge_values() {
+    let b = CpuBackend::new();
+    for n in [1usize, 2, 16] {
+        let mut zeros = vec![Fr::zero(); n];
+        b.ntt(&mut zeros).expect("ntt");
+        assert!(zeros.iter().all(Zero::is_zero));
+        // The constant polynomial 1 evaluates to 1 everywhere; a delta at the last
+        // coefficient (r - 1 times x^(n-1)) to -ω^{j(n-1)}.
+        let mut one = vec![Fr::zero(); n];
+        one[0] = Fr::one();
+        b.ntt(&mut one).expect("ntt");
+        assert!(one.iter().all(|x| x.is_one()));
+        let mut last = vec![Fr::zero(); n];
+        last[n - 1] = -Fr::one();
+        let expect = naive_dft(&last, Fr::one());
+        b.ntt(&mut last).expect("ntt");
+        assert_eq!(last, expect);
+    }
+}
+
+#[test]
+fn ntt_round_trips_and_matches_ark_poly() {
+    let mut r = rng(10);
+    let b = CpuBackend::new();
+    let shift = Fr::rand(&mut r);
+    for log in [10u32, 12, 14] {
+        let n = 1usize << log;
+        let a = random_scalars(n, &mut r);
+        let domain = Radix2EvaluationDomain::<Fr>::new(n).expect("domain");
+        let mut v = a.clone();
+        b.ntt(&mut v).expect("ntt");
+        assert_eq!(v, domain.fft(&a), "vs ark-poly, n = {n}");
+        b.intt(&mut v).expect("intt");
+        assert_eq!(v, a, "round trip n = {n}");
+        b.coset_ntt(&mut v, shift).expect("coset ntt");
+        let coset = domain.get_coset(shift).expect("coset");
+        assert_eq!(v, coset.fft(&a), "coset vs ark-poly, n = {n}");
+        b.coset_intt(&mut v, shift).expect("coset intt");
+        assert_eq!(v, a, "coset round trip n = {n}");
+    }
+}
+
+#[test]
+fn ntt_rejects_bad_sizes_and_shifts() {
+    let b = CpuBackend::new();
+    for n in [0usize, 3, 6, 100] {
+        let mut v = vec![Fr::one(); n];
+        assert_eq!(b.ntt(&mut v), Err(BackendError::NotPowerOfTwo(n)));
+        assert_eq!(b.intt(&mut v), Err(BackendError::NotPowerOfTwo(n)));
+    }
+    let mut v = vec![Fr::one(); 4];
+    assert_eq!(
+        b.coset_ntt(&mut v, Fr::zero()),
+        Err(BackendError::ZeroShift)
+    );
+    assert_eq!(
+        b.coset_intt(&mut v, Fr::zero()),
+        Err(BackendError::ZeroShift)
+    );
+}
+
+#[test]
+fn g2_and_g1_generators_are_the_curve_generators() {
+    // Guards the test helpers: naive MSM of the generator by k is k·G.
+    let k = Fr::from(12345u64);
+    assert_eq!(
+        naive_msm(&[G1Affine::generator()], &[k]),
+        G1Projective::generator() * k
+    );
+    assert_eq!(
+        naive_msm(&[G2Affine::generator()], &[k]),
+        G2Projective::generator() * k
+    );
+}
