@@ -1,12 +1,16 @@
 //! Differential tests of the CPU backend against naive implementations: MSM against
 //! `Σ sᵢ·Pᵢ` with arkworks' scalar multiplication, NTTs against the O(n²) DFT.
 
-use ark_bn254::{Fr, G1Affine, G1Projective, G2Affine, G2Projective, g1};
+use ark_bn254::{Fq, Fr, G1Affine, G1Projective, G2Affine, G2Projective, g1};
+use ark_ec::scalar_mul::glv::GLVConfig;
 use ark_ec::short_weierstrass::{Affine, Projective, SWCurveConfig};
 use ark_ec::{AffineRepr, CurveGroup, PrimeGroup};
-use ark_ff::{FftField, Field, One, UniformRand, Zero};
+use ark_ff::{FftField, Field, One, PrimeField, UniformRand, Zero};
 use ark_poly::{EvaluationDomain, Radix2EvaluationDomain};
-use pulse_prover::cpu::msm::{batch_invert, msm_with_window};
+use pulse_prover::cpu::msm::{
+    GLV_A1, GLV_A2, GLV_B1, GLV_B2, batch_invert, glv_decompose, glv_endomorphism,
+    glv_endomorphism_g2, msm_glv, msm_glv_with_window, msm_with_window,
+};
 use pulse_prover::{BackendError, CpuBackend, MsmBackend, NttBackend};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
@@ -70,7 +74,11 @@ fn g2_msm_matches_naive_on_random_inputs() {
 fn msm_of_nothing_is_zero() {
     let b = CpuBackend::new();
     let prepared = MsmBackend::<g1::Config>::prepare(&b, Vec::new()).expect("prepare");
-    assert!(b.msm(&prepared, 0..0, &[]).expect("msm").is_zero());
+    assert!(
+        MsmBackend::<g1::Config>::msm(&b, &prepared, 0..0, &[])
+            .expect("msm")
+            .is_zero()
+    );
 }
 
 #[test]
@@ -193,10 +201,10 @@ fn msm_rejects_bad_requests() {
     let mut r = rng(7);
     let bases = random_g1(10, &mut r);
     let b = CpuBackend::new();
-    let prepared = b.prepare(bases).expect("prepare");
+    let prepared = MsmBackend::<g1::Config>::prepare(&b, bases).expect("prepare");
     let s = random_scalars(10, &mut r);
     assert_eq!(
-        b.msm(&prepared, 5..11, &s[..6]),
+        MsmBackend::<g1::Config>::msm(&b, &prepared, 5..11, &s[..6]),
         Err(BackendError::RangeOutOfBounds {
             start: 5,
             end: 11,
@@ -204,7 +212,7 @@ fn msm_rejects_bad_requests() {
         })
     );
     assert_eq!(
-        b.msm(&prepared, 0..10, &s[..9]),
+        MsmBackend::<g1::Config>::msm(&b, &prepared, 0..10, &s[..9]),
         Err(BackendError::LengthMismatch {
             scalars: 9,
             bases: 10
@@ -212,7 +220,7 @@ fn msm_rejects_bad_requests() {
     );
     #[allow(clippy::reversed_empty_ranges)]
     let backwards = 6..5;
-    assert!(b.msm(&prepared, backwards, &[]).is_err());
+    assert!(MsmBackend::<g1::Config>::msm(&b, &prepared, backwards, &[]).is_err());
 }
 
 #[test]
@@ -341,4 +349,256 @@ fn g2_and_g1_generators_are_the_curve_generators() {
         naive_msm(&[G2Affine::generator()], &[k]),
         G2Projective::generator() * k
     );
+}
+
+// ----- GLV (Gallant–Lambert–Vanstone, CRYPTO 2001) for G1 -----
+
+/// `a·b` as little-endian 64-bit limbs.
+fn wide_mul(a: u128, b: u128) -> [u64; 4] {
+    let (a0, a1) = (a as u64 as u128, a >> 64);
+    let (b0, b1) = (b as u64 as u128, b >> 64);
+    let mut out = [0u64; 4];
+    for (i, j, p) in [
+        (0, 0, a0 * b0),
+        (0, 1, a0 * b1),
+        (1, 0, a1 * b0),
+        (1, 1, a1 * b1),
+    ] {
+        let mut carry = p;
+        let mut k = i + j;
+        while carry != 0 {
+            let t = out[k] as u128 + (carry as u64 as u128);
+            out[k] = t as u64;
+            carry = (carry >> 64) + (t >> 64);
+            k += 1;
+        }
+    }
+    out
+}
+
+fn add_limbs(a: [u64; 4], b: [u64; 4]) -> [u64; 4] {
+    let mut out = [0u64; 4];
+    let mut carry = 0u128;
+    for i in 0..4 {
+        let t = a[i] as u128 + b[i] as u128 + carry;
+        out[i] = t as u64;
+        carry = t >> 64;
+    }
+    assert_eq!(carry, 0);
+    out
+}
+
+fn fr_of(neg: bool, m: u128) -> Fr {
+    let v = Fr::from(m);
+    if neg { -v } else { v }
+}
+
+fn lambda() -> Fr {
+    <g1::Config as GLVConfig>::LAMBDA
+}
+
+#[test]
+fn glv_constants_are_consistent() {
+    let lam = lambda();
+    // λ and β are primitive cube roots of unity.
+    assert_ne!(lam, Fr::one());
+    assert_eq!(lam * lam * lam, Fr::one());
+    let beta = <g1::Config as GLVConfig>::ENDO_COEFFS[0];
+    assert_ne!(beta, Fq::one());
+    assert_eq!(beta * beta * beta, Fq::one());
+    // φ(P) = λ·P on the generator and on random points; φ(∞) = ∞.
+    let g = G1Affine::generator();
+    assert_eq!(
+        glv_endomorphism(&g).into_group(),
+        G1Projective::generator() * lam
+    );
+    let mut r = rng(20);
+    for p in random_g1(5, &mut r) {
+        let e = glv_endomorphism(&p);
+        assert!(e.is_on_curve());
+        assert_eq!(e.into_group(), p * lam);
+    }
+    assert!(glv_endomorphism(&G1Affine::zero()).is_zero());
+    // The basis: A1 - B1·λ ≡ 0, A2 + B2·λ ≡ 0 (mod r), and its determinant is r.
+    assert!((Fr::from(GLV_A1) - Fr::from(GLV_B1) * lam).is_zero());
+    assert!((Fr::from(GLV_A2) + Fr::from(GLV_B2) * lam).is_zero());
+    let det = add_limbs(wide_mul(GLV_A1, GLV_B2), wide_mul(GLV_A2, GLV_B1));
+    assert_eq!(det, Fr::MODULUS.0);
+}
+
+#[test]
+fn glv_decomposition_is_exact_and_short() {
+    let lam = lambda();
+    let mut r = rng(21);
+    let mut ks: Vec<Fr> = random_scalars(2000, &mut r);
+    let half = Fr::from(2u64).inverse().expect("2 is invertible");
+    for d in 0..4u64 {
+        let d = Fr::from(d);
+        ks.extend([d, -d, lam + d, lam - d, -lam + d, -lam - d, lam * lam + d]);
+        ks.extend([half + d, half - d]);
+    }
+    for e in [1u32, 63, 64, 126, 127, 128, 129, 200, 252, 253] {
+        let p = Fr::from(2u64).pow([e as u64]);
+        ks.extend([p, -p, p * lam, p + Fr::one()]);
+    }
+    for k in ks {
+        let ((n1, m1), (n2, m2)) = glv_decompose(&k);
+        assert!(m1 < 1 << 126 && m2 < 1 << 126, "k = {k}");
+        assert_eq!(fr_of(n1, m1) + fr_of(n2, m2) * lam, k, "k = {k}");
+    }
+    assert_eq!(glv_decompose(&Fr::zero()), ((false, 0), (false, 0)));
+    assert_eq!(glv_decompose(&Fr::one()), ((false, 1), (false, 0)));
+    assert_eq!(glv_decompose(&-Fr::one()), ((true, 1), (false, 0)));
+}
+
+/// `msm_glv` at every window size and through the backend, against the naive sum.
+fn check_glv(bases: &[G1Affine], scalars: &[Fr], windows: std::ops::RangeInclusive<u32>) {
+    let endo: Vec<G1Affine> = bases.iter().map(glv_endomorphism).collect();
+    let expect = naive_msm(bases, scalars);
+    assert_eq!(
+        msm_glv(bases, &endo, scalars),
+        expect,
+        "n = {}",
+        bases.len()
+    );
+    for c in windows {
+        assert_eq!(
+            msm_glv_with_window(bases, &endo, scalars, c),
+            expect,
+            "n = {}, window {c}",
+            bases.len()
+        );
+    }
+    assert_eq!(cpu_msm(bases, scalars), expect);
+}
+
+#[test]
+fn glv_msm_matches_naive_on_random_inputs() {
+    let mut r = rng(22);
+    for n in [1usize, 2, 3, 5, 17, 100, 333, 1025] {
+        let bases = random_g1(n, &mut r);
+        let scalars = random_scalars(n, &mut r);
+        check_glv(&bases, &scalars, 2..=14);
+    }
+}
+
+#[test]
+fn glv_msm_edge_scalars_and_bases() {
+    let mut r = rng(23);
+    let lam = lambda();
+    let g = G1Affine::generator();
+    let p = random_g1(1, &mut r)[0];
+    let phi_p = glv_endomorphism(&p);
+    let neg_p = (-p.into_group()).into_affine();
+    let mut bases = Vec::new();
+    let mut scalars = Vec::new();
+    // Zero, one, r - 1, λ and its neighbours, -λ, λ², on repeated bases, on a base and its
+    // negation, on a base and its image under φ (whose GLV halves land in the same
+    // buckets as the base's), and on infinity.
+    let specials = [
+        Fr::zero(),
+        Fr::one(),
+        -Fr::one(),
+        lam,
+        lam + Fr::one(),
+        lam - Fr::one(),
+        -lam,
+        -lam + Fr::one(),
+        lam * lam,
+        Fr::from(2u64).pow([127]),
+        Fr::from(2u64).pow([128]),
+    ];
+    for (i, s) in specials.iter().enumerate() {
+        for base in [g, p, p, neg_p, phi_p, G1Affine::zero()] {
+            bases.push(base);
+            scalars.push(if i % 2 == 0 { *s } else { -*s });
+            bases.push(base);
+            scalars.push(*s);
+        }
+    }
+    for i in 0..150u64 {
+        bases.push(p);
+        scalars.push(Fr::from(i) * lam);
+        bases.push(phi_p);
+        scalars.push(-Fr::from(i));
+        bases.push(p);
+        scalars.push(Fr::rand(&mut r));
+    }
+    check_glv(&bases, &scalars, 2..=16);
+    // All zero, all infinity, λ·G - φ(G) = 0, single scalars.
+    let zeros = vec![Fr::zero(); bases.len()];
+    check_glv(&bases, &zeros, 2..=4);
+    let inf = vec![G1Affine::zero(); 40];
+    check_glv(&inf, &random_scalars(40, &mut r), 2..=4);
+    let phi_g = glv_endomorphism(&g);
+    check_glv(&[g, phi_g], &[lam, -Fr::one()], 2..=16);
+    assert!(cpu_msm(&[g, phi_g], &[lam, -Fr::one()]).is_zero());
+    check_glv(&[g], &[-Fr::one()], 2..=16);
+    check_glv(&[p], &[-lam], 2..=16);
+}
+
+#[test]
+fn glv_sharded_msm_sums_to_the_whole() {
+    let mut r = rng(24);
+    let n = 999;
+    let mut bases = random_g1(n, &mut r);
+    bases[10] = G1Affine::zero();
+    bases[11] = bases[12];
+    let mut scalars = random_scalars(n, &mut r);
+    scalars[5] = -Fr::one();
+    scalars[6] = lambda();
+    let b = CpuBackend::new();
+    let prepared = MsmBackend::<g1::Config>::prepare(&b, bases.clone()).expect("prepare");
+    assert_eq!(prepared.endo_points().len(), n);
+    let whole = MsmBackend::<g1::Config>::msm(&b, &prepared, 0..n, &scalars).expect("msm");
+    assert_eq!(whole, naive_msm(&bases, &scalars));
+    for cuts in [
+        vec![0, 1, 2, n],
+        vec![0, 333, 334, 900, n],
+        vec![0, 0, 11, 13, n],
+    ] {
+        let sum: G1Projective = cuts
+            .windows(2)
+            .map(|w| {
+                MsmBackend::<g1::Config>::msm(&b, &prepared, w[0]..w[1], &scalars[w[0]..w[1]])
+                    .expect("part")
+            })
+            .sum();
+        assert_eq!(sum, whole, "cuts {cuts:?}");
+    }
+}
+
+#[test]
+fn glv_on_g2_matches_naive() {
+    let lam = lambda();
+    let mut r = rng(25);
+    let g2 = G2Affine::generator();
+    assert_eq!(
+        glv_endomorphism_g2(&g2).into_group(),
+        G2Projective::generator() * lam
+    );
+    assert!(glv_endomorphism_g2(&G2Affine::zero()).is_zero());
+    let v: Vec<G2Projective> = (0..60).map(|_| G2Projective::rand(&mut r)).collect();
+    let mut bases = G2Projective::normalize_batch(&v);
+    bases[3] = G2Affine::zero();
+    bases[4] = bases[5];
+    bases.push(glv_endomorphism_g2(&bases[0]));
+    let endo: Vec<G2Affine> = bases.iter().map(glv_endomorphism_g2).collect();
+    for q in &bases {
+        assert_eq!(glv_endomorphism_g2(q).into_group(), *q * lam);
+    }
+    let mut scalars = random_scalars(bases.len(), &mut r);
+    scalars[0] = lam;
+    scalars[1] = -Fr::one();
+    scalars[2] = Fr::zero();
+    scalars[4] = -scalars[5];
+    let expect = naive_msm(&bases, &scalars);
+    assert_eq!(cpu_msm(&bases, &scalars), expect);
+    for c in 2..=10 {
+        assert_eq!(
+            msm_glv_with_window(&bases, &endo, &scalars, c),
+            expect,
+            "window {c}"
+        );
+    }
 }

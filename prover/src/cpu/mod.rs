@@ -1,16 +1,19 @@
 //! The CPU backend: the default, and the reference the GPU backend is tested against.
 //!
-//! MSMs use [`msm`] (Pippenger, signed digits, batch-affine buckets); NTTs use
-//! [`ntt::Radix2Ntt`] with cached twiddles. Preparing bases takes ownership of them and
-//! copies nothing, so a prepared proving key costs no more memory than the key itself.
+//! MSMs use [`msm`] (Pippenger, signed digits, batch-affine buckets) with the
+//! GLV endomorphism (Gallant, Lambert, Vanstone, CRYPTO 2001; [`msm::msm_glv`]), which halves
+//! the scalar length. NTTs use [`ntt::Radix2Ntt`] with cached twiddles. Preparing bases
+//! takes ownership of them and stores each base's image under the endomorphism beside it,
+//! so a prepared query costs twice the memory of its bases.
 
 pub mod msm;
 pub mod ntt;
 
 use std::ops::Range;
 
-use ark_bn254::Fr;
-use ark_ec::short_weierstrass::{Affine, Projective, SWCurveConfig};
+use ark_bn254::{Fr, G1Affine, G1Projective, G2Affine, G2Projective, g1, g2};
+use ark_ec::short_weierstrass::{Affine, SWCurveConfig};
+use rayon::prelude::*;
 
 use crate::backend::{BackendError, MsmBackend, NttBackend, check_msm_request};
 
@@ -27,9 +30,11 @@ impl CpuBackend {
     }
 }
 
-/// Bases prepared by [`CpuBackend`]: the affine points, as given.
+/// Bases prepared by [`CpuBackend`]: the affine points, as given, and their images under
+/// the GLV endomorphism.
 pub struct CpuBases<P: SWCurveConfig> {
     points: Vec<Affine<P>>,
+    endo: Vec<Affine<P>>,
 }
 
 impl<P: SWCurveConfig> CpuBases<P> {
@@ -37,16 +42,25 @@ impl<P: SWCurveConfig> CpuBases<P> {
     pub fn points(&self) -> &[Affine<P>] {
         &self.points
     }
+
+    /// The points' images `φ(P) = λ·P` under the GLV endomorphism, in the same order.
+    pub fn endo_points(&self) -> &[Affine<P>] {
+        &self.endo
+    }
 }
 
-impl<P: SWCurveConfig> MsmBackend<P> for CpuBackend {
-    type Bases = CpuBases<P>;
+impl MsmBackend<g1::Config> for CpuBackend {
+    type Bases = CpuBases<g1::Config>;
 
-    fn prepare(&self, bases: Vec<Affine<P>>) -> Result<Self::Bases, BackendError> {
+    fn prepare(&self, bases: Vec<G1Affine>) -> Result<Self::Bases, BackendError> {
         if bases.len() > msm::MAX_BASES {
             return Err(BackendError::TooManyBases(bases.len()));
         }
-        Ok(CpuBases { points: bases })
+        let endo = bases.par_iter().map(msm::glv_endomorphism).collect();
+        Ok(CpuBases {
+            points: bases,
+            endo,
+        })
     }
 
     fn num_bases(&self, bases: &Self::Bases) -> usize {
@@ -57,10 +71,47 @@ impl<P: SWCurveConfig> MsmBackend<P> for CpuBackend {
         &self,
         bases: &Self::Bases,
         range: Range<usize>,
-        scalars: &[P::ScalarField],
-    ) -> Result<Projective<P>, BackendError> {
+        scalars: &[Fr],
+    ) -> Result<G1Projective, BackendError> {
         check_msm_request(bases.points.len(), &range, scalars.len())?;
-        Ok(msm::msm(&bases.points[range], scalars))
+        Ok(msm::msm_glv(
+            &bases.points[range.clone()],
+            &bases.endo[range],
+            scalars,
+        ))
+    }
+}
+
+impl MsmBackend<g2::Config> for CpuBackend {
+    type Bases = CpuBases<g2::Config>;
+
+    fn prepare(&self, bases: Vec<G2Affine>) -> Result<Self::Bases, BackendError> {
+        if bases.len() > msm::MAX_BASES {
+            return Err(BackendError::TooManyBases(bases.len()));
+        }
+        let endo = bases.par_iter().map(msm::glv_endomorphism_g2).collect();
+        Ok(CpuBases {
+            points: bases,
+            endo,
+        })
+    }
+
+    fn num_bases(&self, bases: &Self::Bases) -> usize {
+        bases.points.len()
+    }
+
+    fn msm(
+        &self,
+        bases: &Self::Bases,
+        range: Range<usize>,
+        scalars: &[Fr],
+    ) -> Result<G2Projective, BackendError> {
+        check_msm_request(bases.points.len(), &range, scalars.len())?;
+        Ok(msm::msm_glv(
+            &bases.points[range.clone()],
+            &bases.endo[range],
+            scalars,
+        ))
     }
 }
 

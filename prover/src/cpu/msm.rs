@@ -15,9 +15,18 @@
 //!   era-bellman-cuda and gnark's `msm` writeups): instead of adding each base into a
 //!   projective bucket (11 field multiplications per mixed addition), the bases of a window
 //!   are sorted by bucket (a counting sort) and summed pairwise in rounds with affine
-//!   additions, whose one inversion per addition is shared across the whole round by
+//!   additions, whose one inversion per addition is shared across many additions by
 //!   Montgomery's trick (P. Montgomery, "Speeding the Pollard and elliptic curve methods of
-//!   factorization", 1987): about 6 multiplications per addition.
+//!   factorization", 1987): about 6 multiplications per addition. A round is processed in
+//!   blocks of `BLOCK` (1024) pairs, each with its own inversion, so the working set stays in
+//!   cache.
+//! - **GLV endomorphism** (R. Gallant, R. Lambert, S. Vanstone, "Faster point multiplication
+//!   on elliptic curves with efficient endomorphisms", CRYPTO 2001): on BN254,
+//!   `φ(x, y) = (β·x, y)` (`β` a cube root of unity in the base field) is `λ·P` for a cube
+//!   root of unity `λ` in Fr. [`msm_glv`] splits each scalar as `k ≡ k1 + k2·λ` with
+//!   `|k1|, |k2| < 2^126` ([`glv_decompose`]) and runs over the `2n` points `P, φ(P)` with
+//!   128-bit scalars: half the windows, so half the bucket combinations and room for a
+//!   larger window. The images `φ(P)` are computed once, when the bases are prepared.
 //! - **Window size** minimises a cost model of the two phases (accumulation `≈ 9n`, measured, and bucket
 //!   combination `≈ 27·2^(c-1)` multiplications per window); windows run in parallel on
 //!   rayon.
@@ -86,8 +95,13 @@ pub fn msm_with_window<P: SWCurveConfig>(
     let digits = signed_digits(&bases[..n], &scalars[..n], c, windows);
     let sums: Vec<Projective<P>> = (0..windows)
         .into_par_iter()
-        .map(|w| window_sum(bases, &digits, windows, w, c))
+        .map(|w| window_sum(bases, &[], &digits, windows, w, c))
         .collect();
+    combine_windows(&sums, c)
+}
+
+/// `Σ_w 2^(w·c)·sums[w]` by Horner's rule from the top window.
+fn combine_windows<P: SWCurveConfig>(sums: &[Projective<P>], c: u32) -> Projective<P> {
     let mut total = Projective::<P>::zero();
     for sum in sums.iter().rev() {
         for _ in 0..c {
@@ -124,21 +138,28 @@ fn signed_digits<P: SWCurveConfig>(
                 m.sub_with_borrow(&v);
                 v = m;
             }
-            let limbs = v.as_ref();
-            let full = 1i64 << c;
-            let half_window = 1i64 << (c - 1);
-            let mut carry = 0i64;
-            for (w, d) in out.iter_mut().enumerate() {
-                let mut digit = window_value(limbs, w as u32 * c, c) as i64 + carry;
-                carry = 0;
-                if digit >= half_window && w + 1 < windows {
-                    digit -= full;
-                    carry = 1;
-                }
-                *d = if negate { -digit } else { digit } as i32;
-            }
+            fill_digits(v.as_ref(), negate, c, out);
         });
     digits
+}
+
+/// Writes the signed `c`-bit digits of the magnitude `limbs` into `out` (one per window),
+/// negated when `negate`. The magnitude must be below `2^(out.len()·c - 1)`, so the last
+/// window's digit (with the carry) is at most `2^(c-1)` and never wraps.
+fn fill_digits(limbs: &[u64], negate: bool, c: u32, out: &mut [i32]) {
+    let windows = out.len();
+    let full = 1i64 << c;
+    let half_window = 1i64 << (c - 1);
+    let mut carry = 0i64;
+    for (w, d) in out.iter_mut().enumerate() {
+        let mut digit = window_value(limbs, w as u32 * c, c) as i64 + carry;
+        carry = 0;
+        if digit >= half_window && w + 1 < windows {
+            digit -= full;
+            carry = 1;
+        }
+        *d = if negate { -digit } else { digit } as i32;
+    }
 }
 
 /// The `c` bits of `limbs` starting at bit `pos` (zeros past the end).
@@ -157,9 +178,11 @@ fn window_value(limbs: &[u64], pos: u32, c: u32) -> u64 {
     v & ((1u64 << c) - 1)
 }
 
-/// The sum `Σ_i digit_w(i)·bases[i]` of window `w`.
+/// The sum `Σ_i digit_w(i)·point(i)` of window `w`, where `point(i)` is `bases[i]` for
+/// `i < bases.len()` and `endo[i - bases.len()]` after (the GLV half; empty otherwise).
 fn window_sum<P: SWCurveConfig>(
     bases: &[Affine<P>],
+    endo: &[Affine<P>],
     digits: &[i32],
     windows: usize,
     w: usize,
@@ -194,7 +217,11 @@ fn window_sum<P: SWCurveConfig>(
     // Round 0 reads the bases through the sorted indices; later rounds their own output.
     let fetch = |k: usize| {
         let e = sorted[k];
-        let p = &bases[(e & !NEG) as usize];
+        let i = (e & !NEG) as usize;
+        let p = match bases.get(i) {
+            Some(p) => p,
+            None => &endo[i - bases.len()],
+        };
         Pt {
             x: p.x,
             y: if e & NEG != 0 { -p.y } else { p.y },
@@ -220,76 +247,94 @@ fn window_sum<P: SWCurveConfig>(
     total
 }
 
+/// Pairs per block in [`pairwise_round`]: each block's inversions are batched together,
+/// and a block's points, denominators and prefix products stay in the L1/L2 cache instead
+/// of streaming a round-sized array through memory several times.
+const BLOCK: usize = 1024;
+
+/// A pair of points to add and the output slot of their sum.
+type Pair<F> = (Pt<F>, Pt<F>, usize);
+
 /// One round of batch-affine accumulation. The input is bucket-sorted (bucket `b` holds
 /// entries `offsets[b]..offsets[b+1]`, read through `get`); the output halves every bucket
-/// by adding its entries in pairs, all the pairs' inversions shared by Montgomery's trick.
+/// by adding its entries in pairs, the pairs' inversions shared by Montgomery's trick in
+/// blocks of [`BLOCK`] pairs.
 fn pairwise_round<P: SWCurveConfig, G: Fn(usize) -> Pt<P::BaseField>>(
     get: G,
     offsets: &[u32],
 ) -> (Vec<Pt<P::BaseField>>, Vec<u32>) {
     let buckets = offsets.len() - 1;
     let mut next = vec![0u32; buckets + 1];
-    let mut pairs = 0usize;
     for b in 0..buckets {
         let len = offsets[b + 1] - offsets[b];
-        pairs += (len / 2) as usize;
         next[b + 1] = next[b] + len.div_ceil(2);
     }
-
-    // Denominators: x_q - x_p for an addition, 2·y_p for a doubling, 1 (unused) when the
-    // pair cancels to the point at infinity.
-    let mut den = Vec::with_capacity(pairs);
-    for b in 0..buckets {
-        let (s, e) = (offsets[b] as usize, offsets[b + 1] as usize);
-        let mut k = s;
-        while k + 1 < e {
-            let (p, q) = (get(k), get(k + 1));
-            den.push(if p.x != q.x {
-                q.x - p.x
-            } else if p.y == q.y && !p.y.is_zero() {
-                p.y.double()
-            } else {
-                P::BaseField::ONE
-            });
-            k += 2;
-        }
-    }
-    batch_invert(&mut den);
-
-    let mut out = Vec::with_capacity(next[buckets] as usize);
+    let zero = P::BaseField::ZERO;
+    let mut out = vec![Pt { x: zero, y: zero }; next[buckets] as usize];
     let mut cancelled = Vec::new();
-    let mut t = 0usize;
+    // The block: the two points of each pair, its output slot, and its denominator.
+    let mut pairs: Vec<Pair<P::BaseField>> = Vec::with_capacity(BLOCK);
+    let mut den = Vec::with_capacity(BLOCK);
     for b in 0..buckets {
         let (s, e) = (offsets[b] as usize, offsets[b + 1] as usize);
+        let mut slot = next[b] as usize;
         let mut k = s;
         while k + 1 < e {
-            let (p, q) = (get(k), get(k + 1));
-            let inv = den[t];
-            t += 1;
-            let lambda = if p.x != q.x {
-                (q.y - p.y) * inv
-            } else if p.y == q.y && !p.y.is_zero() {
-                let xx = p.x.square();
-                (xx.double() + xx + P::COEFF_A) * inv
-            } else {
-                cancelled.push(out.len());
-                out.push(p);
-                k += 2;
-                continue;
-            };
-            let x = lambda.square() - p.x - q.x;
-            let y = lambda * (p.x - x) - p.y;
-            out.push(Pt { x, y });
+            pairs.push((get(k), get(k + 1), slot));
+            slot += 1;
             k += 2;
+            if pairs.len() == BLOCK {
+                add_block::<P>(&mut pairs, &mut den, &mut out, &mut cancelled);
+            }
         }
         if k < e {
-            out.push(get(k));
+            out[slot] = get(k);
         }
     }
+    add_block::<P>(&mut pairs, &mut den, &mut out, &mut cancelled);
     if !cancelled.is_empty() {
+        cancelled.sort_unstable();
         (out, next) = remove_entries(out, &next, &cancelled);
     }
     (out, next)
+}
+
+/// Adds every pair of the block into its output slot with one shared inversion, and
+/// empties the block. A pair that cancels (`P + (-P)`) records its slot in `cancelled`.
+fn add_block<P: SWCurveConfig>(
+    pairs: &mut Vec<Pair<P::BaseField>>,
+    den: &mut Vec<P::BaseField>,
+    out: &mut [Pt<P::BaseField>],
+    cancelled: &mut Vec<usize>,
+) {
+    // Denominators: x_q - x_p for an addition, 2·y_p for a doubling, 1 (unused) when the
+    // pair cancels to the point at infinity.
+    den.clear();
+    den.extend(pairs.iter().map(|(p, q, _)| {
+        if p.x != q.x {
+            q.x - p.x
+        } else if p.y == q.y && !p.y.is_zero() {
+            p.y.double()
+        } else {
+            P::BaseField::ONE
+        }
+    }));
+    batch_invert(den);
+    for ((p, q, slot), inv) in pairs.iter().zip(den.iter()) {
+        let lambda = if p.x != q.x {
+            (q.y - p.y) * inv
+        } else if p.y == q.y && !p.y.is_zero() {
+            let xx = p.x.square();
+            (xx.double() + xx + P::COEFF_A) * inv
+        } else {
+            cancelled.push(*slot);
+            continue;
+        };
+        let x = lambda.square() - p.x - q.x;
+        let y = lambda * (p.x - x) - p.y;
+        out[*slot] = Pt { x, y };
+    }
+    pairs.clear();
 }
 
 /// Drops the entries at the (sorted) positions `gone`, fixing up the bucket offsets.
@@ -382,4 +427,158 @@ pub fn batch_invert<F: Field>(v: &mut [F]) {
             inv[l] *= orig;
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// GLV for BN254 G1 and G2.
+// ---------------------------------------------------------------------------------------
+
+/// Bits the GLV window loop covers: both halves of a decomposed scalar are below `2^126`
+/// in magnitude (see [`glv_decompose`]), well below the `2^(GLV_BITS-1)` that
+/// the signed-digit recoding needs.
+pub const GLV_BITS: u32 = 128;
+
+/// The lattice `{(x, y) : x + y·λ ≡ 0 (mod r)}` has the reduced basis `v1 = (A1, -B1)`,
+/// `v2 = (A2, B2)` (found by the extended Euclidean algorithm on `(r, λ)`, as in
+/// Gallant–Lambert–Vanstone §4), with `A1·B2 + A2·B1 = r`. All four are checked in tests.
+pub const GLV_A1: u128 = 0x6f4d8248eeb859fc8211bbeb7d4f1128;
+/// See [`GLV_A1`].
+pub const GLV_B1: u128 = 0x89d3256894d213e3;
+/// See [`GLV_A1`].
+pub const GLV_A2: u128 = 0x89d3256894d213e3;
+/// See [`GLV_A1`].
+pub const GLV_B2: u128 = 0x6f4d8248eeb859fd0be4e1541221250b;
+/// `round(2^256·B2 / r)`, little-endian limbs: `c1 = round(k·B2 / r)` without a division.
+const GLV_G1: [u64; 3] = [0x5398fd0300ff6565, 0x4ccef014a773d2d2, 0x2];
+/// `round(2^256·B1 / r)`, little-endian limbs.
+const GLV_G2: [u64; 3] = [0xd91d232ec7e0b3d7, 0x2, 0x0];
+
+/// `round(k·g / 2^256)` for a 256-bit `k` and a 192-bit `g`, when the result fits 128 bits.
+fn mul_shift_round(k: &[u64; 4], g: &[u64; 3]) -> u128 {
+    let mut prod = [0u64; 7];
+    for (i, &ki) in k.iter().enumerate() {
+        let mut carry = 0u128;
+        for (j, &gj) in g.iter().enumerate() {
+            let t = ki as u128 * gj as u128 + prod[i + j] as u128 + carry;
+            prod[i + j] = t as u64;
+            carry = t >> 64;
+        }
+        prod[i + 3] = carry as u64;
+    }
+    // Add 2^255 (one half of the divisor) to round to nearest.
+    let (t, mut carry) = prod[3].overflowing_add(1 << 63);
+    prod[3] = t;
+    for limb in prod.iter_mut().skip(4) {
+        let (t, c) = limb.overflowing_add(carry as u64);
+        *limb = t;
+        carry = c;
+    }
+    prod[4] as u128 | (prod[5] as u128) << 64
+}
+
+/// A scalar half: `(negative, magnitude)`.
+pub type SignedHalf = (bool, u128);
+
+/// The GLV decomposition `k ≡ k1 + k2·λ (mod r)` of a BN254 scalar, with
+/// `|k1|, |k2| < 2^126`, by Babai rounding against the basis of [`GLV_A1`]:
+/// `c1 = round(k·B2/r)`, `c2 = round(k·B1/r)`, `k1 = k - c1·A1 - c2·A2`,
+/// `k2 = c1·B1 - c2·B2`. The halves are small, so they are computed modulo `2^128` and
+/// read as signed (Gallant, Lambert, Vanstone, "Faster point multiplication on elliptic
+/// curves with efficient endomorphisms", CRYPTO 2001).
+pub fn glv_decompose(k: &ark_bn254::Fr) -> (SignedHalf, SignedHalf) {
+    let limbs = k.into_bigint().0;
+    let c1 = mul_shift_round(&limbs, &GLV_G1);
+    let c2 = mul_shift_round(&limbs, &GLV_G2);
+    let low = limbs[0] as u128 | (limbs[1] as u128) << 64;
+    let k1 = low
+        .wrapping_sub(c1.wrapping_mul(GLV_A1))
+        .wrapping_sub(c2.wrapping_mul(GLV_A2)) as i128;
+    let k2 = c1
+        .wrapping_mul(GLV_B1)
+        .wrapping_sub(c2.wrapping_mul(GLV_B2)) as i128;
+    ((k1 < 0, k1.unsigned_abs()), (k2 < 0, k2.unsigned_abs()))
+}
+
+/// The endomorphism `φ(x, y) = (β·x, y)` of BN254 G1, `β` a primitive cube root of unity
+/// in Fq; `φ(P) = λ·P` for the `λ` of ark-bn254's `GLVConfig` (checked in tests). The
+/// point at infinity maps to itself.
+pub fn glv_endomorphism(p: &ark_bn254::G1Affine) -> ark_bn254::G1Affine {
+    use ark_ec::scalar_mul::glv::GLVConfig;
+    if p.is_zero() {
+        return *p;
+    }
+    let beta = ark_bn254::g1::Config::ENDO_COEFFS[0];
+    ark_bn254::G1Affine::new_unchecked(p.x * beta, p.y)
+}
+
+/// The same endomorphism on BN254 G2 (the twist): `(x, y) ↦ (β²·x, y)`, which is `λ·Q`
+/// for the G1 `λ`, so [`glv_decompose`] serves both groups. (`(β·x, y)` is `λ²·Q` on the
+/// twist: ark-bn254's G2 `GLVConfig` pairs `β` with `λ² = -λ - 1`.) Checked in tests.
+pub fn glv_endomorphism_g2(q: &ark_bn254::G2Affine) -> ark_bn254::G2Affine {
+    use ark_ec::scalar_mul::glv::GLVConfig;
+    if q.is_zero() {
+        return *q;
+    }
+    let beta = ark_bn254::g1::Config::ENDO_COEFFS[0];
+    let mut x = q.x;
+    x.mul_assign_by_basefield(&beta.square());
+    ark_bn254::G2Affine::new_unchecked(x, q.y)
+}
+
+/// `Σ scalars[i]·bases[i]` on BN254 G1 or G2 with the GLV endomorphism: `endo[i]` must be
+/// `λ·bases[i]` ([`glv_endomorphism`] or [`glv_endomorphism_g2`] of it). Each scalar is split by [`glv_decompose`], and the
+/// MSM runs over the `2n` points `bases ++ endo` with 128-bit scalars: half the windows of
+/// [`msm`]. The halves' signs become digit signs, so negation costs nothing. Falls back
+/// to [`msm`] when `2n` points would not fit the index.
+pub fn msm_glv<P: SWCurveConfig<ScalarField = ark_bn254::Fr>>(
+    bases: &[Affine<P>],
+    endo: &[Affine<P>],
+    scalars: &[ark_bn254::Fr],
+) -> Projective<P> {
+    let n = bases.len().min(scalars.len()).min(endo.len());
+    if n == 0 {
+        return Projective::zero();
+    }
+    let c = window_bits(2 * n, GLV_BITS);
+    msm_glv_with_window(bases, endo, scalars, c)
+}
+
+/// [`msm_glv`] with a given window size `c` (2 ≤ c ≤ 30); exposed for tuning and tests.
+pub fn msm_glv_with_window<P: SWCurveConfig<ScalarField = ark_bn254::Fr>>(
+    bases: &[Affine<P>],
+    endo: &[Affine<P>],
+    scalars: &[ark_bn254::Fr],
+    c: u32,
+) -> Projective<P> {
+    let n = bases.len().min(scalars.len()).min(endo.len());
+    if n == 0 {
+        return Projective::zero();
+    }
+    if 2 * n > MAX_BASES {
+        return msm_with_window(&bases[..n], &scalars[..n], c);
+    }
+    let c = c.clamp(2, 30);
+    let (bases, endo, scalars) = (&bases[..n], &endo[..n], &scalars[..n]);
+    let windows = GLV_BITS.div_ceil(c) as usize;
+    // Digits for point i (the k1 half) in the first n rows, point n+i (k2) in the next n.
+    let mut digits = vec![0i32; 2 * n * windows];
+    let (first, second) = digits.split_at_mut(n * windows);
+    first
+        .par_chunks_mut(windows)
+        .zip(second.par_chunks_mut(windows))
+        .zip(scalars.par_iter())
+        .zip(bases.par_iter())
+        .for_each(|(((d1, d2), s), base)| {
+            if base.is_zero() {
+                return;
+            }
+            let ((neg1, m1), (neg2, m2)) = glv_decompose(s);
+            fill_digits(&[m1 as u64, (m1 >> 64) as u64], neg1, c, d1);
+            fill_digits(&[m2 as u64, (m2 >> 64) as u64], neg2, c, d2);
+        });
+    let sums: Vec<Projective<P>> = (0..windows)
+        .into_par_iter()
+        .map(|w| window_sum(bases, endo, &digits, windows, w, c))
+        .collect();
+    combine_windows(&sums, c)
 }
