@@ -11,8 +11,8 @@ pub mod ntt;
 
 use std::ops::Range;
 
-use ark_bn254::{Fr, G1Affine, G1Projective, G2Affine, G2Projective, g1, g2};
-use ark_ec::short_weierstrass::{Affine, SWCurveConfig};
+use ark_bn254::{Fr, G1Affine, G2Affine, g1, g2};
+use ark_ec::short_weierstrass::{Affine, Projective, SWCurveConfig};
 use rayon::prelude::*;
 
 use crate::backend::{BackendError, MsmBackend, NttBackend, check_msm_request};
@@ -49,47 +49,32 @@ impl<P: SWCurveConfig> CpuBases<P> {
     }
 }
 
-impl MsmBackend<g1::Config> for CpuBackend {
-    type Bases = CpuBases<g1::Config>;
+/// The BN254 groups the CPU backend runs GLV on, with their endomorphism `φ(P) = λ·P`.
+pub trait GlvGroup: SWCurveConfig<ScalarField = Fr> {
+    /// `φ(p)`.
+    fn endomorphism(p: &Affine<Self>) -> Affine<Self>;
+}
 
-    fn prepare(&self, bases: Vec<G1Affine>) -> Result<Self::Bases, BackendError> {
-        if bases.len() > msm::MAX_BASES {
-            return Err(BackendError::TooManyBases(bases.len()));
-        }
-        let endo = bases.par_iter().map(msm::glv_endomorphism).collect();
-        Ok(CpuBases {
-            points: bases,
-            endo,
-        })
-    }
-
-    fn num_bases(&self, bases: &Self::Bases) -> usize {
-        bases.points.len()
-    }
-
-    fn msm(
-        &self,
-        bases: &Self::Bases,
-        range: Range<usize>,
-        scalars: &[Fr],
-    ) -> Result<G1Projective, BackendError> {
-        check_msm_request(bases.points.len(), &range, scalars.len())?;
-        Ok(msm::msm_glv(
-            &bases.points[range.clone()],
-            &bases.endo[range],
-            scalars,
-        ))
+impl GlvGroup for g1::Config {
+    fn endomorphism(p: &G1Affine) -> G1Affine {
+        msm::glv_endomorphism(p)
     }
 }
 
-impl MsmBackend<g2::Config> for CpuBackend {
-    type Bases = CpuBases<g2::Config>;
+impl GlvGroup for g2::Config {
+    fn endomorphism(q: &G2Affine) -> G2Affine {
+        msm::glv_endomorphism_g2(q)
+    }
+}
 
-    fn prepare(&self, bases: Vec<G2Affine>) -> Result<Self::Bases, BackendError> {
+impl<P: GlvGroup> MsmBackend<P> for CpuBackend {
+    type Bases = CpuBases<P>;
+
+    fn prepare(&self, bases: Vec<Affine<P>>) -> Result<Self::Bases, BackendError> {
         if bases.len() > msm::MAX_BASES {
             return Err(BackendError::TooManyBases(bases.len()));
         }
-        let endo = bases.par_iter().map(msm::glv_endomorphism_g2).collect();
+        let endo = bases.par_iter().map(P::endomorphism).collect();
         Ok(CpuBases {
             points: bases,
             endo,
@@ -105,7 +90,7 @@ impl MsmBackend<g2::Config> for CpuBackend {
         bases: &Self::Bases,
         range: Range<usize>,
         scalars: &[Fr],
-    ) -> Result<G2Projective, BackendError> {
+    ) -> Result<Projective<P>, BackendError> {
         check_msm_request(bases.points.len(), &range, scalars.len())?;
         Ok(msm::msm_glv(
             &bases.points[range.clone()],
