@@ -397,10 +397,11 @@ pub fn batch_invert<F: Field>(v: &mut [F]) {
     let full = v.len() - v.len() % LANES;
     let (body, tail) = v.split_at_mut(full);
     // The ragged tail belongs to the lanes 0..tail.len(); undo it first.
-    for (l, x) in tail.iter_mut().enumerate().rev() {
-        let i = full + l;
+    // Element `i` sits in lane `l`: its inverse is the lane's running inverse times the
+    // prefix product before it in that lane; then the lane's inverse absorbs the element.
+    let mut undo = |x: &mut F, i: usize, l: usize| {
         if x.is_zero() {
-            continue;
+            return;
         }
         let before = if i >= LANES {
             prefix[i - LANES]
@@ -410,21 +411,13 @@ pub fn batch_invert<F: Field>(v: &mut [F]) {
         let orig = *x;
         *x = inv[l] * before;
         inv[l] *= orig;
+    };
+    for (l, x) in tail.iter_mut().enumerate().rev() {
+        undo(x, full + l, l);
     }
     for (c, chunk) in body.chunks_mut(LANES).enumerate().rev() {
         for (l, x) in chunk.iter_mut().enumerate() {
-            if x.is_zero() {
-                continue;
-            }
-            let i = c * LANES + l;
-            let before = if i >= LANES {
-                prefix[i - LANES]
-            } else {
-                F::ONE
-            };
-            let orig = *x;
-            *x = inv[l] * before;
-            inv[l] *= orig;
+            undo(x, c * LANES + l, l);
         }
     }
 }
