@@ -3,9 +3,11 @@
 //!
 //! - [`statement`]: native Poseidon speed and the sequencer's transactions per second at a
 //!   given tree depth, next to the bound that Poseidon's own speed sets.
+//! - [`l1_gas`]: gas of batch commits of K chunk proofs against one proof verified alone.
 //! - [`prover`]: MSM, NTT and Groth16 proving, Pulse's prover against arkworks.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod l1_gas;
 pub mod prover;
 pub mod statement;

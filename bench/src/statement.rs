@@ -92,13 +92,22 @@ fn workload(patients: usize) -> Result<(PrivateKey, Vec<SignedTransaction>), Ben
     let cid = Cid::from_str("bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy")
         .map_err(werr)?;
     let sign = |k: &PrivateKey, signer, nonce, body| {
-        Transaction { signer, nonce, body }.sign(k).map_err(werr)
+        Transaction {
+            signer,
+            nonce,
+            body,
+        }
+        .sign(k)
+        .map_err(werr)
     };
     let mut txs = vec![sign(
         &registrar,
         1,
         0,
-        TxBody::Register { public_key: doctor.public_key(), role: Role::Doctor },
+        TxBody::Register {
+            public_key: doctor.public_key(),
+            role: Role::Doctor,
+        },
     )?];
     const DOCTOR: u64 = 2;
     for i in 0..patients as u64 {
@@ -106,12 +115,25 @@ fn workload(patients: usize) -> Result<(PrivateKey, Vec<SignedTransaction>), Ben
         let id = 3 + i;
         let record = 1 + i;
         let grant = 1 + i;
-        txs.push(sign(&k, 0, 0, TxBody::Register { public_key: k.public_key(), role: Role::Patient })?);
+        txs.push(sign(
+            &k,
+            0,
+            0,
+            TxBody::Register {
+                public_key: k.public_key(),
+                role: Role::Patient,
+            },
+        )?);
         txs.push(sign(
             &k,
             id,
             1,
-            TxBody::AddRecord { patient: id, cid, metadata_hash: Fr::from(i), grant: None },
+            TxBody::AddRecord {
+                patient: id,
+                cid,
+                metadata_hash: Fr::from(i),
+                grant: None,
+            },
         )?);
         txs.push(sign(
             &k,
@@ -120,7 +142,10 @@ fn workload(patients: usize) -> Result<(PrivateKey, Vec<SignedTransaction>), Ben
             TxBody::Grant {
                 grantee: DOCTOR,
                 scope: Scope::All,
-                permissions: Permissions { read: true, write: false },
+                permissions: Permissions {
+                    read: true,
+                    write: false,
+                },
                 expires_at: u64::MAX / 2,
             },
         )?);
@@ -128,7 +153,11 @@ fn workload(patients: usize) -> Result<(PrivateKey, Vec<SignedTransaction>), Ben
             &doctor,
             DOCTOR,
             i,
-            TxBody::AccessLog { record, grant, purpose: Fr::from(1u64) },
+            TxBody::AccessLog {
+                record,
+                grant,
+                purpose: Fr::from(1u64),
+            },
         )?);
     }
     Ok((registrar, txs))
@@ -142,12 +171,18 @@ fn apply_run(
 ) -> Result<(f64, [u64; MAX_INPUTS], f64), BenchError> {
     let dir = tempfile::tempdir().map_err(werr)?;
     let state = State::open(&dir.path().join("state.redb"), depth).map_err(werr)?;
-    state.init_genesis(&[registrar.public_key()]).map_err(werr)?;
+    state
+        .init_genesis(&[registrar.public_key()])
+        .map_err(werr)?;
     let mut batch = state.begin(1_000).map_err(werr)?;
     let before = poseidon::hash_counts();
     let t = Instant::now();
     for tx in txs {
-        let r = if preverified { batch.apply_preverified(tx) } else { batch.apply(tx) };
+        let r = if preverified {
+            batch.apply_preverified(tx)
+        } else {
+            batch.apply(tx)
+        };
         r.map_err(werr)?;
     }
     let secs = t.elapsed().as_secs_f64();

@@ -940,7 +940,8 @@ impl TryFrom<ProofArtifactJson> for ProofArtifact {
             .iter()
             .enumerate()
             .map(|(i, s)| {
-                fr_from_decimal(s).map_err(|r| malformed(&format!("public_inputs[{i}]"), r.to_string()))
+                fr_from_decimal(s)
+                    .map_err(|r| malformed(&format!("public_inputs[{i}]"), r.to_string()))
             })
             .collect::<Result<Vec<_>, _>>()?;
         let proof = proof_from_hex(&j.proof).map_err(|r| malformed("proof", r))?;

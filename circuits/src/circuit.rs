@@ -27,20 +27,27 @@ use ark_ff::{Field, Zero};
 use ark_r1cs_std::{fields::fp::FpVar, prelude::*};
 use ark_relations::gr1cs::{ConstraintSynthesizer, ConstraintSystemRef, SynthesisError};
 
+use serde::{Deserialize, Serialize};
+
 use crate::artifacts::CircuitParams;
 use crate::babyjubjub::{self, Point, gadget::PointVar};
+use crate::field::{fr_string, fr_string_vec};
 use crate::leaf::{AccountLeaf, GrantLeaf, RecordLeaf, Roots};
 use crate::tx::{Role, TxFields, TxKind};
 use crate::{eddsa, merkle, poseidon};
 
 /// Everything one slot needs, as produced by the native state transition.
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// Serialized (serde) with field elements as canonical decimal strings, for proving jobs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SlotWitness {
     /// The transaction (a no-op for padding).
     pub tx: TxFields,
     /// Signature point R8.
     pub r8: Point,
     /// Signature scalar S (below the subgroup order).
+    #[serde(with = "fr_string")]
     pub s: Fr,
     /// A: the signer's account index (the new account for a self-registration).
     pub a_index: u64,
@@ -48,10 +55,12 @@ pub struct SlotWitness {
     /// with nonce 0).
     pub a_leaf: AccountLeaf,
     /// A: the Merkle siblings of `a_index` before the update.
+    #[serde(with = "fr_string_vec")]
     pub a_path: Vec<Fr>,
     /// B: the object's index in its tree.
     pub b_index: u64,
     /// B: the Merkle siblings before the update.
+    #[serde(with = "fr_string_vec")]
     pub b_path: Vec<Fr>,
     /// B: the record (added, or read by an access log).
     pub b_record: RecordLeaf,
@@ -62,6 +71,7 @@ pub struct SlotWitness {
     /// C: the grant's preimage (it must be active).
     pub c_grant: GrantLeaf,
     /// C: its Merkle siblings.
+    #[serde(with = "fr_string_vec")]
     pub c_path: Vec<Fr>,
 }
 
@@ -87,7 +97,8 @@ impl SlotWitness {
 }
 
 /// The witness of a whole chunk.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ChunkWitness {
     /// Batch time (unix seconds), used for grant expiry.
     pub timestamp: u64,
@@ -99,7 +110,82 @@ pub struct ChunkWitness {
     pub slots: Vec<SlotWitness>,
 }
 
+/// A witness that does not fit the circuit's parameters.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum WitnessShapeError {
+    /// Wrong number of slots.
+    #[error("the witness has {found} slots; the circuit has {expected}")]
+    Slots {
+        /// The circuit's slots.
+        expected: usize,
+        /// The witness's.
+        found: usize,
+    },
+    /// A Merkle path of the wrong length.
+    #[error(
+        "slot {slot}: Merkle path {path} has {found} siblings; the trees have depth {expected}"
+    )]
+    Path {
+        /// The slot.
+        slot: usize,
+        /// Which path (`a`, `b` or `c`).
+        path: &'static str,
+        /// The depth.
+        expected: usize,
+        /// The length found.
+        found: usize,
+    },
+    /// An index that does not fit the trees.
+    #[error("slot {slot}: index {index} does not fit trees of depth {depth}")]
+    Index {
+        /// The slot.
+        slot: usize,
+        /// The index.
+        index: u64,
+        /// The depth.
+        depth: usize,
+    },
+}
+
 impl ChunkWitness {
+    /// Checks that the witness has the shape `params` asks for (slots, path lengths,
+    /// indices), so that synthesis cannot fail on it for a structural reason. Whether it
+    /// satisfies the circuit is for the proof to say.
+    ///
+    /// # Errors
+    /// The first [`WitnessShapeError`] found.
+    pub fn check_shape(&self, params: CircuitParams) -> Result<(), WitnessShapeError> {
+        if self.slots.len() != params.slots {
+            return Err(WitnessShapeError::Slots {
+                expected: params.slots,
+                found: self.slots.len(),
+            });
+        }
+        let fits = |i: u64| params.depth >= 64 || i < (1u64 << params.depth);
+        for (slot, w) in self.slots.iter().enumerate() {
+            for (path, v) in [("a", &w.a_path), ("b", &w.b_path), ("c", &w.c_path)] {
+                if v.len() != params.depth {
+                    return Err(WitnessShapeError::Path {
+                        slot,
+                        path,
+                        expected: params.depth,
+                        found: v.len(),
+                    });
+                }
+            }
+            for index in [w.a_index, w.b_index, w.c_index] {
+                if !fits(index) {
+                    return Err(WitnessShapeError::Index {
+                        slot,
+                        index,
+                        depth: params.depth,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The public inputs: state root before, state root after, public-data commitment.
     pub fn public_inputs(&self) -> Vec<Fr> {
         let mut c = pubdata_start(self.timestamp);

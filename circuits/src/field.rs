@@ -22,7 +22,11 @@ pub enum DecimalError {
 }
 
 fn shown(s: &str) -> String {
-    if s.len() <= 80 { s.to_string() } else { format!("{}…", &s[..s.floor_char_boundary(80)]) }
+    if s.len() <= 80 {
+        s.to_string()
+    } else {
+        format!("{}…", &s[..s.floor_char_boundary(80)])
+    }
 }
 
 /// Parse a canonical decimal (digits only, no sign, no leading zeros except `"0"`) below the
@@ -41,7 +45,8 @@ pub fn fr_from_decimal(s: &str) -> Result<Fr, DecimalError> {
     if s.len() > 77 {
         return Err(DecimalError::OutOfRange(shown(s)));
     }
-    let n = BigUint::parse_bytes(s.as_bytes(), 10).ok_or_else(|| DecimalError::NotDecimal(shown(s)))?;
+    let n =
+        BigUint::parse_bytes(s.as_bytes(), 10).ok_or_else(|| DecimalError::NotDecimal(shown(s)))?;
     if n >= BigUint::from(Fr::MODULUS) {
         return Err(DecimalError::OutOfRange(shown(s)));
     }
@@ -104,6 +109,36 @@ pub mod fr_string_vec {
     }
 }
 
+/// Serde for a fixed-size array of field elements as decimal strings.
+pub mod fr_string_array {
+    use super::*;
+
+    /// Serialize as a list of decimal strings.
+    ///
+    /// # Errors
+    /// The serializer's.
+    pub fn serialize<S: serde::Serializer, const N: usize>(
+        v: &[Fr; N],
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        super::fr_string_vec::serialize(v, s)
+    }
+
+    /// Deserialize from exactly `N` canonical decimal strings.
+    ///
+    /// # Errors
+    /// A [`DecimalError`] message, or a length message.
+    pub fn deserialize<'de, D: serde::Deserializer<'de>, const N: usize>(
+        d: D,
+    ) -> Result<[Fr; N], D::Error> {
+        let v = super::fr_string_vec::deserialize(d)?;
+        let len = v.len();
+        v.try_into().map_err(|_| {
+            serde::de::Error::custom(format!("expected {N} field elements, found {len}"))
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,11 +150,23 @@ mod tests {
         let r_minus_1 = fr_to_decimal(&-Fr::from(1u64));
         assert_eq!(fr_from_decimal(&r_minus_1), Ok(-Fr::from(1u64)));
         let r = "21888242871839275222246405745257275088548364400416034343698204186575808495617";
-        assert!(matches!(fr_from_decimal(r), Err(DecimalError::OutOfRange(_))));
-        assert!(matches!(fr_from_decimal(&"9".repeat(200)), Err(DecimalError::OutOfRange(_))));
-        assert!(matches!(fr_from_decimal("042"), Err(DecimalError::LeadingZeros(_))));
+        assert!(matches!(
+            fr_from_decimal(r),
+            Err(DecimalError::OutOfRange(_))
+        ));
+        assert!(matches!(
+            fr_from_decimal(&"9".repeat(200)),
+            Err(DecimalError::OutOfRange(_))
+        ));
+        assert!(matches!(
+            fr_from_decimal("042"),
+            Err(DecimalError::LeadingZeros(_))
+        ));
         for bad in ["", "-1", "+1", "0x10", "1 ", "1e3", "١"] {
-            assert!(matches!(fr_from_decimal(bad), Err(DecimalError::NotDecimal(_))), "{bad:?}");
+            assert!(
+                matches!(fr_from_decimal(bad), Err(DecimalError::NotDecimal(_))),
+                "{bad:?}"
+            );
         }
         let long = "x".repeat(10_000);
         assert!(fr_from_decimal(&long).unwrap_err().to_string().len() < 200);

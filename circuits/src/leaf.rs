@@ -12,8 +12,8 @@ use ark_bn254::Fr;
 use serde::{Deserialize, Serialize};
 
 use crate::babyjubjub::Point;
-use crate::poseidon;
 use crate::field::fr_string;
+use crate::poseidon;
 
 /// An account: its key, role and nonce.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

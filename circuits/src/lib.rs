@@ -9,6 +9,7 @@
 //! - [`leaf`], [`state`]: the state trees' leaves, the persistent state and the native
 //!   state transition.
 //! - [`circuit`]: the chunk circuit.
+//! - [`sample`]: sample chunk chains of real transactions for tests and benchmarks.
 //! - [`artifacts`], [`solidity`]: Groth16 keys and proofs with their identity, and the
 //!   Solidity verifier generated from a verifying key.
 #![forbid(unsafe_code)]
@@ -22,6 +23,7 @@ pub mod field;
 pub mod leaf;
 pub mod merkle;
 pub mod poseidon;
+pub mod sample;
 pub mod solidity;
 pub mod state;
 pub mod tx;

@@ -244,16 +244,17 @@ fn fq_hex(x: &Fq) -> String {
     format!("0x{:064x}", BigUint::from(x.into_bigint()))
 }
 
-/// The words of a G1 point: `[x, y]`, `[0, 0]` for infinity.
-fn g1_coords(p: &G1Affine) -> [Fq; 2] {
+/// The words of a G1 point in the verifier's encoding: `[x, y]`, `[0, 0]` for infinity.
+pub fn g1_coords(p: &G1Affine) -> [Fq; 2] {
     match p.xy() {
         Some((x, y)) => [x, y],
         None => [Fq::from(0u64); 2],
     }
 }
 
-/// The words of a G2 point: `[[x.c1, x.c0], [y.c1, y.c0]]`, all zero for infinity.
-fn g2_coords(p: &G2Affine) -> [[Fq; 2]; 2] {
+/// The words of a G2 point in the verifier's encoding: `[[x.c1, x.c0], [y.c1, y.c0]]`, all
+/// zero for infinity.
+pub fn g2_coords(p: &G2Affine) -> [[Fq; 2]; 2] {
     let (x, y) = p.xy().unwrap_or((Fq2::from(0u64), Fq2::from(0u64)));
     [[x.c1, x.c0], [y.c1, y.c0]]
 }

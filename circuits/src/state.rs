@@ -345,7 +345,9 @@ impl State {
         let pk = match &stx.tx.body {
             TxBody::Register { public_key, .. } if stx.tx.signer == 0 => *public_key,
             _ => PublicKey(
-                self.account(stx.tx.signer)?.ok_or(TxError::UnknownAccount(stx.tx.signer))?.pk,
+                self.account(stx.tx.signer)?
+                    .ok_or(TxError::UnknownAccount(stx.tx.signer))?
+                    .pk,
             ),
         };
         eddsa::verify(&pk, stx.tx.message()?, &stx.signature)

@@ -42,8 +42,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::babyjubjub::Point;
 use crate::eddsa::{PrivateKey, PublicKey, Signature};
-use crate::poseidon;
 pub use crate::field::{fr_from_decimal, fr_string, fr_to_decimal};
+use crate::poseidon;
 
 /// The version of the JSON form and of the binary encoding.
 pub const TX_JSON_VERSION: u32 = 1;
@@ -318,7 +318,8 @@ pub struct Transaction {
 }
 
 /// The field-element view of a transaction: what the circuit sees and what is signed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TxFields {
     /// The kind.
     pub kind: TxKind,
@@ -327,6 +328,7 @@ pub struct TxFields {
     /// The nonce.
     pub nonce: u64,
     /// The payload `p1..p4` (see the module table).
+    #[serde(with = "crate::field::fr_string_array")]
     pub payload: [Fr; 4],
 }
 

@@ -7,8 +7,8 @@ use serde_json::Value;
 
 use crate::babyjubjub::Point;
 use crate::eddsa::{self, PrivateKey, PublicKey, Signature};
+use crate::field::{DecimalError, fr_to_decimal};
 use crate::poseidon;
-use crate::field::{fr_to_decimal, DecimalError};
 
 fn fr_from_decimal(s: &str) -> Result<ark_bn254::Fr, String> {
     crate::field::fr_from_decimal(s).map_err(|e: DecimalError| e.to_string())
@@ -167,7 +167,8 @@ pub fn make_poseidon_vectors(count: usize, seed: u64) -> Value {
     let vectors: Vec<Value> = (0..count)
         .map(|i| {
             let n = i % poseidon::MAX_INPUTS + 1;
-            let inputs: Vec<ark_bn254::Fr> = (0..n).map(|_| ark_bn254::Fr::rand(&mut rng)).collect();
+            let inputs: Vec<ark_bn254::Fr> =
+                (0..n).map(|_| ark_bn254::Fr::rand(&mut rng)).collect();
             let hash = poseidon::hash(&inputs).unwrap_or_default();
             serde_json::json!({
                 "inputs": inputs.iter().map(fr_to_decimal).collect::<Vec<_>>(),
@@ -190,7 +191,11 @@ pub fn make_eddsa_vectors(count: usize, seed: u64) -> Value {
             let msg = ark_bn254::Fr::rand(&mut rng);
             let sig = key.sign(msg);
             let valid = i % 3 != 2;
-            let shown = if valid { msg } else { msg + ark_bn254::Fr::from(1u64) };
+            let shown = if valid {
+                msg
+            } else {
+                msg + ark_bn254::Fr::from(1u64)
+            };
             let pk = key.public_key();
             serde_json::json!({
                 "private_key_hex": hex::encode(key.to_bytes()),
@@ -213,11 +218,18 @@ mod tests {
         for v in [make_poseidon_vectors(12, 1), make_eddsa_vectors(9, 2)] {
             let report = check_file(&v.to_string()).expect("vector file");
             assert_eq!(report.failures, Vec::<String>::new());
-            assert_eq!(report.passed, v["vectors"].as_array().map(Vec::len).unwrap_or(0));
+            assert_eq!(
+                report.passed,
+                v["vectors"].as_array().map(Vec::len).unwrap_or(0)
+            );
         }
         let mut v = make_eddsa_vectors(3, 3);
         v["vectors"][2]["valid"] = true.into();
         let report = check_file(&v.to_string()).expect("vector file");
-        assert_eq!(report.failures.len(), 1, "a tampered vector claimed valid must fail");
+        assert_eq!(
+            report.failures.len(),
+            1,
+            "a tampered vector claimed valid must fail"
+        );
     }
 }

@@ -41,15 +41,27 @@ const D: u64 = 4;
 const E: u64 = 5;
 
 fn sign(key: &PrivateKey, signer: u64, nonce: u64, body: TxBody) -> SignedTransaction {
-    Transaction { signer, nonce, body }.sign(key).expect("sign")
+    Transaction {
+        signer,
+        nonce,
+        body,
+    }
+    .sign(key)
+    .expect("sign")
 }
 
 fn read_write() -> Permissions {
-    Permissions { read: true, write: true }
+    Permissions {
+        read: true,
+        write: true,
+    }
 }
 
 fn read_only() -> Permissions {
-    Permissions { read: true, write: false }
+    Permissions {
+        read: true,
+        write: false,
+    }
 }
 
 fn actors(seed: u64) -> Actors {
@@ -65,7 +77,10 @@ fn actors(seed: u64) -> Actors {
 
 /// The scenario: every kind of transaction, in an order where each is valid.
 fn scenario(a: &Actors) -> Vec<SignedTransaction> {
-    let reg = |k: &PrivateKey, role| TxBody::Register { public_key: k.public_key(), role };
+    let reg = |k: &PrivateKey, role| TxBody::Register {
+        public_key: k.public_key(),
+        role,
+    };
     vec![
         sign(&a.p, 0, 0, reg(&a.p, Role::Patient)),
         sign(&a.q, 0, 0, reg(&a.q, Role::Patient)),
@@ -107,7 +122,16 @@ fn scenario(a: &Actors) -> Vec<SignedTransaction> {
                 grant: Some(1),
             },
         ),
-        sign(&a.d, D, 1, TxBody::AccessLog { record: 1, grant: 1, purpose: Fr::from(7u64) }),
+        sign(
+            &a.d,
+            D,
+            1,
+            TxBody::AccessLog {
+                record: 1,
+                grant: 1,
+                purpose: Fr::from(7u64),
+            },
+        ),
         // Grant 2: E may read record 1 only, briefly.
         sign(
             &a.p,
@@ -138,19 +162,28 @@ fn scenario(a: &Actors) -> Vec<SignedTransaction> {
 
 fn fresh_state(dir: &std::path::Path, a: &Actors) -> State {
     let state = State::open(&dir.join("state.redb"), DEPTH).expect("open state");
-    state.init_genesis(&[a.registrar.public_key()]).expect("genesis");
+    state
+        .init_genesis(&[a.registrar.public_key()])
+        .expect("genesis");
     state
 }
 
 fn apply_all(batch: &mut Batch<'_>, txs: &[SignedTransaction]) -> Vec<Applied> {
     txs.iter()
-        .map(|t| batch.apply(t).unwrap_or_else(|e| panic!("{:?} refused: {e}", t.tx.body.kind())).clone())
+        .map(|t| {
+            batch
+                .apply(t)
+                .unwrap_or_else(|e| panic!("{:?} refused: {e}", t.tx.body.kind()))
+                .clone()
+        })
         .collect()
 }
 
 fn satisfied(params: CircuitParams, witness: ChunkWitness) -> bool {
     let cs = ConstraintSystem::<Fr>::new_ref();
-    ChunkCircuit { params, witness }.generate_constraints(cs.clone()).expect("synthesis");
+    ChunkCircuit { params, witness }
+        .generate_constraints(cs.clone())
+        .expect("synthesis");
     cs.is_satisfied().expect("satisfiability check")
 }
 
@@ -190,17 +223,25 @@ fn every_kind_proves_and_verifies_in_chunks() {
         let public = chunk.public_inputs();
         let proof = artifacts::prove_reference(
             &keys,
-            ChunkCircuit { params, witness: chunk },
+            ChunkCircuit {
+                params,
+                witness: chunk,
+            },
             &mut rng,
         )
         .unwrap_or_else(|e| panic!("chunk {i}: {e}"));
         assert_eq!(proof.public_inputs, public);
-        verifier.verify(&proof).unwrap_or_else(|e| panic!("chunk {i}: {e}"));
+        verifier
+            .verify(&proof)
+            .unwrap_or_else(|e| panic!("chunk {i}: {e}"));
         // A tampered public input (each of the three) fails.
         for k in 0..3 {
             let mut bad = proof.clone();
             bad.public_inputs[k] += Fr::from(1u64);
-            assert!(verifier.verify(&bad).is_err(), "chunk {i}: tampered input {k} verified");
+            assert!(
+                verifier.verify(&bad).is_err(),
+                "chunk {i}: tampered input {k} verified"
+            );
         }
     }
     let roots = batch.commit().expect("commit");
@@ -236,7 +277,11 @@ fn every_validity_rule_is_refused_natively_and_by_the_circuit() {
         permissions: read_only(),
         expires_at,
     };
-    let log = |record, grant| TxBody::AccessLog { record, grant, purpose: Fr::from(1u64) };
+    let log = |record, grant| TxBody::AccessLog {
+        record,
+        grant,
+        purpose: Fr::from(1u64),
+    };
     let stranger = PrivateKey::from_bytes([42u8; 32]);
     let cases = vec![
         Bad {
@@ -295,7 +340,10 @@ fn every_validity_rule_is_refused_natively_and_by_the_circuit() {
                 &a.p,
                 P,
                 4,
-                TxBody::Register { public_key: stranger.public_key(), role: Role::Doctor },
+                TxBody::Register {
+                    public_key: stranger.public_key(),
+                    role: Role::Doctor,
+                },
             ),
             timestamp: T0,
             fake_key: None,
@@ -308,7 +356,10 @@ fn every_validity_rule_is_refused_natively_and_by_the_circuit() {
                 &stranger,
                 0,
                 0,
-                TxBody::Register { public_key: stranger.public_key(), role: Role::Doctor },
+                TxBody::Register {
+                    public_key: stranger.public_key(),
+                    role: Role::Doctor,
+                },
             ),
             timestamp: T0,
             fake_key: None,
@@ -321,7 +372,10 @@ fn every_validity_rule_is_refused_natively_and_by_the_circuit() {
                 &a.registrar,
                 REGISTRAR,
                 2,
-                TxBody::Register { public_key: stranger.public_key(), role: Role::Patient },
+                TxBody::Register {
+                    public_key: stranger.public_key(),
+                    role: Role::Patient,
+                },
             ),
             timestamp: T0,
             fake_key: None,
@@ -432,12 +486,22 @@ fn every_validity_rule_is_refused_natively_and_by_the_circuit() {
         let before = batch.roots();
         match batch.apply(&case.tx) {
             Err(ApplyError::Rejected(e)) => {
-                assert_eq!(e.reason(), case.reason, "{}: refused for another reason: {e}", case.what)
+                assert_eq!(
+                    e.reason(),
+                    case.reason,
+                    "{}: refused for another reason: {e}",
+                    case.what
+                )
             }
             Err(e) => panic!("{}: storage error {e}", case.what),
             Ok(_) => panic!("{}: accepted", case.what),
         }
-        assert_eq!(batch.roots(), before, "{}: a refused transaction changed the state", case.what);
+        assert_eq!(
+            batch.roots(),
+            before,
+            "{}: a refused transaction changed the state",
+            case.what
+        );
         let forced = batch
             .apply_unchecked_for_tests(&case.tx, case.fake_key)
             .unwrap_or_else(|e| panic!("{}: {e}", case.what))
@@ -450,7 +514,11 @@ fn every_validity_rule_is_refused_natively_and_by_the_circuit() {
         reasons.insert(case.reason);
         batch.rollback().expect("rollback");
     }
-    assert_eq!(reasons.len(), 13, "every circuit-enforced reason is covered: {reasons:?}");
+    assert_eq!(
+        reasons.len(),
+        13,
+        "every circuit-enforced reason is covered: {reasons:?}"
+    );
 }
 
 #[test]
@@ -465,21 +533,48 @@ fn valid_witnesses_satisfy_a_single_slot_circuit() {
     let params = CircuitParams::new(1, DEPTH);
     for tx in scenario(&a) {
         let applied = batch.apply(&tx).expect("valid").clone();
-        assert!(satisfied(params, single_slot(T0, before, &applied)), "{:?}", applied.kind);
+        assert!(
+            satisfied(params, single_slot(T0, before, &applied)),
+            "{:?}",
+            applied.kind
+        );
         before = applied.roots_after;
     }
     // Unchecked application of a valid transaction equals checked application.
-    let tx = sign(&a.d, D, 2, TxBody::AccessLog { record: 2, grant: 1, purpose: Fr::from(5u64) });
-    let forced = batch.apply_unchecked_for_tests(&tx, None).expect("apply").clone();
+    let tx = sign(
+        &a.d,
+        D,
+        2,
+        TxBody::AccessLog {
+            record: 2,
+            grant: 1,
+            purpose: Fr::from(5u64),
+        },
+    );
+    let forced = batch
+        .apply_unchecked_for_tests(&tx, None)
+        .expect("apply")
+        .clone();
     assert!(satisfied(params, single_slot(T0, before, &forced)));
     assert_eq!(forced.kind, TxKind::AccessLog);
     // A padding slot must be all zeros: a payload smuggled into it is refused.
     let roots = forced.roots_after;
     let mut pad = pulse_circuits::circuit::SlotWitness::noop(DEPTH);
-    let blank = ChunkWitness { timestamp: T0, roots_before: roots, roots_after: roots, slots: vec![pad.clone()] };
+    let blank = ChunkWitness {
+        timestamp: T0,
+        roots_before: roots,
+        roots_after: roots,
+        slots: vec![pad.clone()],
+    };
     assert!(satisfied(params, blank.clone()));
     pad.tx.payload[2] = Fr::from(5u64);
-    assert!(!satisfied(params, ChunkWitness { slots: vec![pad], ..blank }));
+    assert!(!satisfied(
+        params,
+        ChunkWitness {
+            slots: vec![pad],
+            ..blank
+        }
+    ));
 }
 
 #[test]
@@ -491,29 +586,62 @@ fn policy_rules_are_refused_natively() {
     let state = fresh_state(dir.path(), &a);
     let mut batch = state.begin(T0).expect("begin");
     apply_all(&mut batch, &scenario(&a));
-    let reg = |k: &PrivateKey| TxBody::Register { public_key: k.public_key(), role: Role::Patient };
-    let expect = |batch: &mut Batch<'_>, tx: SignedTransaction, reason: &str| {
-        match batch.apply(&tx) {
-            Err(ApplyError::Rejected(e)) => assert_eq!(e.reason(), reason, "{e}"),
-            other => panic!("expected {reason}, got {:?}", other.map(|x| x.kind)),
-        }
+    let reg = |k: &PrivateKey| TxBody::Register {
+        public_key: k.public_key(),
+        role: Role::Patient,
+    };
+    let expect = |batch: &mut Batch<'_>, tx: SignedTransaction, reason: &str| match batch.apply(&tx)
+    {
+        Err(ApplyError::Rejected(e)) => assert_eq!(e.reason(), reason, "{e}"),
+        other => panic!("expected {reason}, got {:?}", other.map(|x| x.kind)),
     };
     expect(&mut batch, sign(&a.p, 0, 0, reg(&a.p)), "account_exists");
     expect(
         &mut batch,
-        sign(&a.p, P, 4, TxBody::Grant { grantee: 99, scope: Scope::All, permissions: read_only(), expires_at: T0 + 5 }),
+        sign(
+            &a.p,
+            P,
+            4,
+            TxBody::Grant {
+                grantee: 99,
+                scope: Scope::All,
+                permissions: read_only(),
+                expires_at: T0 + 5,
+            },
+        ),
         "unknown_account",
     );
     expect(
         &mut batch,
-        sign(&a.q, Q, 3, TxBody::Grant { grantee: D, scope: Scope::Record(1), permissions: read_only(), expires_at: T0 + 5 }),
+        sign(
+            &a.q,
+            Q,
+            3,
+            TxBody::Grant {
+                grantee: D,
+                scope: Scope::Record(1),
+                permissions: read_only(),
+                expires_at: T0 + 5,
+            },
+        ),
         "not_owner",
     );
     // A key outside the prime-order subgroup: a point of order 2 is (0, -1).
-    let low = pulse_circuits::babyjubjub::Point { x: Fr::from(0u64), y: -Fr::from(1u64) };
+    let low = pulse_circuits::babyjubjub::Point {
+        x: Fr::from(0u64),
+        y: -Fr::from(1u64),
+    };
     expect(
         &mut batch,
-        sign(&a.registrar, REGISTRAR, 2, TxBody::Register { public_key: PublicKey(low), role: Role::Doctor }),
+        sign(
+            &a.registrar,
+            REGISTRAR,
+            2,
+            TxBody::Register {
+                public_key: PublicKey(low),
+                role: Role::Doctor,
+            },
+        ),
         "invalid_public_key",
     );
     // Fill the accounts tree (16 leaves, 6 used, id 0 reserved).
@@ -585,7 +713,11 @@ fn the_store_survives_the_process_exiting() {
     }
     let dir = tempfile::tempdir().expect("tempdir");
     let status = std::process::Command::new(std::env::current_exe().expect("exe"))
-        .args(["--exact", "the_store_survives_the_process_exiting", "--nocapture"])
+        .args([
+            "--exact",
+            "the_store_survives_the_process_exiting",
+            "--nocapture",
+        ])
         .env(CHILD_ENV, dir.path())
         .status()
         .expect("spawn child");
@@ -594,11 +726,83 @@ fn the_store_survives_the_process_exiting() {
     let state = State::open(&dir.path().join("state.redb"), DEPTH).expect("reopen");
     let root = state.roots().expect("roots").state_root();
     assert_eq!(pulse_circuits::tx::fr_to_decimal(&root), written);
-    assert_ne!(root, Roots { accounts: Fr::from(0u64), records: Fr::from(0u64), grants: Fr::from(0u64) }.state_root());
+    assert_ne!(
+        root,
+        Roots {
+            accounts: Fr::from(0u64),
+            records: Fr::from(0u64),
+            grants: Fr::from(0u64)
+        }
+        .state_root()
+    );
     // The state goes on from where the child left it: P's next nonce is 4.
     assert_eq!(state.account(P).expect("read").map(|x| x.nonce), Some(4));
     // Reopening with another depth is refused with a message naming both depths.
     drop(state);
-    let err = State::open(&dir.path().join("state.redb"), DEPTH + 1).err().expect("refused");
+    let err = State::open(&dir.path().join("state.redb"), DEPTH + 1)
+        .err()
+        .expect("refused");
     assert!(err.to_string().contains("depth 4"), "{err}");
+}
+
+#[test]
+fn witnesses_survive_their_wire_form_and_bad_shapes_are_named() {
+    use pulse_circuits::circuit::WitnessShapeError;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = actors(3);
+    let state = fresh_state(dir.path(), &a);
+    let before = state.roots().expect("roots");
+    let mut batch = state.begin(T0).expect("begin");
+    apply_all(&mut batch, &scenario(&a));
+    let params = CircuitParams::new(4, DEPTH);
+    let chunks = batch.chunks(before, params.slots);
+    for chunk in &chunks {
+        chunk
+            .check_shape(params)
+            .expect("a sequenced chunk has the circuit's shape");
+        let text = serde_json::to_string(chunk).expect("serialize");
+        let back: ChunkWitness = serde_json::from_str(&text).expect("deserialize");
+        assert_eq!(&back, chunk);
+        assert_eq!(back.public_inputs(), chunk.public_inputs());
+    }
+
+    let mut short = chunks[0].clone();
+    short.slots.pop();
+    assert_eq!(
+        short.check_shape(params),
+        Err(WitnessShapeError::Slots {
+            expected: 4,
+            found: 3
+        })
+    );
+    let mut bad_path = chunks[0].clone();
+    bad_path.slots[1].b_path.push(Fr::from(0u64));
+    assert!(matches!(
+        bad_path.check_shape(params),
+        Err(WitnessShapeError::Path {
+            slot: 1,
+            path: "b",
+            ..
+        })
+    ));
+    let mut far = chunks[0].clone();
+    far.slots[2].c_index = 1 << DEPTH;
+    assert!(matches!(
+        far.check_shape(params),
+        Err(WitnessShapeError::Index { slot: 2, .. })
+    ));
+
+    // A non-canonical field element or an unknown field is refused on the wire.
+    let text = serde_json::to_string(&chunks[0]).expect("serialize");
+    let v: serde_json::Value = serde_json::from_str(&text).expect("json");
+    let mut extra = v.clone();
+    extra["slots"][0]["surprise"] = serde_json::json!(1);
+    assert!(serde_json::from_value::<ChunkWitness>(extra).is_err());
+    let mut big = v;
+    big["slots"][0]["s"] = serde_json::json!(
+        "21888242871839275222246405745257275088548364400416034343698204186575808495617"
+    );
+    let err = serde_json::from_value::<ChunkWitness>(big).expect_err("r is not canonical");
+    assert!(!err.to_string().is_empty());
 }

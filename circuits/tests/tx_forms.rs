@@ -18,8 +18,20 @@ fn every_kind() -> Vec<SignedTransaction> {
     let k = key();
     let other = PrivateKey::from_bytes([8u8; 32]);
     let bodies = vec![
-        (0, TxBody::Register { public_key: k.public_key(), role: Role::Patient }),
-        (3, TxBody::Register { public_key: other.public_key(), role: Role::Doctor }),
+        (
+            0,
+            TxBody::Register {
+                public_key: k.public_key(),
+                role: Role::Patient,
+            },
+        ),
+        (
+            3,
+            TxBody::Register {
+                public_key: other.public_key(),
+                role: Role::Doctor,
+            },
+        ),
         (
             5,
             TxBody::AddRecord {
@@ -44,18 +56,34 @@ fn every_kind() -> Vec<SignedTransaction> {
             TxBody::Grant {
                 grantee: 6,
                 scope: Scope::Record(2),
-                permissions: Permissions { read: true, write: false },
+                permissions: Permissions {
+                    read: true,
+                    write: false,
+                },
                 expires_at: 1_900_000_000,
             },
         ),
         (5, TxBody::Revoke { grant: 4 }),
-        (6, TxBody::AccessLog { record: 2, grant: 4, purpose: Fr::from(3u64) }),
+        (
+            6,
+            TxBody::AccessLog {
+                record: 2,
+                grant: 4,
+                purpose: Fr::from(3u64),
+            },
+        ),
     ];
     bodies
         .into_iter()
         .enumerate()
         .map(|(i, (signer, body))| {
-            Transaction { signer, nonce: i as u64, body }.sign(&k).unwrap()
+            Transaction {
+                signer,
+                nonce: i as u64,
+                body,
+            }
+            .sign(&k)
+            .unwrap()
         })
         .collect()
 }
@@ -71,7 +99,10 @@ fn json_and_binary_round_trip_for_every_kind() {
         assert_eq!(back.hash().unwrap(), stx.hash().unwrap());
         // Any truncation is refused.
         for cut in [0, 1, bytes.len() / 2, bytes.len() - 1] {
-            assert!(SignedTransaction::decode(&bytes[..cut]).is_err(), "cut at {cut}");
+            assert!(
+                SignedTransaction::decode(&bytes[..cut]).is_err(),
+                "cut at {cut}"
+            );
         }
         let mut longer = bytes.clone();
         longer.push(0);
@@ -130,9 +161,15 @@ fn malformed_json_gives_clear_errors() {
         (without("nonce"), "missing field `nonce`"),
         (with("nonce", "seven".into()), "field `nonce`"),
         (with("signer", (-1).into()), "field `signer`"),
-        (with("type", "delete_everything".into()), "unknown variant `delete_everything`"),
+        (
+            with("type", "delete_everything".into()),
+            "unknown variant `delete_everything`",
+        ),
         (with("cid", "not-a-cid".into()), "`cid` is not a valid CID"),
-        (with("metadata_hash", "12x".into()), "is not a decimal number"),
+        (
+            with("metadata_hash", "12x".into()),
+            "is not a decimal number",
+        ),
         (
             with(
                 "metadata_hash",
@@ -143,12 +180,18 @@ fn malformed_json_gives_clear_errors() {
         ),
         (with("surprise", 1.into()), "unknown field `surprise`"),
         (without("signature"), "missing field `signature`"),
-        (format!("{{\"pad\":\"{}\"}}", "x".repeat(MAX_TX_JSON_BYTES)), "the limit is"),
+        (
+            format!("{{\"pad\":\"{}\"}}", "x".repeat(MAX_TX_JSON_BYTES)),
+            "the limit is",
+        ),
     ];
     for (text, needle) in cases {
         let e = err(&text);
         let msg = e.to_string();
-        assert!(msg.contains(needle), "for {text:.80}: `{msg}` lacks `{needle}`");
+        assert!(
+            msg.contains(needle),
+            "for {text:.80}: `{msg}` lacks `{needle}`"
+        );
         assert_eq!(e.reason(), "malformed_json", "{msg}");
         assert!(msg.starts_with("malformed transaction JSON"), "{msg}");
     }

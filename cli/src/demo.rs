@@ -75,9 +75,19 @@ impl Out {
 }
 
 /// The wire items of the demo: JSON text, as clients would publish it.
-fn workload(patients: u64, registrar: &PrivateKey, rng: &mut rand_chacha::ChaCha20Rng) -> Result<Vec<(String, String)>> {
+fn workload(
+    patients: u64,
+    registrar: &PrivateKey,
+    rng: &mut rand_chacha::ChaCha20Rng,
+) -> Result<Vec<(String, String)>> {
     let sign = |k: &PrivateKey, signer, nonce, body| -> Result<String> {
-        Ok(Transaction { signer, nonce, body }.sign(k)?.to_json())
+        Ok(Transaction {
+            signer,
+            nonce,
+            body,
+        }
+        .sign(k)?
+        .to_json())
     };
     let doctor = PrivateKey::random(rng);
     let cid = Cid::from_str("bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy")?;
@@ -85,21 +95,63 @@ fn workload(patients: u64, registrar: &PrivateKey, rng: &mut rand_chacha::ChaCha
     const DOCTOR: u64 = 2;
     let mut items = vec![(
         "registrar registers a doctor".to_string(),
-        sign(registrar, REGISTRAR, 0, TxBody::Register { public_key: doctor.public_key(), role: Role::Doctor })?,
+        sign(
+            registrar,
+            REGISTRAR,
+            0,
+            TxBody::Register {
+                public_key: doctor.public_key(),
+                role: Role::Doctor,
+            },
+        )?,
     )];
     let mut doctor_nonce = 0;
     let mut keys = Vec::new();
     for i in 0..patients {
         let k = PrivateKey::random(rng);
         let id = 3 + i;
-        items.push((format!("patient {id} registers itself"), sign(&k, 0, 0, TxBody::Register { public_key: k.public_key(), role: Role::Patient })?));
+        items.push((
+            format!("patient {id} registers itself"),
+            sign(
+                &k,
+                0,
+                0,
+                TxBody::Register {
+                    public_key: k.public_key(),
+                    role: Role::Patient,
+                },
+            )?,
+        ));
         items.push((
             format!("patient {id} adds its own record"),
-            sign(&k, id, 1, TxBody::AddRecord { patient: id, cid, metadata_hash: Fr::from(i + 1), grant: None })?,
+            sign(
+                &k,
+                id,
+                1,
+                TxBody::AddRecord {
+                    patient: id,
+                    cid,
+                    metadata_hash: Fr::from(i + 1),
+                    grant: None,
+                },
+            )?,
         ));
         items.push((
             format!("patient {id} grants the doctor read+write"),
-            sign(&k, id, 2, TxBody::Grant { grantee: DOCTOR, scope: Scope::All, permissions: Permissions { read: true, write: true }, expires_at: NOW + 3600 })?,
+            sign(
+                &k,
+                id,
+                2,
+                TxBody::Grant {
+                    grantee: DOCTOR,
+                    scope: Scope::All,
+                    permissions: Permissions {
+                        read: true,
+                        write: true,
+                    },
+                    expires_at: NOW + 3600,
+                },
+            )?,
         ));
         keys.push((id, k));
     }
@@ -108,21 +160,52 @@ fn workload(patients: u64, registrar: &PrivateKey, rng: &mut rand_chacha::ChaCha
         let record = n as u64 + 1;
         items.push((
             format!("doctor uploads a record for patient {id}"),
-            sign(&doctor, DOCTOR, doctor_nonce, TxBody::AddRecord { patient: *id, cid, metadata_hash: Fr::from(100 + n as u64), grant: Some(grant) })?,
+            sign(
+                &doctor,
+                DOCTOR,
+                doctor_nonce,
+                TxBody::AddRecord {
+                    patient: *id,
+                    cid,
+                    metadata_hash: Fr::from(100 + n as u64),
+                    grant: Some(grant),
+                },
+            )?,
         ));
         doctor_nonce += 1;
         items.push((
             format!("doctor logs reading record {record}"),
-            sign(&doctor, DOCTOR, doctor_nonce, TxBody::AccessLog { record, grant, purpose: Fr::from(1u64) })?,
+            sign(
+                &doctor,
+                DOCTOR,
+                doctor_nonce,
+                TxBody::AccessLog {
+                    record,
+                    grant,
+                    purpose: Fr::from(1u64),
+                },
+            )?,
         ));
         doctor_nonce += 1;
     }
     let (first, first_key) = &keys[0];
-    items.push((format!("patient {first} revokes grant 1"), sign(first_key, *first, 3, TxBody::Revoke { grant: 1 })?));
+    items.push((
+        format!("patient {first} revokes grant 1"),
+        sign(first_key, *first, 3, TxBody::Revoke { grant: 1 })?,
+    ));
     // Invalid ones.
     items.push((
         "doctor reads under the revoked grant".into(),
-        sign(&doctor, DOCTOR, doctor_nonce, TxBody::AccessLog { record: 1, grant: 1, purpose: Fr::from(1u64) })?,
+        sign(
+            &doctor,
+            DOCTOR,
+            doctor_nonce,
+            TxBody::AccessLog {
+                record: 1,
+                grant: 1,
+                purpose: Fr::from(1u64),
+            },
+        )?,
     ));
     items.push((
         format!("patient {first} replays nonce 3"),
@@ -130,13 +213,42 @@ fn workload(patients: u64, registrar: &PrivateKey, rng: &mut rand_chacha::ChaCha
     ));
     items.push((
         "a grant signed with the wrong key".into(),
-        sign(&doctor, *first, 4, TxBody::Grant { grantee: DOCTOR, scope: Scope::All, permissions: Permissions { read: true, write: false }, expires_at: NOW + 60 })?,
+        sign(
+            &doctor,
+            *first,
+            4,
+            TxBody::Grant {
+                grantee: DOCTOR,
+                scope: Scope::All,
+                permissions: Permissions {
+                    read: true,
+                    write: false,
+                },
+                expires_at: NOW + 60,
+            },
+        )?,
     ));
     items.push((
         "the doctor tries to grant".into(),
-        sign(&doctor, DOCTOR, doctor_nonce, TxBody::Grant { grantee: 3, scope: Scope::All, permissions: Permissions { read: true, write: false }, expires_at: NOW + 60 })?,
+        sign(
+            &doctor,
+            DOCTOR,
+            doctor_nonce,
+            TxBody::Grant {
+                grantee: 3,
+                scope: Scope::All,
+                permissions: Permissions {
+                    read: true,
+                    write: false,
+                },
+                expires_at: NOW + 60,
+            },
+        )?,
     ));
-    items.push(("malformed JSON".into(), "{\"version\": 1, \"type\": \"grant\", \"signer\": 3".into()));
+    items.push((
+        "malformed JSON".into(),
+        "{\"version\": 1, \"type\": \"grant\", \"signer\": 3".into(),
+    ));
     Ok(items)
 }
 
@@ -149,17 +261,28 @@ pub fn run(args: DemoArgs) -> Result<()> {
     let out = Out { json: args.json };
     let params = CircuitParams::new(args.slots as usize, args.depth as usize);
     let tmp = tempfile::tempdir().context("creating a temporary state directory")?;
-    let dir = args.state.clone().unwrap_or_else(|| tmp.path().to_path_buf());
+    let dir = args
+        .state
+        .clone()
+        .unwrap_or_else(|| tmp.path().to_path_buf());
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let path = dir.join("state.redb");
     if path.exists() {
-        bail!("{} already holds a state; the demo starts from genesis, give it a fresh --state", dir.display());
+        bail!(
+            "{} already holds a state; the demo starts from genesis, give it a fresh --state",
+            dir.display()
+        );
     }
     let state = State::open(&path, params.depth).context("opening the state")?;
     let mut rng = rand_chacha::ChaCha20Rng::from_entropy();
     let registrar = PrivateKey::random(&mut rng);
-    let genesis = state.init_genesis(&[registrar.public_key()]).context("writing genesis")?;
-    out.line(format!("genesis state root {}", fr_to_decimal(&genesis.state_root())));
+    let genesis = state
+        .init_genesis(&[registrar.public_key()])
+        .context("writing genesis")?;
+    out.line(format!(
+        "genesis state root {}",
+        fr_to_decimal(&genesis.state_root())
+    ));
 
     let items = workload(args.patients, &registrar, &mut rng)?;
     let mut batch = state.begin(NOW).context("starting a batch")?;
@@ -167,7 +290,11 @@ pub fn run(args: DemoArgs) -> Result<()> {
     for (what, json) in &items {
         let result = SignedTransaction::from_json(json)
             .map_err(ApplyError::Rejected)
-            .and_then(|stx| batch.apply(&stx).map(|a| (a.hash, a.new_account, a.new_record, a.new_grant)));
+            .and_then(|stx| {
+                batch
+                    .apply(&stx)
+                    .map(|a| (a.hash, a.new_account, a.new_record, a.new_grant))
+            });
         match result {
             Ok((hash, acc, rec, grant)) => {
                 accepted += 1;
@@ -175,7 +302,10 @@ pub fn run(args: DemoArgs) -> Result<()> {
                     .iter()
                     .filter_map(|(k, v)| v.map(|v| format!(" {k} {v}")))
                     .collect::<String>();
-                out.line(format!("  accepted  {what:<44} {}{ids}", &hash.to_string()[..12]));
+                out.line(format!(
+                    "  accepted  {what:<44} {}{ids}",
+                    &hash.to_string()[..12]
+                ));
             }
             Err(ApplyError::Rejected(e)) => {
                 rejected += 1;
@@ -195,11 +325,16 @@ pub fn run(args: DemoArgs) -> Result<()> {
     let t = Instant::now();
     let keys = match &args.keys {
         Some(dir) => {
-            let k = KeyArtifacts::load(dir).with_context(|| format!("loading keys from {}", dir.display()))?;
+            let k = KeyArtifacts::load(dir)
+                .with_context(|| format!("loading keys from {}", dir.display()))?;
             if k.manifest.params != params {
                 bail!(
                     "the keys in {} are for {} slots at depth {}, not {} at depth {}; run `pulse setup` for these parameters",
-                    dir.display(), k.manifest.params.slots, k.manifest.params.depth, params.slots, params.depth
+                    dir.display(),
+                    k.manifest.params.slots,
+                    k.manifest.params.depth,
+                    params.slots,
+                    params.depth
                 );
             }
             k
@@ -210,14 +345,26 @@ pub fn run(args: DemoArgs) -> Result<()> {
         }
     };
     let setup_s = t.elapsed().as_secs_f64();
-    out.line(format!("keys ready in {setup_s:.1} s: {} constraints, vk hash {}", keys.manifest.constraints, keys.manifest.vk_hash));
+    out.line(format!(
+        "keys ready in {setup_s:.1} s: {} constraints, vk hash {}",
+        keys.manifest.constraints, keys.manifest.vk_hash
+    ));
     let verifier = keys.verifier();
     let mut times = Vec::new();
     for (i, chunk) in chunks.into_iter().enumerate() {
         let t = Instant::now();
-        let proof = artifacts::prove_reference(&keys, ChunkCircuit { params, witness: chunk }, &mut rng)
-            .with_context(|| format!("proving chunk {i}"))?;
-        verifier.verify(&proof).with_context(|| format!("verifying chunk {i}"))?;
+        let proof = artifacts::prove_reference(
+            &keys,
+            ChunkCircuit {
+                params,
+                witness: chunk,
+            },
+            &mut rng,
+        )
+        .with_context(|| format!("proving chunk {i}"))?;
+        verifier
+            .verify(&proof)
+            .with_context(|| format!("verifying chunk {i}"))?;
         let s = t.elapsed().as_secs_f64();
         times.push(s);
         out.line(format!(
@@ -227,10 +374,18 @@ pub fn run(args: DemoArgs) -> Result<()> {
         ));
     }
     let roots = batch.commit().context("committing the batch")?;
-    let (leaf, proof, r) = state.proof(TreeKind::Records, 1).context("reading a proof")?;
+    let (leaf, proof, r) = state
+        .proof(TreeKind::Records, 1)
+        .context("reading a proof")?;
     let ok = r == roots && proof.verify(params.depth, r.records, leaf);
-    out.line(format!("committed state root {}", fr_to_decimal(&roots.state_root())));
-    out.line(format!("record 1's Merkle proof against the committed root: {}", if ok { "valid" } else { "INVALID" }));
+    out.line(format!(
+        "committed state root {}",
+        fr_to_decimal(&roots.state_root())
+    ));
+    out.line(format!(
+        "record 1's Merkle proof against the committed root: {}",
+        if ok { "valid" } else { "INVALID" }
+    ));
     if args.json {
         let s = Summary {
             submitted: items.len(),

@@ -4,6 +4,7 @@
 
 mod bench_prover;
 mod demo;
+mod l1;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -42,6 +43,11 @@ enum Command {
     /// The statement end to end in one process: transactions of every kind (and invalid
     /// ones), the state on disk, chunks proven with Groth16 and verified.
     Demo(demo::DemoArgs),
+    /// The rollup contract on L1: deploy it, read its status.
+    L1 {
+        #[command(subcommand)]
+        command: l1::L1Command,
+    },
     /// Benchmarks, each against a baseline measured in the same run.
     Bench {
         #[command(subcommand)]
@@ -106,6 +112,19 @@ enum BenchCommand {
         /// Internal: prove once with this prover and print its peak memory as JSON.
         #[arg(long, hide = true, value_parser = ["ark", "pulse"])]
         memory_of: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Gas of batch commits of K = 1, 2, 4, 8, 16 real chunk proofs on a local anvil that
+    /// it starts, next to one proof verified alone.
+    L1Gas {
+        /// Transaction slots per chunk.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64))]
+        slots: u64,
+        /// Tree depth (at least log2 of 31 · slots + 1).
+        #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u64).range(2..=32))]
+        depth: u64,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -213,17 +232,55 @@ fn run(cli: Cli) -> Result<ExitCode> {
         } => circuit_info(params.params(), json),
         Command::Setup(args) => setup(args),
         Command::Demo(args) => demo::run(args).map(|()| ExitCode::SUCCESS),
-        Command::Bench { command: BenchCommand::Statement { depth, txs, repeats, json } } => {
-            bench_statement(depth as usize, txs as usize, repeats as usize, json)
-        }
-        Command::Bench { command: BenchCommand::Msm { log_size, repeats, json } } => {
-            bench_prover::msm(log_size, repeats as usize, json)
-        }
-        Command::Bench { command: BenchCommand::Ntt { log_size, repeats, json } } => {
-            bench_prover::ntt(log_size, repeats as usize, json)
-        }
         Command::Bench {
-            command: BenchCommand::Prove { slots, depth, repeats, memory_of, json },
+            command:
+                BenchCommand::Statement {
+                    depth,
+                    txs,
+                    repeats,
+                    json,
+                },
+        } => bench_statement(depth as usize, txs as usize, repeats as usize, json),
+        Command::Bench {
+            command:
+                BenchCommand::Msm {
+                    log_size,
+                    repeats,
+                    json,
+                },
+        } => bench_prover::msm(log_size, repeats as usize, json),
+        Command::Bench {
+            command:
+                BenchCommand::Ntt {
+                    log_size,
+                    repeats,
+                    json,
+                },
+        } => bench_prover::ntt(log_size, repeats as usize, json),
+        Command::L1 {
+            command: l1::L1Command::Deploy(args),
+        } => l1::deploy(args),
+        Command::L1 {
+            command:
+                l1::L1Command::Status {
+                    rpc,
+                    contract,
+                    last,
+                    json,
+                },
+        } => l1::status(&rpc, contract, last, json),
+        Command::Bench {
+            command: BenchCommand::L1Gas { slots, depth, json },
+        } => l1::bench_gas(slots as usize, depth as usize, json),
+        Command::Bench {
+            command:
+                BenchCommand::Prove {
+                    slots,
+                    depth,
+                    repeats,
+                    memory_of,
+                    json,
+                },
         } => bench_prover::prove(
             slots as usize,
             depth as usize,
@@ -343,13 +400,31 @@ fn bench_statement(depth: usize, txs: usize, repeats: usize, json: bool) -> Resu
         println!("{}", serde_json::to_string_pretty(&r)?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!("native state transition, depth {}, {} transactions, one core", r.depth, r.txs);
-    println!("  poseidon ns/hash by inputs   {:?}", r.poseidon_ns.map(|x| x.round()));
-    println!("  poseidon hashes per tx       {:?}", r.hashes_per_tx.map(|x| (x * 10.0).round() / 10.0));
-    println!("  bound (poseidon only)        {:>10.0} tx/s", r.bound_tx_per_s);
-    println!("  sequencer (sigs pre-checked) {:>10.0} tx/s", r.applied_tx_per_s);
+    println!(
+        "native state transition, depth {}, {} transactions, one core",
+        r.depth, r.txs
+    );
+    println!(
+        "  poseidon ns/hash by inputs   {:?}",
+        r.poseidon_ns.map(|x| x.round())
+    );
+    println!(
+        "  poseidon hashes per tx       {:?}",
+        r.hashes_per_tx.map(|x| (x * 10.0).round() / 10.0)
+    );
+    println!(
+        "  bound (poseidon only)        {:>10.0} tx/s",
+        r.bound_tx_per_s
+    );
+    println!(
+        "  sequencer (sigs pre-checked) {:>10.0} tx/s",
+        r.applied_tx_per_s
+    );
     println!("  ratio bound/sequencer        {:>10.2}", r.ratio_to_bound);
-    println!("  with inline signature checks {:>10.0} tx/s", r.applied_with_signatures_tx_per_s);
+    println!(
+        "  with inline signature checks {:>10.0} tx/s",
+        r.applied_with_signatures_tx_per_s
+    );
     println!("  batch commit                 {:>10.1} ms", r.commit_ms);
     Ok(ExitCode::SUCCESS)
 }

@@ -4,7 +4,10 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 
 fn pulse(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pulse")).args(args).output().expect("run pulse")
+    Command::new(env!("CARGO_BIN_EXE_pulse"))
+        .args(args)
+        .output()
+        .expect("run pulse")
 }
 
 fn stdout(o: &Output) -> String {
@@ -16,10 +19,16 @@ fn stderr(o: &Output) -> String {
 }
 
 fn vectors_dir() -> PathBuf {
-    let dir = std::env::var("PULSE_VECTORS_DIR").map(PathBuf::from).unwrap_or_else(|_| {
-        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/vectors"))
-    });
-    assert!(dir.is_dir(), "the circomlibjs vectors are expected at {}", dir.display());
+    let dir = std::env::var("PULSE_VECTORS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/vectors"))
+        });
+    assert!(
+        dir.is_dir(),
+        "the circomlibjs vectors are expected at {}",
+        dir.display()
+    );
     dir
 }
 
@@ -59,13 +68,21 @@ fn check_vectors_reports_tampered_vectors_and_fails() {
     let out = stdout(&o);
     assert_eq!(o.status.code(), Some(1), "{out}");
     assert!(out.contains("vector 1"), "{out}");
-    assert!(out.ends_with(&format!("{} passed, 1 failed\n", n - 1)), "{out}");
+    assert!(
+        out.ends_with(&format!("{} passed, 1 failed\n", n - 1)),
+        "{out}"
+    );
 
     let eddsa = std::fs::read_to_string(vectors_dir().join("eddsa_poseidon.json")).expect("read");
     let mut e: serde_json::Value = serde_json::from_str(&eddsa).expect("json");
     // Flip a valid vector's message: Pulse must now reject the signature, and a vector that
     // claims it valid fails.
-    let idx = e["vectors"].as_array().expect("list").iter().position(|x| x["valid"] == true).expect("valid one");
+    let idx = e["vectors"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .position(|x| x["valid"] == true)
+        .expect("valid one");
     e["vectors"][idx]["message"] = "1".into();
     let bad = dir.path().join("bad_eddsa.json");
     std::fs::write(&bad, e.to_string()).expect("write");
@@ -81,7 +98,11 @@ fn check_vectors_reports_tampered_vectors_and_fails() {
 
     let o = pulse(&["crypto", "check-vectors", "/nonexistent/vectors.json"]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("reading vector file /nonexistent/vectors.json"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("reading vector file /nonexistent/vectors.json"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -92,7 +113,12 @@ fn circuit_info_reports_constraints() {
     let total = v["constraints_total"].as_u64().expect("total");
     let per_slot = v["constraints_per_slot"].as_u64().expect("per slot");
     assert!(per_slot > 5_000 && total > 2 * per_slot, "{v}");
-    let parts: u64 = v["breakdown"].as_object().expect("breakdown").values().map(|x| x.as_u64().unwrap_or(0)).sum();
+    let parts: u64 = v["breakdown"]
+        .as_object()
+        .expect("breakdown")
+        .values()
+        .map(|x| x.as_u64().unwrap_or(0))
+        .sum();
     assert_eq!(parts, per_slot);
     for k in ["register", "add_record", "grant", "revoke", "access_log"] {
         assert!(v["per_kind"][k].as_u64().expect("kind") <= per_slot, "{k}");
@@ -114,18 +140,157 @@ fn bad_flags_are_refused_clearly() {
 fn setup_writes_keys_and_a_verifier_and_refuses_to_overwrite() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("keys");
-    let args = ["setup", "--slots", "1", "--depth", "3", "--out", out.to_str().expect("path"), "--insecure-seed", "1"];
+    let args = [
+        "setup",
+        "--slots",
+        "1",
+        "--depth",
+        "3",
+        "--out",
+        out.to_str().expect("path"),
+        "--insecure-seed",
+        "1",
+    ];
     let o = pulse(&args);
     assert!(o.status.success(), "{}", stderr(&o));
-    for f in ["proving.key", "verifying.key", "manifest.json", "PulseChunkVerifier.sol"] {
+    for f in [
+        "proving.key",
+        "verifying.key",
+        "manifest.json",
+        "PulseChunkVerifier.sol",
+    ] {
         assert!(out.join(f).is_file(), "{f} missing");
     }
     let sol = std::fs::read_to_string(out.join("PulseChunkVerifier.sol")).expect("sol");
     assert!(sol.contains("contract PulseChunkVerifier"));
     let manifest: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).expect("read")).expect("json");
+        serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).expect("read"))
+            .expect("json");
     assert!(stdout(&o).contains(manifest["vk_hash"].as_str().expect("vk hash")));
     let again = pulse(&args);
     assert_eq!(again.status.code(), Some(2));
-    assert!(stderr(&again).contains("already holds keys"), "{}", stderr(&again));
+    assert!(
+        stderr(&again).contains("already holds keys"),
+        "{}",
+        stderr(&again)
+    );
+}
+
+fn pulse_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_pulse"));
+    c.args(args)
+        .env_remove("PULSE_L1_PRIVATE_KEY")
+        .env_remove("PULSE_L1_RPC");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().expect("run pulse")
+}
+
+#[test]
+fn l1_deploy_and_status_against_a_real_anvil() {
+    let anvil = pulse_testkit::Anvil::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let keys = dir.path().join("keys");
+    let o = pulse(&[
+        "setup",
+        "--slots",
+        "1",
+        "--depth",
+        "3",
+        "--out",
+        keys.to_str().expect("path"),
+        "--insecure-seed",
+        "2",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let url = anvil.url();
+    let key = pulse_testkit::DEV_ACCOUNTS[0].private_key;
+    let deploy = [
+        "l1",
+        "deploy",
+        "--rpc-url",
+        &url,
+        "--keys",
+        keys.to_str().expect("path"),
+        "--json",
+    ];
+
+    // No key: a clear error, nothing deployed.
+    let o = pulse_env(&deploy, &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("PULSE_L1_PRIVATE_KEY"),
+        "{}",
+        stderr(&o)
+    );
+    // A bad key: refused without echoing it.
+    let o = pulse_env(&deploy, &[("PULSE_L1_PRIVATE_KEY", "0xnotakey1234")]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(!stderr(&o).contains("notakey1234"), "{}", stderr(&o));
+
+    let o = pulse_env(&deploy, &[("PULSE_L1_PRIVATE_KEY", key)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        !stdout(&o).contains(&key[2..]) && !stderr(&o).contains(&key[2..]),
+        "the key is never printed"
+    );
+    let d: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("deployment JSON");
+    let address = d["address"].as_str().expect("address").to_owned();
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(keys.join("manifest.json")).expect("read"))
+            .expect("json");
+    assert_eq!(d["vk_hash"], manifest["vk_hash"]);
+    assert_eq!(d["chain_id"], 31337);
+
+    let o = pulse(&[
+        "l1",
+        "status",
+        "--rpc-url",
+        &url,
+        "--contract",
+        &address,
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let st: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("status JSON");
+    assert_eq!(st["batch_number"], 0);
+    assert_eq!(st["state_root"].as_str(), d["genesis_root"].as_str());
+    assert_eq!(st["last_batches"].as_array().map(Vec::len), Some(0));
+    let o = pulse(&["l1", "status", "--rpc-url", &url, "--contract", &address]);
+    assert!(
+        stdout(&o).contains("no batches committed yet"),
+        "{}",
+        stdout(&o)
+    );
+
+    // No contract there / no node there: named, exit 2.
+    let o = pulse(&[
+        "l1",
+        "status",
+        "--rpc-url",
+        &url,
+        "--contract",
+        "0x0000000000000000000000000000000000000001",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("no contract at"), "{}", stderr(&o));
+    let port = pulse_testkit::free_port();
+    let o = pulse(&[
+        "l1",
+        "status",
+        "--rpc-url",
+        &format!("http://127.0.0.1:{port}"),
+        "--contract",
+        &address,
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("check that the node is running"),
+        "{}",
+        stderr(&o)
+    );
+    let o = pulse(&["l1", "status", "--rpc-url", &url, "--contract", "0x12"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--contract"), "{}", stderr(&o));
 }

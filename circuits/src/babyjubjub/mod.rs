@@ -471,7 +471,13 @@ pub(crate) mod tests {
         assert!(serde_json::from_str::<Point>("[\"1\", \"0x2\"]").is_err());
         let p = BigUint::from(Fr::MODULUS).to_string();
         assert!(serde_json::from_str::<Point>(&format!("[\"1\", \"{p}\"]")).is_err());
-        assert!(matches!(fr_from_decimal(&p), Err(CoordinateError::OutOfRange(_))));
-        assert!(matches!(fr_from_decimal(""), Err(CoordinateError::NotDecimal(_))));
+        assert!(matches!(
+            fr_from_decimal(&p),
+            Err(CoordinateError::OutOfRange(_))
+        ));
+        assert!(matches!(
+            fr_from_decimal(""),
+            Err(CoordinateError::NotDecimal(_))
+        ));
     }
 }

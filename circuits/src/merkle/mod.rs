@@ -222,6 +222,5 @@ impl MerkleProof {
     }
 }
 
-
 #[cfg(test)]
 mod tests;

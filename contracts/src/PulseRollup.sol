@@ -1,0 +1,662 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//
+// Built by contracts/build.cjs (scripts/contracts build) into contracts/out/PulseRollup.json.
+pragma solidity ^0.8.20;
+
+/// @title PulseRollup: Pulse's chain of proven state roots on L1
+/// @notice Holds the current state root of the Pulse rollup and moves it forward one batch at a
+///         time. A batch is a chain of chunks; each chunk carries a Groth16 proof (J. Groth, "On
+///         the Size of Pairing-based Non-interactive Arguments", EUROCRYPT 2016) that the chunk
+///         circuit took the state from `rootBefore` to `rootAfter` with public data committed to
+///         by `commitment`. All proofs of a batch are checked in one pairing with random linear
+///         combination (batch verification; see `commitBatch`).
+/// @dev The verifying key is a constructor argument held in immutables, so the bytecode is the
+///      same for every setup and reading the key costs no storage access. Encoding, shared
+///      with circuits/templates/Groth16Verifier.sol.tmpl and `proof_to_calldata` in
+///      circuits/src/solidity.rs: a G1 point is (x, y); a G2 point is
+///      [[x_im, x_re], [y_im, y_re]], the coefficient of i (c1) before the real one (c0), as
+///      the EIP-197 precompile expects; the point at infinity is (0, 0).
+///
+///      Verifying key layout (`vk` in the constructor, `verifyingKey()`), 22 words:
+///        [0..2)   alpha (G1)          [2..6)   beta (G2)
+///        [6..10)  gamma (G2)          [10..14) delta (G2)
+///        [14..22) IC_0..IC_3 (G1), IC_j multiplying public input j (IC_0 the constant 1).
+///      Proof layout (`Chunk.proof`, `verifyProof`), 8 words: A (G1), B (G2), C (G1).
+///      Public inputs, in order: state root before, state root after, public-data commitment.
+///      The key is not validated: a key with a point off the curve makes every batch fail
+///      with `InvalidBatchProof`.
+contract PulseRollup {
+    /// @notice One proven chunk: its three public inputs and its Groth16 proof.
+    /// @param rootBefore State root before the chunk (public input 0).
+    /// @param rootAfter State root after the chunk (public input 1).
+    /// @param commitment Commitment to the chunk's public data (public input 2).
+    /// @param proof a.x, a.y, b.x_im, b.x_re, b.y_im, b.y_re, c.x, c.y.
+    struct Chunk {
+        uint256 rootBefore;
+        uint256 rootAfter;
+        uint256 commitment;
+        uint256[8] proof;
+    }
+
+    /// @notice Only the owner may do this; `caller` is not the owner.
+    error NotOwner(address caller);
+
+    /// @notice Only an operator may commit batches; `caller` is not one.
+    error NotOperator(address caller);
+
+    /// @notice The batch number must be the stored one plus one (`expected`); `given` is a
+    ///         replayed, stale or skipped batch.
+    error UnexpectedBatchNumber(uint256 expected, uint256 given);
+
+    /// @notice A batch needs at least one chunk.
+    error EmptyBatch();
+
+    /// @notice A batch holds at most `max` chunks; this one has `given`.
+    error TooManyChunks(uint256 given, uint256 max);
+
+    /// @notice The first chunk does not start from the stored state root: the batch was built
+    ///         on another state (`stored` is the root on chain, `given` the chunk's rootBefore).
+    error WrongStartRoot(uint256 stored, uint256 given);
+
+    /// @notice Chunk `chunk` does not start where chunk `chunk - 1` ended.
+    error BrokenRootChain(uint256 chunk);
+
+    /// @notice Public input `input` (0 root before, 1 root after, 2 commitment) of chunk
+    ///         `chunk` is not below the scalar field modulus r.
+    error PublicInputNotInField(uint256 chunk, uint256 input);
+
+    /// @notice The batch's proofs do not verify: a proof is wrong, has a coordinate not below
+    ///         the base field modulus q, or has a point that is not on the curve (or, for B,
+    ///         not in the prime-order subgroup). Also what a transaction sees that runs out of
+    ///         gas inside a precompile.
+    error InvalidBatchProof();
+
+    /// @notice The zero address cannot be the owner or an operator.
+    error ZeroAddress();
+
+    /// @notice The genesis state root is not below the scalar field modulus r, so no proof
+    ///         could ever start from it.
+    error GenesisRootNotInField();
+
+    /// @notice Batch `batchNumber` moved the state root to `newRoot`.
+    /// @param batchNumber The new batch number (1 for the first batch after genesis).
+    /// @param newRoot The state root after the batch, the last chunk's rootAfter.
+    /// @param dataCid Where the batch's public data is stored (an IPFS CID).
+    /// @param txCount Number of transactions in the batch, as the operator reports it.
+    /// @param chunks Number of chunks, hence of proofs, in the batch.
+    event BatchCommitted(
+        uint256 indexed batchNumber,
+        uint256 newRoot,
+        string dataCid,
+        uint256 txCount,
+        uint256 chunks
+    );
+
+    /// @notice `operator` may now commit batches.
+    event OperatorAdded(address indexed operator);
+
+    /// @notice `operator` may no longer commit batches.
+    event OperatorRemoved(address indexed operator);
+
+    /// @notice The owner changed from `previousOwner` (zero at deployment) to `newOwner`.
+    event OwnershipTransferred(address indexed previousOwner, address indexed newOwner);
+
+    /// @notice The BN254 scalar field modulus r: public inputs must be below it.
+    uint256 internal constant SCALAR_FIELD =
+        21888242871839275222246405745257275088548364400416034343698204186575808495617;
+
+    /// @notice The BN254 base field modulus q: coordinates must be below it.
+    uint256 internal constant BASE_FIELD =
+        21888242871839275222246405745257275088696311157297823662689037894645226208583;
+
+    /// @notice Number of public inputs of a chunk proof.
+    uint256 public constant NUM_PUBLIC_INPUTS = 3;
+
+    /// @notice Most chunks a batch may hold. A batch of 64 costs about 3.6M gas with its
+    ///         calldata, well inside a block, and bounds the memory the pairing input takes.
+    uint256 public constant MAX_CHUNKS = 64;
+
+    /// @dev Bytes of one ABI-encoded `Chunk`: 3 inputs and 8 proof words.
+    uint256 private constant CHUNK_BYTES = 0x160;
+
+    /// @dev Bytes of one pair of the pairing input: a G1 point then a G2 point.
+    uint256 private constant PAIR_BYTES = 0xc0;
+
+    /// @dev The batch check's memory starts with the sums s_0..s_3 (4 words, see
+    ///      `_pairingCheck`) and a scratch area for ecMul/ecAdd (4 words); the pairing input
+    ///      follows.
+    uint256 private constant PAIRS_AT = 0x100;
+
+    /// @notice Identity of the verifying key: the SHA-256 of its compressed ark-serialize
+    ///         encoding, the `vk_hash` of Pulse's key manifests and proof files. Supplied by the
+    ///         deployer and not checked against the key on chain.
+    bytes32 public immutable vkHash;
+
+    // Verifying key. G2 coordinates: X_IM is x.c1, X_RE is x.c0 (likewise for y).
+    uint256 internal immutable ALPHA_X;
+    uint256 internal immutable ALPHA_Y;
+
+    uint256 internal immutable BETA_X_IM;
+    uint256 internal immutable BETA_X_RE;
+    uint256 internal immutable BETA_Y_IM;
+    uint256 internal immutable BETA_Y_RE;
+
+    uint256 internal immutable GAMMA_X_IM;
+    uint256 internal immutable GAMMA_X_RE;
+    uint256 internal immutable GAMMA_Y_IM;
+    uint256 internal immutable GAMMA_Y_RE;
+
+    uint256 internal immutable DELTA_X_IM;
+    uint256 internal immutable DELTA_X_RE;
+    uint256 internal immutable DELTA_Y_IM;
+    uint256 internal immutable DELTA_Y_RE;
+
+    uint256 internal immutable IC0_X;
+    uint256 internal immutable IC0_Y;
+    uint256 internal immutable IC1_X;
+    uint256 internal immutable IC1_Y;
+    uint256 internal immutable IC2_X;
+    uint256 internal immutable IC2_Y;
+    uint256 internal immutable IC3_X;
+    uint256 internal immutable IC3_Y;
+
+    /// @notice The state root after the latest batch (the genesis root before the first).
+    uint256 public stateRoot;
+
+    /// @notice Number of the latest batch; 0 at genesis.
+    uint256 public batchNumber;
+
+    /// @notice May add and remove operators and hand the contract over.
+    address public owner;
+
+    /// @notice Addresses allowed to commit batches.
+    mapping(address => bool) public isOperator;
+
+    /// @param genesisRoot The state root before the first batch; below r.
+    /// @param vk The verifying key, 22 words in the layout of the contract's documentation.
+    /// @param vkHash_ The key's identity, stored as `vkHash`.
+    /// @param owner_ The first owner.
+    /// @param operators_ The first operators (may be empty).
+    constructor(
+        uint256 genesisRoot,
+        uint256[22] memory vk,
+        bytes32 vkHash_,
+        address owner_,
+        address[] memory operators_
+    ) {
+        if (genesisRoot >= SCALAR_FIELD) {
+            revert GenesisRootNotInField();
+        }
+        if (owner_ == address(0)) {
+            revert ZeroAddress();
+        }
+        ALPHA_X = vk[0];
+        ALPHA_Y = vk[1];
+        BETA_X_IM = vk[2];
+        BETA_X_RE = vk[3];
+        BETA_Y_IM = vk[4];
+        BETA_Y_RE = vk[5];
+        GAMMA_X_IM = vk[6];
+        GAMMA_X_RE = vk[7];
+        GAMMA_Y_IM = vk[8];
+        GAMMA_Y_RE = vk[9];
+        DELTA_X_IM = vk[10];
+        DELTA_X_RE = vk[11];
+        DELTA_Y_IM = vk[12];
+        DELTA_Y_RE = vk[13];
+        IC0_X = vk[14];
+        IC0_Y = vk[15];
+        IC1_X = vk[16];
+        IC1_Y = vk[17];
+        IC2_X = vk[18];
+        IC2_Y = vk[19];
+        IC3_X = vk[20];
+        IC3_Y = vk[21];
+        vkHash = vkHash_;
+
+        stateRoot = genesisRoot;
+        owner = owner_;
+        emit OwnershipTransferred(address(0), owner_);
+        for (uint256 i = 0; i < operators_.length; ++i) {
+            _addOperator(operators_[i]);
+        }
+    }
+
+    modifier onlyOwner() {
+        if (msg.sender != owner) {
+            revert NotOwner(msg.sender);
+        }
+        _;
+    }
+
+    /// @notice Lets `operator` commit batches. Owner only.
+    function addOperator(address operator) external onlyOwner {
+        _addOperator(operator);
+    }
+
+    /// @notice Stops `operator` from committing batches. Owner only.
+    function removeOperator(address operator) external onlyOwner {
+        isOperator[operator] = false;
+        emit OperatorRemoved(operator);
+    }
+
+    /// @notice Hands the contract to `newOwner`. Owner only.
+    function transferOwnership(address newOwner) external onlyOwner {
+        if (newOwner == address(0)) {
+            revert ZeroAddress();
+        }
+        emit OwnershipTransferred(owner, newOwner);
+        owner = newOwner;
+    }
+
+    /// @notice Commits batch `newBatchNumber`: checks that its chunks form a chain from the
+    ///         stored state root and that all their proofs verify, then stores the last
+    ///         chunk's rootAfter as the state root. Operators only.
+    /// @dev The K proofs are checked together: with coefficients r_0 = 1 and
+    ///      r_i = keccak256(seed, i) mod r, where seed is the keccak256 of all the chunks
+    ///      (public inputs and proofs, as ABI-encoded), the batch is accepted iff
+    ///        prod_i e(-r_i A_i, B_i) * e(s_0 alpha, beta) * e(vk_x, gamma)
+    ///          * e(sum_i r_i C_i, delta) == 1,
+    ///      with s_0 = sum_i r_i and vk_x = s_0 IC_0 + sum_j s_j IC_j, s_j = sum_i r_i x_ij.
+    ///      That is the product of the K Groth16 equations, equation i raised to r_i. If one
+    ///      of them fails, the product is 1 only for one value of the r_i of a failing proof
+    ///      i >= 1 (or, if only proof 0 fails, never), so a cheater has to hit a hash output
+    ///      that is fixed by the proofs themselves: probability about 1/r per keccak tried.
+    ///      The seed depends on nothing else (no block data, sender or time), so a batch
+    ///      passes or fails the same way in every simulation and in the block.
+    /// @param newBatchNumber Must be `batchNumber + 1`; refuses replayed and stale commits.
+    /// @param chunks The chunks, in order; 1 to MAX_CHUNKS of them.
+    /// @param dataCid Where the batch's public data is stored; only emitted.
+    /// @param txCount Number of transactions in the batch; only emitted.
+    function commitBatch(
+        uint256 newBatchNumber,
+        Chunk[] calldata chunks,
+        string calldata dataCid,
+        uint256 txCount
+    ) external {
+        if (!isOperator[msg.sender]) {
+            revert NotOperator(msg.sender);
+        }
+        uint256 expected = batchNumber + 1;
+        if (newBatchNumber != expected) {
+            revert UnexpectedBatchNumber(expected, newBatchNumber);
+        }
+        _checkSize(chunks.length);
+        uint256 root = stateRoot;
+        if (chunks[0].rootBefore != root) {
+            revert WrongStartRoot(root, chunks[0].rootBefore);
+        }
+        _checkChain(chunks);
+        if (!_verifyChunks(chunks)) {
+            revert InvalidBatchProof();
+        }
+        uint256 newRoot = chunks[chunks.length - 1].rootAfter;
+        stateRoot = newRoot;
+        batchNumber = newBatchNumber;
+        emit BatchCommitted(newBatchNumber, newRoot, dataCid, txCount, chunks.length);
+    }
+
+    /// @notice Whether a batch's proofs verify: `commitBatch`'s checks except those against
+    ///         the stored state (operator, batch number, start root).
+    /// @return True iff all proofs verify; false for an invalid proof.
+    ///         Reverts with `EmptyBatch`, `TooManyChunks`, `BrokenRootChain` or
+    ///         `PublicInputNotInField` as `commitBatch` would.
+    /// @dev Give it the gas the precompiles need (see contracts/README.md): with too little,
+    ///      a precompile fails and the answer is false, so eth_estimateGas finds a gas limit
+    ///      that makes every batch "invalid". eth_call's default gas is ample.
+    function verifyBatch(Chunk[] calldata chunks) external view returns (bool) {
+        _checkSize(chunks.length);
+        _checkChain(chunks);
+        return _verifyChunks(chunks);
+    }
+
+    /// @notice Verifies one chunk proof on its own, with the plain Groth16 equation.
+    /// @param proof a.x, a.y, b.x_im, b.x_re, b.y_im, b.y_re, c.x, c.y.
+    /// @param inputs Root before, root after, public-data commitment.
+    /// @return True iff the proof is valid for these inputs; false for an invalid proof,
+    ///         including one with coordinates out of range or points not on the curve.
+    ///         Reverts with `PublicInputNotInField` (chunk 0) if an input is not below r.
+    /// @dev As for `verifyBatch`: with too little gas the answer is false.
+    function verifyProof(uint256[8] calldata proof, uint256[3] calldata inputs)
+        external
+        view
+        returns (bool)
+    {
+        uint256 inputsAt;
+        uint256 proofAt;
+        assembly ("memory-safe") {
+            inputsAt := inputs
+            proofAt := proof
+        }
+        // One proof: r_0 = 1 and no other coefficient is drawn, so the seed is not used.
+        return _verify(inputsAt, proofAt, 1, 0);
+    }
+
+    /// @notice The verifying key, 22 words in the layout of the contract's documentation.
+    function verifyingKey() external view returns (uint256[22] memory vk) {
+        vk = [
+            ALPHA_X,
+            ALPHA_Y,
+            BETA_X_IM,
+            BETA_X_RE,
+            BETA_Y_IM,
+            BETA_Y_RE,
+            GAMMA_X_IM,
+            GAMMA_X_RE,
+            GAMMA_Y_IM,
+            GAMMA_Y_RE,
+            DELTA_X_IM,
+            DELTA_X_RE,
+            DELTA_Y_IM,
+            DELTA_Y_RE,
+            IC0_X,
+            IC0_Y,
+            IC1_X,
+            IC1_Y,
+            IC2_X,
+            IC2_Y,
+            IC3_X,
+            IC3_Y
+        ];
+    }
+
+    /// @notice The latest batch number and the state root after it, in one call.
+    /// @return batchNumber_ As `batchNumber()`: 0 at genesis.
+    /// @return stateRoot_ As `stateRoot()`.
+    function latest() external view returns (uint256 batchNumber_, uint256 stateRoot_) {
+        return (batchNumber, stateRoot);
+    }
+
+    function _addOperator(address operator) private {
+        if (operator == address(0)) {
+            revert ZeroAddress();
+        }
+        isOperator[operator] = true;
+        emit OperatorAdded(operator);
+    }
+
+    /// @dev Reverts unless a batch of `n` chunks has 1 to MAX_CHUNKS of them.
+    function _checkSize(uint256 n) private pure {
+        if (n == 0) {
+            revert EmptyBatch();
+        }
+        if (n > MAX_CHUNKS) {
+            revert TooManyChunks(n, MAX_CHUNKS);
+        }
+    }
+
+    /// @dev Reverts unless each chunk starts where the one before it ended.
+    function _checkChain(Chunk[] calldata chunks) private pure {
+        uint256 n = chunks.length;
+        uint256 broken;
+        // Assembly: walking the chunks without Solidity's per-access bounds checks.
+        assembly ("memory-safe") {
+            for { let i := 1 } lt(i, n) { i := add(i, 1) } {
+                let chunk := add(chunks.offset, mul(i, CHUNK_BYTES))
+                // rootBefore of chunk i against rootAfter of chunk i - 1.
+                let previousRootAfter := calldataload(sub(chunk, sub(CHUNK_BYTES, 0x20)))
+                if iszero(eq(calldataload(chunk), previousRootAfter)) {
+                    broken := i
+                    break
+                }
+            }
+        }
+        if (broken != 0) {
+            revert BrokenRootChain(broken);
+        }
+    }
+
+    /// @dev `_verify` for a batch's chunks, with the Fiat-Shamir seed taken over them.
+    function _verifyChunks(Chunk[] calldata chunks) private view returns (bool) {
+        uint256 n = chunks.length;
+        bytes32 seed;
+        // Assembly: hashing the chunks as they lie in calldata (static structs, so one
+        // contiguous run of n * CHUNK_BYTES bytes); abi.encode would copy them word by word.
+        // The copy is temporary memory past the free memory pointer.
+        uint256 offset;
+        assembly ("memory-safe") {
+            offset := chunks.offset
+            let m := mload(0x40)
+            let len := mul(n, CHUNK_BYTES)
+            calldatacopy(m, offset, len)
+            seed := keccak256(m, len)
+        }
+        return _verify(offset, offset + 0x60, n, seed);
+    }
+
+    /// @dev Checks `n` proofs with the batch equation (`commitBatch`). Proof i's three public
+    ///      inputs are the calldata words at `inputsAt + i * CHUNK_BYTES`, its eight proof
+    ///      words at `proofsAt + i * CHUNK_BYTES`. Reverts with `PublicInputNotInField` if an
+    ///      input is not below r; returns false for an invalid proof.
+    function _verify(uint256 inputsAt, uint256 proofsAt, uint256 n, bytes32 seed)
+        private
+        view
+        returns (bool)
+    {
+        bool inputsOk = true;
+        uint256 badChunk;
+        uint256 badInput;
+        bool coordinatesOk = true;
+        // Assembly: the range check of 11 words per chunk, unrolled (a loop step per word
+        // would cost more than the comparisons). Inputs come first: a bad input is reported
+        // as such even when a proof word is also bad.
+        assembly ("memory-safe") {
+            let r := SCALAR_FIELD
+            let q := BASE_FIELD
+            for { let i := 0 } lt(i, n) { i := add(i, 1) } {
+                let x := add(inputsAt, mul(i, CHUNK_BYTES))
+                let xOk := and(lt(calldataload(x), r), lt(calldataload(add(x, 0x20)), r))
+                if iszero(and(xOk, lt(calldataload(add(x, 0x40)), r))) {
+                    inputsOk := 0
+                    badChunk := i
+                    // The failing path only: find which input it is.
+                    for {} lt(calldataload(add(x, mul(badInput, 0x20))), r) {} {
+                        badInput := add(badInput, 1)
+                    }
+                    break
+                }
+                let p := add(proofsAt, mul(i, CHUNK_BYTES))
+                let pOk := and(lt(calldataload(p), q), lt(calldataload(add(p, 0x20)), q))
+                pOk := and(pOk, lt(calldataload(add(p, 0x40)), q))
+                pOk := and(pOk, lt(calldataload(add(p, 0x60)), q))
+                pOk := and(pOk, lt(calldataload(add(p, 0x80)), q))
+                pOk := and(pOk, lt(calldataload(add(p, 0xa0)), q))
+                pOk := and(pOk, lt(calldataload(add(p, 0xc0)), q))
+                pOk := and(pOk, lt(calldataload(add(p, 0xe0)), q))
+                coordinatesOk := and(coordinatesOk, pOk)
+            }
+        }
+        if (!inputsOk) {
+            revert PublicInputNotInField(badChunk, badInput);
+        }
+        if (!coordinatesOk) {
+            return false;
+        }
+        return _pairingCheck(inputsAt, proofsAt, n, seed);
+    }
+
+    /// @dev The batch equation for in-range inputs and coordinates (see `_verify` for the
+    ///      arguments). Builds the pairing input in fresh memory:
+    ///        pair i < n:  (-r_i A_i, B_i)
+    ///        pair n:      (s_0 alpha, beta)
+    ///        pair n + 1:  (vk_x, gamma)
+    ///        pair n + 2:  (sum_i r_i C_i, delta)
+    ///      The proof-dependent G1 points cost 2 ecMul and 1 ecAdd per proof after the first
+    ///      (r_0 = 1 needs none); vk_x costs 4 ecMul and 3 ecAdd for the whole batch, as the
+    ///      input scalars are first summed mod r: s_j = sum_i r_i x_ij.
+    function _pairingCheck(uint256 inputsAt, uint256 proofsAt, uint256 n, bytes32 seed)
+        private
+        view
+        returns (bool ok)
+    {
+        uint256 m;
+        // Assembly: the pairing input is written in place, point by point, straight from
+        // calldata and from the precompiles' outputs; building it from Solidity arrays would
+        // copy every point several times.
+        assembly ("memory-safe") {
+            m := mload(0x40)
+            mstore(0x40, add(m, add(PAIRS_AT, mul(add(n, 3), PAIR_BYTES))))
+            let r := SCALAR_FIELD
+            let scratch := add(m, 0x80)
+            // sum_i r_i C_i, built in place in the delta pair.
+            let acc := add(m, add(PAIRS_AT, mul(add(n, 2), PAIR_BYTES)))
+
+            // Proof 0, r_0 = 1: the sums start at 1 and its inputs; -A_0 is A_0 with y negated
+            // (the point at infinity stays (0, 0)); acc starts at C_0.
+            mstore(m, 1)
+            calldatacopy(add(m, 0x20), inputsAt, 0x60)
+            let p := add(m, PAIRS_AT)
+            mstore(p, calldataload(proofsAt))
+            let ay := calldataload(add(proofsAt, 0x20))
+            mstore(add(p, 0x20), mod(sub(BASE_FIELD, ay), BASE_FIELD))
+            calldatacopy(add(p, 0x40), add(proofsAt, 0x40), 0x80)
+            calldatacopy(acc, add(proofsAt, 0xc0), 0x40)
+
+            ok := 1
+            mstore(0x00, seed)
+            for { let i := 1 } lt(i, n) { i := add(i, 1) } {
+                let x := add(inputsAt, mul(i, CHUNK_BYTES))
+                let pf := add(proofsAt, mul(i, CHUNK_BYTES))
+                p := add(p, PAIR_BYTES)
+
+                // r_i = keccak256(abi.encodePacked(seed, i)) mod r; seed sits at 0x00.
+                mstore(0x20, i)
+                let ri := mod(keccak256(0x00, 0x40), r)
+                mstore(m, addmod(mload(m), ri, r))
+                let s := add(m, 0x20)
+                mstore(s, addmod(mload(s), mulmod(ri, calldataload(x), r), r))
+                s := add(m, 0x40)
+                mstore(s, addmod(mload(s), mulmod(ri, calldataload(add(x, 0x20)), r), r))
+                s := add(m, 0x60)
+                mstore(s, addmod(mload(s), mulmod(ri, calldataload(add(x, 0x40)), r), r))
+
+                // -r_i A_i as (r - r_i) A_i: the negation comes free with the ecMul.
+                calldatacopy(p, pf, 0x40)
+                mstore(add(p, 0x40), sub(r, ri))
+                if iszero(staticcall(gas(), 0x07, p, 0x60, p, 0x40)) {
+                    ok := 0
+                    break
+                }
+                calldatacopy(add(p, 0x40), add(pf, 0x40), 0x80)
+
+                // acc += r_i C_i
+                calldatacopy(scratch, add(pf, 0xc0), 0x40)
+                mstore(add(scratch, 0x40), ri)
+                if iszero(staticcall(gas(), 0x07, scratch, 0x60, scratch, 0x40)) {
+                    ok := 0
+                    break
+                }
+                mstore(add(scratch, 0x40), mload(acc))
+                mstore(add(scratch, 0x60), mload(add(acc, 0x20)))
+                if iszero(staticcall(gas(), 0x06, scratch, 0x80, acc, 0x40)) {
+                    ok := 0
+                    break
+                }
+            }
+        }
+        // A precompile failed on proof data (a point off the curve, or out of gas): stop at
+        // once, as the failed call took all but 1/64 of the gas left.
+        if (!ok) {
+            return false;
+        }
+        return _keyPairsAndCheck(m, n);
+    }
+
+    /// @dev Completes the pairing input that `_pairingCheck` started at `m` with the three
+    ///      key pairs and runs the pairing.
+    function _keyPairsAndCheck(uint256 m, uint256 n) private view returns (bool ok) {
+        uint256 s0;
+        assembly ("memory-safe") {
+            s0 := mload(m)
+        }
+        uint256 scratch = m + 0x80;
+        uint256 p = m + PAIRS_AT + n * PAIR_BYTES;
+
+        // s_0 = 1 for a single proof: IC_0 and alpha are then taken as they are.
+        ok = s0 == 1 ? _storeG1(p, ALPHA_X, ALPHA_Y) : _mul(p, ALPHA_X, ALPHA_Y, s0);
+        _storeG2(p + 0x40, BETA_X_IM, BETA_X_RE, BETA_Y_IM, BETA_Y_RE);
+
+        p += PAIR_BYTES;
+        ok = ok && (s0 == 1 ? _storeG1(p, IC0_X, IC0_Y) : _mul(p, IC0_X, IC0_Y, s0));
+        ok = ok && _mulAdd(p, IC1_X, IC1_Y, _word(m + 0x20), scratch);
+        ok = ok && _mulAdd(p, IC2_X, IC2_Y, _word(m + 0x40), scratch);
+        ok = ok && _mulAdd(p, IC3_X, IC3_Y, _word(m + 0x60), scratch);
+        _storeG2(p + 0x40, GAMMA_X_IM, GAMMA_X_RE, GAMMA_Y_IM, GAMMA_Y_RE);
+
+        p += PAIR_BYTES;
+        _storeG2(p + 0x40, DELTA_X_IM, DELTA_X_RE, DELTA_Y_IM, DELTA_Y_RE);
+
+        if (!ok) {
+            return false;
+        }
+        uint256 pairsAt = m + PAIRS_AT;
+        uint256 len = (n + 3) * PAIR_BYTES;
+        assembly ("memory-safe") {
+            // The precompile fails on a point not on the curve or, for G2, not in the
+            // subgroup: such a batch is invalid.
+            ok := staticcall(gas(), 0x08, pairsAt, len, 0x00, 0x20)
+            // Separate statements: Yul evaluates arguments right to left, so the result
+            // must not be read in the same expression as the call.
+            ok := and(ok, eq(mload(0x00), 1))
+        }
+    }
+
+    /// @dev The word at memory address `src`.
+    function _word(uint256 src) private pure returns (uint256 w) {
+        assembly ("memory-safe") {
+            w := mload(src)
+        }
+    }
+
+    /// @dev Writes the G1 point (x, y) at `dst`; returns true for use in `&&` chains.
+    function _storeG1(uint256 dst, uint256 x, uint256 y) private pure returns (bool) {
+        assembly ("memory-safe") {
+            mstore(dst, x)
+            mstore(add(dst, 0x20), y)
+        }
+        return true;
+    }
+
+    /// @dev Writes the G2 point [[xIm, xRe], [yIm, yRe]] at `dst`.
+    function _storeG2(uint256 dst, uint256 xIm, uint256 xRe, uint256 yIm, uint256 yRe)
+        private
+        pure
+    {
+        assembly ("memory-safe") {
+            mstore(dst, xIm)
+            mstore(add(dst, 0x20), xRe)
+            mstore(add(dst, 0x40), yIm)
+            mstore(add(dst, 0x60), yRe)
+        }
+    }
+
+    /// @dev Writes s * (x, y) at `dst` (ecMul); false if the precompile failed.
+    function _mul(uint256 dst, uint256 x, uint256 y, uint256 s) private view returns (bool ok) {
+        assembly ("memory-safe") {
+            mstore(dst, x)
+            mstore(add(dst, 0x20), y)
+            mstore(add(dst, 0x40), s)
+            ok := staticcall(gas(), 0x07, dst, 0x60, dst, 0x40)
+        }
+    }
+
+    /// @dev acc += s * (x, y) (ecMul, then ecAdd), with 4 words of scratch memory; false if a
+    ///      precompile failed.
+    function _mulAdd(uint256 acc, uint256 x, uint256 y, uint256 s, uint256 scratch)
+        private
+        view
+        returns (bool ok)
+    {
+        assembly ("memory-safe") {
+            mstore(scratch, x)
+            mstore(add(scratch, 0x20), y)
+            mstore(add(scratch, 0x40), s)
+            ok := staticcall(gas(), 0x07, scratch, 0x60, scratch, 0x40)
+            if ok {
+                mstore(add(scratch, 0x40), mload(acc))
+                mstore(add(scratch, 0x60), mload(add(acc, 0x20)))
+                ok := staticcall(gas(), 0x06, scratch, 0x80, acc, 0x40)
+            }
+        }
+    }
+}

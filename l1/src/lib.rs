@@ -1,0 +1,194 @@
+//! The L1 side of Pulse: bindings to the rollup contract (from the compiled artifact in
+//! `contracts/out/`), deployment, status reads and the [`sender`] that gets batch commits
+//! onto L1 in order and exactly once.
+//!
+//! The rollup contract holds the state root and the batch number and verifies all chunk
+//! proofs of a batch in one pairing check (see `contracts/README.md`).
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod contract;
+mod error;
+pub mod pipeline;
+pub mod sender;
+
+use alloy::network::EthereumWallet;
+use alloy::primitives::{Address, B256, TxHash, U256};
+use alloy::providers::{Provider, ProviderBuilder, RootProvider};
+use alloy::signers::local::PrivateKeySigner;
+use ark_bn254::{Bn254, Fr};
+use ark_groth16::VerifyingKey;
+
+pub use contract::{ChunkProof, PulseRollup, Revert};
+pub use error::L1Error;
+pub use sender::{BatchCommit, BatchEvent, Committed, L1Sender, Phase, SenderConfig, SenderStatus};
+
+/// A provider for `rpc_url` with no fillers: callers set every field they send.
+///
+/// # Errors
+/// [`L1Error::BadUrl`] when `rpc_url` is not an http(s) URL.
+pub fn connect(rpc_url: &str) -> Result<RootProvider, L1Error> {
+    let url = parse_url(rpc_url)?;
+    Ok(ProviderBuilder::new()
+        .disable_recommended_fillers()
+        .connect_http(url))
+}
+
+fn parse_url(rpc_url: &str) -> Result<alloy::transports::http::reqwest::Url, L1Error> {
+    let url: alloy::transports::http::reqwest::Url =
+        rpc_url
+            .parse()
+            .map_err(|e: url::ParseError| L1Error::BadUrl {
+                url: rpc_url.to_owned(),
+                reason: e.to_string(),
+            })?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(L1Error::BadUrl {
+            url: rpc_url.to_owned(),
+            reason: format!("scheme {:?} is not http or https", url.scheme()),
+        });
+    }
+    Ok(url)
+}
+
+/// What a new rollup deployment starts from.
+#[derive(Clone, Debug)]
+pub struct DeployParams {
+    /// The state root of the genesis state.
+    pub genesis_root: Fr,
+    /// The chunk circuit's verifying key.
+    pub vk: VerifyingKey<Bn254>,
+    /// The owner (manages operators).
+    pub owner: Address,
+    /// The operators (may commit batches).
+    pub operators: Vec<Address>,
+}
+
+/// A deployed rollup contract.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Deployment {
+    /// Its address.
+    pub address: Address,
+    /// The deploying transaction.
+    pub tx_hash: TxHash,
+    /// The block it was deployed in.
+    pub block_number: u64,
+    /// The chain.
+    pub chain_id: u64,
+    /// SHA-256 of the verifying key (as Pulse's key manifests name it).
+    pub vk_hash: B256,
+}
+
+/// Deploys the rollup contract from `deployer`.
+///
+/// # Errors
+/// [`L1Error::Encoding`] when the key is not a chunk key; [`L1Error::Rpc`] /
+/// [`L1Error::Reverted`] when the deployment fails.
+pub async fn deploy(
+    rpc_url: &str,
+    deployer: PrivateKeySigner,
+    params: &DeployParams,
+) -> Result<Deployment, L1Error> {
+    let url = parse_url(rpc_url)?;
+    let vk_words = contract::vk_words(&params.vk).map_err(L1Error::Encoding)?;
+    let vk_hash = B256::from(pulse_circuits::artifacts::vk_hash(&params.vk));
+    let provider = ProviderBuilder::new()
+        .wallet(EthereumWallet::from(deployer))
+        .connect_http(url);
+    let chain_id = provider
+        .get_chain_id()
+        .await
+        .map_err(|e| L1Error::rpc(rpc_url, e))?;
+    let pending = PulseRollup::deploy_builder(
+        &provider,
+        contract::word(params.genesis_root),
+        vk_words,
+        vk_hash,
+        params.owner,
+        params.operators.clone(),
+    )
+    .send()
+    .await
+    .map_err(|e| L1Error::contract(rpc_url, e))?;
+    let receipt = pending.get_receipt().await.map_err(|e| L1Error::Rpc {
+        url: rpc_url.to_owned(),
+        message: e.to_string(),
+    })?;
+    let address = receipt.contract_address.ok_or_else(|| {
+        L1Error::BadAnswer("deployment receipt has no contract address".to_owned())
+    })?;
+    if !receipt.status() {
+        return Err(L1Error::BadAnswer(format!(
+            "deployment transaction {} reverted",
+            receipt.transaction_hash
+        )));
+    }
+    Ok(Deployment {
+        address,
+        tx_hash: receipt.transaction_hash,
+        block_number: receipt.block_number.unwrap_or_default(),
+        chain_id,
+        vk_hash,
+    })
+}
+
+/// What the rollup contract holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RollupStatus {
+    /// The contract.
+    pub address: Address,
+    /// The chain.
+    pub chain_id: u64,
+    /// Batches committed.
+    pub batch_number: u64,
+    /// The current state root.
+    pub state_root: U256,
+    /// The verifying key's hash.
+    pub vk_hash: B256,
+    /// The owner.
+    pub owner: Address,
+    /// The last batches, oldest first.
+    pub last_batches: Vec<BatchEvent>,
+}
+
+/// Reads the contract's state and its last `last` batch events.
+///
+/// # Errors
+/// [`L1Error::NoContract`] when there is no contract at `address`; [`L1Error::Rpc`] when the
+/// node does not answer.
+pub async fn status(rpc_url: &str, address: Address, last: usize) -> Result<RollupStatus, L1Error> {
+    let provider = connect(rpc_url)?;
+    let chain_id = provider
+        .get_chain_id()
+        .await
+        .map_err(|e| L1Error::rpc(rpc_url, e))?;
+    let code = provider
+        .get_code_at(address)
+        .await
+        .map_err(|e| L1Error::rpc(rpc_url, e))?;
+    if code.is_empty() {
+        return Err(L1Error::NoContract {
+            address,
+            rpc_url: rpc_url.to_owned(),
+        });
+    }
+    let rollup = PulseRollup::new(address, &provider);
+    let c = |e| L1Error::contract(rpc_url, e);
+    let batch_number = rollup.batchNumber().call().await.map_err(c)?;
+    let state_root = rollup.stateRoot().call().await.map_err(c)?;
+    let vk_hash = rollup.vkHash().call().await.map_err(c)?;
+    let owner = rollup.owner().call().await.map_err(c)?;
+    let mut events = sender::batch_events(&provider, rpc_url, address, None).await?;
+    let skip = events.len().saturating_sub(last);
+    let last_batches = events.split_off(skip);
+    Ok(RollupStatus {
+        address,
+        chain_id,
+        batch_number: u64::try_from(batch_number)
+            .map_err(|_| L1Error::BadAnswer("batch number above 2^64".to_owned()))?,
+        state_root,
+        vk_hash,
+        owner,
+        last_batches,
+    })
+}

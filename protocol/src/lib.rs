@@ -1,0 +1,91 @@
+//! The Pulse protocol: the messages the coordinator, the workers and the clients exchange,
+//! the NATS subjects they travel on, and the JetStream streams, consumers and buckets that
+//! hold them. Both sides check the protocol version: a message from another version is
+//! refused with a message that says which versions are involved.
+//!
+//! | what | subject | stream / bucket | retention |
+//! |---|---|---|---|
+//! | signed transactions (client → coordinator) | [`TX_SUBJECT`] | [`TX_STREAM`] | work queue, deduplicated by transaction hash (`Nats-Msg-Id`) |
+//! | receipts (coordinator → client) | [`receipt_subject`] | [`RECEIPT_STREAM`] | limits: the last few per transaction, for a day |
+//! | proving jobs (coordinator → workers) | [`job_subject`] | [`JOB_STREAM`] | work queue; workers pull through the shared durable consumer [`JOB_CONSUMER`] |
+//! | job results (workers → coordinator) | [`RESULT_SUBJECT`] | [`RESULT_STREAM`] | work queue |
+//! | worker registry and heartbeats | key = worker id | KV bucket [`WORKER_BUCKET`] | entries expire after [`WORKER_TTL`] |
+//! | proving keys, by hash | name = pk hash | object store [`KEY_BUCKET`] | kept |
+//!
+//! A job's lease is JetStream's ack wait ([`JOB_LEASE`]): a worker proving a job sends an
+//! in-progress acknowledgement every [`HEARTBEAT_INTERVAL`]; a worker that stops sending them
+//! loses the job, which is delivered again, at most [`JOB_MAX_DELIVER`] times.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod messages;
+pub mod nats;
+
+pub use messages::{
+    DecodeError, JobOutcome, JobResult, ProvingJob, Receipt, ReceiptStatus, WorkerInfo, decode,
+    encode,
+};
+
+use std::time::Duration;
+
+/// The protocol version this build speaks. Every message carries it as `"v"`.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Subject clients publish signed transactions to (the transaction JSON v1 of
+/// `pulse_circuits::tx`).
+pub const TX_SUBJECT: &str = "pulse.tx.submit";
+/// The stream of pending transactions.
+pub const TX_STREAM: &str = "PULSE_TX";
+/// The coordinator's durable consumer of [`TX_STREAM`].
+pub const TX_CONSUMER: &str = "coordinator";
+/// How long a resubmitted transaction (same hash) is recognised as a duplicate by JetStream.
+/// The coordinator's own nonce check refuses later replays.
+pub const TX_DEDUP_WINDOW: Duration = Duration::from_secs(3600);
+/// The largest transaction message accepted (the transaction JSON limit).
+pub const MAX_TX_BYTES: usize = pulse_circuits::tx::MAX_TX_JSON_BYTES;
+
+/// Prefix of receipt subjects.
+pub const RECEIPT_PREFIX: &str = "pulse.receipt";
+/// The stream of receipts.
+pub const RECEIPT_STREAM: &str = "PULSE_RECEIPTS";
+/// How long receipts are kept.
+pub const RECEIPT_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
+
+/// Prefix of proving-job subjects.
+pub const JOB_PREFIX: &str = "pulse.jobs";
+/// The stream of proving jobs.
+pub const JOB_STREAM: &str = "PULSE_JOBS";
+/// The workers' shared durable consumer of [`JOB_STREAM`].
+pub const JOB_CONSUMER: &str = "workers";
+/// A job's lease: without an in-progress acknowledgement for this long, it is redelivered.
+pub const JOB_LEASE: Duration = Duration::from_secs(30);
+/// How often a worker acknowledges progress on the job it proves.
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
+/// Deliveries of one job before JetStream gives up on it (the coordinator then fails the
+/// batch loudly and retries it).
+pub const JOB_MAX_DELIVER: i64 = 5;
+
+/// Subject of job results.
+pub const RESULT_SUBJECT: &str = "pulse.results";
+/// The stream of job results.
+pub const RESULT_STREAM: &str = "PULSE_RESULTS";
+/// The coordinator's durable consumer of [`RESULT_STREAM`].
+pub const RESULT_CONSUMER: &str = "coordinator";
+
+/// KV bucket of registered workers.
+pub const WORKER_BUCKET: &str = "pulse-workers";
+/// A worker's registry entry expires this long after its last heartbeat.
+pub const WORKER_TTL: Duration = Duration::from_secs(30);
+
+/// Object store of proving keys, named by the hex SHA-256 of the key file.
+pub const KEY_BUCKET: &str = "pulse-keys";
+
+/// The receipt subject of a transaction (its hash as `TxHash` displays it: `0x` and hex).
+pub fn receipt_subject(tx_hash: &str) -> String {
+    format!("{RECEIPT_PREFIX}.{tx_hash}")
+}
+
+/// The job subject for a circuit (its id in hex): workers filter by the circuits they hold.
+pub fn job_subject(circuit_id: &str) -> String {
+    format!("{JOB_PREFIX}.{circuit_id}")
+}

@@ -1,0 +1,202 @@
+//! The JetStream layout, created idempotently by [`ensure_layout`]: running it again, by a
+//! restarted coordinator or a second one, changes nothing (settings that differ are
+//! updated to these).
+
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::{AckPolicy, pull};
+use async_nats::jetstream::stream::{Config as StreamConfig, RetentionPolicy, StorageType};
+use async_nats::jetstream::{self, kv, object_store};
+
+use crate::messages::MAX_MESSAGE_BYTES;
+use crate::*;
+
+/// Why the layout could not be created.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "creating {what} on NATS JetStream: {reason}; check that the server runs with JetStream enabled (-js) and that this user may manage streams"
+)]
+pub struct LayoutError {
+    /// The stream, consumer or bucket.
+    pub what: String,
+    /// The server's answer.
+    pub reason: String,
+}
+
+fn err(what: &str, e: impl std::fmt::Display) -> LayoutError {
+    LayoutError {
+        what: what.to_owned(),
+        reason: e.to_string(),
+    }
+}
+
+/// The pending-transactions stream: a work queue, deduplicated by transaction hash. Its
+/// message limit is above the transaction limit on purpose, so that an oversized transaction
+/// reaches the coordinator and gets a rejection receipt instead of vanishing at the server.
+pub fn tx_stream() -> StreamConfig {
+    StreamConfig {
+        name: TX_STREAM.to_owned(),
+        description: Some("signed Pulse transactions waiting to be sequenced".to_owned()),
+        subjects: vec![TX_SUBJECT.to_owned()],
+        retention: RetentionPolicy::WorkQueue,
+        storage: StorageType::File,
+        duplicate_window: TX_DEDUP_WINDOW,
+        max_message_size: 256 * 1024,
+        ..Default::default()
+    }
+}
+
+/// The receipts stream: the last receipts of each transaction, for a day, readable by
+/// direct get (a client that subscribes late still finds its receipt).
+pub fn receipt_stream() -> StreamConfig {
+    StreamConfig {
+        name: RECEIPT_STREAM.to_owned(),
+        description: Some("receipts for submitted transactions".to_owned()),
+        subjects: vec![format!("{RECEIPT_PREFIX}.>")],
+        retention: RetentionPolicy::Limits,
+        storage: StorageType::File,
+        max_age: RECEIPT_MAX_AGE,
+        max_messages_per_subject: 8,
+        allow_direct: true,
+        max_message_size: 64 * 1024,
+        ..Default::default()
+    }
+}
+
+/// The proving-jobs stream: a work queue.
+pub fn job_stream() -> StreamConfig {
+    StreamConfig {
+        name: JOB_STREAM.to_owned(),
+        description: Some("chunk proving jobs".to_owned()),
+        subjects: vec![format!("{JOB_PREFIX}.>")],
+        retention: RetentionPolicy::WorkQueue,
+        storage: StorageType::File,
+        max_message_size: i32::try_from(MAX_MESSAGE_BYTES).unwrap_or(i32::MAX),
+        ..Default::default()
+    }
+}
+
+/// The job-results stream: a work queue.
+pub fn result_stream() -> StreamConfig {
+    StreamConfig {
+        name: RESULT_STREAM.to_owned(),
+        description: Some("proofs and failures reported by workers".to_owned()),
+        subjects: vec![RESULT_SUBJECT.to_owned()],
+        retention: RetentionPolicy::WorkQueue,
+        storage: StorageType::File,
+        max_message_size: 64 * 1024,
+        ..Default::default()
+    }
+}
+
+/// The coordinator's consumer of transactions. Messages stay unacknowledged until their
+/// batch is final on L1; a redelivery of a message already sequenced is recognised by its
+/// transaction hash.
+pub fn tx_consumer() -> pull::Config {
+    pull::Config {
+        durable_name: Some(TX_CONSUMER.to_owned()),
+        description: Some("the coordinator's sequencer".to_owned()),
+        ack_policy: AckPolicy::Explicit,
+        ack_wait: Duration::from_secs(600),
+        max_deliver: -1,
+        max_ack_pending: 100_000,
+        ..Default::default()
+    }
+}
+
+/// Settings an operator (or a test) may change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LayoutOptions {
+    /// A job's lease (see [`JOB_LEASE`]).
+    pub job_lease: Duration,
+    /// Deliveries of a job (see [`JOB_MAX_DELIVER`]).
+    pub job_max_deliver: i64,
+}
+
+impl Default for LayoutOptions {
+    fn default() -> Self {
+        Self {
+            job_lease: JOB_LEASE,
+            job_max_deliver: JOB_MAX_DELIVER,
+        }
+    }
+}
+
+/// The workers' shared consumer of jobs: a lease kept alive by in-progress
+/// acknowledgements, a bounded number of deliveries.
+pub fn job_consumer(options: LayoutOptions) -> pull::Config {
+    pull::Config {
+        durable_name: Some(JOB_CONSUMER.to_owned()),
+        description: Some("proving workers".to_owned()),
+        ack_policy: AckPolicy::Explicit,
+        ack_wait: options.job_lease,
+        max_deliver: options.job_max_deliver,
+        max_ack_pending: 10_000,
+        ..Default::default()
+    }
+}
+
+/// The coordinator's consumer of results.
+pub fn result_consumer() -> pull::Config {
+    pull::Config {
+        durable_name: Some(RESULT_CONSUMER.to_owned()),
+        description: Some("the coordinator's proof checker".to_owned()),
+        ack_policy: AckPolicy::Explicit,
+        ack_wait: Duration::from_secs(120),
+        max_deliver: -1,
+        ..Default::default()
+    }
+}
+
+/// Creates (or updates to these settings) every stream, consumer and bucket of the protocol.
+///
+/// # Errors
+/// [`LayoutError`] naming what could not be created.
+pub async fn ensure_layout(
+    js: &jetstream::Context,
+    options: LayoutOptions,
+) -> Result<(), LayoutError> {
+    for (config, consumer) in [
+        (tx_stream(), Some(tx_consumer())),
+        (receipt_stream(), None),
+        (job_stream(), Some(job_consumer(options))),
+        (result_stream(), Some(result_consumer())),
+    ] {
+        let name = config.name.clone();
+        js.create_or_update_stream(config)
+            .await
+            .map_err(|e| err(&format!("stream {name}"), e))?;
+        if let Some(c) = consumer {
+            let cname = c.durable_name.clone().unwrap_or_default();
+            let stream = js
+                .get_stream(&name)
+                .await
+                .map_err(|e| err(&format!("stream {name}"), e))?;
+            stream
+                .create_consumer(c)
+                .await
+                .map_err(|e| err(&format!("consumer {cname} on {name}"), e))?;
+        }
+    }
+    js.create_or_update_key_value(kv::Config {
+        bucket: WORKER_BUCKET.to_owned(),
+        description: "registered proving workers, refreshed by heartbeats".to_owned(),
+        history: 1,
+        max_age: WORKER_TTL,
+        storage: StorageType::File,
+        ..Default::default()
+    })
+    .await
+    .map_err(|e| err(&format!("key-value bucket {WORKER_BUCKET}"), e))?;
+    if js.get_object_store(KEY_BUCKET).await.is_err() {
+        js.create_object_store(object_store::Config {
+            bucket: KEY_BUCKET.to_owned(),
+            description: Some("proving keys, named by their SHA-256".to_owned()),
+            storage: StorageType::File,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| err(&format!("object store {KEY_BUCKET}"), e))?;
+    }
+    Ok(())
+}
