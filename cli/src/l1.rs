@@ -77,21 +77,21 @@ pub struct DeployArgs {
 }
 
 /// The deployer's key: from a file or the environment, never echoed.
-fn load_signer(file: Option<&Path>) -> Result<PrivateKeySigner> {
+pub fn load_signer(file: Option<&Path>) -> Result<PrivateKeySigner> {
     let text = match file {
         Some(p) => std::fs::read_to_string(p)
             .with_context(|| format!("reading the private key file {}", p.display()))?,
         None => match std::env::var("PULSE_L1_PRIVATE_KEY") {
             Ok(v) => v,
             Err(_) => bail!(
-                "no deployer key: give --private-key-file FILE or set PULSE_L1_PRIVATE_KEY (hex, 32 bytes)"
+                "no L1 key: give the key file flag (--private-key-file / --operator-key-file) or set PULSE_L1_PRIVATE_KEY (hex, 32 bytes)"
             ),
         },
     };
     text.trim()
         .parse::<PrivateKeySigner>()
         // The parse error could echo key material: say only what is expected.
-        .map_err(|_| anyhow::anyhow!("the deployer key is not a 32-byte hex private key"))
+        .map_err(|_| anyhow::anyhow!("the L1 private key is not a 32-byte hex private key"))
 }
 
 #[derive(Serialize)]
@@ -106,7 +106,7 @@ struct DeploymentJson {
     operators: Vec<String>,
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -3,8 +3,10 @@
 //! Thin by design: parse flags, set up telemetry, call the library.
 
 mod bench_prover;
+mod coordinator;
 mod demo;
 mod l1;
+mod worker;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -43,6 +45,16 @@ enum Command {
     /// The statement end to end in one process: transactions of every kind (and invalid
     /// ones), the state on disk, chunks proven with Groth16 and verified.
     Demo(demo::DemoArgs),
+    /// The coordinator service.
+    Coordinator {
+        #[command(subcommand)]
+        command: coordinator::CoordinatorCommand,
+    },
+    /// A proving worker (for hospitals contributing machines).
+    Worker {
+        #[command(subcommand)]
+        command: worker::WorkerCommand,
+    },
     /// The rollup contract on L1: deploy it, read its status.
     L1 {
         #[command(subcommand)]
@@ -257,6 +269,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     json,
                 },
         } => bench_prover::ntt(log_size, repeats as usize, json),
+        Command::Coordinator {
+            command: coordinator::CoordinatorCommand::Run(args),
+        } => coordinator::run(args),
+        Command::Worker {
+            command: worker::WorkerCommand::Run(args),
+        } => worker::run(args),
         Command::L1 {
             command: l1::L1Command::Deploy(args),
         } => l1::deploy(args),

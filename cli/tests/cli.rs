@@ -294,3 +294,52 @@ fn l1_deploy_and_status_against_a_real_anvil() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("--contract"), "{}", stderr(&o));
 }
+
+#[test]
+fn coordinator_flags_are_checked_before_anything_starts() {
+    let base = [
+        "coordinator",
+        "run",
+        "--state-dir",
+        "/nonexistent/state",
+        "--keys",
+        "/nonexistent/keys",
+        "--contract",
+        "0x0000000000000000000000000000000000000001",
+    ];
+    let mut bad = base.to_vec();
+    bad.extend(["--batch-deadline", "5parsecs"]);
+    let o = pulse_env(&bad, &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("unknown unit"), "{}", stderr(&o));
+
+    let o = pulse_env(&base, &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("PULSE_L1_PRIVATE_KEY"),
+        "{}",
+        stderr(&o)
+    );
+
+    let key = pulse_testkit::DEV_ACCOUNTS[1].private_key;
+    let o = pulse_env(&base, &[("PULSE_L1_PRIVATE_KEY", key)]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("/nonexistent/keys"), "{}", stderr(&o));
+}
+
+#[test]
+fn worker_flags_are_checked_before_anything_starts() {
+    let o = pulse(&[
+        "worker",
+        "run",
+        "--id",
+        "bad id!",
+        "--nats",
+        "nats://127.0.0.1:1",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("worker id"), "{}", stderr(&o));
+    let o = pulse(&["worker", "run", "--id", "w1", "--backend", "quantum"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("quantum"), "{}", stderr(&o));
+}

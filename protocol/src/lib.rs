@@ -10,7 +10,7 @@
 //! | proving jobs (coordinator → workers) | [`job_subject`] | [`JOB_STREAM`] | work queue; workers pull through the shared durable consumer [`JOB_CONSUMER`] |
 //! | job results (workers → coordinator) | [`RESULT_SUBJECT`] | [`RESULT_STREAM`] | work queue |
 //! | worker registry and heartbeats | key = worker id | KV bucket [`WORKER_BUCKET`] | entries expire after [`WORKER_TTL`] |
-//! | proving keys, by hash | name = pk hash | object store [`KEY_BUCKET`] | kept |
+//! | proving keys, by hash ([`keys`]) | name = pk hash | object store [`KEY_BUCKET`] | kept |
 //!
 //! A job's lease is JetStream's ack wait ([`JOB_LEASE`]): a worker proving a job sends an
 //! in-progress acknowledgement every [`HEARTBEAT_INTERVAL`]; a worker that stops sending them
@@ -18,6 +18,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod keys;
 pub mod messages;
 pub mod nats;
 

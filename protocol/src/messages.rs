@@ -182,8 +182,13 @@ pub struct ProvingJob {
     pub chunk: u32,
     /// The batch attempt (a failed batch is retried with a new attempt number).
     pub attempt: u32,
-    /// The circuit (hex id): the worker must hold its proving key.
+    /// The circuit (hex id): the worker must hold its proving key. It is the id of
+    /// `CircuitParams::new(slots, depth)`, which the worker checks.
     pub circuit_id: String,
+    /// The circuit's transaction slots per chunk (its `CircuitParams::slots`).
+    pub slots: u32,
+    /// The circuit's state-tree depth (its `CircuitParams::depth`).
+    pub depth: u32,
     /// The proving key's hash (hex SHA-256 of the key file); fetch it by this name.
     pub pk_hash: String,
     /// The verifying key's hash (hex), which the result's proof must name.

@@ -174,6 +174,16 @@ impl PrivateKey {
         PublicKey(Point::base8().mul_scalar(&(&self.expand().s >> 3u8)))
     }
 
+    /// The key's discrete logarithm `a = (s >> 3) mod l`, so that
+    /// `Base8 · a` is [`PrivateKey::public_key`]. It exists for protocols that use the
+    /// signing key as a Diffie-Hellman key (the ECIES key wrapping of `pulse-client`).
+    ///
+    /// Secret: it is as powerful as the key itself (it can sign, with nonces of its own).
+    /// Reducing mod `l` changes nothing for points of the prime-order subgroup.
+    pub fn secret_scalar(&self) -> ark_ed_on_bn254::Fr {
+        ark_ed_on_bn254::Fr::from(&self.expand().s >> 3u8)
+    }
+
     /// Signs a field element, deterministically (the same key and message always give the
     /// same signature, equal to circomlibjs `signPoseidon`).
     pub fn sign(&self, msg: Fr) -> Signature {

@@ -1,0 +1,142 @@
+//! `pulse coordinator run`: flags and environment → [`CoordinatorConfig`], then the
+//! coordinator until Ctrl-C or SIGTERM.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use alloy::primitives::Address;
+use anyhow::{Context, Result};
+use pulse_coordinator::{Coordinator, CoordinatorConfig};
+use tokio_util::sync::CancellationToken;
+
+/// `pulse coordinator …`.
+#[derive(clap::Subcommand)]
+pub enum CoordinatorCommand {
+    /// Run the coordinator: ingest from NATS, sequence, batch, schedule proofs, commit to L1.
+    Run(RunArgs),
+}
+
+/// `pulse coordinator run`.
+#[derive(clap::Args)]
+pub struct RunArgs {
+    /// NATS server URL.
+    #[arg(long, env = "PULSE_NATS", default_value = "nats://127.0.0.1:4222")]
+    nats: String,
+    /// Directory of the rollup state and the coordinator's records (created if missing).
+    #[arg(long, env = "PULSE_STATE_DIR")]
+    state_dir: PathBuf,
+    /// The key directory written by `pulse setup`.
+    #[arg(long, env = "PULSE_KEYS")]
+    keys: PathBuf,
+    /// The IPFS node's RPC API.
+    #[arg(long, env = "PULSE_IPFS", default_value = "http://127.0.0.1:5001")]
+    ipfs: String,
+    /// Ethereum JSON-RPC URL.
+    #[arg(long, env = "PULSE_L1_RPC", default_value = "http://127.0.0.1:8545")]
+    l1_rpc: String,
+    /// The rollup contract.
+    #[arg(long, env = "PULSE_L1_CONTRACT")]
+    contract: Address,
+    /// File holding the operator's private key (hex); or set PULSE_L1_PRIVATE_KEY.
+    #[arg(long)]
+    operator_key_file: Option<PathBuf>,
+    /// L1 confirmations before a batch is final.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64))]
+    confirmations: u64,
+    /// Seal a batch at this many transactions.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    batch_max_txs: u64,
+    /// Seal a batch this long after its first transaction (e.g. 2s, 500ms).
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    batch_deadline: Duration,
+    /// A job's lease: without a worker heartbeat for this long it is redelivered.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    job_lease: Duration,
+    /// Jobs unanswered after this long are published again.
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    job_timeout: Duration,
+    /// Address of the HTTP API (keep it on loopback unless a proxy guards it).
+    #[arg(long, env = "PULSE_HTTP", default_value = "127.0.0.1:8080")]
+    http: SocketAddr,
+}
+
+/// A duration like `500ms`, `5s`, `2m`.
+///
+/// # Errors
+/// A message naming the accepted forms.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration: write e.g. 500ms, 5s, 2m"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" | "" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        "h" => Ok(Duration::from_secs(n * 3600)),
+        _ => Err(format!("{s:?}: unknown unit {unit:?}; use ms, s, m or h")),
+    }
+}
+
+/// `pulse coordinator run`.
+pub fn run(args: RunArgs) -> Result<ExitCode> {
+    let operator = crate::l1::load_signer(args.operator_key_file.as_deref())?;
+    let config = CoordinatorConfig {
+        nats_url: args.nats,
+        state_dir: args.state_dir,
+        keys_dir: args.keys,
+        ipfs_url: args.ipfs,
+        l1_rpc: args.l1_rpc,
+        l1_contract: args.contract,
+        l1_operator: operator,
+        l1_confirmations: args.confirmations,
+        batch_max_txs: args.batch_max_txs as usize,
+        batch_deadline: args.batch_deadline,
+        job_lease: args.job_lease,
+        job_timeout: args.job_timeout,
+        http_addr: args.http,
+    };
+    let rt = crate::l1::runtime()?;
+    rt.block_on(async move {
+        let c = Coordinator::start(config)
+            .await
+            .context("starting the coordinator")?;
+        let shutdown = CancellationToken::new();
+        let token = shutdown.clone();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            token.cancel();
+        });
+        let summary = c.run(shutdown).await?;
+        tracing::info!(?summary, "coordinator stopped");
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Ctrl-C or SIGTERM.
+pub async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

@@ -1,0 +1,169 @@
+//! The coordinator's HTTP API: health, status, and lookups with Merkle proofs a light client
+//! checks against the root the L1 contract holds.
+//!
+//! - `GET /health` → `{"status":"ok"}`
+//! - `GET /status` → queue depth, the open batch, the last batches with their L1
+//!   transactions, invalid proofs by worker
+//! - `GET /accounts/{id}`, `/records/{id}`, `/grants/{id}` → the leaf, its Merkle proof, the
+//!   tree roots and the state root they give
+//!
+//! Answers carry pseudonymous rollup ids and CIDs of encrypted files, never health data.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+
+use axum::extract::{Path, State as AxState};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use pulse_circuits::field::fr_to_decimal;
+use pulse_circuits::state::{State, TreeKind};
+use serde_json::{Value, json};
+
+use crate::store::Store;
+
+/// What the event loop publishes for the API.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    /// The open batch: number and transactions so far.
+    pub open_batch: Option<(u64, usize)>,
+    /// Transactions waiting in the stream.
+    pub queue_depth: u64,
+    /// Jobs waiting in the job stream.
+    pub jobs_queued: u64,
+    /// Transactions accepted by this run.
+    pub accepted: u64,
+    /// Transactions rejected by this run.
+    pub rejected: u64,
+    /// Batches committed by this run.
+    pub committed_batches: u64,
+    /// Invalid proofs by worker.
+    pub invalid_proofs: BTreeMap<String, u64>,
+    /// The rollup contract.
+    pub contract: String,
+}
+
+/// Shared with the handlers.
+#[derive(Clone)]
+pub struct ApiState {
+    /// The loop's snapshot.
+    pub snapshot: Arc<RwLock<Snapshot>>,
+    /// Batch records.
+    pub store: Arc<Store>,
+    /// The rollup state (read-only here).
+    pub state: Arc<State>,
+}
+
+/// The router.
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/status", get(status))
+        .route("/accounts/{id}", get(account))
+        .route("/records/{id}", get(record))
+        .route("/grants/{id}", get(grant))
+        .with_state(state)
+}
+
+fn error(code: StatusCode, message: String) -> Response {
+    (code, Json(json!({ "error": message }))).into_response()
+}
+
+async fn status(AxState(s): AxState<ApiState>) -> Response {
+    let snap = match s.snapshot.read() {
+        Ok(g) => g.clone(),
+        Err(p) => p.into_inner().clone(),
+    };
+    let batches = match s.store.recent(20) {
+        Ok(b) => b,
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    let batches: Vec<Value> = batches
+        .iter()
+        .map(|b| {
+            json!({
+                "batch": b.number,
+                "status": b.status.as_str(),
+                "txs": b.tx_hashes.len(),
+                "chunks": b.chunks.len(),
+                "proofs": b.proofs.iter().filter(|p| p.is_some()).count(),
+                "data_cid": b.data_cid,
+                "l1_tx": b.l1_tx,
+                "l1_gas": b.l1_gas,
+                "failure": b.failure,
+                "latency_s": b.committed_ms.map(|c| c.saturating_sub(b.first_received_ms) as f64 / 1000.0),
+            })
+        })
+        .collect();
+    Json(json!({
+        "queue_depth": snap.queue_depth,
+        "jobs_queued": snap.jobs_queued,
+        "open_batch": snap.open_batch.map(|(n, txs)| json!({"batch": n, "txs": txs})),
+        "accepted": snap.accepted,
+        "rejected": snap.rejected,
+        "committed_batches": snap.committed_batches,
+        "invalid_proofs": snap.invalid_proofs,
+        "contract": snap.contract,
+        "batches": batches,
+    }))
+    .into_response()
+}
+
+fn proof_json(state: &State, tree: TreeKind, id: u64) -> Result<Value, Box<Response>> {
+    let (leaf, proof, roots) = state
+        .proof(tree, id)
+        .map_err(|e| Box::new(error(StatusCode::BAD_REQUEST, format!("{e}"))))?;
+    Ok(json!({
+        "leaf_hash": fr_to_decimal(&leaf),
+        "proof": proof,
+        "roots": roots,
+        "state_root": fr_to_decimal(&roots.state_root()),
+    }))
+}
+
+async fn account(AxState(s): AxState<ApiState>, Path(id): Path<u64>) -> Response {
+    match s.state.account(id) {
+        Ok(Some(leaf)) => match proof_json(&s.state, TreeKind::Accounts, id) {
+            Ok(mut v) => {
+                v["account"] = json!(leaf);
+                v["id"] = json!(id);
+                Json(v).into_response()
+            }
+            Err(r) => *r,
+        },
+        Ok(None) => error(StatusCode::NOT_FOUND, format!("no account {id}")),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+async fn record(AxState(s): AxState<ApiState>, Path(id): Path<u64>) -> Response {
+    match s.state.record(id) {
+        Ok(Some(r)) => match proof_json(&s.state, TreeKind::Records, id) {
+            Ok(mut v) => {
+                v["record"] = json!(r.leaf);
+                v["cid"] = json!(r.cid);
+                v["id"] = json!(id);
+                Json(v).into_response()
+            }
+            Err(r) => *r,
+        },
+        Ok(None) => error(StatusCode::NOT_FOUND, format!("no record {id}")),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+async fn grant(AxState(s): AxState<ApiState>, Path(id): Path<u64>) -> Response {
+    match s.state.grant(id) {
+        Ok(Some(g)) => match proof_json(&s.state, TreeKind::Grants, id) {
+            Ok(mut v) => {
+                v["grant"] = json!(g);
+                v["id"] = json!(id);
+                Json(v).into_response()
+            }
+            Err(r) => *r,
+        },
+        Ok(None) => error(StatusCode::NOT_FOUND, format!("no grant {id}")),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}

@@ -1,0 +1,832 @@
+//! The coordinator's event loop.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use async_nats::HeaderMap;
+use async_nats::jetstream::{self, AckKind, Message};
+use futures::StreamExt;
+use pulse_circuits::artifacts::{ProofArtifact, VerifierArtifacts};
+use pulse_circuits::state::State;
+use pulse_circuits::tx::{MAX_TX_JSON_BYTES, SignedTransaction};
+use pulse_l1::pipeline::SenderPipeline;
+use pulse_l1::{BatchCommit, ChunkProof, Committed, L1Error, L1Sender, SenderConfig};
+use pulse_protocol::nats::{LayoutOptions, ensure_layout};
+use pulse_protocol::{
+    JOB_STREAM, JobOutcome, JobResult, ProvingJob, RESULT_CONSUMER, RESULT_STREAM, Receipt,
+    ReceiptStatus, TX_CONSUMER, TX_STREAM, decode, encode, job_subject, receipt_subject,
+};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use crate::api::{self, ApiState, Snapshot};
+use crate::sequencer::{self, Command, Refusal, now_ms};
+use crate::store::{BatchRecord, BatchStatus, Store};
+use crate::{CoordinatorConfig, STATE_FILE, STORE_FILE, pubdata};
+
+/// What a run did, for tests and the CLI.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Transactions accepted.
+    pub accepted: u64,
+    /// Transactions rejected.
+    pub rejected: u64,
+    /// Batches committed on L1.
+    pub committed_batches: u64,
+    /// Proofs refused.
+    pub invalid_proofs: u64,
+}
+
+struct OpenBatch {
+    number: u64,
+    first_received: Instant,
+    first_received_ms: u64,
+    hashes: HashSet<String>,
+}
+
+/// A running coordinator.
+pub struct Coordinator {
+    config: CoordinatorConfig,
+    js: jetstream::Context,
+    store: Arc<Store>,
+    state: Arc<State>,
+    verifier: Arc<VerifierArtifacts>,
+    sequencer: mpsc::Sender<Command>,
+    ipfs: pulse_ipfs::IpfsClient,
+    pipeline: SenderPipeline,
+    committed_tx: mpsc::Sender<(u64, Result<Committed, L1Error>)>,
+    committed_rx: mpsc::Receiver<(u64, Result<Committed, L1Error>)>,
+    open: Option<OpenBatch>,
+    next_number: u64,
+    /// Batches sealed and not yet final, by number.
+    pending: BTreeMap<u64, BatchRecord>,
+    /// When each pending batch's jobs were last published.
+    published_at: HashMap<u64, Instant>,
+    /// The next batch to hand to the L1 sender (they must go in order).
+    next_to_commit: u64,
+    /// Source messages held until their batch is final, by batch.
+    held: HashMap<u64, Vec<Message>>,
+    invalid_by_worker: BTreeMap<String, u64>,
+    summary: Summary,
+    snapshot: Arc<RwLock<Snapshot>>,
+    circuit_id: String,
+    pk_hash: String,
+    vk_hash: String,
+}
+
+fn receipt_id(msg: &Message) -> Option<String> {
+    let id = msg
+        .headers
+        .as_ref()?
+        .get("Nats-Msg-Id")?
+        .as_str()
+        .to_owned();
+    let ok = !id.is_empty()
+        && id.len() <= 80
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    ok.then_some(id)
+}
+
+impl Coordinator {
+    /// Opens the state and the store, connects to NATS (creating the stream layout), IPFS
+    /// and L1, checks that they agree, and publishes the proving key for the workers.
+    ///
+    /// # Errors
+    /// Any of those steps failing, with what was being done.
+    pub async fn start(config: CoordinatorConfig) -> Result<Self> {
+        std::fs::create_dir_all(&config.state_dir).with_context(|| {
+            format!(
+                "creating the state directory {}",
+                config.state_dir.display()
+            )
+        })?;
+        let verifier = VerifierArtifacts::load(&config.keys_dir)
+            .with_context(|| format!("loading the keys in {}", config.keys_dir.display()))?;
+        let params = verifier.manifest.params;
+        let state = Arc::new(
+            State::open(&config.state_dir.join(STATE_FILE), params.depth)
+                .context("opening the rollup state")?,
+        );
+        let store = Arc::new(
+            Store::open(&config.state_dir.join(STORE_FILE))
+                .context("opening the coordinator store")?,
+        );
+
+        let client = async_nats::connect(&config.nats_url)
+            .await
+            .with_context(|| format!("connecting to NATS at {}", config.nats_url))?;
+        let js = jetstream::new(client);
+        ensure_layout(
+            &js,
+            LayoutOptions {
+                job_lease: config.job_lease,
+                ..LayoutOptions::default()
+            },
+        )
+        .await
+        .context("setting up the JetStream layout")?;
+        pulse_protocol::keys::publish_proving_key(&js, &config.keys_dir)
+            .await
+            .context("publishing the proving key to the NATS object store")?;
+
+        let ipfs = pulse_ipfs::IpfsClient::new(&config.ipfs_url).context("the IPFS API URL")?;
+        let sender = L1Sender::connect(
+            &config.l1_rpc,
+            config.l1_operator.clone(),
+            config.l1_contract,
+            SenderConfig {
+                confirmations: config.l1_confirmations,
+                ..SenderConfig::default()
+            },
+        )
+        .await
+        .context("connecting to L1")?;
+        let onchain = sender
+            .batch_number()
+            .await
+            .context("reading the rollup contract")?;
+
+        // A batch sealed but never applied to the state (a crash between the two writes):
+        // drop its record; its transactions were never acknowledged and come back.
+        if let Some(b) = store
+            .last_number()?
+            .map(|n| store.get(n))
+            .transpose()?
+            .flatten()
+        {
+            let root = state.roots()?.state_root();
+            let before = b.chunks.first().map(|c| c.roots_before.state_root());
+            let after = b.chunks.last().map(|c| c.roots_after.state_root());
+            if after != Some(root) && before == Some(root) && b.status == BatchStatus::Proving {
+                warn!(
+                    batch = b.number,
+                    "dropping a batch sealed but not applied before a crash"
+                );
+                store.delete(&b)?;
+            }
+        }
+        let last = store.last_number()?.unwrap_or(0);
+        if onchain > last {
+            bail!(
+                "the rollup contract is at batch {onchain} but this coordinator's records end at {last}: this state directory belongs to another deployment"
+            );
+        }
+        let status = pulse_l1::status(&config.l1_rpc, config.l1_contract, 0).await?;
+        if last == 0 && pulse_l1::contract::word(state.roots()?.state_root()) != status.state_root {
+            bail!(
+                "the state in {} does not start at the contract's genesis root: deploy the contract with this state's root (pulse l1 deploy --state)",
+                config.state_dir.display()
+            );
+        }
+
+        let cancel = CancellationToken::new();
+        let (pipeline, _task) = SenderPipeline::spawn(sender, 64, cancel.clone());
+        let (committed_tx, committed_rx) = mpsc::channel(64);
+        let sequencer = sequencer::spawn(state.clone(), store.clone(), params.slots);
+        let mut pending = BTreeMap::new();
+        for b in store.unfinished()? {
+            pending.insert(b.number, b);
+        }
+        let first_unfinished = pending.keys().next().copied().unwrap_or(last + 1);
+        let manifest = &verifier.manifest;
+        Ok(Self {
+            circuit_id: manifest.circuit_id.0.to_hex(),
+            pk_hash: manifest.pk_hash.to_hex(),
+            vk_hash: manifest.vk_hash.to_hex(),
+            config,
+            js,
+            store,
+            state,
+            verifier: Arc::new(verifier),
+            sequencer,
+            ipfs,
+            pipeline,
+            committed_tx,
+            committed_rx,
+            open: None,
+            next_number: last + 1,
+            pending,
+            published_at: HashMap::new(),
+            next_to_commit: first_unfinished.max(onchain + 1).min(last + 1),
+            held: HashMap::new(),
+            invalid_by_worker: BTreeMap::new(),
+            summary: Summary::default(),
+            snapshot: Arc::new(RwLock::new(Snapshot::default())),
+        })
+    }
+
+    /// Runs until `shutdown` is cancelled.
+    ///
+    /// # Errors
+    /// NATS consumers that cannot be opened, or the HTTP port already taken.
+    pub async fn run(mut self, shutdown: CancellationToken) -> Result<Summary> {
+        let listener = tokio::net::TcpListener::bind(self.config.http_addr)
+            .await
+            .with_context(|| format!("binding the HTTP API to {}", self.config.http_addr))?;
+        let api_state = ApiState {
+            snapshot: self.snapshot.clone(),
+            store: self.store.clone(),
+            state: self.state.clone(),
+        };
+        let api_shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let app = api::router(api_state);
+            if let Err(e) = axum::serve(listener, app)
+                .with_graceful_shutdown(async move { api_shutdown.cancelled().await })
+                .await
+            {
+                error!(error = %e, "HTTP API stopped");
+            }
+        });
+
+        let tx_consumer: jetstream::consumer::PullConsumer = self
+            .js
+            .get_stream(TX_STREAM)
+            .await?
+            .get_consumer(TX_CONSUMER)
+            .await
+            .map_err(|e| anyhow::anyhow!("opening the transaction consumer: {e}"))?;
+        let result_consumer: jetstream::consumer::PullConsumer = self
+            .js
+            .get_stream(RESULT_STREAM)
+            .await?
+            .get_consumer(RESULT_CONSUMER)
+            .await
+            .map_err(|e| anyhow::anyhow!("opening the result consumer: {e}"))?;
+        let mut txs = tx_consumer
+            .messages()
+            .await
+            .context("pulling transactions")?;
+        let mut results = result_consumer
+            .messages()
+            .await
+            .context("pulling results")?;
+        let mut tick = tokio::time::interval(Duration::from_millis(200));
+
+        // Batches left unfinished by a previous run.
+        let unfinished: Vec<u64> = self.pending.keys().copied().collect();
+        for n in unfinished {
+            if let Some(b) = self.pending.get(&n) {
+                info!(batch = n, status = b.status.as_str(), "resuming a batch");
+            }
+            self.publish_missing_jobs(n).await;
+        }
+        self.try_commit_next().await;
+        self.refresh_snapshot().await;
+
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                Some(m) = txs.next() => match m {
+                    Ok(m) => self.on_tx(m).await,
+                    Err(e) => warn!(error = %e, "transaction stream error"),
+                },
+                Some(m) = results.next() => match m {
+                    Ok(m) => self.on_result(m).await,
+                    Err(e) => warn!(error = %e, "result stream error"),
+                },
+                Some((n, r)) = self.committed_rx.recv() => self.on_committed(n, r).await,
+                _ = tick.tick() => self.on_tick().await,
+            }
+        }
+        info!("coordinator stopping");
+        Ok(self.summary.clone())
+    }
+
+    async fn receipt(&self, id: &str, tx_hash: Option<String>, status: ReceiptStatus) {
+        let r = Receipt { tx_hash, status };
+        let subject = receipt_subject(id);
+        match self.js.publish(subject, encode(&r).into()).await {
+            Ok(ack) => {
+                if let Err(e) = ack.await {
+                    warn!(error = %e, "receipt not stored");
+                }
+            }
+            Err(e) => warn!(error = %e, "receipt not published"),
+        }
+    }
+
+    async fn reject(
+        &mut self,
+        msg: Message,
+        id: Option<&str>,
+        hash: Option<String>,
+        reason: &str,
+        message: String,
+    ) {
+        self.summary.rejected += 1;
+        info!(reason, "transaction rejected");
+        if let Some(id) = id {
+            self.receipt(
+                id,
+                hash,
+                ReceiptStatus::Rejected {
+                    reason: reason.to_owned(),
+                    message,
+                },
+            )
+            .await;
+        }
+        if let Err(e) = msg.ack().await {
+            warn!(error = %e, "ack of a rejected transaction failed");
+        }
+    }
+
+    async fn on_tx(&mut self, msg: Message) {
+        let id = receipt_id(&msg);
+        if msg.payload.len() > MAX_TX_JSON_BYTES {
+            let size = msg.payload.len();
+            self.reject(
+                msg,
+                id.as_deref(),
+                None,
+                "too_large",
+                format!(
+                    "the message is {size} bytes; a transaction is at most {MAX_TX_JSON_BYTES}"
+                ),
+            )
+            .await;
+            return;
+        }
+        let text = String::from_utf8_lossy(&msg.payload).into_owned();
+        let stx = match SignedTransaction::from_json(&text) {
+            Ok(t) => t,
+            Err(e) => {
+                let reason = e.reason();
+                self.reject(msg, id.as_deref(), None, reason, e.to_string())
+                    .await;
+                return;
+            }
+        };
+        let hash = match stx.hash() {
+            Ok(h) => h.to_string(),
+            Err(e) => {
+                let reason = e.reason();
+                self.reject(msg, id.as_deref(), None, reason, e.to_string())
+                    .await;
+                return;
+            }
+        };
+        let id = id.unwrap_or_else(|| hash.clone());
+        if id != hash {
+            self.reject(
+                msg,
+                Some(&id),
+                Some(hash),
+                "id_mismatch",
+                "the message id (Nats-Msg-Id) must be the transaction hash".to_owned(),
+            )
+            .await;
+            return;
+        }
+
+        // A redelivery of a transaction already sequenced: hold it (or ack it if final).
+        if self.open.as_ref().is_some_and(|o| o.hashes.contains(&hash)) {
+            if let Some(o) = &self.open {
+                self.held.entry(o.number).or_default().push(msg);
+            }
+            return;
+        }
+        match self.store.batch_of(&hash) {
+            Ok(Some(b)) => {
+                if self.pending.contains_key(&b) {
+                    self.held.entry(b).or_default().push(msg);
+                } else {
+                    let _ = msg.ack().await;
+                }
+                return;
+            }
+            Ok(None) => {}
+            Err(e) => {
+                error!(error = %e, "store read failed; transaction left for redelivery");
+                let _ = msg
+                    .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+                    .await;
+                return;
+            }
+        }
+
+        let (reply, rx) = oneshot::channel();
+        if self
+            .sequencer
+            .send(Command::Apply {
+                tx: Box::new(stx),
+                reply,
+            })
+            .await
+            .is_err()
+        {
+            error!("the sequencer has stopped");
+            return;
+        }
+        match rx.await {
+            Ok(Ok(applied)) => {
+                let open = self.open.get_or_insert_with(|| OpenBatch {
+                    number: self.next_number,
+                    first_received: Instant::now(),
+                    first_received_ms: now_ms(),
+                    hashes: HashSet::new(),
+                });
+                open.hashes.insert(hash.clone());
+                let number = open.number;
+                let count = open.hashes.len();
+                self.held.entry(number).or_default().push(msg);
+                self.summary.accepted += 1;
+                self.receipt(
+                    &id,
+                    Some(hash),
+                    ReceiptStatus::Accepted {
+                        batch: number,
+                        new_account: applied.new_account,
+                        new_record: applied.new_record,
+                        new_grant: applied.new_grant,
+                    },
+                )
+                .await;
+                if count >= self.config.batch_max_txs {
+                    self.seal().await;
+                }
+            }
+            Ok(Err(Refusal::Rejected(e))) => {
+                let reason = e.reason();
+                self.reject(msg, Some(&id), Some(hash), reason, e.to_string())
+                    .await;
+            }
+            Ok(Err(Refusal::Storage(e))) => {
+                error!(error = %e, "state store failure; transaction left for redelivery");
+                let _ = msg
+                    .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+                    .await;
+            }
+            Err(_) => {
+                error!("the sequencer has stopped; transaction left for redelivery");
+                let _ = msg
+                    .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+                    .await;
+            }
+        }
+    }
+
+    async fn seal(&mut self) {
+        let Some(open) = self.open.take() else { return };
+        let (reply, rx) = oneshot::channel();
+        let cmd = Command::Seal {
+            number: open.number,
+            first_received_ms: open.first_received_ms,
+            reply,
+        };
+        if self.sequencer.send(cmd).await.is_err() {
+            error!("the sequencer has stopped");
+            return;
+        }
+        match rx.await {
+            Ok(Ok(Some(record))) => {
+                info!(
+                    batch = record.number,
+                    txs = record.tx_hashes.len(),
+                    chunks = record.chunks.len(),
+                    "batch sealed"
+                );
+                self.next_number = record.number + 1;
+                let n = record.number;
+                self.pending.insert(n, record);
+                self.publish_missing_jobs(n).await;
+            }
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => {
+                error!(batch = open.number, error = %e, "sealing failed; its transactions come back from NATS")
+            }
+            Err(_) => error!("the sequencer has stopped"),
+        }
+        self.refresh_snapshot().await;
+    }
+
+    /// Publishes a job for every chunk of batch `n` that has no proof yet, under a new
+    /// generation (so that JetStream's deduplication does not swallow a re-publication).
+    async fn publish_missing_jobs(&mut self, n: u64) {
+        let Some(b) = self.pending.get_mut(&n) else {
+            return;
+        };
+        if b.status != BatchStatus::Proving {
+            return;
+        }
+        b.generation += 1;
+        if let Err(e) = self.store.put(b) {
+            error!(batch = n, error = %e, "cannot record the job generation");
+        }
+        let params = self.verifier.manifest.params;
+        for (i, w) in b.chunks.iter().enumerate() {
+            if b.proofs[i].is_some() {
+                continue;
+            }
+            let job = ProvingJob {
+                job_id: format!("b{n}-c{i}-g{}", b.generation),
+                batch: n,
+                chunk: i as u32,
+                attempt: b.generation,
+                circuit_id: self.circuit_id.clone(),
+                pk_hash: self.pk_hash.clone(),
+                vk_hash: self.vk_hash.clone(),
+                slots: params.slots as u32,
+                depth: params.depth as u32,
+                witness: w.clone(),
+            };
+            let mut headers = HeaderMap::new();
+            headers.insert("Nats-Msg-Id", job.job_id.as_str());
+            let published = self
+                .js
+                .publish_with_headers(job_subject(&self.circuit_id), headers, encode(&job).into())
+                .await;
+            match published {
+                Ok(ack) => {
+                    if let Err(e) = ack.await {
+                        warn!(batch = n, chunk = i, error = %e, "job not stored; it will be published again");
+                    }
+                }
+                Err(e) => {
+                    warn!(batch = n, chunk = i, error = %e, "job not published; it will be published again")
+                }
+            }
+        }
+        self.published_at.insert(n, Instant::now());
+    }
+
+    async fn on_result(&mut self, msg: Message) {
+        let result = match decode::<JobResult>(&msg.payload) {
+            Ok(r) => r,
+            Err(e) => {
+                warn!(error = %e, "unreadable job result dropped");
+                let _ = msg.ack_with(AckKind::Term).await;
+                return;
+            }
+        };
+        let parsed = parse_job_id(&result.job_id);
+        let Some((n, chunk)) = parsed else {
+            warn!(job = %result.job_id, "result for an unknown job id dropped");
+            let _ = msg.ack().await;
+            return;
+        };
+        let Some(b) = self.pending.get(&n) else {
+            let _ = msg.ack().await;
+            return;
+        };
+        if chunk >= b.chunks.len() || b.proofs[chunk].is_some() {
+            let _ = msg.ack().await;
+            return;
+        }
+        let worker = result.worker_id.clone();
+        match result.outcome {
+            JobOutcome::Failed { reason } => {
+                warn!(batch = n, chunk, worker = %worker, reason = %reason, "a worker could not prove a chunk");
+                let _ = msg.ack().await;
+            }
+            JobOutcome::Proved {
+                proof,
+                prove_seconds,
+                backend,
+                ..
+            } => {
+                let expected = b.chunks[chunk].public_inputs();
+                let verifier = self.verifier.clone();
+                let to_check = proof.clone();
+                let checked = tokio::task::spawn_blocking(move || -> Result<(), String> {
+                    let artifact =
+                        ProofArtifact::from_json(&to_check).map_err(|e| e.to_string())?;
+                    if artifact.public_inputs != expected {
+                        return Err(
+                            "the proof is for other public inputs than the chunk's".to_owned()
+                        );
+                    }
+                    verifier.verify(&artifact).map_err(|e| e.to_string())?;
+                    Ok(())
+                })
+                .await
+                .unwrap_or_else(|e| Err(format!("proof check panicked: {e}")));
+                match checked {
+                    Ok(()) => {
+                        info!(batch = n, chunk, worker = %worker, backend = %backend, prove_seconds, "proof accepted");
+                        if let Some(b) = self.pending.get_mut(&n) {
+                            b.proofs[chunk] = Some(proof);
+                            b.provers[chunk] = Some(worker);
+                            if b.proofs.iter().all(Option::is_some) {
+                                b.status = BatchStatus::Committing;
+                                b.proven_ms = Some(now_ms());
+                            }
+                            if let Err(e) = self.store.put(b) {
+                                error!(batch = n, error = %e, "cannot record a proof; it will be asked for again");
+                                let _ = msg.ack_with(AckKind::Nak(None)).await;
+                                return;
+                            }
+                        }
+                        let _ = msg.ack().await;
+                        self.try_commit_next().await;
+                    }
+                    Err(reason) => {
+                        warn!(batch = n, chunk, worker = %worker, reason = %reason, "invalid proof refused; the chunk is proven again");
+                        *self.invalid_by_worker.entry(worker).or_default() += 1;
+                        self.summary.invalid_proofs += 1;
+                        let _ = msg.ack().await;
+                        self.publish_missing_jobs(n).await;
+                    }
+                }
+            }
+        }
+        self.refresh_snapshot().await;
+    }
+
+    /// Hands the next batch in order to the L1 sender once it is proven.
+    async fn try_commit_next(&mut self) {
+        loop {
+            let n = self.next_to_commit;
+            let Some(b) = self.pending.get_mut(&n) else {
+                return;
+            };
+            if b.status != BatchStatus::Committing {
+                return;
+            }
+            if b.data_cid.is_none() {
+                let data = match serde_json::to_vec(&pubdata::of(b)) {
+                    Ok(d) => d,
+                    Err(e) => {
+                        error!(batch = n, error = %e, "cannot encode the public data");
+                        return;
+                    }
+                };
+                match self.ipfs.add(data).await {
+                    Ok(cid) => {
+                        b.data_cid = Some(cid.to_string());
+                        if let Err(e) = self.store.put(b) {
+                            error!(batch = n, error = %e, "cannot record the data CID");
+                        }
+                    }
+                    Err(e) => {
+                        warn!(batch = n, error = %e, "adding the public data to IPFS failed; retrying");
+                        return;
+                    }
+                }
+            }
+            let mut chunks = Vec::with_capacity(b.chunks.len());
+            for p in b.proofs.iter().flatten() {
+                match ProofArtifact::from_json(p)
+                    .map_err(|e| e.to_string())
+                    .and_then(|a| ChunkProof::new(&a.public_inputs, a.proof))
+                {
+                    Ok(c) => chunks.push(c),
+                    Err(e) => {
+                        error!(batch = n, error = %e, "a stored proof does not parse");
+                        return;
+                    }
+                }
+            }
+            let commit = BatchCommit {
+                number: n,
+                chunks,
+                data_cid: b.data_cid.clone().unwrap_or_default(),
+                tx_count: b.tx_hashes.len() as u64,
+            };
+            match self.pipeline.submit(commit).await {
+                Ok(rx) => {
+                    let done = self.committed_tx.clone();
+                    tokio::spawn(async move {
+                        let r = rx
+                            .await
+                            .unwrap_or(Err(L1Error::BadAnswer("the L1 sender stopped".to_owned())));
+                        let _ = done.send((n, r)).await;
+                    });
+                    self.next_to_commit = n + 1;
+                }
+                Err(e) => {
+                    error!(batch = n, error = %e, "the L1 sender has stopped");
+                    return;
+                }
+            }
+        }
+    }
+
+    async fn on_committed(&mut self, n: u64, r: Result<Committed, L1Error>) {
+        let Some(mut b) = self.pending.remove(&n) else {
+            return;
+        };
+        match r {
+            Ok(c) => {
+                b.status = BatchStatus::Committed;
+                b.l1_tx = Some(c.tx_hash.to_string());
+                b.l1_gas = Some(c.gas_used);
+                b.committed_ms = Some(now_ms());
+                if let Err(e) = self.store.put(&b) {
+                    error!(batch = n, error = %e, "cannot record the commit (it is final on L1)");
+                }
+                self.summary.committed_batches += 1;
+                let latency = b
+                    .committed_ms
+                    .unwrap_or(0)
+                    .saturating_sub(b.first_received_ms) as f64
+                    / 1000.0;
+                info!(batch = n, txs = b.tx_hashes.len(), l1_tx = %c.tx_hash, latency_s = latency, "batch committed on L1");
+                for h in &b.tx_hashes {
+                    self.receipt(
+                        h,
+                        Some(h.clone()),
+                        ReceiptStatus::Committed {
+                            batch: n,
+                            l1_tx: c.tx_hash.to_string(),
+                        },
+                    )
+                    .await;
+                }
+                for m in self.held.remove(&n).unwrap_or_default() {
+                    if let Err(e) = m.ack().await {
+                        warn!(error = %e, "ack of a committed transaction failed; it will be recognised on redelivery");
+                    }
+                }
+            }
+            Err(e) => {
+                error!(batch = n, error = %e, "L1 refused the batch: the state and L1 disagree; operator action needed");
+                b.status = BatchStatus::Failed;
+                b.failure = Some(e.to_string());
+                let _ = self.store.put(&b);
+            }
+        }
+        self.refresh_snapshot().await;
+    }
+
+    async fn on_tick(&mut self) {
+        if self
+            .open
+            .as_ref()
+            .is_some_and(|o| o.first_received.elapsed() >= self.config.batch_deadline)
+        {
+            self.seal().await;
+        }
+        let late: Vec<u64> = self
+            .pending
+            .iter()
+            .filter(|(n, b)| {
+                b.status == BatchStatus::Proving
+                    && self
+                        .published_at
+                        .get(n)
+                        .is_none_or(|t| t.elapsed() >= self.config.job_timeout)
+            })
+            .map(|(n, _)| *n)
+            .collect();
+        for n in late {
+            warn!(
+                batch = n,
+                "jobs unanswered past the timeout; publishing them again"
+            );
+            self.publish_missing_jobs(n).await;
+        }
+        self.try_commit_next().await;
+    }
+
+    async fn refresh_snapshot(&mut self) {
+        let queue = match self.js.get_stream(TX_STREAM).await {
+            Ok(mut s) => s.info().await.map(|i| i.state.messages).unwrap_or(0),
+            Err(_) => 0,
+        };
+        let jobs = match self.js.get_stream(JOB_STREAM).await {
+            Ok(mut s) => s.info().await.map(|i| i.state.messages).unwrap_or(0),
+            Err(_) => 0,
+        };
+        let mut s = match self.snapshot.write() {
+            Ok(s) => s,
+            Err(p) => p.into_inner(),
+        };
+        s.open_batch = self.open.as_ref().map(|o| (o.number, o.hashes.len()));
+        s.queue_depth = queue;
+        s.jobs_queued = jobs;
+        s.accepted = self.summary.accepted;
+        s.rejected = self.summary.rejected;
+        s.committed_batches = self.summary.committed_batches;
+        s.invalid_proofs = self.invalid_by_worker.clone();
+        s.contract = self.config.l1_contract.to_string();
+    }
+}
+
+/// `b{batch}-c{chunk}-g{generation}` → (batch, chunk).
+fn parse_job_id(id: &str) -> Option<(u64, usize)> {
+    let mut parts = id.split('-');
+    let b = parts.next()?.strip_prefix('b')?.parse().ok()?;
+    let c = parts.next()?.strip_prefix('c')?.parse().ok()?;
+    parts.next()?.strip_prefix('g')?.parse::<u32>().ok()?;
+    parts.next().is_none().then_some((b, c))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_job_id;
+
+    #[test]
+    fn job_ids_parse_strictly() {
+        assert_eq!(parse_job_id("b3-c1-g2"), Some((3, 1)));
+        assert_eq!(parse_job_id("b3-c1"), None);
+        assert_eq!(parse_job_id("b3-c1-g2-x"), None);
+        assert_eq!(parse_job_id("x3-c1-g2"), None);
+    }
+}

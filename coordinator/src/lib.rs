@@ -1,0 +1,80 @@
+//! The Pulse coordinator: pulls signed transactions from NATS JetStream, validates and
+//! sequences them into the persistent rollup state, answers each with a receipt, seals
+//! batches by size or deadline, publishes one proving job per chunk, checks every proof a
+//! worker returns, publishes the batch's public data to IPFS and commits the batch to L1
+//! through the [`pulse_l1`] sender. Source messages are acknowledged only once their batch
+//! is final on L1.
+//!
+//! Everything that changes coordinator state happens in one task ([`Coordinator::run`]'s
+//! loop); the rollup state itself is owned by the [`sequencer`] thread; proofs are checked
+//! on the blocking pool; L1 commits run in the sender pipeline, in batch order.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod api;
+mod core;
+pub mod pubdata;
+pub mod sequencer;
+pub mod store;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use alloy::primitives::Address;
+use alloy::signers::local::PrivateKeySigner;
+
+pub use crate::core::{Coordinator, Summary};
+
+/// Everything the coordinator needs to run.
+#[derive(Clone)]
+pub struct CoordinatorConfig {
+    /// NATS server URL.
+    pub nats_url: String,
+    /// Directory of the rollup state and the coordinator's records.
+    pub state_dir: PathBuf,
+    /// The key directory written by `pulse setup`.
+    pub keys_dir: PathBuf,
+    /// The IPFS node's RPC API (Kubo or js-ipfs).
+    pub ipfs_url: String,
+    /// Ethereum JSON-RPC URL.
+    pub l1_rpc: String,
+    /// The rollup contract.
+    pub l1_contract: Address,
+    /// The operator key that commits batches.
+    pub l1_operator: PrivateKeySigner,
+    /// L1 confirmations before a batch is final.
+    pub l1_confirmations: u64,
+    /// Seal a batch at this many transactions.
+    pub batch_max_txs: usize,
+    /// Seal a batch this long after its first transaction.
+    pub batch_deadline: Duration,
+    /// A job's lease (redelivery after this long without a heartbeat).
+    pub job_lease: Duration,
+    /// Jobs still unanswered after this long are published again.
+    pub job_timeout: Duration,
+    /// Where the HTTP API listens.
+    pub http_addr: SocketAddr,
+}
+
+impl std::fmt::Debug for CoordinatorConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CoordinatorConfig")
+            .field("nats_url", &self.nats_url)
+            .field("state_dir", &self.state_dir)
+            .field("keys_dir", &self.keys_dir)
+            .field("ipfs_url", &self.ipfs_url)
+            .field("l1_rpc", &self.l1_rpc)
+            .field("l1_contract", &self.l1_contract)
+            .field("l1_operator", &self.l1_operator.address())
+            .field("batch_max_txs", &self.batch_max_txs)
+            .field("batch_deadline", &self.batch_deadline)
+            .field("http_addr", &self.http_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The rollup state file inside the state directory.
+pub const STATE_FILE: &str = "state.redb";
+/// The coordinator's records inside the state directory.
+pub const STORE_FILE: &str = "coordinator.redb";

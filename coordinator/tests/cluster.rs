@@ -1,0 +1,599 @@
+//! The coordinator on real nats-server, anvil and js-ipfs, with proving workers that pull
+//! jobs from JetStream like the real ones (an honest one, one that returns a wrong proof, one
+//! that takes a job and dies): transactions of every kind and invalid ones go in, receipts
+//! come back, batches are proven, checked, published and committed on L1 exactly once,
+//! across a coordinator restart.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use alloy::signers::local::PrivateKeySigner;
+use ark_bn254::G1Affine;
+use ark_ec::{AffineRepr, CurveGroup};
+use async_nats::HeaderMap;
+use async_nats::jetstream::{self, consumer::PullConsumer};
+use cid::Cid;
+use futures::StreamExt;
+use pulse_circuits::Fr;
+use pulse_circuits::artifacts::{self, CircuitParams, KeyArtifacts, ProofArtifact};
+use pulse_circuits::circuit::ChunkCircuit;
+use pulse_circuits::eddsa::PrivateKey;
+use pulse_circuits::state::State;
+use pulse_circuits::tx::{Permissions, Role, Scope, SignedTransaction, Transaction, TxBody};
+use pulse_coordinator::{Coordinator, CoordinatorConfig, STATE_FILE};
+use pulse_protocol::{
+    JOB_CONSUMER, JOB_STREAM, JobOutcome, JobResult, ProvingJob, RESULT_SUBJECT, Receipt,
+    ReceiptStatus, TX_SUBJECT, decode, encode, receipt_subject,
+};
+use pulse_prover::{CpuBackend, Prover};
+use pulse_testkit::{Anvil, DEV_ACCOUNTS, Ipfs, Nats};
+use rand::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+const SLOTS: usize = 2;
+const DEPTH: usize = 5;
+const CID: &str = "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy";
+
+struct Cluster {
+    nats: Nats,
+    anvil: Anvil,
+    ipfs: Ipfs,
+    dir: tempfile::TempDir,
+    keys: Arc<KeyArtifacts>,
+    contract: alloy::primitives::Address,
+    registrar: PrivateKey,
+}
+
+fn keys() -> Arc<KeyArtifacts> {
+    static K: std::sync::OnceLock<Arc<KeyArtifacts>> = std::sync::OnceLock::new();
+    K.get_or_init(|| {
+        let params = CircuitParams::new(SLOTS, DEPTH);
+        let mut rng = ChaCha20Rng::seed_from_u64(5);
+        Arc::new(artifacts::setup(ChunkCircuit::blank(params), params, &mut rng).expect("setup"))
+    })
+    .clone()
+}
+
+impl Cluster {
+    async fn start() -> Self {
+        let nats = Nats::start();
+        let anvil = Anvil::start();
+        let ipfs = Ipfs::start();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let keys = keys();
+        keys.write(&dir.path().join("keys")).expect("write keys");
+        let registrar = PrivateKey::random(&mut ChaCha20Rng::seed_from_u64(77));
+        let state_dir = dir.path().join("state");
+        std::fs::create_dir_all(&state_dir).expect("state dir");
+        let genesis = {
+            let state = State::open(&state_dir.join(STATE_FILE), DEPTH).expect("state");
+            state
+                .init_genesis(&[registrar.public_key()])
+                .expect("genesis")
+                .state_root()
+        };
+        let owner: PrivateKeySigner = DEV_ACCOUNTS[0].private_key.parse().expect("key");
+        let d = pulse_l1::deploy(
+            &anvil.url(),
+            owner.clone(),
+            &pulse_l1::DeployParams {
+                genesis_root: genesis,
+                vk: keys.pk.vk.clone(),
+                owner: owner.address(),
+                operators: vec![operator().address()],
+            },
+        )
+        .await
+        .expect("deploy");
+        Cluster {
+            nats,
+            anvil,
+            ipfs,
+            dir,
+            keys,
+            contract: d.address,
+            registrar,
+        }
+    }
+
+    fn config(&self, max_txs: usize) -> CoordinatorConfig {
+        CoordinatorConfig {
+            nats_url: self.nats.url(),
+            state_dir: self.dir.path().join("state"),
+            keys_dir: self.dir.path().join("keys"),
+            ipfs_url: self.ipfs.api_url(),
+            l1_rpc: self.anvil.url(),
+            l1_contract: self.contract,
+            l1_operator: operator(),
+            l1_confirmations: 1,
+            batch_max_txs: max_txs,
+            batch_deadline: Duration::from_millis(1500),
+            job_lease: Duration::from_secs(2),
+            job_timeout: Duration::from_secs(60),
+            http_addr: SocketAddr::from(([127, 0, 0, 1], pulse_testkit::free_port())),
+        }
+    }
+
+    async fn js(&self) -> (async_nats::Client, jetstream::Context) {
+        let c = async_nats::connect(self.nats.url()).await.expect("connect");
+        (c.clone(), jetstream::new(c))
+    }
+}
+
+fn operator() -> PrivateKeySigner {
+    DEV_ACCOUNTS[1].private_key.parse().expect("key")
+}
+
+async fn start_coordinator(
+    config: CoordinatorConfig,
+) -> (CancellationToken, JoinHandle<pulse_coordinator::Summary>) {
+    let c = Coordinator::start(config).await.expect("coordinator start");
+    let cancel = CancellationToken::new();
+    let token = cancel.clone();
+    let task = tokio::spawn(async move { c.run(token).await.expect("coordinator run") });
+    (cancel, task)
+}
+
+/// A real `pulse-worker`, with its own key cache (it fetches the key from NATS).
+fn spawn_real_worker(
+    nats_url: String,
+    id: &'static str,
+    stop: CancellationToken,
+) -> (JoinHandle<u64>, tempfile::TempDir) {
+    let cache = tempfile::tempdir().expect("cache dir");
+    let config = pulse_worker::WorkerConfig::new(nats_url, id, cache.path());
+    let task = tokio::spawn(async move {
+        pulse_worker::run(config, stop)
+            .await
+            .expect("worker")
+            .jobs_done
+    });
+    (task, cache)
+}
+
+/// Workers that misbehave, pulling jobs as `pulse-worker` does.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Behaviour {
+    /// Returns a tampered proof for its first job, then behaves.
+    LiesOnce,
+    /// Takes one job and vanishes without answering (a crash).
+    DiesOnFirstJob,
+}
+
+/// Pull a job, prove it (or not), publish the result, ack the job.
+fn spawn_worker(
+    nats_url: String,
+    id: &'static str,
+    keys: Arc<KeyArtifacts>,
+    behaviour: Behaviour,
+    stop: CancellationToken,
+) -> JoinHandle<u64> {
+    tokio::spawn(async move {
+        let client = async_nats::connect(nats_url).await.expect("connect");
+        let js = jetstream::new(client);
+        let consumer: PullConsumer = loop {
+            match js.get_stream(JOB_STREAM).await {
+                Ok(s) => match s.get_consumer(JOB_CONSUMER).await {
+                    Ok(c) => break c,
+                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                },
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        };
+        let prover = Arc::new(Prover::new(CpuBackend::new(), keys.pk.clone()).expect("prover"));
+        let mut messages = consumer.messages().await.expect("messages");
+        let mut done = 0u64;
+        let mut lied = false;
+        loop {
+            let msg = tokio::select! {
+                () = stop.cancelled() => return done,
+                m = messages.next() => match m { Some(Ok(m)) => m, _ => continue },
+            };
+            if behaviour == Behaviour::DiesOnFirstJob {
+                // Took the job, never answers: its lease runs out.
+                drop(msg);
+                return done;
+            }
+            let job: ProvingJob = decode(&msg.payload).expect("a job");
+            let params = CircuitParams::new(job.slots as usize, job.depth as usize);
+            let witness = job.witness.clone();
+            let inputs = witness.public_inputs();
+            let p = prover.clone();
+            let mut proof = tokio::task::spawn_blocking(move || {
+                p.prove(
+                    ChunkCircuit { params, witness },
+                    &mut ChaCha20Rng::seed_from_u64(1),
+                )
+                .expect("prove")
+            })
+            .await
+            .expect("join");
+            if behaviour == Behaviour::LiesOnce && !lied {
+                proof.a = (proof.a + G1Affine::generator()).into_affine();
+                lied = true;
+            }
+            let artifact = ProofArtifact {
+                circuit_id: keys.manifest.circuit_id,
+                vk_hash: keys.manifest.vk_hash,
+                public_inputs: inputs,
+                proof,
+            };
+            let result = JobResult {
+                job_id: job.job_id,
+                worker_id: id.to_owned(),
+                outcome: JobOutcome::Proved {
+                    proof: artifact.to_json(),
+                    witness_seconds: 0.0,
+                    prove_seconds: 0.0,
+                    backend: "cpu".to_owned(),
+                },
+            };
+            js.publish(RESULT_SUBJECT, encode(&result).into())
+                .await
+                .expect("publish")
+                .await
+                .expect("stored");
+            msg.double_ack().await.expect("ack");
+            done += 1;
+        }
+    })
+}
+
+/// Publishes `payload` with message id `id` and returns the first receipt on `id`'s subject.
+async fn submit_raw(
+    client: &async_nats::Client,
+    js: &jetstream::Context,
+    id: &str,
+    payload: Vec<u8>,
+) -> Receipt {
+    let mut sub = client
+        .subscribe(receipt_subject(id))
+        .await
+        .expect("subscribe");
+    let mut h = HeaderMap::new();
+    h.insert("Nats-Msg-Id", id);
+    js.publish_with_headers(TX_SUBJECT, h, payload.into())
+        .await
+        .expect("publish")
+        .await
+        .expect("stored");
+    let msg = tokio::time::timeout(Duration::from_secs(30), sub.next())
+        .await
+        .expect("a receipt in time")
+        .expect("receipt");
+    decode(&msg.payload).expect("receipt decodes")
+}
+
+async fn submit(
+    client: &async_nats::Client,
+    js: &jetstream::Context,
+    stx: &SignedTransaction,
+) -> Receipt {
+    let id = stx.hash().expect("hash").to_string();
+    submit_raw(client, js, &id, stx.to_json().into_bytes()).await
+}
+
+fn sign(key: &PrivateKey, signer: u64, nonce: u64, body: TxBody) -> SignedTransaction {
+    Transaction {
+        signer,
+        nonce,
+        body,
+    }
+    .sign(key)
+    .expect("sign")
+}
+
+fn accepted(r: &Receipt) -> u64 {
+    match &r.status {
+        ReceiptStatus::Accepted { batch, .. } => *batch,
+        other => panic!("expected acceptance, got {other:?}"),
+    }
+}
+
+fn rejected(r: &Receipt) -> String {
+    match &r.status {
+        ReceiptStatus::Rejected { reason, .. } => reason.clone(),
+        other => panic!("expected a rejection, got {other:?}"),
+    }
+}
+
+async fn wait_for_l1_batch(c: &Cluster, n: u64) -> pulse_l1::RollupStatus {
+    for _ in 0..600 {
+        let st = pulse_l1::status(&c.anvil.url(), c.contract, 100)
+            .await
+            .expect("status");
+        if st.batch_number >= n {
+            return st;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("L1 never reached batch {n}");
+}
+
+fn state_root(dir: &Path) -> Fr {
+    // The coordinator holds the state open; read it through a copy.
+    let copy = dir.join("copy.redb");
+    std::fs::copy(dir.join(STATE_FILE), &copy).expect("copy state");
+    let s = State::open(&copy, DEPTH).expect("open copy");
+    let r = s.roots().expect("roots").state_root();
+    drop(s);
+    let _ = std::fs::remove_file(&copy);
+    r
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn transactions_of_every_kind_end_in_committed_l1_batches() {
+    let c = Cluster::start().await;
+    let config = c.config(4);
+    let http = config.http_addr;
+    let (cancel, task) = start_coordinator(config).await;
+    let stop = CancellationToken::new();
+    let liar = spawn_worker(
+        c.nats.url(),
+        "liar",
+        c.keys.clone(),
+        Behaviour::LiesOnce,
+        stop.clone(),
+    );
+    let (honest, _cache) = spawn_real_worker(c.nats.url(), "honest", stop.clone());
+    let (client, js) = c.js().await;
+
+    let mut rng = ChaCha20Rng::seed_from_u64(8);
+    let p = PrivateKey::random(&mut rng);
+    let d = PrivateKey::random(&mut rng);
+    let mut batches = std::collections::BTreeSet::new();
+    // Registrations: a patient by itself, a doctor by the registrar (account 1).
+    let r = submit(
+        &client,
+        &js,
+        &sign(
+            &p,
+            0,
+            0,
+            TxBody::Register {
+                public_key: p.public_key(),
+                role: Role::Patient,
+            },
+        ),
+    )
+    .await;
+    batches.insert(accepted(&r));
+    let pid = match r.status {
+        ReceiptStatus::Accepted {
+            new_account: Some(a),
+            ..
+        } => a,
+        _ => panic!("no account"),
+    };
+    let r = submit(
+        &client,
+        &js,
+        &sign(
+            &c.registrar,
+            1,
+            0,
+            TxBody::Register {
+                public_key: d.public_key(),
+                role: Role::Doctor,
+            },
+        ),
+    )
+    .await;
+    batches.insert(accepted(&r));
+    let did = match r.status {
+        ReceiptStatus::Accepted {
+            new_account: Some(a),
+            ..
+        } => a,
+        _ => panic!("no account"),
+    };
+    let cid = Cid::from_str(CID).expect("cid");
+    let add = sign(
+        &p,
+        pid,
+        1,
+        TxBody::AddRecord {
+            patient: pid,
+            cid,
+            metadata_hash: Fr::from(3u64),
+            grant: None,
+        },
+    );
+    batches.insert(accepted(&submit(&client, &js, &add).await));
+    let grant = sign(
+        &p,
+        pid,
+        2,
+        TxBody::Grant {
+            grantee: did,
+            scope: Scope::All,
+            permissions: Permissions {
+                read: true,
+                write: true,
+            },
+            expires_at: u64::MAX >> 8,
+        },
+    );
+    batches.insert(accepted(&submit(&client, &js, &grant).await));
+    batches.insert(accepted(
+        &submit(
+            &client,
+            &js,
+            &sign(
+                &d,
+                did,
+                0,
+                TxBody::AccessLog {
+                    record: 1,
+                    grant: 1,
+                    purpose: Fr::from(9u64),
+                },
+            ),
+        )
+        .await,
+    ));
+    batches.insert(accepted(
+        &submit(&client, &js, &sign(&p, pid, 3, TxBody::Revoke { grant: 1 })).await,
+    ));
+
+    // Invalid ones get rejection receipts with a reason.
+    // Signed with someone else's key.
+    let forged = sign(
+        &d,
+        pid,
+        4,
+        TxBody::AddRecord {
+            patient: pid,
+            cid,
+            metadata_hash: Fr::from(4u64),
+            grant: None,
+        },
+    );
+    assert_eq!(
+        rejected(&submit(&client, &js, &forged).await),
+        "bad_signature"
+    );
+    assert_eq!(
+        rejected(&submit(&client, &js, &sign(&p, pid, 1, TxBody::Revoke { grant: 1 })).await),
+        "stale_nonce"
+    );
+    let after_revoke = sign(
+        &d,
+        did,
+        1,
+        TxBody::AccessLog {
+            record: 1,
+            grant: 1,
+            purpose: Fr::from(9u64),
+        },
+    );
+    let reason = rejected(&submit(&client, &js, &after_revoke).await);
+    assert!(reason.contains("grant"), "{reason}");
+    assert_eq!(
+        rejected(&submit_raw(&client, &js, "garbage-1", b"{not json".to_vec()).await),
+        "malformed_json"
+    );
+    assert_eq!(
+        rejected(&submit_raw(&client, &js, "big-1", vec![b' '; 20_000]).await),
+        "too_large"
+    );
+
+    let last = *batches.iter().max().expect("batches");
+    let st = wait_for_l1_batch(&c, last).await;
+    assert_eq!(st.batch_number, last);
+    let total: u64 = st.last_batches.iter().map(|b| b.tx_count).sum();
+    assert_eq!(
+        total, 6,
+        "every accepted transaction is in exactly one committed batch"
+    );
+    assert!(
+        st.last_batches
+            .iter()
+            .all(|b| b.data_cid.starts_with("bafk"))
+    );
+
+    // The API: the status page's numbers, and a record with a proof against the L1 root.
+    let status: serde_json::Value = http_get(http, "/status").await;
+    assert_eq!(status["invalid_proofs"]["liar"], 1, "{status}");
+    assert_eq!(status["accepted"], 6);
+    assert_eq!(status["rejected"], 5);
+    let rec: serde_json::Value = http_get(http, "/records/1").await;
+    assert_eq!(rec["cid"], CID);
+    assert_eq!(
+        rec["state_root"].as_str().map(str::to_owned),
+        Some(st.state_root.to_string())
+    );
+
+    stop.cancel();
+    cancel.cancel();
+    let summary = task.await.expect("join");
+    assert_eq!(summary.invalid_proofs, 1);
+    let _ = (liar.await, honest.await);
+    assert_eq!(
+        pulse_l1::contract::word(state_root(&c.dir.path().join("state"))),
+        st.state_root
+    );
+}
+
+async fn http_get(addr: SocketAddr, path: &str) -> serde_json::Value {
+    let port = addr.port();
+    let path = path.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let a = pulse_testkit::http_request(port, "GET", &path, None, Duration::from_secs(5))
+            .expect("http");
+        assert_eq!(a.status, 200, "{}", a.text());
+        serde_json::from_str(&a.text()).expect("json")
+    })
+    .await
+    .expect("join")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_restarted_coordinator_and_a_crashed_worker_lose_nothing_and_commit_once() {
+    let c = Cluster::start().await;
+    let (client, js) = c.js().await;
+    let (cancel, task) = start_coordinator(c.config(2)).await;
+    let mut rng = ChaCha20Rng::seed_from_u64(9);
+    let mut batch_of = Vec::new();
+    for _ in 0..4 {
+        let k = PrivateKey::random(&mut rng);
+        let r = submit(
+            &client,
+            &js,
+            &sign(
+                &k,
+                0,
+                0,
+                TxBody::Register {
+                    public_key: k.public_key(),
+                    role: Role::Patient,
+                },
+            ),
+        )
+        .await;
+        batch_of.push(accepted(&r));
+    }
+    // Jobs are out (no worker yet); kill the coordinator before anything is committed.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    cancel.cancel();
+    task.await.expect("join");
+    assert_eq!(
+        pulse_l1::status(&c.anvil.url(), c.contract, 10)
+            .await
+            .expect("status")
+            .batch_number,
+        0
+    );
+
+    // Restart; a worker takes a job and dies; an honest one finishes everything.
+    let (cancel, task) = start_coordinator(c.config(2)).await;
+    let stop = CancellationToken::new();
+    let dead = spawn_worker(
+        c.nats.url(),
+        "dead",
+        c.keys.clone(),
+        Behaviour::DiesOnFirstJob,
+        stop.clone(),
+    );
+    assert_eq!(dead.await.expect("join"), 0);
+    let (honest, _cache) = spawn_real_worker(c.nats.url(), "honest", stop.clone());
+    let last = *batch_of.iter().max().expect("batch");
+    let st = wait_for_l1_batch(&c, last).await;
+    let total: u64 = st.last_batches.iter().map(|b| b.tx_count).sum();
+    assert_eq!(total, 4, "each accepted transaction committed exactly once");
+    let numbers: Vec<u64> = st.last_batches.iter().map(|b| b.number).collect();
+    assert_eq!(
+        numbers,
+        (1..=last).collect::<Vec<_>>(),
+        "one event per batch"
+    );
+    stop.cancel();
+    cancel.cancel();
+    task.await.expect("join");
+    let _ = honest.await;
+}

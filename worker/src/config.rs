@@ -1,0 +1,275 @@
+//! The worker's configuration: where NATS is, who the worker is, where it keeps keys, and
+//! the few timings an operator may want to change.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// How long a job being proved when shutdown is asked may still take before it is handed
+/// back.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// How long the worker tries to reach NATS at start before giving up.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// How long a job that failed here waits before it is offered again (to any worker).
+pub const DEFAULT_RETRY_DELAY: Duration = Duration::from_secs(10);
+
+/// How many proving keys (with their prepared bases) are kept in memory.
+pub const DEFAULT_PROVERS_CACHED: usize = 2;
+
+/// The longest worker id.
+pub const MAX_WORKER_ID_LEN: usize = 64;
+
+/// A configuration that cannot work.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The worker id is empty, too long or has characters other than `[A-Za-z0-9_-]`.
+    #[error(
+        "worker id `{id}` is not valid: use 1 to {MAX_WORKER_ID_LEN} characters among A-Z, a-z, 0-9, `_` and `-` (for instance the host name)"
+    )]
+    WorkerId {
+        /// The id given (cut to a printable length).
+        id: String,
+    },
+    /// No NATS URL.
+    #[error("no NATS URL: pass the coordinator's NATS address, for instance nats://host:4222")]
+    NatsUrl,
+    /// A backend this build does not have.
+    #[error("backend `{name}` is not available in this build; use `cpu`")]
+    Backend {
+        /// The name given.
+        name: String,
+    },
+    /// A setting that must be positive is zero.
+    #[error("{what} must be greater than zero")]
+    Zero {
+        /// The setting.
+        what: &'static str,
+    },
+}
+
+/// The proving backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum BackendKind {
+    /// `pulse_prover::CpuBackend`: multi-threaded MSM and NTT on the CPU.
+    #[default]
+    Cpu,
+}
+
+impl BackendKind {
+    /// The name used in flags, results and the worker registry (`cpu`).
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendKind::Cpu => "cpu",
+        }
+    }
+}
+
+impl fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for BackendKind {
+    type Err = ConfigError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "cpu" => Ok(BackendKind::Cpu),
+            _ => Err(ConfigError::Backend {
+                name: s.chars().take(32).collect(),
+            }),
+        }
+    }
+}
+
+/// How the worker authenticates to NATS. `Debug` does not show the secrets.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Credentials {
+    /// A user name and password.
+    UserPassword {
+        /// The user.
+        user: String,
+        /// The password.
+        password: String,
+    },
+    /// A token.
+    Token(String),
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Credentials::UserPassword { user, .. } => f
+                .debug_struct("UserPassword")
+                .field("user", user)
+                .field("password", &"<redacted>")
+                .finish(),
+            Credentials::Token(_) => f.write_str("Token(<redacted>)"),
+        }
+    }
+}
+
+impl Credentials {
+    /// Adds these credentials to NATS connect options.
+    pub fn apply(&self, options: async_nats::ConnectOptions) -> async_nats::ConnectOptions {
+        match self {
+            Credentials::UserPassword { user, password } => {
+                options.user_and_password(user.clone(), password.clone())
+            }
+            Credentials::Token(token) => options.token(token.clone()),
+        }
+    }
+}
+
+/// Everything [`crate::run`] needs.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// The NATS server (`nats://host:4222`; several separated by commas).
+    pub nats_url: String,
+    /// The worker's id, chosen by its operator: the key of its registry entry and the name
+    /// on its results. `[A-Za-z0-9_-]{1,64}`.
+    pub worker_id: String,
+    /// NATS credentials, if the server asks for them.
+    pub credentials: Option<Credentials>,
+    /// Where downloaded proving keys are kept (one directory per key hash).
+    pub key_cache_dir: PathBuf,
+    /// The proving backend.
+    pub backend: BackendKind,
+    /// Stop after this many jobs (proved or failed); `None` runs until shutdown.
+    pub max_jobs: Option<u64>,
+    /// How long a job in progress at shutdown may take before it is handed back.
+    pub shutdown_grace: Duration,
+    /// How long to keep trying to reach NATS at start.
+    pub connect_timeout: Duration,
+    /// How long a job that failed here waits before it is offered again.
+    pub retry_delay: Duration,
+    /// How many proving keys to keep loaded.
+    pub provers_cached: usize,
+}
+
+impl WorkerConfig {
+    /// A configuration with the defaults for everything but the essentials.
+    pub fn new(
+        nats_url: impl Into<String>,
+        worker_id: impl Into<String>,
+        key_cache_dir: impl Into<PathBuf>,
+    ) -> Self {
+        Self {
+            nats_url: nats_url.into(),
+            worker_id: worker_id.into(),
+            credentials: None,
+            key_cache_dir: key_cache_dir.into(),
+            backend: BackendKind::default(),
+            max_jobs: None,
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            retry_delay: DEFAULT_RETRY_DELAY,
+            provers_cached: DEFAULT_PROVERS_CACHED,
+        }
+    }
+
+    /// Checks the configuration.
+    ///
+    /// # Errors
+    /// The first [`ConfigError`] found.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        validate_worker_id(&self.worker_id)?;
+        if self.nats_url.trim().is_empty() {
+            return Err(ConfigError::NatsUrl);
+        }
+        if self.provers_cached == 0 {
+            return Err(ConfigError::Zero {
+                what: "the number of cached provers",
+            });
+        }
+        if self.max_jobs == Some(0) {
+            return Err(ConfigError::Zero { what: "max jobs" });
+        }
+        Ok(())
+    }
+}
+
+/// Checks a worker id: 1 to 64 characters among `A-Z a-z 0-9 _ -`, so that it is a valid
+/// NATS key-value key and safe in logs and file names.
+///
+/// # Errors
+/// [`ConfigError::WorkerId`].
+pub fn validate_worker_id(id: &str) -> Result<(), ConfigError> {
+    let ok = !id.is_empty()
+        && id.len() <= MAX_WORKER_ID_LEN
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::WorkerId {
+            id: id.chars().take(MAX_WORKER_ID_LEN + 8).collect(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn worker_ids_are_checked() {
+        for good in ["a", "hospital-7_gpu0", &"x".repeat(64)] {
+            assert_eq!(validate_worker_id(good), Ok(()), "{good}");
+        }
+        for bad in ["", "a b", "a.b", "a/b", "é", "a*", &"x".repeat(65)] {
+            let err = validate_worker_id(bad).expect_err(bad);
+            assert!(err.to_string().contains("A-Z"), "{err}");
+        }
+    }
+
+    #[test]
+    fn config_is_validated() {
+        let good = WorkerConfig::new("nats://127.0.0.1:4222", "w1", "/tmp/keys");
+        assert_eq!(good.validate(), Ok(()));
+        let mut c = good.clone();
+        c.worker_id = "no spaces".into();
+        assert!(matches!(c.validate(), Err(ConfigError::WorkerId { .. })));
+        let mut c = good.clone();
+        c.nats_url = " ".into();
+        assert_eq!(c.validate(), Err(ConfigError::NatsUrl));
+        let mut c = good.clone();
+        c.max_jobs = Some(0);
+        assert!(matches!(c.validate(), Err(ConfigError::Zero { .. })));
+        let mut c = good;
+        c.provers_cached = 0;
+        assert!(matches!(c.validate(), Err(ConfigError::Zero { .. })));
+    }
+
+    #[test]
+    fn backends_parse() {
+        assert_eq!("cpu".parse::<BackendKind>(), Ok(BackendKind::Cpu));
+        assert_eq!("CPU".parse::<BackendKind>(), Ok(BackendKind::Cpu));
+        assert_eq!(BackendKind::Cpu.to_string(), "cpu");
+        let err = "cuda".parse::<BackendKind>().expect_err("no cuda yet");
+        assert!(err.to_string().contains("use `cpu`"), "{err}");
+    }
+
+    #[test]
+    fn secrets_stay_out_of_debug_output() {
+        let c = Credentials::UserPassword {
+            user: "worker".into(),
+            password: "hunter2".into(),
+        };
+        let t = Credentials::Token("s3cret".into());
+        let shown = format!("{c:?} {t:?}");
+        assert!(shown.contains("worker"), "{shown}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("s3cret"),
+            "{shown}"
+        );
+    }
+}

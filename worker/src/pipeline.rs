@@ -1,0 +1,600 @@
+//! The job loop, as three stages joined by bounded channels (the shape of zksync-era's
+//! `prover_job_processor`):
+//!
+//! - the **picker** pulls one job at a time from the shared consumer (a fast worker pulls
+//!   more often, so it takes more of the work), starts its lease, and terminates messages
+//!   that are not proving jobs of this protocol version;
+//! - the **executor** checks the job, gets the prover of its key (from memory, the key
+//!   cache, or the object store), proves on a dedicated thread, and decides what becomes of
+//!   the job;
+//! - the **saver** publishes the result, waits for JetStream to store it, and only then
+//!   acknowledges the job (or hands it back, or terminates it).
+//!
+//! A semaphore with one permit travels with each job from the picker to the saver, so the
+//! worker holds one job at a time and never pulls work it cannot start.
+//!
+//! Every job is held under a lease: from the moment it is pulled until it is acknowledged,
+//! a task sends JetStream in-progress acknowledgements well within the consumer's ack wait.
+//! If the worker dies, the acknowledgements stop and the job is delivered to another worker.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::message::PublishMessage;
+use async_nats::jetstream::{self, AckKind, consumer::PullConsumer};
+use futures::StreamExt;
+use pulse_circuits::artifacts::{CircuitId, CircuitParams, Hash32, Manifest};
+use pulse_protocol::keys::{fetch_proving_key, parse_pk_hash};
+use pulse_protocol::{JobOutcome, JobResult, ProvingJob, RESULT_SUBJECT, decode, encode};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use tokio_util::sync::{CancellationToken, DropGuard};
+use tracing::Instrument;
+
+use crate::WorkerSummary;
+use crate::config::WorkerConfig;
+use crate::connect::{Backoff, open_consumer};
+use crate::engine::{Loaded, ProverCache};
+use crate::registry::SharedStatus;
+
+/// How long one pull request waits on the server for a job.
+const PULL_WAIT: Duration = Duration::from_secs(5);
+
+/// How many times an acknowledgement is tried before the job is left to its lease.
+const ACK_ATTEMPTS: u32 = 3;
+
+/// How often to send in-progress acknowledgements for a consumer whose ack wait is
+/// `lease`: three times per lease, and at least every `HEARTBEAT_INTERVAL`.
+pub(crate) fn progress_interval(lease: Duration) -> Duration {
+    (lease / 3).clamp(
+        Duration::from_millis(100),
+        pulse_protocol::HEARTBEAT_INTERVAL,
+    )
+}
+
+/// Keeps a job's lease alive until ended or dropped.
+pub(crate) struct Lease {
+    guard: Option<DropGuard>,
+}
+
+impl Lease {
+    fn start(msg: Arc<jetstream::Message>, every: Duration) -> Self {
+        let token = CancellationToken::new();
+        let stop = token.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    _ = tick.tick() => {
+                        if let Err(e) = msg.ack_with(AckKind::Progress).await {
+                            tracing::debug!(reason = %e, "in-progress acknowledgement failed");
+                        }
+                    }
+                }
+            }
+        });
+        Self {
+            guard: Some(token.drop_guard()),
+        }
+    }
+
+    fn end(&mut self) {
+        self.guard.take();
+    }
+}
+
+/// A job message held under its lease.
+pub(crate) struct Held {
+    msg: Arc<jetstream::Message>,
+    lease: Lease,
+    delivered: i64,
+    _slot: OwnedSemaphorePermit,
+}
+
+/// A decoded job on its way to the executor.
+pub(crate) struct Picked {
+    held: Held,
+    job: ProvingJob,
+}
+
+/// What becomes of a job message once its result (if any) is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Disposition {
+    /// Done: acknowledge.
+    Ack,
+    /// A job no worker can prove: stop its redelivery.
+    Term,
+    /// A job that failed here: offer it again after a delay.
+    Retry(Duration),
+    /// Shutdown came first: offer it again at once, with no result.
+    HandBack,
+}
+
+/// A job on its way to the saver.
+pub(crate) struct Finished {
+    held: Held,
+    job_id: String,
+    batch: u64,
+    chunk: u32,
+    outcome: Option<JobOutcome>,
+    disposition: Disposition,
+}
+
+/// Runs `f` on a thread of its own (proving never runs on the async runtime) and waits for
+/// it. A panic comes back as an error message. If the waiting future is dropped, the thread
+/// runs on and its answer is dropped.
+pub(crate) async fn on_thread<T, F>(name: &str, f: F) -> Result<T, String>
+where
+    T: Send + 'static,
+    F: FnOnce() -> T + Send + 'static,
+{
+    let (tx, rx) = oneshot::channel();
+    std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(move || {
+            let answer = std::panic::catch_unwind(AssertUnwindSafe(f)).map_err(|panic| {
+                panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown panic".to_owned())
+            });
+            let _ = tx.send(answer);
+        })
+        .map_err(|e| format!("cannot start a thread: {e}"))?;
+    match rx.await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(panic)) => Err(format!("panicked: {panic}")),
+        Err(_) => Err("the thread ended without an answer".to_owned()),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Picker
+// ---------------------------------------------------------------------------------------------
+
+pub(crate) struct Picker {
+    pub(crate) js: jetstream::Context,
+    pub(crate) consumer: PullConsumer,
+    pub(crate) slots: Arc<Semaphore>,
+    pub(crate) progress_every: Duration,
+    pub(crate) max_jobs: Option<u64>,
+    pub(crate) worker_id: String,
+    pub(crate) shutdown: CancellationToken,
+    pub(crate) out: mpsc::Sender<Picked>,
+}
+
+async fn pull_one(consumer: &PullConsumer) -> Result<Option<jetstream::Message>, String> {
+    let mut batch = consumer
+        .batch()
+        .max_messages(1)
+        .expires(PULL_WAIT)
+        .messages()
+        .await
+        .map_err(|e| e.to_string())?;
+    match batch.next().await {
+        None => Ok(None),
+        Some(Ok(msg)) => Ok(Some(msg)),
+        Some(Err(e)) => Err(e.to_string()),
+    }
+}
+
+impl Picker {
+    /// Pulls jobs until shutdown or `max_jobs`; returns the number of poison messages.
+    pub(crate) async fn run(mut self) -> u64 {
+        let mut picked = 0u64;
+        let mut poison = 0u64;
+        let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(15));
+        'jobs: loop {
+            if self.max_jobs.is_some_and(|max| picked >= max) {
+                tracing::info!(worker = %self.worker_id, jobs = picked, "took the jobs asked for; stopping");
+                break;
+            }
+            let slot = tokio::select! {
+                () = self.shutdown.cancelled() => break,
+                slot = self.slots.clone().acquire_owned() => match slot {
+                    Ok(slot) => slot,
+                    Err(_) => break,
+                },
+            };
+            let msg = loop {
+                let pulled = tokio::select! {
+                    () = self.shutdown.cancelled() => break 'jobs,
+                    pulled = pull_one(&self.consumer) => pulled,
+                };
+                match pulled {
+                    Ok(Some(msg)) => {
+                        backoff.reset();
+                        break msg;
+                    }
+                    Ok(None) => {}
+                    Err(reason) => {
+                        tracing::warn!(worker = %self.worker_id, %reason, "pulling jobs failed; retrying");
+                        if !backoff.wait(&self.shutdown).await {
+                            break 'jobs;
+                        }
+                        match open_consumer(&self.js).await {
+                            Ok(consumer) => self.consumer = consumer,
+                            Err(missing) => tracing::warn!(
+                                worker = %self.worker_id,
+                                %missing,
+                                "cannot open the job consumer (NATS restarting, or the coordinator has not set it up); retrying"
+                            ),
+                        }
+                    }
+                }
+            };
+            let (delivered, stream_seq) = msg
+                .info()
+                .map(|i| (i.delivered, i.stream_sequence))
+                .unwrap_or((1, 0));
+            let msg = Arc::new(msg);
+            let mut lease = Lease::start(msg.clone(), self.progress_every);
+            match decode::<ProvingJob>(&msg.payload) {
+                Ok(job) => {
+                    picked += 1;
+                    let held = Held {
+                        msg,
+                        lease,
+                        delivered,
+                        _slot: slot,
+                    };
+                    if self.out.send(Picked { held, job }).await.is_err() {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    // The reason names the problem; the payload may hold patient data and
+                    // is never logged.
+                    tracing::warn!(
+                        worker = %self.worker_id,
+                        stream_seq,
+                        bytes = msg.payload.len(),
+                        reason = %e,
+                        "not a proving job this worker understands; terminating the message"
+                    );
+                    lease.end();
+                    settle(&msg, AckKind::Term).await;
+                    poison += 1;
+                }
+            }
+        }
+        poison
+    }
+}
+
+/// Sends a final acknowledgement of any kind, waiting for the server to confirm it; after
+/// [`ACK_ATTEMPTS`] failures the job is left to its lease.
+async fn settle(msg: &jetstream::Message, kind: AckKind) {
+    for attempt in 1..=ACK_ATTEMPTS {
+        match msg.double_ack_with(kind).await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::warn!(attempt, ?kind, reason = %e, "acknowledgement failed");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+    tracing::warn!(
+        ?kind,
+        "could not acknowledge the job; it will be delivered again when its lease ends"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Executor
+// ---------------------------------------------------------------------------------------------
+
+pub(crate) struct Executor {
+    pub(crate) js: jetstream::Context,
+    pub(crate) config: WorkerConfig,
+    pub(crate) provers: ProverCache,
+    pub(crate) status: SharedStatus,
+    pub(crate) shutdown: CancellationToken,
+    pub(crate) input: mpsc::Receiver<Picked>,
+    pub(crate) out: mpsc::Sender<Finished>,
+}
+
+/// What a job asks for, checked against itself: the parameters name the circuit id, and
+/// the witness has their shape.
+fn check_job(job: &ProvingJob) -> Result<(CircuitParams, CircuitId), String> {
+    let params = CircuitParams::new(job.slots as usize, job.depth as usize);
+    let circuit_id: CircuitId = job
+        .circuit_id
+        .parse()
+        .map_err(|e| format!("circuit_id is not a circuit id: {e}"))?;
+    let expected = params.id();
+    if circuit_id != expected {
+        return Err(format!(
+            "circuit_id {circuit_id} is not the circuit of {} slots and depth {} (that is {expected})",
+            job.slots, job.depth
+        ));
+    }
+    job.witness
+        .check_shape(params)
+        .map_err(|e| format!("the witness does not fit the circuit: {e}"))?;
+    Ok((params, circuit_id))
+}
+
+/// The job against the key it names.
+fn check_key(job: &ProvingJob, circuit_id: CircuitId, manifest: &Manifest) -> Result<(), String> {
+    if manifest.circuit_id != circuit_id {
+        return Err(format!(
+            "proving key {} is for circuit {}, the job is for circuit {circuit_id}",
+            manifest.pk_hash, manifest.circuit_id
+        ));
+    }
+    let vk_hash: Hash32 = job
+        .vk_hash
+        .parse()
+        .map_err(|e| format!("vk_hash is not a hash: {e}"))?;
+    if vk_hash != manifest.vk_hash {
+        return Err(format!(
+            "the job expects verifying key {vk_hash}, but proving key {} goes with verifying key {}",
+            manifest.pk_hash, manifest.vk_hash
+        ));
+    }
+    Ok(())
+}
+
+impl Executor {
+    pub(crate) async fn run(mut self) {
+        while let Some(picked) = self.input.recv().await {
+            let finished = self.execute(picked).await;
+            if self.out.send(finished).await.is_err() {
+                break;
+            }
+        }
+    }
+
+    async fn execute(&mut self, picked: Picked) -> Finished {
+        let Picked { held, job } = picked;
+        let span = tracing::info_span!(
+            "job",
+            job = %job.job_id,
+            batch = job.batch,
+            chunk = job.chunk,
+            worker = %self.config.worker_id,
+            delivered = held.delivered,
+        );
+        let (job_id, batch, chunk) = (job.job_id.clone(), job.batch, job.chunk);
+        self.status
+            .send_modify(|s| s.current_job = Some(job_id.clone()));
+        let shutdown = self.shutdown.clone();
+        let grace = self.config.shutdown_grace;
+        let (outcome, disposition) = async {
+            if held.delivered > 1 {
+                tracing::info!("job picked again (an earlier attempt failed or lost its lease)");
+            } else {
+                tracing::info!("job picked");
+            }
+            tokio::select! {
+                done = self.work(job) => done,
+                () = async { shutdown.cancelled().await; tokio::time::sleep(grace).await } => {
+                    tracing::warn!(grace_seconds = grace.as_secs_f64(), "shutting down: handing the job back");
+                    (None, Disposition::HandBack)
+                }
+            }
+        }
+        .instrument(span)
+        .await;
+        Finished {
+            held,
+            job_id,
+            batch,
+            chunk,
+            outcome,
+            disposition,
+        }
+    }
+
+    async fn work(&mut self, job: ProvingJob) -> (Option<JobOutcome>, Disposition) {
+        let refuse = |reason: String| {
+            tracing::warn!(%reason, "refusing the job");
+            (Some(JobOutcome::Failed { reason }), Disposition::Term)
+        };
+        let (_, circuit_id) = match check_job(&job) {
+            Ok(checked) => checked,
+            Err(reason) => return refuse(reason),
+        };
+        let pk_hash = match parse_pk_hash(&job.pk_hash) {
+            Ok(h) => h,
+            Err(e) => return refuse(e.to_string()),
+        };
+        let loaded = match self.prover(&pk_hash).await {
+            Ok(loaded) => loaded,
+            Err(reason) => {
+                tracing::warn!(%reason, "cannot get the proving key; the job goes back to the queue");
+                return (
+                    Some(JobOutcome::Failed { reason }),
+                    Disposition::Retry(self.config.retry_delay),
+                );
+            }
+        };
+        if let Err(reason) = check_key(&job, circuit_id, &loaded.manifest) {
+            return refuse(reason);
+        }
+        let witness = job.witness;
+        let prover = loaded.clone();
+        match on_thread("pulse-prove", move || prover.prove(witness)).await {
+            Ok(Ok(proved)) => {
+                tracing::info!(
+                    witness_seconds = proved.witness_seconds,
+                    prove_seconds = proved.prove_seconds,
+                    "proved"
+                );
+                (
+                    Some(JobOutcome::Proved {
+                        proof: proved.artifact.to_json(),
+                        witness_seconds: proved.witness_seconds,
+                        prove_seconds: proved.prove_seconds,
+                        backend: self.config.backend.name().to_owned(),
+                    }),
+                    Disposition::Ack,
+                )
+            }
+            Ok(Err(reason)) | Err(reason) => {
+                tracing::warn!(%reason, "proving failed; the job goes back to the queue");
+                (
+                    Some(JobOutcome::Failed { reason }),
+                    Disposition::Retry(self.config.retry_delay),
+                )
+            }
+        }
+    }
+
+    /// The prover of key `pk_hash`: from memory, else from the key cache (downloading the
+    /// key if needed), loaded on a thread of its own.
+    async fn prover(&mut self, pk_hash: &Hash32) -> Result<Arc<Loaded>, String> {
+        if let Some(loaded) = self.provers.get(pk_hash) {
+            return Ok(loaded);
+        }
+        let reported = AtomicU64::new(0);
+        let progress = |done: u64, total: u64| {
+            // Log every tenth of the download.
+            let tenth = (done * 10).checked_div(total).unwrap_or(10);
+            if tenth > reported.swap(tenth, Ordering::Relaxed) {
+                tracing::info!(
+                    done_bytes = done,
+                    total_bytes = total,
+                    "downloading the proving key"
+                );
+            }
+        };
+        let hex = pk_hash.to_hex();
+        let dir = fetch_proving_key(&self.js, &hex, &self.config.key_cache_dir, &progress)
+            .await
+            .map_err(|e| e.to_string())?;
+        let backend = self.config.backend;
+        let start = Instant::now();
+        let loaded = on_thread("pulse-load-key", move || Loaded::load(&dir, backend))
+            .await
+            .map_err(|e| format!("loading the proving key {e}"))?
+            .map_err(|e| e.to_string())?;
+        tracing::info!(
+            pk_hash = %hex,
+            circuit = %loaded.manifest.circuit_id,
+            seconds = start.elapsed().as_secs_f64(),
+            "proving key loaded"
+        );
+        let loaded = Arc::new(loaded);
+        self.provers.insert(*pk_hash, loaded.clone());
+        let circuits = self.provers.circuits();
+        self.status.send_modify(|s| s.circuits = circuits);
+        Ok(loaded)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Saver
+// ---------------------------------------------------------------------------------------------
+
+pub(crate) struct Saver {
+    pub(crate) js: jetstream::Context,
+    pub(crate) worker_id: String,
+    pub(crate) status: SharedStatus,
+    pub(crate) shutdown: CancellationToken,
+    pub(crate) grace: Duration,
+    pub(crate) input: mpsc::Receiver<Finished>,
+}
+
+impl Saver {
+    pub(crate) async fn run(mut self) -> WorkerSummary {
+        let mut summary = WorkerSummary::default();
+        while let Some(finished) = self.input.recv().await {
+            let span = tracing::info_span!(
+                "job",
+                job = %finished.job_id,
+                batch = finished.batch,
+                chunk = finished.chunk,
+                worker = %self.worker_id,
+            );
+            self.save(finished, &mut summary).instrument(span).await;
+            let done = summary.jobs_done;
+            self.status.send_modify(|s| {
+                s.current_job = None;
+                s.jobs_done = done;
+            });
+        }
+        summary
+    }
+
+    async fn save(&self, finished: Finished, summary: &mut WorkerSummary) {
+        let Finished {
+            mut held,
+            job_id,
+            outcome,
+            disposition,
+            ..
+        } = finished;
+        if let Some(outcome) = outcome {
+            let proved = matches!(outcome, JobOutcome::Proved { .. });
+            let result = JobResult {
+                job_id: job_id.clone(),
+                worker_id: self.worker_id.clone(),
+                outcome,
+            };
+            // Retries of this very attempt are deduplicated by JetStream.
+            let msg_id = format!("{job_id}/{}/{}", self.worker_id, held.delivered);
+            if !self.publish(&result, &msg_id).await {
+                tracing::warn!(
+                    "could not publish the result before shutdown; the job will be delivered again when its lease ends"
+                );
+                return;
+            }
+            if proved {
+                summary.jobs_done += 1;
+            } else {
+                summary.jobs_failed += 1;
+            }
+        }
+        held.lease.end();
+        let kind = match disposition {
+            Disposition::Ack => AckKind::Ack,
+            Disposition::Term => AckKind::Term,
+            Disposition::Retry(delay) => AckKind::Nak(Some(delay)),
+            Disposition::HandBack => {
+                summary.jobs_handed_back += 1;
+                AckKind::Nak(None)
+            }
+        };
+        settle(&held.msg, kind).await;
+        tracing::debug!(?kind, "job settled");
+    }
+
+    /// Publishes a result and waits for JetStream to store it, retrying while NATS is
+    /// away; after shutdown, for at most the grace period. Whether it was stored.
+    async fn publish(&self, result: &JobResult, msg_id: &str) -> bool {
+        let payload = encode(result);
+        let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(10));
+        let mut give_up_at: Option<Instant> = None;
+        loop {
+            let attempt = async {
+                let publish = PublishMessage::build()
+                    .payload(payload.clone().into())
+                    .message_id(msg_id);
+                self.js
+                    .send_publish(RESULT_SUBJECT, publish)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .await
+                    .map_err(|e| e.to_string())
+            };
+            match attempt.await {
+                Ok(_) => return true,
+                Err(reason) => {
+                    tracing::warn!(%reason, "publishing the result failed; retrying");
+                }
+            }
+            if self.shutdown.is_cancelled() {
+                let at = *give_up_at.get_or_insert_with(|| Instant::now() + self.grace);
+                if Instant::now() >= at {
+                    return false;
+                }
+            }
+            tokio::time::sleep(backoff.next_delay()).await;
+        }
+    }
+}
