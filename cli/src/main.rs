@@ -5,6 +5,7 @@
 mod bench_prover;
 mod coordinator;
 mod demo;
+mod dev;
 mod l1;
 mod worker;
 
@@ -49,6 +50,11 @@ enum Command {
     Coordinator {
         #[command(subcommand)]
         command: coordinator::CoordinatorCommand,
+    },
+    /// A local cluster for trying Pulse out.
+    Dev {
+        #[command(subcommand)]
+        command: dev::DevCommand,
     },
     /// A proving worker (for hospitals contributing machines).
     Worker {
@@ -275,6 +281,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Worker {
             command: worker::WorkerCommand::Run(args),
         } => worker::run(args),
+        Command::Dev {
+            command: dev::DevCommand::Demo(args),
+        } => dev::demo(args),
         Command::L1 {
             command: l1::L1Command::Deploy(args),
         } => l1::deploy(args),

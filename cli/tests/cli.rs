@@ -343,3 +343,51 @@ fn worker_flags_are_checked_before_anything_starts() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("quantum"), "{}", stderr(&o));
 }
+
+#[test]
+fn dev_demo_takes_a_workload_to_committed_l1_batches() {
+    let o = pulse(&[
+        "dev",
+        "demo",
+        "--txs",
+        "14",
+        "--slots",
+        "2",
+        "--depth",
+        "5",
+        "--batch-txs",
+        "8",
+        "--workers",
+        "2",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
+    let r: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("report JSON");
+    let n = |k: &str| r[k].as_u64().unwrap_or_else(|| panic!("{k} missing: {r}"));
+    assert_eq!(n("submitted"), n("accepted") + n("rejected"));
+    assert_eq!(n("committed"), n("accepted"));
+    assert!(n("rejected") >= 5, "{r}");
+    for reason in [
+        "bad_signature",
+        "stale_nonce",
+        "malformed_json",
+        "too_large",
+        "no_active_grant",
+    ] {
+        assert!(
+            r["rejections"][reason].as_u64().unwrap_or(0) >= 1,
+            "no {reason} rejection: {r}"
+        );
+    }
+    assert_eq!(r["l1_root_matches"], true);
+    assert_eq!(r["granted_read_ok"], true);
+    assert_eq!(r["revoked_read_refused"], true);
+    let batches = r["batches"].as_array().expect("batches");
+    assert!(!batches.is_empty());
+    assert!(
+        batches
+            .iter()
+            .all(|b| b["l1_tx"].as_str().is_some_and(|t| t.starts_with("0x"))),
+        "{r}"
+    );
+}
