@@ -154,15 +154,16 @@ pub async fn run(
         let c = sender.commit(&commit).await?;
         progress(&format!("batch of {k}: {} gas", c.gas_used));
         let txs = commit.tx_count;
+        let data_gas = calldata_gas(&data);
         batches.push(BatchGas {
             chunks: k,
             gas: c.gas_used,
             txs,
             calldata_bytes: data.len(),
-            calldata_gas: calldata_gas(&data),
+            calldata_gas: data_gas,
             gas_per_chunk: c.gas_used / k as u64,
             gas_per_tx: c.gas_used / txs.max(1),
-            target: 150_000 + 50_000 * k as u64 + calldata_gas(&data),
+            target: 150_000 + 50_000 * k as u64 + data_gas,
         });
     }
 

@@ -146,10 +146,10 @@ impl Coordinator {
         )
         .await
         .context("connecting to L1")?;
-        let onchain = sender
-            .batch_number()
+        let status = pulse_l1::status(&config.l1_rpc, config.l1_contract, 0)
             .await
             .context("reading the rollup contract")?;
+        let onchain = status.batch_number;
 
         // A batch sealed but never applied to the state (a crash between the two writes):
         // drop its record; its transactions were never acknowledged and come back.
@@ -176,7 +176,6 @@ impl Coordinator {
                 "the rollup contract is at batch {onchain} but this coordinator's records end at {last}: this state directory belongs to another deployment"
             );
         }
-        let status = pulse_l1::status(&config.l1_rpc, config.l1_contract, 0).await?;
         if last == 0 && pulse_l1::contract::word(state.roots()?.state_root()) != status.state_root {
             bail!(
                 "the state in {} does not start at the contract's genesis root: deploy the contract with this state's root (pulse l1 deploy --state)",
