@@ -204,11 +204,17 @@ fn ipfs_answers_only_on_its_api_port_and_is_gone_after_drop() {
     assert_eq!(version.status, 200);
     assert!(version.text().contains("\"Version\""), "{}", version.text());
 
-    let log = std::fs::read_to_string(ipfs.log_path()).expect("js-ipfs's log");
-    assert!(
-        log.contains(&format!("HTTP API listening on /ip4/127.0.0.1/tcp/{port}")),
-        "{log}"
-    );
+    // The daemon may answer before its start-up lines reach the log file: wait for them.
+    let listening = format!("HTTP API listening on /ip4/127.0.0.1/tcp/{port}");
+    let mut log = String::new();
+    for _ in 0..100 {
+        log = std::fs::read_to_string(ipfs.log_path()).expect("js-ipfs's log");
+        if log.contains(&listening) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(log.contains(&listening), "{log}");
     assert!(
         !log.contains("Gateway (read only) listening"),
         "a gateway listens: {log}"
