@@ -1,5 +1,6 @@
 //! `pulse worker run`: a proving worker for a coordinator's NATS.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -35,6 +36,10 @@ pub struct RunArgs {
     /// Stop after this many jobs.
     #[arg(long)]
     max_jobs: Option<u64>,
+    /// Serve Prometheus metrics on http://ADDR/metrics (for instance 127.0.0.1:9478; keep it
+    /// off public interfaces, the page is not authenticated). Off when not given.
+    #[arg(long, env = "PULSE_WORKER_METRICS")]
+    metrics_addr: Option<SocketAddr>,
 }
 
 /// `pulse worker run`.
@@ -45,6 +50,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         .parse::<BackendKind>()
         .map_err(|e| anyhow::anyhow!("--backend {}: {e}", args.backend))?;
     config.max_jobs = args.max_jobs;
+    config.metrics_addr = args.metrics_addr;
     if let Some(user) = args.user {
         let password = std::env::var("PULSE_NATS_PASSWORD")
             .context("--user needs the password in PULSE_NATS_PASSWORD")?;

@@ -1,9 +1,12 @@
 //! The coordinator's HTTP API: health, status, and lookups with Merkle proofs a light client
 //! checks against the root the L1 contract holds.
 //!
+//! - `GET /` (also `/status.html`) → the status page for operators (`status_page.html`)
+//! - `GET /metrics` → Prometheus metrics ([`crate::metrics`])
 //! - `GET /health` → `{"status":"ok"}`
 //! - `GET /status` → queue depth, the open batch, the last batches with their L1
-//!   transactions, invalid proofs by worker
+//!   transactions, invalid proofs by worker, live throughput, latency percentiles, time
+//!   per stage and the registered workers
 //! - `GET /accounts/{id}`, `/records/{id}`, `/grants/{id}` → the leaf, its Merkle proof, the
 //!   tree roots and the state root they give
 //!
@@ -21,6 +24,7 @@ use pulse_circuits::field::fr_to_decimal;
 use pulse_circuits::state::{State, TreeKind};
 use serde_json::{Value, json};
 
+use crate::metrics::Metrics;
 use crate::store::Store;
 
 /// What the event loop publishes for the API.
@@ -53,17 +57,25 @@ pub struct ApiState {
     pub store: Arc<Store>,
     /// The rollup state (read-only here).
     pub state: Arc<State>,
+    /// The coordinator's metrics.
+    pub metrics: Arc<Metrics>,
 }
 
 /// The router.
 pub fn router(state: ApiState) -> Router {
+    let metrics = Router::new()
+        .route("/metrics", get(crate::metrics::serve))
+        .with_state(state.metrics.clone());
     Router::new()
+        .route("/", get(crate::status_page::page))
+        .route("/status.html", get(crate::status_page::page))
         .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/status", get(status))
         .route("/accounts/{id}", get(account))
         .route("/records/{id}", get(record))
         .route("/grants/{id}", get(grant))
         .with_state(state)
+        .merge(metrics)
 }
 
 fn error(code: StatusCode, message: String) -> Response {
@@ -96,7 +108,13 @@ async fn status(AxState(s): AxState<ApiState>) -> Response {
             })
         })
         .collect();
+    let live = s.metrics.live();
     Json(json!({
+        "throughput_tps": live.throughput_tps,
+        "committed_txs": live.committed_txs,
+        "latency_s": live.latency_s,
+        "stages_s": live.stages_s,
+        "workers": live.workers,
         "queue_depth": snap.queue_depth,
         "jobs_queued": snap.jobs_queued,
         "open_batch": snap.open_batch.map(|(n, txs)| json!({"batch": n, "txs": txs})),

@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::api::{self, ApiState, Snapshot};
+use crate::metrics::{self, Metrics};
 use crate::sequencer::{self, Command, Refusal, now_ms};
 use crate::store::{BatchRecord, BatchStatus, Store};
 use crate::{CoordinatorConfig, STATE_FILE, STORE_FILE, pubdata};
@@ -72,6 +73,7 @@ pub struct Coordinator {
     invalid_by_worker: BTreeMap<String, u64>,
     summary: Summary,
     snapshot: Arc<RwLock<Snapshot>>,
+    metrics: Arc<Metrics>,
     circuit_id: String,
     pk_hash: String,
     vk_hash: String,
@@ -193,6 +195,8 @@ impl Coordinator {
         }
         let first_unfinished = pending.keys().next().copied().unwrap_or(last + 1);
         let manifest = &verifier.manifest;
+        let metrics = Metrics::new(config.batch_deadline, config.job_timeout)
+            .context("registering the metrics")?;
         Ok(Self {
             circuit_id: manifest.circuit_id.0.to_hex(),
             pk_hash: manifest.pk_hash.to_hex(),
@@ -216,6 +220,7 @@ impl Coordinator {
             invalid_by_worker: BTreeMap::new(),
             summary: Summary::default(),
             snapshot: Arc::new(RwLock::new(Snapshot::default())),
+            metrics: Arc::new(metrics),
         })
     }
 
@@ -231,7 +236,13 @@ impl Coordinator {
             snapshot: self.snapshot.clone(),
             store: self.store.clone(),
             state: self.state.clone(),
+            metrics: self.metrics.clone(),
         };
+        tokio::spawn(metrics::watch(
+            self.js.clone(),
+            self.metrics.clone(),
+            shutdown.clone(),
+        ));
         let api_shutdown = shutdown.clone();
         tokio::spawn(async move {
             let app = api::router(api_state);
@@ -319,6 +330,7 @@ impl Coordinator {
         message: String,
     ) {
         self.summary.rejected += 1;
+        self.metrics.tx_rejected(reason);
         info!(reason, "transaction rejected");
         if let Some(id) = id {
             self.receipt(
@@ -337,6 +349,8 @@ impl Coordinator {
     }
 
     async fn on_tx(&mut self, msg: Message) {
+        self.metrics
+            .tx_received(msg.info().map_or(1, |i| i.delivered));
         let id = receipt_id(&msg);
         if msg.payload.len() > MAX_TX_JSON_BYTES {
             let size = msg.payload.len();
@@ -434,6 +448,7 @@ impl Coordinator {
                 open.hashes.insert(hash.clone());
                 let number = open.number;
                 let count = open.hashes.len();
+                self.metrics.tx_accepted(open.first_received_ms, count);
                 self.held.entry(number).or_default().push(msg);
                 self.summary.accepted += 1;
                 self.receipt(
@@ -473,6 +488,7 @@ impl Coordinator {
 
     async fn seal(&mut self) {
         let Some(open) = self.open.take() else { return };
+        let started_ms = now_ms();
         let (reply, rx) = oneshot::channel();
         let cmd = Command::Seal {
             number: open.number,
@@ -492,6 +508,7 @@ impl Coordinator {
                     "batch sealed"
                 );
                 self.next_number = record.number + 1;
+                self.metrics.batch_sealed(&record, started_ms);
                 let n = record.number;
                 self.pending.insert(n, record);
                 self.publish_missing_jobs(n).await;
@@ -542,11 +559,12 @@ impl Coordinator {
                 .publish_with_headers(job_subject(&self.circuit_id), headers, encode(&job).into())
                 .await;
             match published {
-                Ok(ack) => {
-                    if let Err(e) = ack.await {
-                        warn!(batch = n, chunk = i, error = %e, "job not stored; it will be published again");
+                Ok(ack) => match ack.await {
+                    Ok(_) => self.metrics.jobs_published(1),
+                    Err(e) => {
+                        warn!(batch = n, chunk = i, error = %e, "job not stored; it will be published again")
                     }
-                }
+                },
                 Err(e) => {
                     warn!(batch = n, chunk = i, error = %e, "job not published; it will be published again")
                 }
@@ -556,6 +574,8 @@ impl Coordinator {
     }
 
     async fn on_result(&mut self, msg: Message) {
+        self.metrics
+            .result_received(msg.info().map_or(1, |i| i.delivered));
         let result = match decode::<JobResult>(&msg.payload) {
             Ok(r) => r,
             Err(e) => {
@@ -582,14 +602,18 @@ impl Coordinator {
         match result.outcome {
             JobOutcome::Failed { reason } => {
                 warn!(batch = n, chunk, worker = %worker, reason = %reason, "a worker could not prove a chunk");
+                self.metrics.job_failed();
                 let _ = msg.ack().await;
             }
             JobOutcome::Proved {
                 proof,
+                witness_seconds,
                 prove_seconds,
                 backend,
-                ..
             } => {
+                self.metrics
+                    .proof_reported(&backend, witness_seconds, prove_seconds);
+                let check_started = Instant::now();
                 let expected = b.chunks[chunk].public_inputs();
                 let verifier = self.verifier.clone();
                 let to_check = proof.clone();
@@ -606,6 +630,12 @@ impl Coordinator {
                 })
                 .await
                 .unwrap_or_else(|e| Err(format!("proof check panicked: {e}")));
+                self.metrics.proof_checked(
+                    n,
+                    check_started.elapsed().as_secs_f64(),
+                    checked.is_ok(),
+                    &worker,
+                );
                 match checked {
                     Ok(()) => {
                         info!(batch = n, chunk, worker = %worker, backend = %backend, prove_seconds, "proof accepted");
@@ -656,7 +686,11 @@ impl Coordinator {
                         return;
                     }
                 };
-                match self.ipfs.add(data).await {
+                let add_started = Instant::now();
+                let added = self.ipfs.add(data).await;
+                self.metrics
+                    .ipfs_added(add_started.elapsed().as_secs_f64(), added.is_ok());
+                match added {
                     Ok(cid) => {
                         b.data_cid = Some(cid.to_string());
                         if let Err(e) = self.store.put(b) {
@@ -690,6 +724,7 @@ impl Coordinator {
             };
             match self.pipeline.submit(commit).await {
                 Ok(rx) => {
+                    self.metrics.l1_submitted(n);
                     let done = self.committed_tx.clone();
                     tokio::spawn(async move {
                         let r = rx
@@ -721,6 +756,7 @@ impl Coordinator {
                     error!(batch = n, error = %e, "cannot record the commit (it is final on L1)");
                 }
                 self.summary.committed_batches += 1;
+                self.metrics.batch_committed(&b);
                 let latency = b
                     .committed_ms
                     .unwrap_or(0)
@@ -746,6 +782,7 @@ impl Coordinator {
             }
             Err(e) => {
                 error!(batch = n, error = %e, "L1 refused the batch: the state and L1 disagree; operator action needed");
+                self.metrics.batch_refused(n);
                 b.status = BatchStatus::Failed;
                 b.failure = Some(e.to_string());
                 let _ = self.store.put(&b);
@@ -779,12 +816,24 @@ impl Coordinator {
                 batch = n,
                 "jobs unanswered past the timeout; publishing them again"
             );
+            let unanswered = self
+                .pending
+                .get(&n)
+                .map_or(0, |b| b.proofs.iter().filter(|p| p.is_none()).count());
+            self.metrics.jobs_timed_out(unanswered);
             self.publish_missing_jobs(n).await;
         }
         self.try_commit_next().await;
     }
 
     async fn refresh_snapshot(&mut self) {
+        let oldest = self
+            .open
+            .iter()
+            .map(|o| o.first_received_ms)
+            .chain(self.pending.values().map(|b| b.first_received_ms))
+            .min();
+        self.metrics.set_oldest_unfinished(oldest);
         let queue = match self.js.get_stream(TX_STREAM).await {
             Ok(mut s) => s.info().await.map(|i| i.state.messages).unwrap_or(0),
             Err(_) => 0,

@@ -13,8 +13,10 @@
 
 pub mod api;
 mod core;
+pub mod metrics;
 pub mod pubdata;
 pub mod sequencer;
+mod status_page;
 pub mod store;
 
 use std::net::SocketAddr;

@@ -2,6 +2,7 @@
 //! the few timings an operator may want to change.
 
 use std::fmt;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
@@ -152,6 +153,9 @@ pub struct WorkerConfig {
     pub retry_delay: Duration,
     /// How many proving keys to keep loaded.
     pub provers_cached: usize,
+    /// Where to serve Prometheus metrics on `/metrics`; `None` serves none. Keep it on
+    /// loopback or a private network: the page is not authenticated.
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 impl WorkerConfig {
@@ -172,6 +176,7 @@ impl WorkerConfig {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             retry_delay: DEFAULT_RETRY_DELAY,
             provers_cached: DEFAULT_PROVERS_CACHED,
+            metrics_addr: None,
         }
     }
 

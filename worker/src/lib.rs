@@ -26,6 +26,7 @@
 pub mod config;
 pub mod connect;
 pub mod engine;
+pub mod metrics;
 mod pipeline;
 pub mod registry;
 
@@ -41,6 +42,7 @@ use tokio_util::sync::CancellationToken;
 pub use config::{BackendKind, ConfigError, Credentials, WorkerConfig, validate_worker_id};
 pub use connect::ConnectError;
 pub use engine::LoadError;
+pub use metrics::WorkerMetrics;
 pub use registry::Device;
 
 use crate::engine::ProverCache;
@@ -85,6 +87,12 @@ pub async fn run(
             )
         })?;
     let worker_id = config.worker_id.clone();
+    let metrics = Arc::new(
+        WorkerMetrics::new(&worker_id, config.backend).context("registering the metrics")?,
+    );
+    if let Some(addr) = config.metrics_addr {
+        metrics::listen(addr, metrics.clone(), shutdown.clone()).await?;
+    }
     tracing::info!(
         worker = %worker_id,
         backend = %config.backend,
@@ -131,6 +139,7 @@ pub async fn run(
         progress_every,
         max_jobs: config.max_jobs,
         worker_id: worker_id.clone(),
+        metrics: metrics.clone(),
         shutdown: shutdown.clone(),
         out: picked_tx,
     };
@@ -140,6 +149,7 @@ pub async fn run(
         status: status.clone(),
         shutdown: shutdown.clone(),
         grace: config.shutdown_grace,
+        metrics: metrics.clone(),
         input: finished_rx,
     };
     let executor = Executor {
@@ -147,6 +157,7 @@ pub async fn run(
         provers: ProverCache::new(config.provers_cached),
         config,
         status,
+        metrics,
         shutdown: shutdown.clone(),
         input: picked_rx,
         out: finished_tx,

@@ -36,6 +36,7 @@ use crate::WorkerSummary;
 use crate::config::WorkerConfig;
 use crate::connect::{Backoff, open_consumer};
 use crate::engine::{Loaded, ProverCache};
+use crate::metrics::WorkerMetrics;
 use crate::registry::SharedStatus;
 
 /// How long one pull request waits on the server for a job.
@@ -162,6 +163,7 @@ pub(crate) struct Picker {
     pub(crate) progress_every: Duration,
     pub(crate) max_jobs: Option<u64>,
     pub(crate) worker_id: String,
+    pub(crate) metrics: Arc<WorkerMetrics>,
     pub(crate) shutdown: CancellationToken,
     pub(crate) out: mpsc::Sender<Picked>,
 }
@@ -235,6 +237,7 @@ impl Picker {
             match decode::<ProvingJob>(&msg.payload) {
                 Ok(job) => {
                     picked += 1;
+                    self.metrics.job_taken(delivered);
                     let held = Held {
                         msg,
                         lease,
@@ -258,6 +261,7 @@ impl Picker {
                     lease.end();
                     settle(&msg, AckKind::Term).await;
                     poison += 1;
+                    self.metrics.poison();
                 }
             }
         }
@@ -292,6 +296,7 @@ pub(crate) struct Executor {
     pub(crate) config: WorkerConfig,
     pub(crate) provers: ProverCache,
     pub(crate) status: SharedStatus,
+    pub(crate) metrics: Arc<WorkerMetrics>,
     pub(crate) shutdown: CancellationToken,
     pub(crate) input: mpsc::Receiver<Picked>,
     pub(crate) out: mpsc::Sender<Finished>,
@@ -420,6 +425,8 @@ impl Executor {
         let prover = loaded.clone();
         match on_thread("pulse-prove", move || prover.prove(witness)).await {
             Ok(Ok(proved)) => {
+                self.metrics
+                    .proved(proved.witness_seconds, proved.prove_seconds);
                 tracing::info!(
                     witness_seconds = proved.witness_seconds,
                     prove_seconds = proved.prove_seconds,
@@ -449,10 +456,16 @@ impl Executor {
     /// key if needed), loaded on a thread of its own.
     async fn prover(&mut self, pk_hash: &Hash32) -> Result<Arc<Loaded>, String> {
         if let Some(loaded) = self.provers.get(pk_hash) {
+            self.metrics.key_lookup("hit_memory");
             return Ok(loaded);
         }
         let reported = AtomicU64::new(0);
+        // Called only while downloading: a key found in the cache never reports progress.
+        let downloaded = AtomicU64::new(0);
+        let called = std::sync::atomic::AtomicBool::new(false);
         let progress = |done: u64, total: u64| {
+            called.store(true, Ordering::Relaxed);
+            downloaded.fetch_max(done, Ordering::Relaxed);
             // Log every tenth of the download.
             let tenth = (done * 10).checked_div(total).unwrap_or(10);
             if tenth > reported.swap(tenth, Ordering::Relaxed) {
@@ -467,12 +480,20 @@ impl Executor {
         let dir = fetch_proving_key(&self.js, &hex, &self.config.key_cache_dir, &progress)
             .await
             .map_err(|e| e.to_string())?;
+        if called.load(Ordering::Relaxed) {
+            self.metrics.key_lookup("miss");
+            self.metrics
+                .key_downloaded(downloaded.load(Ordering::Relaxed));
+        } else {
+            self.metrics.key_lookup("hit_disk");
+        }
         let backend = self.config.backend;
         let start = Instant::now();
         let loaded = on_thread("pulse-load-key", move || Loaded::load(&dir, backend))
             .await
             .map_err(|e| format!("loading the proving key {e}"))?
             .map_err(|e| e.to_string())?;
+        self.metrics.key_loaded(start.elapsed().as_secs_f64());
         tracing::info!(
             pk_hash = %hex,
             circuit = %loaded.manifest.circuit_id,
@@ -497,6 +518,7 @@ pub(crate) struct Saver {
     pub(crate) status: SharedStatus,
     pub(crate) shutdown: CancellationToken,
     pub(crate) grace: Duration,
+    pub(crate) metrics: Arc<WorkerMetrics>,
     pub(crate) input: mpsc::Receiver<Finished>,
 }
 
@@ -529,6 +551,12 @@ impl Saver {
             disposition,
             ..
         } = finished;
+        let settled = match disposition {
+            Disposition::Ack => "proved",
+            Disposition::Term => "refused",
+            Disposition::Retry(_) => "failed",
+            Disposition::HandBack => "handed_back",
+        };
         if let Some(outcome) = outcome {
             let proved = matches!(outcome, JobOutcome::Proved { .. });
             let result = JobResult {
@@ -542,6 +570,7 @@ impl Saver {
                 tracing::warn!(
                     "could not publish the result before shutdown; the job will be delivered again when its lease ends"
                 );
+                self.metrics.job_settled("handed_back");
                 return;
             }
             if proved {
@@ -561,6 +590,7 @@ impl Saver {
             }
         };
         settle(&held.msg, kind).await;
+        self.metrics.job_settled(settled);
         tracing::debug!(?kind, "job settled");
     }
 
