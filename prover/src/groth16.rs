@@ -6,7 +6,13 @@
 //!
 //! 1. **Synthesis**: the circuit in a `ConstraintSystem` in prove mode, optimised for
 //!    constraints and finalised, exactly as `ark_groth16::Groth16::create_random_proof` does,
-//!    so the constraint matrices match the ones the key was made from.
+//!    so the constraint matrices match the ones the key was made from. The matrices depend
+//!    only on the circuit's shape, which the proving key fixes, so the prover keeps those
+//!    of its first proof that verifies and afterwards only computes the assignment (the
+//!    constraint system without matrices: no linear-combination map, no inlining), as
+//!    provers that read the matrices from the key file do (rapidsnark, snarkjs). A later
+//!    circuit of another shape is still caught: its assignment must fit the key's sizes
+//!    and satisfy every row of the kept matrices.
 //! 2. **Reduction** (the R1CS-to-QAP witness map of libsnark, ark-groth16's
 //!    `LibsnarkReduction`): evaluations of `A·z`, `B·z`, `C·z` on the domain (the public
 //!    inputs appended as extra rows of `A`), interpolated by an inverse NTT, evaluated on a
@@ -22,12 +28,13 @@
 //! parts ([`MsmSums`]) add up, and [`Prover::prove_from_shards`] assembles the proof.
 
 use std::ops::{Add, AddAssign, Range};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use ark_bn254::{Bn254, Fr, G1Affine, G1Projective, G2Affine, G2Projective, g1, g2};
 use ark_ec::{AffineRepr, CurveGroup};
 use ark_ff::{Field, One, UniformRand, Zero};
-use ark_groth16::{Proof, ProvingKey, VerifyingKey};
+use ark_groth16::{Groth16, PreparedVerifyingKey, Proof, ProvingKey, VerifyingKey};
 use ark_relations::gr1cs::{
     ConstraintSynthesizer, ConstraintSystem, Matrix, OptimizationGoal, R1CS_PREDICATE_LABEL,
     SynthesisError, SynthesisMode,
@@ -156,7 +163,8 @@ impl Add for MsmSums {
 /// overlap; `msm_total` is the wall time of all of them together.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct StageTimings {
-    /// Constraint synthesis and finalisation, and extracting matrices and assignment.
+    /// Constraint synthesis: the assignment, and on a prover's first proof also the
+    /// finalised constraint matrices.
     pub synthesis: Duration,
     /// The R1CS-to-QAP witness map (row evaluations and the seven NTTs).
     pub reduction: Duration,
@@ -183,6 +191,9 @@ type G2Bases<B> = <B as MsmBackend<g2::Config>>::Bases;
 pub struct Prover<B: Backend> {
     backend: B,
     vk: VerifyingKey<Bn254>,
+    pvk: PreparedVerifyingKey<Bn254>,
+    /// The constraint matrices, from the first proof that verified.
+    shape: OnceLock<Arc<Shape>>,
     beta_g1: G1Affine,
     delta_g1: G1Affine,
     a: G1Bases<B>,
@@ -234,7 +245,9 @@ impl<B: Backend> Prover<B> {
             l: MsmBackend::<g1::Config>::prepare(&backend, l_query)?,
             h: MsmBackend::<g1::Config>::prepare(&backend, h_query)?,
             backend,
+            pvk: ark_groth16::prepare_verifying_key(&vk),
             vk,
+            shape: OnceLock::new(),
             beta_g1,
             delta_g1,
         })
@@ -289,12 +302,21 @@ impl<B: Backend> Prover<B> {
     ) -> Result<(Proof<Bn254>, StageTimings), ProveError> {
         let start = Instant::now();
         let mut timings = StageTimings::default();
-        let witness = self.witness_timed(circuit, &mut timings)?;
+        let (witness, fresh) = self.witness_timed(circuit, &mut timings)?;
         let msm_start = Instant::now();
         let sums = self.msm_all(&witness, &mut timings)?;
         timings.msm_total = msm_start.elapsed();
-        drop(witness);
         let proof = self.prove_from_shards(&sums, r, s);
+        if let Some(shape) = fresh {
+            // Keep the matrices only once a proof made with them verifies: a first circuit
+            // of the wrong shape must not decide what later proofs are checked against.
+            if let Ok(true) =
+                Groth16::<Bn254>::verify_proof(&self.pvk, &proof, witness.public_inputs())
+            {
+                let _ = self.shape.set(shape);
+            }
+        }
+        drop(witness);
         timings.total = start.elapsed();
         Ok((proof, timings))
     }
@@ -309,16 +331,21 @@ impl<B: Backend> Prover<B> {
         circuit: C,
     ) -> Result<QapWitness, ProveError> {
         self.witness_timed(circuit, &mut StageTimings::default())
+            .map(|(w, _)| w)
     }
 
+    /// [`Self::witness`], timed; also returns the matrices when this call built them
+    /// (none were kept yet).
     fn witness_timed<C: ConstraintSynthesizer<Fr>>(
         &self,
         circuit: C,
         timings: &mut StageTimings,
-    ) -> Result<QapWitness, ProveError> {
+    ) -> Result<(QapWitness, Option<Arc<Shape>>), ProveError> {
         let t = Instant::now();
-        let syn = synthesize(circuit)?;
+        let kept = self.shape.get();
+        let syn = synthesize(circuit, kept)?;
         timings.synthesis = t.elapsed();
+        let fresh = kept.is_none().then(|| syn.shape.clone());
         let expect = |what, expected, got| {
             if expected == got {
                 Ok(())
@@ -349,34 +376,36 @@ impl<B: Backend> Prover<B> {
         // The satisfied rows make deg h ≤ n - 2, so the coefficients dropped here are zero.
         h.truncate(h_len);
         timings.reduction = t.elapsed();
-        Ok(QapWitness {
+        let witness = QapWitness {
             assignment: syn.assignment,
             num_inputs: syn.num_inputs,
             h,
-        })
+        };
+        Ok((witness, fresh))
     }
 
     /// The R1CS-to-QAP witness map: the coefficients of `h = (A·B - C)/Z` on the smallest
     /// power-of-two domain holding the constraints and the public-input rows.
-    #[tracing::instrument(skip_all, fields(constraints = syn.num_constraints, inputs = syn.num_inputs))]
+    #[tracing::instrument(skip_all, fields(constraints = syn.shape.num_constraints, inputs = syn.num_inputs))]
     fn quotient(&self, syn: &Synthesized) -> Result<Vec<Fr>, ProveError> {
-        let rows = syn.num_constraints + syn.num_inputs;
+        let num_constraints = syn.shape.num_constraints;
+        let rows = num_constraints + syn.num_inputs;
         let n = rows.next_power_of_two();
         if n.trailing_zeros() > <Fr as ark_ff::FftField>::TWO_ADICITY {
             return Err(ProveError::DomainTooLarge(n));
         }
         let z = &syn.assignment;
-        let [ma, mb, mc] = &syn.matrices;
+        let [ma, mb, mc] = &syn.shape.matrices;
         let mut a = evaluate_rows(ma, z, n)?;
         let mut b = evaluate_rows(mb, z, n)?;
         let mut c = evaluate_rows(mc, z, n)?;
-        if let Some(bad) = (0..syn.num_constraints)
+        if let Some(bad) = (0..num_constraints)
             .into_par_iter()
             .find_first(|&i| a[i] * b[i] != c[i])
         {
             return Err(ProveError::Unsatisfied { constraint: bad });
         }
-        a[syn.num_constraints..rows].copy_from_slice(&z[..syn.num_inputs]);
+        a[num_constraints..rows].copy_from_slice(&z[..syn.num_inputs]);
 
         let g = <Fr as ark_ff::FftField>::GENERATOR;
         let ntt = &self.backend;
@@ -494,27 +523,56 @@ impl<B: Backend> Prover<B> {
     }
 }
 
-/// A synthesized, finalised constraint system, reduced to what the prover needs.
-struct Synthesized {
+/// The constraint matrices of a circuit shape.
+struct Shape {
     /// `[A, B, C]`, one row per constraint.
     matrices: [Matrix<Fr>; 3],
     num_constraints: usize,
+}
+
+/// A synthesized constraint system, reduced to what the prover needs.
+struct Synthesized {
+    shape: Arc<Shape>,
     num_inputs: usize,
     assignment: Vec<Fr>,
 }
 
-#[tracing::instrument(skip_all)]
-fn synthesize<C: ConstraintSynthesizer<Fr>>(circuit: C) -> Result<Synthesized, ProveError> {
+/// Runs `circuit` in prove mode. With `kept` matrices, only the assignment is computed;
+/// without, the constraint system is also finalised and its matrices extracted.
+#[tracing::instrument(skip_all, fields(kept = kept.is_some()))]
+fn synthesize<C: ConstraintSynthesizer<Fr>>(
+    circuit: C,
+    kept: Option<&Arc<Shape>>,
+) -> Result<Synthesized, ProveError> {
     let cs = ConstraintSystem::new_ref();
     cs.set_optimization_goal(OptimizationGoal::Constraints);
     cs.set_mode(SynthesisMode::Prove {
-        construct_matrices: true,
+        construct_matrices: kept.is_none(),
         generate_lc_assignments: false,
     });
     circuit.generate_constraints(cs.clone())?;
     cs.finalize();
-    let num_constraints = cs.num_constraints();
     let num_inputs = cs.num_instance_variables();
+    let assignment = {
+        let inner = cs.borrow().ok_or(ProveError::ConstraintSystem(
+            "constraint system is borrowed",
+        ))?;
+        [inner.instance_assignment()?, inner.witness_assignment()?].concat()
+    };
+    let shape = match kept {
+        Some(shape) => shape.clone(),
+        None => Arc::new(extract_shape(&cs)?),
+    };
+    Ok(Synthesized {
+        shape,
+        num_inputs,
+        assignment,
+    })
+}
+
+/// The R1CS matrices of a finalised constraint system built with matrices.
+fn extract_shape(cs: &ark_relations::gr1cs::ConstraintSystemRef<Fr>) -> Result<Shape, ProveError> {
+    let num_constraints = cs.num_constraints();
     let mut by_predicate = cs.to_matrices()?;
     let mut r1cs = by_predicate
         .remove(R1CS_PREDICATE_LABEL)
@@ -523,25 +581,16 @@ fn synthesize<C: ConstraintSynthesizer<Fr>>(circuit: C) -> Result<Synthesized, P
     let (Some(ma), Some(mb), Some(mc)) = (r1cs.next(), r1cs.next(), r1cs.next()) else {
         return Err(ProveError::ConstraintSystem("R1CS needs three matrices"));
     };
-    let assignment = {
-        let inner = cs.borrow().ok_or(ProveError::ConstraintSystem(
-            "constraint system is borrowed",
-        ))?;
-        [inner.instance_assignment()?, inner.witness_assignment()?].concat()
-    };
     if ma.len() != num_constraints || mb.len() != num_constraints || mc.len() != num_constraints {
         return Err(ProveError::ConstraintSystem(
             "matrix rows differ from the constraint count",
         ));
     }
-    Ok(Synthesized {
+    Ok(Shape {
         matrices: [ma, mb, mc],
         num_constraints,
-        num_inputs,
-        assignment,
     })
 }
-
 /// `M·z` row by row, zero-padded to `n` entries.
 fn evaluate_rows(m: &Matrix<Fr>, z: &[Fr], n: usize) -> Result<Vec<Fr>, ProveError> {
     let mut out = vec![Fr::zero(); n];

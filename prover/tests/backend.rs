@@ -8,8 +8,9 @@ use ark_ec::{AffineRepr, CurveGroup, PrimeGroup};
 use ark_ff::{FftField, Field, One, PrimeField, UniformRand, Zero};
 use ark_poly::{EvaluationDomain, Radix2EvaluationDomain};
 use pulse_prover::cpu::msm::{
-    GLV_A1, GLV_A2, GLV_B1, GLV_B2, batch_invert, glv_decompose, glv_endomorphism,
-    glv_endomorphism_g2, msm_glv, msm_glv_with_window, msm_with_window,
+    GLV_A1, GLV_A2, GLV_B1, GLV_B2, GROUP, PointTable, batch_invert, glv_decompose,
+    glv_endomorphism, glv_endomorphism_g2, msm_glv, msm_glv_tuned, msm_glv_with_window,
+    msm_with_window,
 };
 use pulse_prover::{BackendError, CpuBackend, MsmBackend, NttBackend};
 use rand::SeedableRng;
@@ -549,7 +550,8 @@ fn glv_sharded_msm_sums_to_the_whole() {
     scalars[6] = lambda();
     let b = CpuBackend::new();
     let prepared = MsmBackend::<g1::Config>::prepare(&b, bases.clone()).expect("prepare");
-    assert_eq!(prepared.endo_points().len(), n);
+    assert_eq!(prepared.table().len(), n);
+    assert_eq!(prepared.table().row(11), prepared.table().row(12));
     let whole = MsmBackend::<g1::Config>::msm(&b, &prepared, 0..n, &scalars).expect("msm");
     assert_eq!(whole, naive_msm(&bases, &scalars));
     for cuts in [
@@ -601,4 +603,50 @@ fn glv_on_g2_matches_naive() {
             "window {c}"
         );
     }
+}
+
+#[test]
+fn glv_msm_bucket_groups_of_every_size_match_naive() {
+    // Buckets are summed in groups of about `group` points; a bucket larger than a group
+    // is one on its own. Small windows and small groups put many points in a bucket and
+    // cut between buckets everywhere; repeated bases, a base and its negation, and
+    // infinity land in the same buckets.
+    let mut r = rng(26);
+    let n = 600;
+    let mut bases = random_g1(n, &mut r);
+    let mut scalars = random_scalars(n, &mut r);
+    for i in 0..100 {
+        bases[i + 100] = bases[i];
+        bases[i + 200] = (-bases[i].into_group()).into_affine();
+        scalars[i + 200] = scalars[i];
+        scalars[i + 300] = Fr::from((i % 3) as u64);
+    }
+    bases[7] = G1Affine::zero();
+    let expect = naive_msm(&bases, &scalars);
+    let endo: Vec<G1Affine> = bases.iter().map(glv_endomorphism).collect();
+    let table = PointTable::with_endo(&bases, &endo);
+    for c in [2u32, 3, 5, 8, 12] {
+        for group in [0usize, 1, 2, 3, 7, 64, 500, GROUP, 10 * GROUP] {
+            assert_eq!(
+                msm_glv_tuned(&table, 0..n, &scalars, c, group),
+                expect,
+                "window {c}, group {group}"
+            );
+        }
+    }
+    // A range of rows, and a range past the end clamped to the table.
+    assert_eq!(
+        msm_glv_tuned(&table, 100..350, &scalars[100..350], 6, 5),
+        naive_msm(&bases[100..350], &scalars[100..350])
+    );
+    assert_eq!(
+        msm_glv_tuned(&table, 590..700, &scalars[590..], 6, 5),
+        naive_msm(&bases[590..], &scalars[590..])
+    );
+    assert_eq!(
+        table.row(7),
+        Some((G1Affine::zero(), Some(G1Affine::zero())))
+    );
+    assert_eq!(table.row(8), Some((bases[8], Some(endo[8]))));
+    assert_eq!(table.row(n), None);
 }

@@ -250,3 +250,43 @@ fn chunk_circuit_proof_verifies() {
         assert!(!verifies(&prover, &bad, &inputs));
     }
 }
+
+#[test]
+fn later_proofs_reuse_the_first_proofs_matrices() {
+    let mut r = rng(26);
+    let rounds = 6;
+    let pk = toy_key(rounds, &mut r);
+    let prover = Prover::new(CpuBackend::new(), pk.clone()).expect("prover");
+    // A failed first attempt keeps nothing; the first proof that verifies keeps the
+    // matrices; later proofs (other witnesses) only compute the assignment.
+    let mut liar = Toy::new(5, true, rounds);
+    liar.lie = true;
+    assert!(matches!(
+        prover.prove(liar.clone(), &mut r),
+        Err(ProveError::Unsatisfied { .. })
+    ));
+    for (x, bit) in [(3u64, false), (11, true), (0, false), (u64::MAX, true)] {
+        let circuit = Toy::new(x, bit, rounds);
+        let out = circuit.output();
+        let (rr, ss) = (Fr::rand(&mut r), Fr::rand(&mut r));
+        let (proof, _) = prover
+            .prove_with_randomness(circuit.clone(), rr, ss)
+            .expect("prove");
+        assert!(verifies(&prover, &proof, &[out]), "x = {x}");
+        for bad in tampered(&proof) {
+            assert!(!verifies(&prover, &bad, &[out]), "tampered, x = {x}");
+        }
+        let expect = Groth16::<Bn254>::create_proof_with_reduction(circuit, &pk, rr, ss)
+            .expect("ark-groth16 proves");
+        assert_eq!(proof, expect, "x = {x}");
+    }
+    // With the matrices kept, a false claim and a circuit of another size are still caught.
+    assert!(matches!(
+        prover.prove(liar, &mut r),
+        Err(ProveError::Unsatisfied { .. })
+    ));
+    assert!(matches!(
+        prover.prove(Toy::new(3, false, rounds + 1), &mut r),
+        Err(ProveError::KeyMismatch { .. })
+    ));
+}

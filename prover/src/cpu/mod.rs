@@ -4,7 +4,6 @@
 //! GLV endomorphism (Gallant, Lambert, Vanstone, CRYPTO 2001; [`msm::msm_glv`]), which halves
 //! the scalar length. NTTs use [`ntt::Radix2Ntt`] with cached twiddles. Preparing bases
 //! takes ownership of them and stores each base's image under the endomorphism beside it,
-//! so a prepared query costs twice the memory of its bases.
 
 pub mod msm;
 pub mod ntt;
@@ -30,22 +29,16 @@ impl CpuBackend {
     }
 }
 
-/// Bases prepared by [`CpuBackend`]: the affine points, as given, and their images under
-/// the GLV endomorphism.
+/// Bases prepared by [`CpuBackend`]: each base and its image under the GLV endomorphism,
+/// side by side in a [`msm::PointTable`].
 pub struct CpuBases<P: SWCurveConfig> {
-    points: Vec<Affine<P>>,
-    endo: Vec<Affine<P>>,
+    table: msm::PointTable<P>,
 }
 
 impl<P: SWCurveConfig> CpuBases<P> {
-    /// The prepared points.
-    pub fn points(&self) -> &[Affine<P>] {
-        &self.points
-    }
-
-    /// The points' images `φ(P) = λ·P` under the GLV endomorphism, in the same order.
-    pub fn endo_points(&self) -> &[Affine<P>] {
-        &self.endo
+    /// The prepared table.
+    pub fn table(&self) -> &msm::PointTable<P> {
+        &self.table
     }
 }
 
@@ -74,15 +67,14 @@ impl<P: GlvGroup> MsmBackend<P> for CpuBackend {
         if bases.len() > msm::MAX_BASES {
             return Err(BackendError::TooManyBases(bases.len()));
         }
-        let endo = bases.par_iter().map(P::endomorphism).collect();
+        let endo: Vec<Affine<P>> = bases.par_iter().map(P::endomorphism).collect();
         Ok(CpuBases {
-            points: bases,
-            endo,
+            table: msm::PointTable::with_endo(&bases, &endo),
         })
     }
 
     fn num_bases(&self, bases: &Self::Bases) -> usize {
-        bases.points.len()
+        bases.table.len()
     }
 
     fn msm(
@@ -91,12 +83,8 @@ impl<P: GlvGroup> MsmBackend<P> for CpuBackend {
         range: Range<usize>,
         scalars: &[Fr],
     ) -> Result<Projective<P>, BackendError> {
-        check_msm_request(bases.points.len(), &range, scalars.len())?;
-        Ok(msm::msm_glv(
-            &bases.points[range.clone()],
-            &bases.endo[range],
-            scalars,
-        ))
+        check_msm_request(bases.table.len(), &range, scalars.len())?;
+        Ok(msm::msm_glv_table(&bases.table, range, scalars))
     }
 }
 

@@ -17,9 +17,13 @@
 //!   are sorted by bucket (a counting sort) and summed pairwise in rounds with affine
 //!   additions, whose one inversion per addition is shared across many additions by
 //!   Montgomery's trick (P. Montgomery, "Speeding the Pollard and elliptic curve methods of
-//!   factorization", 1987): about 6 multiplications per addition. A round is processed in
-//!   blocks of `BLOCK` (1024) pairs, each with its own inversion, so the working set stays in
-//!   cache.
+//!   factorization", 1987): about 6 multiplications per addition. The buckets are summed
+//!   in groups of consecutive buckets holding about [`GROUP`] points, all rounds of a group
+//!   before the next, so after one gather of its points a group stays in the L2 cache and
+//!   a window allocates nothing in proportion to its points (peak memory).
+//! - **Layout**: prepared bases live in a [`PointTable`], each point in a 64-byte-aligned
+//!   slot (one cache line per random read of a G1 point, not two), a base and its GLV
+//!   image side by side so that any range of bases is one slice.
 //! - **GLV endomorphism** (R. Gallant, R. Lambert, S. Vanstone, "Faster point multiplication
 //!   on elliptic curves with efficient endomorphisms", CRYPTO 2001): on BN254,
 //!   `φ(x, y) = (β·x, y)` (`β` a cube root of unity in the base field) is `λ·P` for a cube
@@ -42,11 +46,96 @@ const NEG: u32 = 1 << 31;
 /// The largest number of bases one call can index (the sort packs an index in 31 bits).
 pub const MAX_BASES: usize = (NEG - 1) as usize;
 
-/// An affine point known not to be the point at infinity.
+/// Entries of one bucket group (see [`window_sum`]): a group's points, their sums and
+/// their denominators (about 200 KiB for G1) stay in the L2 cache through all its rounds.
+pub const GROUP: usize = 2048;
+
+/// Affine coordinates of a point that is not at infinity, aligned to a cache line: a
+/// random read of a G1 base touches one line, where a 72-byte `Affine` always spans two.
 #[derive(Clone, Copy)]
+#[repr(C, align(64))]
 struct Pt<F> {
     x: F,
     y: F,
+}
+
+/// Points in the form the bucket phase reads: coordinates in cache-line-aligned slots,
+/// and per row (a base, with its GLV image when there is one) whether it is at infinity.
+pub struct PointTable<P: SWCurveConfig> {
+    pts: Vec<Pt<P::BaseField>>,
+    infinity: Vec<bool>,
+    /// Points per row: 1, or 2 for a base and its GLV image.
+    per_row: usize,
+}
+
+impl<P: SWCurveConfig> PointTable<P> {
+    /// One row per base.
+    pub fn new(bases: &[Affine<P>]) -> Self {
+        let zero = P::BaseField::ZERO;
+        Self {
+            pts: bases
+                .par_iter()
+                .map(|p| Pt {
+                    x: if p.is_zero() { zero } else { p.x },
+                    y: if p.is_zero() { zero } else { p.y },
+                })
+                .collect(),
+            infinity: bases.iter().map(|p| p.is_zero()).collect(),
+            per_row: 1,
+        }
+    }
+
+    /// One row per base holding the base and its image `endo[i]` under the GLV
+    /// endomorphism, interleaved so that any range of rows is one contiguous slice.
+    pub fn with_endo(bases: &[Affine<P>], endo: &[Affine<P>]) -> Self {
+        let zero = P::BaseField::ZERO;
+        let n = bases.len().min(endo.len());
+        let mut pts = vec![Pt { x: zero, y: zero }; 2 * n];
+        pts.par_chunks_mut(2)
+            .zip(bases.par_iter().zip(endo.par_iter()))
+            .for_each(|(out, (p, q))| {
+                if !p.is_zero() && !q.is_zero() {
+                    out[0] = Pt { x: p.x, y: p.y };
+                    out[1] = Pt { x: q.x, y: q.y };
+                }
+            });
+        let infinity = bases[..n]
+            .iter()
+            .zip(&endo[..n])
+            .map(|(p, q)| p.is_zero() || q.is_zero())
+            .collect();
+        Self {
+            pts,
+            infinity,
+            per_row: 2,
+        }
+    }
+
+    /// Rows (bases).
+    pub fn len(&self) -> usize {
+        self.infinity.len()
+    }
+
+    /// Whether the table has no rows.
+    pub fn is_empty(&self) -> bool {
+        self.infinity.is_empty()
+    }
+
+    /// The base of row `i`, and its GLV image when the table holds one.
+    pub fn row(&self, i: usize) -> Option<(Affine<P>, Option<Affine<P>>)> {
+        let inf = *self.infinity.get(i)?;
+        let point = |k: usize| {
+            let p = self.pts[k];
+            if inf {
+                Affine::identity()
+            } else {
+                Affine::new_unchecked(p.x, p.y)
+            }
+        };
+        let base = point(i * self.per_row);
+        let endo = (self.per_row == 2).then(|| point(2 * i + 1));
+        Some((base, endo))
+    }
 }
 
 /// The window size (bits per digit) for `n` scalars of `bits` bits, by the cost model in
@@ -88,14 +177,15 @@ pub fn msm_with_window<P: SWCurveConfig>(
         return Projective::zero();
     }
     let c = c.clamp(2, 30);
+    let table = PointTable::new(&bases[..n]);
     // After replacing s > r/2 by r - s, every scalar is below 2^(bits-1); `windows·c ≥ bits`
     // leaves room for the final borrow, so the top digit never needs wrapping.
     let bits = P::ScalarField::MODULUS_BIT_SIZE;
     let windows = bits.div_ceil(c) as usize;
-    let digits = signed_digits(&bases[..n], &scalars[..n], c, windows);
+    let digits = signed_digits::<P>(&table.infinity, &scalars[..n], c, windows);
     let sums: Vec<Projective<P>> = (0..windows)
         .into_par_iter()
-        .map(|w| window_sum(bases, &[], &digits, windows, w, c))
+        .map(|w| window_sum(&table.pts, &digits, windows, w, c, GROUP))
         .collect();
     combine_windows(&sums, c)
 }
@@ -115,7 +205,7 @@ fn combine_windows<P: SWCurveConfig>(sums: &[Projective<P>], c: u32) -> Projecti
 /// Signed digits of every scalar, scalar-major (`digits[i·windows + w]`), with the sign of
 /// the scalar's own negation folded in. A base at infinity gets all-zero digits.
 fn signed_digits<P: SWCurveConfig>(
-    bases: &[Affine<P>],
+    infinity: &[bool],
     scalars: &[P::ScalarField],
     c: u32,
     windows: usize,
@@ -126,9 +216,9 @@ fn signed_digits<P: SWCurveConfig>(
     digits
         .par_chunks_mut(windows)
         .zip(scalars.par_iter())
-        .zip(bases.par_iter())
-        .for_each(|((out, s), base)| {
-            if base.is_zero() {
+        .zip(infinity.par_iter())
+        .for_each(|((out, s), &inf)| {
+            if inf {
                 return;
             }
             let mut v = s.into_bigint();
@@ -178,18 +268,25 @@ fn window_value(limbs: &[u64], pos: u32, c: u32) -> u64 {
     v & ((1u64 << c) - 1)
 }
 
-/// The sum `Σ_i digit_w(i)·point(i)` of window `w`, where `point(i)` is `bases[i]` for
-/// `i < bases.len()` and `endo[i - bases.len()]` after (the GLV half; empty otherwise).
+/// The sum `Σ_i digit_w(i)·pts[i]` of window `w` (`digits` holds `windows` digits per
+/// point, point-major).
+///
+/// The points with a non-zero digit are counting-sorted by bucket (`|digit| - 1`), then
+/// the buckets are summed in groups of consecutive buckets holding about `group` points
+/// (a bucket larger than that is a group of its own), from the top bucket down: a group's
+/// points are gathered into a small buffer and halved round by round
+/// ([`Scratch::reduce`]) until each bucket holds its sum, and the group's buckets are
+/// folded into the running sum `Σ_b (b+1)·B_b` at once. Nothing round-sized is allocated,
+/// and every round after the gather runs in cache.
 fn window_sum<P: SWCurveConfig>(
-    bases: &[Affine<P>],
-    endo: &[Affine<P>],
+    pts: &[Pt<P::BaseField>],
     digits: &[i32],
     windows: usize,
     w: usize,
     c: u32,
+    group: usize,
 ) -> Projective<P> {
     let buckets = 1usize << (c - 1);
-    // Counting sort of the bases with a non-zero digit by bucket (|digit| - 1).
     let mut offsets = vec![0u32; buckets + 1];
     for d in digits.iter().skip(w).step_by(windows) {
         if *d != 0 {
@@ -214,150 +311,135 @@ fn window_sum<P: SWCurveConfig>(
     }
     drop(cursor);
 
-    // Round 0 reads the bases through the sorted indices; later rounds their own output.
-    let fetch = |k: usize| {
-        let e = sorted[k];
-        let i = (e & !NEG) as usize;
-        let p = match bases.get(i) {
-            Some(p) => p,
-            None => &endo[i - bases.len()],
-        };
-        Pt {
-            x: p.x,
-            y: if e & NEG != 0 { -p.y } else { p.y },
-        }
-    };
-    let (mut points, mut offsets) = pairwise_round::<P, _>(fetch, &offsets);
-    drop(sorted);
-    while offsets.windows(2).any(|r| r[1] - r[0] > 1) {
-        let prev = points;
-        (points, offsets) = pairwise_round::<P, _>(|k| prev[k], &offsets);
-    }
-
-    // Σ_b (b+1)·B_b as a running sum from the top bucket down.
+    let group = group.max(1);
+    let mut scratch = Scratch::default();
     let mut running = Projective::<P>::zero();
     let mut total = Projective::<P>::zero();
-    for b in (0..buckets).rev() {
-        if offsets[b + 1] > offsets[b] {
-            let p = points[offsets[b] as usize];
-            running += Affine::<P>::new_unchecked(p.x, p.y);
+    let mut hi = buckets;
+    while hi > 0 {
+        let end = offsets[hi] as usize;
+        let mut lo = hi - 1;
+        while lo > 0 && end - offsets[lo - 1] as usize <= group {
+            lo -= 1;
         }
-        total += &running;
+        let start = offsets[lo] as usize;
+        if start == end {
+            // Only empty buckets: each adds the running sum once.
+            for _ in lo..hi {
+                total += &running;
+            }
+        } else {
+            scratch.cur.clear();
+            scratch.cur.extend(sorted[start..end].iter().map(|&e| {
+                let p = pts[(e & !NEG) as usize];
+                Pt {
+                    x: p.x,
+                    y: if e & NEG != 0 { -p.y } else { p.y },
+                }
+            }));
+            scratch.offs.clear();
+            scratch
+                .offs
+                .extend(offsets[lo..=hi].iter().map(|o| o - offsets[lo]));
+            scratch.reduce::<P>();
+            for b in (0..hi - lo).rev() {
+                if scratch.offs[b + 1] > scratch.offs[b] {
+                    let p = scratch.cur[scratch.offs[b] as usize];
+                    running += Affine::<P>::new_unchecked(p.x, p.y);
+                }
+                total += &running;
+            }
+        }
+        hi = lo;
     }
     total
 }
 
-/// Pairs per block in [`pairwise_round`]: each block's inversions are batched together,
-/// and a block's points, denominators and prefix products stay in the L1/L2 cache instead
-/// of streaming a round-sized array through memory several times.
-const BLOCK: usize = 1024;
-
-/// A pair of points to add and the output slot of their sum.
-type Pair<F> = (Pt<F>, Pt<F>, usize);
-
-/// One round of batch-affine accumulation. The input is bucket-sorted (bucket `b` holds
-/// entries `offsets[b]..offsets[b+1]`, read through `get`); the output halves every bucket
-/// by adding its entries in pairs, the pairs' inversions shared by Montgomery's trick in
-/// blocks of [`BLOCK`] pairs.
-fn pairwise_round<P: SWCurveConfig, G: Fn(usize) -> Pt<P::BaseField>>(
-    get: G,
-    offsets: &[u32],
-) -> (Vec<Pt<P::BaseField>>, Vec<u32>) {
-    let buckets = offsets.len() - 1;
-    let mut next = vec![0u32; buckets + 1];
-    for b in 0..buckets {
-        let len = offsets[b + 1] - offsets[b];
-        next[b + 1] = next[b] + len.div_ceil(2);
-    }
-    let zero = P::BaseField::ZERO;
-    let mut out = vec![Pt { x: zero, y: zero }; next[buckets] as usize];
-    let mut cancelled = Vec::new();
-    // The block: the two points of each pair, its output slot, and its denominator.
-    let mut pairs: Vec<Pair<P::BaseField>> = Vec::with_capacity(BLOCK);
-    let mut den = Vec::with_capacity(BLOCK);
-    for b in 0..buckets {
-        let (s, e) = (offsets[b] as usize, offsets[b + 1] as usize);
-        let mut slot = next[b] as usize;
-        let mut k = s;
-        while k + 1 < e {
-            pairs.push((get(k), get(k + 1), slot));
-            slot += 1;
-            k += 2;
-            if pairs.len() == BLOCK {
-                add_block::<P>(&mut pairs, &mut den, &mut out, &mut cancelled);
-            }
-        }
-        if k < e {
-            out[slot] = get(k);
-        }
-    }
-    add_block::<P>(&mut pairs, &mut den, &mut out, &mut cancelled);
-    if !cancelled.is_empty() {
-        cancelled.sort_unstable();
-        (out, next) = remove_entries(out, &next, &cancelled);
-    }
-    (out, next)
+/// The buffers of one bucket group, reused from group to group.
+struct Scratch<F> {
+    /// The group's points, bucket by bucket (bucket `b` at `offs[b]..offs[b+1]`).
+    cur: Vec<Pt<F>>,
+    offs: Vec<u32>,
+    /// The next round's points and offsets.
+    next: Vec<Pt<F>>,
+    next_offs: Vec<u32>,
+    /// One denominator per pair, then its inverse.
+    den: Vec<F>,
+    /// Prefix products for [`batch_invert_into`].
+    prefix: Vec<F>,
 }
 
-/// Adds every pair of the block into its output slot with one shared inversion, and
-/// empties the block. A pair that cancels (`P + (-P)`) records its slot in `cancelled`.
-fn add_block<P: SWCurveConfig>(
-    pairs: &mut Vec<Pair<P::BaseField>>,
-    den: &mut Vec<P::BaseField>,
-    out: &mut [Pt<P::BaseField>],
-    cancelled: &mut Vec<usize>,
-) {
-    // Denominators: x_q - x_p for an addition, 2·y_p for a doubling, 1 (unused) when the
-    // pair cancels to the point at infinity.
-    den.clear();
-    den.extend(pairs.iter().map(|(p, q, _)| {
-        if p.x != q.x {
-            q.x - p.x
-        } else if p.y == q.y && !p.y.is_zero() {
-            p.y.double()
-        } else {
-            P::BaseField::ONE
+impl<F> Default for Scratch<F> {
+    fn default() -> Self {
+        Self {
+            cur: Vec::new(),
+            offs: Vec::new(),
+            next: Vec::new(),
+            next_offs: Vec::new(),
+            den: Vec::new(),
+            prefix: Vec::new(),
         }
-    }));
-    batch_invert(den);
-    for ((p, q, slot), inv) in pairs.iter().zip(den.iter()) {
-        let lambda = if p.x != q.x {
-            (q.y - p.y) * inv
-        } else if p.y == q.y && !p.y.is_zero() {
-            let xx = p.x.square();
-            (xx.double() + xx + P::COEFF_A) * inv
-        } else {
-            cancelled.push(*slot);
-            continue;
-        };
-        let x = lambda.square() - p.x - q.x;
-        let y = lambda * (p.x - x) - p.y;
-        out[*slot] = Pt { x, y };
     }
-    pairs.clear();
 }
 
-/// Drops the entries at the (sorted) positions `gone`, fixing up the bucket offsets.
-fn remove_entries<T: Copy>(entries: Vec<T>, offsets: &[u32], gone: &[usize]) -> (Vec<T>, Vec<u32>) {
-    let mut kept = Vec::with_capacity(entries.len() - gone.len());
-    let mut fixed = vec![0u32; offsets.len()];
-    let mut g = gone.iter().peekable();
-    for b in 0..offsets.len() - 1 {
-        for (i, e) in entries
-            .iter()
-            .enumerate()
-            .take(offsets[b + 1] as usize)
-            .skip(offsets[b] as usize)
-        {
-            if g.peek() == Some(&&i) {
-                g.next();
-            } else {
-                kept.push(*e);
+impl<F: Field> Scratch<F> {
+    /// Adds the points of each bucket in pairs, round by round, until every bucket holds
+    /// at most one point: its sum (none when its points cancel). One round's additions
+    /// share one inversion (Montgomery's trick), so an affine addition costs about six
+    /// multiplications instead of the eleven of a mixed projective one.
+    fn reduce<P: SWCurveConfig<BaseField = F>>(&mut self) {
+        while self.offs.windows(2).any(|r| r[1] - r[0] > 1) {
+            // Denominators: x_q - x_p for an addition, 2·y_p for a doubling, 1 (unused)
+            // when the pair cancels to the point at infinity.
+            self.den.clear();
+            for r in self.offs.windows(2) {
+                let (s, e) = (r[0] as usize, r[1] as usize);
+                let mut k = s;
+                while k + 1 < e {
+                    let (p, q) = (&self.cur[k], &self.cur[k + 1]);
+                    self.den.push(if p.x != q.x {
+                        q.x - p.x
+                    } else if p.y == q.y && !p.y.is_zero() {
+                        p.y.double()
+                    } else {
+                        F::ONE
+                    });
+                    k += 2;
+                }
             }
+            batch_invert_into(&mut self.den, &mut self.prefix);
+            self.next.clear();
+            self.next_offs.clear();
+            self.next_offs.push(0);
+            let mut inv = self.den.iter();
+            for r in self.offs.windows(2) {
+                let (s, e) = (r[0] as usize, r[1] as usize);
+                let mut k = s;
+                while k + 1 < e {
+                    let (p, q) = (&self.cur[k], &self.cur[k + 1]);
+                    k += 2;
+                    let Some(inv) = inv.next() else { break };
+                    let lambda = if p.x != q.x {
+                        (q.y - p.y) * inv
+                    } else if p.y == q.y && !p.y.is_zero() {
+                        let xx = p.x.square();
+                        (xx.double() + xx + P::COEFF_A) * inv
+                    } else {
+                        continue;
+                    };
+                    let x = lambda.square() - p.x - q.x;
+                    let y = lambda * (p.x - x) - p.y;
+                    self.next.push(Pt { x, y });
+                }
+                if k < e {
+                    self.next.push(self.cur[k]);
+                }
+                self.next_offs.push(self.next.len() as u32);
+            }
+            std::mem::swap(&mut self.cur, &mut self.next);
+            std::mem::swap(&mut self.offs, &mut self.next_offs);
         }
-        fixed[b + 1] = kept.len() as u32;
     }
-    (kept, fixed)
 }
 
 /// Independent product chains in [`batch_invert`]: Montgomery's trick is a serial chain
@@ -369,7 +451,12 @@ const LANES: usize = 8;
 /// as [`LANES`] interleaved chains whose totals are themselves inverted together). Zeros
 /// are left as zero.
 pub fn batch_invert<F: Field>(v: &mut [F]) {
-    let mut prefix = Vec::with_capacity(v.len());
+    batch_invert_into(v, &mut Vec::with_capacity(v.len()));
+}
+
+/// [`batch_invert`] with a caller's buffer for the prefix products.
+fn batch_invert_into<F: Field>(v: &mut [F], prefix: &mut Vec<F>) {
+    prefix.clear();
     let mut acc = [F::ONE; LANES];
     for chunk in v.chunks(LANES) {
         for (a, x) in acc.iter_mut().zip(chunk) {
@@ -519,21 +606,22 @@ pub fn glv_endomorphism_g2(q: &ark_bn254::G2Affine) -> ark_bn254::G2Affine {
 }
 
 /// `Σ scalars[i]·bases[i]` on BN254 G1 or G2 with the GLV endomorphism: `endo[i]` must be
-/// `λ·bases[i]` ([`glv_endomorphism`] or [`glv_endomorphism_g2`] of it). Each scalar is split by [`glv_decompose`], and the
-/// MSM runs over the `2n` points `bases ++ endo` with 128-bit scalars: half the windows of
-/// [`msm`]. The halves' signs become digit signs, so negation costs nothing. Falls back
-/// to [`msm`] when `2n` points would not fit the index.
+/// `λ·bases[i]` ([`glv_endomorphism`] or [`glv_endomorphism_g2`] of it). Each scalar is
+/// split by [`glv_decompose`], and the MSM runs over the `2n` points `bases[i], endo[i]`
+/// with 128-bit scalars: half the windows of [`msm`]. The halves' signs become digit
+/// signs, so negation costs nothing. Builds a [`PointTable`] first; a prover keeps one
+/// and calls [`msm_glv_table`].
 pub fn msm_glv<P: SWCurveConfig<ScalarField = ark_bn254::Fr>>(
     bases: &[Affine<P>],
     endo: &[Affine<P>],
     scalars: &[ark_bn254::Fr],
 ) -> Projective<P> {
     let n = bases.len().min(scalars.len()).min(endo.len());
-    if n == 0 {
-        return Projective::zero();
-    }
-    let c = window_bits(2 * n, GLV_BITS);
-    msm_glv_with_window(bases, endo, scalars, c)
+    msm_glv_table(
+        &PointTable::with_endo(&bases[..n], &endo[..n]),
+        0..n,
+        &scalars[..n],
+    )
 }
 
 /// [`msm_glv`] with a given window size `c` (2 ≤ c ≤ 30); exposed for tuning and tests.
@@ -544,34 +632,66 @@ pub fn msm_glv_with_window<P: SWCurveConfig<ScalarField = ark_bn254::Fr>>(
     c: u32,
 ) -> Projective<P> {
     let n = bases.len().min(scalars.len()).min(endo.len());
+    let table = PointTable::with_endo(&bases[..n], &endo[..n]);
+    msm_glv_tuned(&table, 0..n, &scalars[..n], c, GROUP)
+}
+
+/// `Σ scalars[i]·row(range.start + i)` over a table made by [`PointTable::with_endo`]:
+/// [`msm_glv`] on rows `range`, with the window size of the cost model. The range must
+/// lie within the table and match the scalars in length (checked by the caller).
+pub fn msm_glv_table<P: SWCurveConfig<ScalarField = ark_bn254::Fr>>(
+    table: &PointTable<P>,
+    range: std::ops::Range<usize>,
+    scalars: &[ark_bn254::Fr],
+) -> Projective<P> {
+    let n = range.len().min(scalars.len());
     if n == 0 {
         return Projective::zero();
     }
-    if 2 * n > MAX_BASES {
-        return msm_with_window(&bases[..n], &scalars[..n], c);
+    msm_glv_tuned(table, range, scalars, window_bits(2 * n, GLV_BITS), GROUP)
+}
+
+/// [`msm_glv_table`] with a given window size `c` (2 ≤ c ≤ 30) and bucket-group size
+/// (see [`window_sum`]); exposed for tuning and tests. A table without GLV images, or
+/// more than [`MAX_BASES`] points, falls back to [`msm_with_window`].
+pub fn msm_glv_tuned<P: SWCurveConfig<ScalarField = ark_bn254::Fr>>(
+    table: &PointTable<P>,
+    range: std::ops::Range<usize>,
+    scalars: &[ark_bn254::Fr],
+    c: u32,
+    group: usize,
+) -> Projective<P> {
+    let range = range.start..range.end.min(table.len());
+    let n = range.len().min(scalars.len());
+    if n == 0 {
+        return Projective::zero();
     }
+    let (range, scalars) = (range.start..range.start + n, &scalars[..n]);
     let c = c.clamp(2, 30);
-    let (bases, endo, scalars) = (&bases[..n], &endo[..n], &scalars[..n]);
+    if table.per_row != 2 || 2 * n > MAX_BASES {
+        let bases: Vec<Affine<P>> = range.filter_map(|i| table.row(i)).map(|r| r.0).collect();
+        return msm_with_window(&bases, scalars, c);
+    }
     let windows = GLV_BITS.div_ceil(c) as usize;
-    // Digits for point i (the k1 half) in the first n rows, point n+i (k2) in the next n.
+    // Row i's two points are 2i (the k1 half) and 2i + 1 (k2), their digits likewise.
     let mut digits = vec![0i32; 2 * n * windows];
-    let (first, second) = digits.split_at_mut(n * windows);
-    first
-        .par_chunks_mut(windows)
-        .zip(second.par_chunks_mut(windows))
+    digits
+        .par_chunks_mut(2 * windows)
         .zip(scalars.par_iter())
-        .zip(bases.par_iter())
-        .for_each(|(((d1, d2), s), base)| {
-            if base.is_zero() {
+        .zip(table.infinity[range.clone()].par_iter())
+        .for_each(|((d, s), &inf)| {
+            if inf {
                 return;
             }
             let ((neg1, m1), (neg2, m2)) = glv_decompose(s);
+            let (d1, d2) = d.split_at_mut(windows);
             fill_digits(&[m1 as u64, (m1 >> 64) as u64], neg1, c, d1);
             fill_digits(&[m2 as u64, (m2 >> 64) as u64], neg2, c, d2);
         });
+    let pts = &table.pts[2 * range.start..2 * range.end];
     let sums: Vec<Projective<P>> = (0..windows)
         .into_par_iter()
-        .map(|w| window_sum(bases, endo, &digits, windows, w, c))
+        .map(|w| window_sum(pts, &digits, windows, w, c, group))
         .collect();
     combine_windows(&sums, c)
 }
