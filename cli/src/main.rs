@@ -7,6 +7,7 @@ mod coordinator;
 mod demo;
 mod dev;
 mod l1;
+mod user;
 mod worker;
 
 use std::path::PathBuf;
@@ -51,7 +52,28 @@ enum Command {
         #[command(subcommand)]
         command: coordinator::CoordinatorCommand,
     },
-    /// A local cluster for trying Pulse out.
+    /// Your signing key (patients, doctors, registrars).
+    Keys {
+        #[command(subcommand)]
+        command: user::KeysCommand,
+    },
+    /// Your account on the rollup.
+    Account {
+        #[command(subcommand)]
+        command: user::AccountCommand,
+    },
+    /// Medical records: add one (encrypted, on IPFS), or fetch and decrypt one.
+    Record {
+        #[command(subcommand)]
+        command: user::RecordCommand,
+    },
+    /// Give an account access to one of your records (or all of them).
+    Grant(user::GrantArgs),
+    /// Take a grant back.
+    Revoke(user::RevokeArgs),
+    /// Log an access to a record under a grant (the audit trail).
+    AccessLog(user::AccessLogArgs),
+    /// A local cluster for trying Pulse out: up, down, demo.
     Dev {
         #[command(subcommand)]
         command: dev::DevCommand,
@@ -281,9 +303,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Worker {
             command: worker::WorkerCommand::Run(args),
         } => worker::run(args),
-        Command::Dev {
-            command: dev::DevCommand::Demo(args),
-        } => dev::demo(args),
+        Command::Dev { command } => dev::run(command),
+        Command::Keys { command } => user::keys(command),
+        Command::Account { command } => user::account(command),
+        Command::Record { command } => user::record(command),
+        Command::Grant(args) => user::grant(args),
+        Command::Revoke(args) => user::revoke(args),
+        Command::AccessLog(args) => user::access_log(args),
         Command::L1 {
             command: l1::L1Command::Deploy(args),
         } => l1::deploy(args),

@@ -10,6 +10,8 @@
 //!   re-wraps the key for a grantee as a standalone [`KeyShare`].
 //! - [`shares`]: the key-share mailbox, a JetStream key-value bucket through which grants
 //!   deliver [`KeyShare`]s.
+//! - [`lookup`]: leaves with Merkle proofs from the coordinator's API, checked against the
+//!   state root the L1 contract holds, and the read rule ([`check_read_access`]).
 //! - [`mod@submit`]: publishing signed transactions to the coordinator and waiting for their
 //!   receipts.
 //!
@@ -42,12 +44,16 @@
 
 mod b64;
 pub mod keyfile;
+pub mod lookup;
 pub mod record;
 pub mod shares;
 pub mod submit;
 pub mod wrap;
 
 pub use keyfile::{KeyFile, KeyFileError, Overwrite};
+pub use lookup::{
+    AccessError, CoordinatorApi, LookupError, Verified, VerifiedRecord, check_read_access,
+};
 pub use record::{
     AddRecipientError, EnvelopeError, KeyShare, OpenError, RecordEnvelope, SealError,
     add_recipient, open_record, open_with_share, seal_record,

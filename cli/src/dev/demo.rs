@@ -1,42 +1,35 @@
-//! `pulse dev demo`: a whole local cluster in one command. It starts nats-server, anvil and
-//! an IPFS node on free loopback ports (installed by `scripts/deps`), runs a Groth16 setup,
-//! deploys the rollup contract, starts a coordinator and `--workers` proving workers, then
-//! drives a realistic workload through the client library — patients registering, doctors
-//! registered by a registrar, encrypted records added to IPFS, grants with wrapped keys,
-//! access logs, revocations and some invalid transactions — until every accepted
-//! transaction is in a batch committed on L1. It prints each batch's latency, the
-//! throughput, and checks that the L1 root is the coordinator's; a granted doctor reads a
-//! record (Merkle proof checked against the L1 root), a revoked one is refused.
+//! `pulse dev demo`: a realistic workload driven to committed L1 batches, on a running
+//! local cluster (`--cluster`, from `pulse dev up`) or on a private one it starts and stops
+//! (nats-server, anvil, an IPFS node and Prometheus on free loopback ports, a Groth16 setup,
+//! the rollup contract, a coordinator and `--workers` worker processes).
 //!
-//! Everything it starts is stopped when it returns. The record contents are synthetic.
+//! The workload goes through the client library as real clients do — patients
+//! registering, doctors registered by the registrar, encrypted records added to IPFS,
+//! grants with wrapped keys, access logs, revocations and some invalid transactions (a
+//! forged signature, a replayed nonce, access after revocation, malformed JSON, an
+//! oversized message) — until every accepted transaction is in a batch committed on L1. It
+//! prints each batch's latency, the throughput, and checks that the L1 root is the
+//! coordinator's; a granted doctor reads a record (Merkle proofs checked against the L1
+//! root), a revoked one is refused.
+//!
+//! The record contents are synthetic.
 
-use std::net::SocketAddr;
-use std::panic::AssertUnwindSafe;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use alloy::signers::local::PrivateKeySigner;
 use anyhow::{Context, Result, anyhow, bail};
 use async_nats::jetstream;
 use pulse_circuits::Fr;
-use pulse_circuits::artifacts::{self, CircuitParams};
-use pulse_circuits::circuit::ChunkCircuit;
 use pulse_circuits::eddsa::PrivateKey;
-use pulse_circuits::state::State;
 use pulse_circuits::tx::{Permissions, Role, Scope, SignedTransaction, Transaction, TxBody};
-use pulse_coordinator::{Coordinator, CoordinatorConfig, STATE_FILE};
+use pulse_client::{CoordinatorApi, KeyFile};
 use pulse_protocol::{Receipt, ReceiptStatus};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use serde::Serialize;
-use tokio_util::sync::CancellationToken;
 
-/// `pulse dev …`.
-#[derive(clap::Subcommand)]
-pub enum DevCommand {
-    /// Start a local cluster, drive a workload to committed L1 batches, report, stop.
-    Demo(DemoArgs),
-}
+use super::{ClusterInfo, ClusterShape};
 
 /// `pulse dev demo`.
 #[derive(clap::Args)]
@@ -44,18 +37,13 @@ pub struct DemoArgs {
     /// Transactions to submit (valid and invalid together).
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(12..=5000))]
     txs: u64,
-    /// Transaction slots per chunk.
-    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=64))]
-    slots: u64,
-    /// State tree depth.
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(4..=32))]
-    depth: u64,
-    /// Proving workers.
-    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=16))]
-    workers: u64,
-    /// Seal a batch at this many transactions.
-    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=1000))]
-    batch_txs: u64,
+    /// A running cluster's cluster.json (from `pulse dev up`); without it the demo starts
+    /// a private cluster and stops it at the end.
+    #[arg(long, env = "PULSE_CLUSTER")]
+    cluster: Option<PathBuf>,
+    /// The private cluster's shape (ignored with --cluster).
+    #[command(flatten)]
+    shape: ClusterShape,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -87,23 +75,13 @@ struct Report {
     revoked_read_refused: bool,
 }
 
-fn start<T>(what: &str, f: impl FnOnce() -> T) -> Result<T> {
-    std::panic::catch_unwind(AssertUnwindSafe(f)).map_err(|p| {
-        let msg = p
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| p.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-            .unwrap_or_default();
-        anyhow!("starting {what} failed: {msg}")
-    })
-}
-
 struct Workload {
     js: jetstream::Context,
     submitted: u64,
     accepted: u64,
     rejected: u64,
     max_batch: u64,
+    first_batch: Option<u64>,
     rejections: std::collections::BTreeMap<String, u64>,
 }
 
@@ -126,6 +104,7 @@ impl Workload {
             ReceiptStatus::Accepted { batch, .. } => {
                 self.accepted += 1;
                 self.max_batch = self.max_batch.max(*batch);
+                self.first_batch = Some(self.first_batch.map_or(*batch, |f| f.min(*batch)));
             }
             ReceiptStatus::Rejected { reason, .. } => {
                 self.rejected += 1;
@@ -134,6 +113,13 @@ impl Workload {
             ReceiptStatus::Committed { .. } => {}
         }
     }
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 fn sign(key: &PrivateKey, signer: u64, nonce: u64, body: TxBody) -> Result<SignedTransaction> {
@@ -224,86 +210,52 @@ pub fn demo(args: DemoArgs) -> Result<ExitCode> {
 }
 
 async fn run_demo(args: DemoArgs) -> Result<Report> {
-    let say = |line: &str| {
-        if !args.json {
+    let quiet = args.json;
+    let say = move |line: &str| {
+        if !quiet {
             eprintln!("== {line}");
         }
     };
-    say("starting nats-server, anvil and IPFS on loopback");
-    let nats = start("nats-server", pulse_testkit::Nats::start)?;
-    let anvil = start("anvil", pulse_testkit::Anvil::start)?;
-    let ipfs = start("the IPFS node", pulse_testkit::Ipfs::start)?;
-    let dir = tempfile::tempdir().context("creating a working directory")?;
-
-    let params = CircuitParams::new(args.slots as usize, args.depth as usize);
-    say(&format!(
-        "Groth16 setup for {} slot(s) per chunk, tree depth {}",
-        params.slots, params.depth
-    ));
-    let keys = tokio::task::spawn_blocking(move || {
-        artifacts::setup(ChunkCircuit::blank(params), params, &mut rand::rngs::OsRng)
-    })
-    .await??;
-    let keys_dir = dir.path().join("keys");
-    keys.write(&keys_dir)?;
-
-    let mut rng = ChaCha20Rng::from_entropy();
-    let registrar = PrivateKey::random(&mut rng);
-    let state_dir = dir.path().join("state");
-    std::fs::create_dir_all(&state_dir)?;
-    let genesis = {
-        let state = State::open(&state_dir.join(STATE_FILE), params.depth)?;
-        state.init_genesis(&[registrar.public_key()])?.state_root()
-    };
-    let owner: PrivateKeySigner = pulse_testkit::DEV_ACCOUNTS[0].private_key.parse()?;
-    let operator: PrivateKeySigner = pulse_testkit::DEV_ACCOUNTS[1].private_key.parse()?;
-    let d = pulse_l1::deploy(
-        &anvil.url(),
-        owner.clone(),
-        &pulse_l1::DeployParams {
-            genesis_root: genesis,
-            vk: keys.pk.vk.clone(),
-            owner: owner.address(),
-            operators: vec![operator.address()],
-        },
-    )
-    .await?;
-    say(&format!("rollup contract deployed at {}", d.address));
-
-    let http = SocketAddr::from(([127, 0, 0, 1], pulse_testkit::free_port()));
-    let config = CoordinatorConfig {
-        nats_url: nats.url(),
-        state_dir,
-        keys_dir,
-        ipfs_url: ipfs.api_url(),
-        l1_rpc: anvil.url(),
-        l1_contract: d.address,
-        l1_operator: operator,
-        l1_confirmations: 1,
-        batch_max_txs: args.batch_txs as usize,
-        batch_deadline: Duration::from_secs(2),
-        job_lease: Duration::from_secs(30),
-        job_timeout: Duration::from_secs(600),
-        http_addr: http,
-    };
-    let stop = CancellationToken::new();
-    let coordinator = Coordinator::start(config).await?;
-    let coordinator = tokio::spawn(coordinator.run(stop.clone()));
-    say(&format!(
-        "coordinator up (HTTP API on http://{http}); starting {} worker(s)",
-        args.workers
-    ));
-    let mut workers = Vec::new();
-    for i in 0..args.workers {
-        let cfg = pulse_worker::WorkerConfig::new(
-            nats.url(),
-            format!("hospital-{}", i + 1),
-            dir.path().join(format!("cache-{i}")),
-        );
-        workers.push(tokio::spawn(pulse_worker::run(cfg, stop.clone())));
+    match &args.cluster {
+        Some(path) => {
+            let info = ClusterInfo::load(path)?;
+            say(&format!("using the cluster of {}", path.display()));
+            workload(&args, &info, say).await
+        }
+        None => {
+            let dir = tempfile::Builder::new()
+                .prefix("pulse-demo-")
+                .tempdir()
+                .context("making a directory for the private cluster")?;
+            say(&format!(
+                "starting a private cluster in {} ({} slot(s) per chunk, depth {}, {} worker(s))",
+                dir.path().display(),
+                args.shape.slots,
+                args.shape.depth,
+                args.shape.workers
+            ));
+            let (mut child, info) = tokio::task::block_in_place(|| {
+                super::launch(dir.path(), &args.shape, Some(Duration::from_secs(3600)), false)
+            })?;
+            say(&format!(
+                "cluster up: coordinator {}, rollup {} on {}",
+                info.coordinator_url, info.contract, info.l1_rpc
+            ));
+            let report = workload(&args, &info, say).await;
+            say("stopping the private cluster");
+            tokio::task::block_in_place(|| {
+                let _ = super::stop_pid(child.id(), Duration::from_secs(60));
+                let _ = child.wait();
+            });
+            report
+        }
     }
+}
 
-    let client = async_nats::connect(nats.url()).await?;
+async fn workload(args: &DemoArgs, info: &ClusterInfo, say: impl Fn(&str)) -> Result<Report> {
+    let client = async_nats::connect(&info.nats_url)
+        .await
+        .with_context(|| format!("connecting to NATS at {}", info.nats_url))?;
     let js = jetstream::new(client);
     pulse_client::ensure_share_bucket(&js).await?;
     let mut w = Workload {
@@ -312,9 +264,34 @@ async fn run_demo(args: DemoArgs) -> Result<Report> {
         accepted: 0,
         rejected: 0,
         max_batch: 0,
+        first_batch: None,
         rejections: Default::default(),
     };
-    let ipfs_client = pulse_ipfs::IpfsClient::new(&ipfs.api_url())?;
+    let ipfs_client = pulse_ipfs::IpfsClient::new(&info.ipfs_url)?;
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(15))
+        .build()?;
+    let coordinator = info.coordinator_url.clone();
+    let api = |path: String| {
+        let http = http.clone();
+        let url = format!("{coordinator}{path}");
+        async move {
+            let v: serde_json::Value = http
+                .get(&url)
+                .send()
+                .await
+                .with_context(|| format!("GET {url}"))?
+                .json()
+                .await
+                .with_context(|| format!("reading the answer of {url}"))?;
+            Ok::<_, anyhow::Error>(v)
+        }
+    };
+    let registrar = KeyFile::load(&info.registrar_key)?;
+    let registrar_nonce = api("/accounts/1".to_owned()).await?["account"]["nonce"]
+        .as_u64()
+        .context("the coordinator's account 1 has no nonce")?;
+    let mut rng = ChaCha20Rng::from_entropy();
 
     let started = Instant::now();
     let patients_n = (args.txs / 12).max(2);
@@ -324,9 +301,9 @@ async fn run_demo(args: DemoArgs) -> Result<Report> {
         args.txs
     ));
     let mut reg = Person {
-        key: registrar,
+        key: registrar.private_key().clone(),
         id: 1,
-        nonce: 0,
+        nonce: registrar_nonce,
     };
     let mut patients = Vec::new();
     for _ in 0..patients_n {
@@ -365,10 +342,11 @@ async fn run_demo(args: DemoArgs) -> Result<Report> {
     }
 
     // Records, grants (with the file key wrapped for the doctor), access logs, revocations.
-    let mut first_record: Option<(u64, u64, cid::Cid)> = None; // (record, grant, cid)
+    let mut first_record: Option<(u64, u64, usize)> = None; // (record, grant, doctor index)
     let mut revoked_pair: Option<(u64, u64, usize)> = None; // (record, grant, doctor index)
     let mut round = 0usize;
-    while w.submitted + 6 < args.txs {
+    // Rounds of 3 (or 5) transactions while room is left for the 4 invalid ones at the end.
+    while w.submitted + 4 + 5 <= args.txs {
         let pi = round % patients.len();
         let di = round % doctors.len();
         round += 1;
@@ -423,7 +401,7 @@ async fn run_demo(args: DemoArgs) -> Result<Report> {
         )?)
         .await?;
         if first_record.is_none() {
-            first_record = Some((record, di as u64, cid));
+            first_record = Some((record, grant, di));
         } else if revoked_pair.is_none() {
             let p = &mut patients[pi];
             let n = p.next();
@@ -445,6 +423,24 @@ async fn run_demo(args: DemoArgs) -> Result<Report> {
             revoked_pair = Some((record, grant, di));
         }
     }
+    // Fill up to the count with access logs of the first granted doctor.
+    if let Some((record, grant, di)) = first_record {
+        while w.submitted + 4 < args.txs {
+            let doc = &mut doctors[di];
+            let n = doc.next();
+            w.send(&sign(
+                &doc.key,
+                doc.id,
+                n,
+                TxBody::AccessLog {
+                    record,
+                    grant,
+                    purpose: Fr::from(1u64),
+                },
+            )?)
+            .await?;
+        }
+    }
     // Invalid input of every kind.
     let p = &patients[0];
     let forged = sign(&doctors[0].key, p.id, p.nonce, TxBody::Revoke { grant: 1 })?;
@@ -459,7 +455,7 @@ async fn run_demo(args: DemoArgs) -> Result<Report> {
         "{} submitted; waiting for batch {} on L1",
         w.submitted, w.max_batch
     ));
-    let mut status = pulse_l1::status(&anvil.url(), d.address, 10_000).await?;
+    let mut status = pulse_l1::status(&info.l1_rpc, info.contract, 0).await?;
     let deadline = Instant::now() + Duration::from_secs(1200);
     while status.batch_number < w.max_batch {
         if Instant::now() > deadline {
@@ -470,23 +466,13 @@ async fn run_demo(args: DemoArgs) -> Result<Report> {
             );
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
-        status = pulse_l1::status(&anvil.url(), d.address, 10_000).await?;
+        status = pulse_l1::status(&info.l1_rpc, info.contract, 0).await?;
     }
     let wall = started.elapsed().as_secs_f64();
+    let first_batch = w.first_batch;
+    let ours = (w.max_batch - first_batch.unwrap_or(w.max_batch) + 1) as usize;
+    let status = pulse_l1::status(&info.l1_rpc, info.contract, ours).await?;
 
-    let api = |path: String| async move {
-        let port = http.port();
-        tokio::task::spawn_blocking(move || {
-            pulse_testkit::http_request(port, "GET", &path, None, Duration::from_secs(10))
-        })
-        .await
-        .map_err(|e| anyhow!("{e}"))?
-        .map_err(|e| anyhow!("coordinator API: {e}"))
-        .and_then(|a| {
-            serde_json::from_str::<serde_json::Value>(&a.text())
-                .map_err(|e| anyhow!("coordinator API answer: {e}"))
-        })
-    };
     // L1 has the batches; let the coordinator record their commits too.
     let mut st = api("/status".to_owned()).await?;
     for _ in 0..100 {
@@ -499,6 +485,7 @@ async fn run_demo(args: DemoArgs) -> Result<Report> {
         tokio::time::sleep(Duration::from_millis(100)).await;
         st = api("/status".to_owned()).await?;
     }
+    let in_run = |n: u64| first_batch.is_some_and(|f| n >= f && n <= w.max_batch);
     let mut batches = Vec::new();
     for b in st["batches"]
         .as_array()
@@ -506,6 +493,7 @@ async fn run_demo(args: DemoArgs) -> Result<Report> {
         .unwrap_or_default()
         .iter()
         .rev()
+        .filter(|b| in_run(b["batch"].as_u64().unwrap_or(0)))
     {
         batches.push(BatchLine {
             batch: b["batch"].as_u64().unwrap_or(0),
@@ -517,53 +505,53 @@ async fn run_demo(args: DemoArgs) -> Result<Report> {
             data_cid: b["data_cid"].as_str().unwrap_or("").to_owned(),
         });
     }
-    let committed: u64 = status.last_batches.iter().map(|b| b.tx_count).sum();
+    let committed: u64 = status
+        .last_batches
+        .iter()
+        .filter(|b| in_run(b.number))
+        .map(|b| b.tx_count)
+        .sum();
+    let l1_root = pulse_circuits::field::fr_from_decimal(&status.state_root.to_string())
+        .map_err(|e| anyhow!("the L1 root is not a field element: {e}"))?;
     let account = api("/accounts/1".to_owned()).await?;
-    let l1_root_matches = account["state_root"].as_str() == Some(&status.state_root.to_string());
+    let l1_root_matches = account["state_root"].as_str()
+        == Some(pulse_circuits::field::fr_to_decimal(&l1_root).as_str());
 
-    // Reading: a granted doctor, then a revoked one.
-    let l1_root = status.state_root.to_string();
-    let read = |record: u64, doctor: usize| {
+    // Reading as a light client: Merkle proofs checked against the L1 root, the read rule,
+    // then IPFS and decryption. A granted doctor, then a revoked one.
+    let lookup = CoordinatorApi::new(&info.coordinator_url)?.with_depth(info.depth);
+    let say = &say;
+    let read = |record: u64, grant: u64, doctor: usize| {
         let doctors = &doctors;
         let js = &js;
         let ipfs_client = &ipfs_client;
-        let api = &api;
-        let l1_root = &l1_root;
+        let lookup = &lookup;
         async move {
-            let rec = api(format!("/records/{record}")).await?;
-            let proof_root_ok = rec["state_root"].as_str() == Some(l1_root.as_str());
-            let grant_id = revoked_pair.filter(|r| r.0 == record).map(|r| r.1);
-            if let Some(g) = grant_id {
-                let grant = api(format!("/grants/{g}")).await?;
-                if grant["grant"]["active"] == serde_json::json!(false) {
-                    return Ok::<bool, anyhow::Error>(false);
-                }
-            }
-            let cid: cid::Cid = rec["cid"].as_str().unwrap_or_default().parse()?;
-            let bytes = ipfs_client.cat(&cid, Duration::from_secs(10)).await?;
-            let env = pulse_client::RecordEnvelope::from_json(&bytes)?;
+            let rec = lookup.record(record, l1_root).await?;
+            let grant = lookup.grant(grant, l1_root).await?;
             let doc: &Person = &doctors[doctor];
+            if let Err(refusal) = pulse_client::check_read_access(doc.id, &rec.record, Some(&grant), now_secs()) {
+                say(&format!("doctor {} refused for record {record}: {refusal}", doc.id));
+                return Ok::<bool, anyhow::Error>(false);
+            }
+            let bytes = ipfs_client.cat(&rec.cid, Duration::from_secs(10)).await?;
+            let env = pulse_client::RecordEnvelope::from_json(&bytes)?;
             let Some(share) = pulse_client::get_share(js, record, doc.id).await? else {
                 return Ok(false);
             };
             let plain = pulse_client::open_with_share(&env, &share, &doc.key)?;
-            Ok(proof_root_ok && plain.starts_with(b"synthetic demo record"))
+            Ok(plain.starts_with(b"synthetic demo record"))
         }
     };
     let granted_read_ok = match first_record {
-        Some((record, di, _)) => read(record, di as usize).await.unwrap_or(false),
+        Some((record, grant, di)) => read(record, grant, di).await.unwrap_or(false),
         None => false,
     };
     let revoked_read_refused = match revoked_pair {
-        Some((record, _, di)) => !read(record, di).await.unwrap_or(true),
+        Some((record, grant, di)) => !read(record, grant, di).await.unwrap_or(true),
         None => false,
     };
 
-    stop.cancel();
-    let _ = coordinator.await;
-    for wk in workers {
-        let _ = wk.await;
-    }
     Ok(Report {
         submitted: w.submitted,
         accepted: w.accepted,

@@ -1,0 +1,288 @@
+//! `pulse dev serve`: the supervisor behind `pulse dev up`. It owns every server and
+//! service of the local cluster and stops them all on SIGTERM (or after `--ttl`).
+
+use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use alloy::signers::local::PrivateKeySigner;
+use anyhow::{Context, Result, anyhow, bail};
+use pulse_circuits::artifacts::{self, CircuitParams};
+use pulse_circuits::circuit::ChunkCircuit;
+use pulse_circuits::state::State;
+use pulse_client::{KeyFile, Overwrite};
+use pulse_coordinator::STATE_FILE;
+
+use super::{CLUSTER_FILE, ClusterInfo, ClusterShape, PID_FILE};
+
+/// `pulse dev serve` (internal).
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    /// The dev directory.
+    #[arg(long)]
+    dir: PathBuf,
+    #[command(flatten)]
+    shape: ClusterShape,
+    /// Stop by itself after this long.
+    #[arg(long, value_parser = crate::coordinator::parse_duration)]
+    ttl: Option<Duration>,
+}
+
+/// Runs `f`, turning a panic of testkit's launchers into an error.
+fn start<T>(what: &str, f: impl FnOnce() -> T) -> Result<T> {
+    std::panic::catch_unwind(AssertUnwindSafe(f)).map_err(|p| {
+        let msg = p
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| p.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+            .unwrap_or_default();
+        anyhow!("starting {what} failed: {msg}")
+    })
+}
+
+/// A service child process (coordinator or worker) with its log.
+struct Service {
+    name: String,
+    child: Child,
+    log: PathBuf,
+}
+
+impl Service {
+    fn spawn(name: &str, args: &[String], env: &[(&str, &str)], logs: &Path) -> Result<Self> {
+        let exe = std::env::current_exe().context("finding the pulse executable")?;
+        let log = logs.join(format!("{name}.log"));
+        let out = std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+        let err = out.try_clone().context("sharing a log file")?;
+        let mut cmd = Command::new(exe);
+        cmd.args(args).stdin(Stdio::null()).stdout(out).stderr(err);
+        cmd.env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()));
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().with_context(|| format!("starting {name}"))?;
+        Ok(Self {
+            name: name.to_owned(),
+            child,
+            log,
+        })
+    }
+
+    fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    fn stop(&mut self, grace: Duration) {
+        if self.exited().is_none() {
+            let _ = super::stop_pid(self.child.id(), grace);
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `pulse dev serve`.
+pub fn serve(args: ServeArgs) -> Result<ExitCode> {
+    crate::l1::runtime()?.block_on(run(args))
+}
+
+async fn run(args: ServeArgs) -> Result<ExitCode> {
+    let dir = args.dir.clone();
+    std::fs::write(dir.join(PID_FILE), std::process::id().to_string()).context("writing the pid file")?;
+    let logs = dir.join("logs");
+    // A fresh cluster: state from an earlier run would not match the new chain.
+    for sub in ["logs", "keys", "state", "workers"] {
+        let _ = std::fs::remove_dir_all(dir.join(sub));
+    }
+    std::fs::create_dir_all(&logs).context("creating the log directory")?;
+    let shape = &args.shape;
+
+    eprintln!("starting nats-server, anvil and the IPFS node on loopback");
+    let nats = start("nats-server", pulse_testkit::Nats::start)?;
+    let anvil = start("anvil", pulse_testkit::Anvil::start)?;
+    let ipfs = start("the IPFS node", pulse_testkit::Ipfs::start)?;
+
+    let params = CircuitParams::new(shape.slots as usize, shape.depth as usize);
+    eprintln!("Groth16 setup for {} slot(s) per chunk, tree depth {}", params.slots, params.depth);
+    let keys = tokio::task::spawn_blocking(move || {
+        artifacts::setup(ChunkCircuit::blank(params), params, &mut rand::rngs::OsRng)
+    })
+    .await??;
+    let keys_dir = dir.join("keys");
+    keys.write(&keys_dir)?;
+
+    // The genesis registrar (account 1), kept as a key file for registering doctors.
+    let registrar = KeyFile::new(pulse_circuits::eddsa::PrivateKey::random(&mut rand::rngs::OsRng), Some(1));
+    let registrar_key = dir.join("registrar.key");
+    registrar.save(&registrar_key, Overwrite::Replace)?;
+    let state_dir = dir.join("state");
+    std::fs::create_dir_all(&state_dir)?;
+    let genesis = {
+        let state = State::open(&state_dir.join(STATE_FILE), params.depth)?;
+        state.init_genesis(&[registrar.public_key()])?.state_root()
+    };
+    // anvil's public dev accounts: 0 owns the contract, 1 operates it.
+    let owner: PrivateKeySigner = pulse_testkit::DEV_ACCOUNTS[0].private_key.parse()?;
+    let operator_hex = pulse_testkit::DEV_ACCOUNTS[1].private_key;
+    let operator: PrivateKeySigner = operator_hex.parse()?;
+    let deployed = pulse_l1::deploy(
+        &anvil.url(),
+        owner.clone(),
+        &pulse_l1::DeployParams {
+            genesis_root: genesis,
+            vk: keys.pk.vk.clone(),
+            owner: owner.address(),
+            operators: vec![operator.address()],
+        },
+    )
+    .await?;
+    eprintln!("rollup contract deployed at {}", deployed.address);
+
+    let http = SocketAddr::from(([127, 0, 0, 1], pulse_testkit::free_port()));
+    let mut services = Vec::new();
+    let coordinator_args: Vec<String> = vec![
+        "coordinator".into(),
+        "run".into(),
+        format!("--nats={}", nats.url()),
+        format!("--state-dir={}", state_dir.display()),
+        format!("--keys={}", keys_dir.display()),
+        format!("--ipfs={}", ipfs.api_url()),
+        format!("--l1-rpc={}", anvil.url()),
+        format!("--contract={}", deployed.address),
+        format!("--batch-max-txs={}", shape.batch_txs),
+        format!("--batch-deadline={}ms", shape.batch_deadline.as_millis()),
+        format!("--http={http}"),
+    ];
+    services.push(Service::spawn(
+        "coordinator",
+        &coordinator_args,
+        &[("PULSE_L1_PRIVATE_KEY", operator_hex)],
+        &logs,
+    )?);
+    let coordinator_url = format!("http://{http}");
+    wait_http(&mut services[0], http.port(), "/health", Duration::from_secs(120)).await?;
+    eprintln!("coordinator up at {coordinator_url}");
+
+    let mut worker_ports = Vec::new();
+    for i in 0..shape.workers {
+        let name = format!("worker-{}", i + 1);
+        let port = pulse_testkit::free_port();
+        worker_ports.push(port);
+        let args: Vec<String> = vec![
+            "worker".into(),
+            "run".into(),
+            format!("--nats={}", nats.url()),
+            format!("--id=hospital-{}", i + 1),
+            format!("--key-cache={}", dir.join("workers").join(&name).display()),
+            format!("--metrics-addr=127.0.0.1:{port}"),
+        ];
+        services.push(Service::spawn(&name, &args, &[], &logs)?);
+    }
+
+    let targets: Vec<String> = worker_ports.iter().map(|p| format!("'127.0.0.1:{p}'")).collect();
+    let prometheus = start("Prometheus", || {
+        pulse_testkit::Prometheus::start(&format!(
+            "global:\n  scrape_interval: 2s\n  evaluation_interval: 2s\nscrape_configs:\n  - job_name: pulse-coordinator\n    static_configs:\n      - targets: ['{http}']\n  - job_name: pulse-worker\n    static_configs:\n      - targets: [{}]\n",
+            targets.join(", ")
+        ))
+    })?;
+
+    let info = ClusterInfo {
+        version: 1,
+        nats_url: nats.url(),
+        coordinator_url,
+        ipfs_url: ipfs.api_url(),
+        l1_rpc: anvil.url(),
+        chain_id: pulse_testkit::ANVIL_CHAIN_ID,
+        contract: deployed.address,
+        prometheus_url: prometheus.url(),
+        slots: params.slots,
+        depth: params.depth,
+        workers: shape.workers as usize,
+        registrar_key,
+        dir: dir.clone(),
+        pid: std::process::id(),
+    };
+    write_env(&dir, &info)?;
+    let tmp = dir.join(format!("{CLUSTER_FILE}.tmp"));
+    std::fs::write(&tmp, serde_json::to_vec_pretty(&info)?)?;
+    std::fs::rename(&tmp, dir.join(CLUSTER_FILE))?;
+    eprintln!("cluster up; waiting for SIGTERM");
+
+    let started = Instant::now();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("listening for SIGTERM")?;
+    let reason = loop {
+        tokio::select! {
+            _ = term.recv() => break "SIGTERM".to_owned(),
+            _ = tokio::signal::ctrl_c() => break "Ctrl-C".to_owned(),
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+        if args.ttl.is_some_and(|ttl| started.elapsed() > ttl) {
+            break "its time to live ran out".to_owned();
+        }
+        for s in &mut services {
+            if let Some(status) = s.exited() {
+                eprintln!("{} exited ({status}); see {}", s.name, s.log.display());
+            }
+        }
+    };
+    eprintln!("stopping the cluster ({reason})");
+    let _ = std::fs::remove_file(dir.join(CLUSTER_FILE));
+    // Workers first (they hand back their jobs), then the coordinator, then the servers.
+    for s in services.iter_mut().rev() {
+        s.stop(Duration::from_secs(20));
+    }
+    drop(prometheus);
+    drop(ipfs);
+    drop(anvil);
+    drop(nats);
+    let _ = std::fs::remove_file(dir.join(PID_FILE));
+    eprintln!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Polls `GET path` on the loopback port until it answers 200, failing early if the
+/// service exits.
+async fn wait_http(service: &mut Service, port: u16, path: &str, timeout: Duration) -> Result<()> {
+    let start = Instant::now();
+    loop {
+        let p = path.to_owned();
+        let ok = tokio::task::spawn_blocking(move || {
+            pulse_testkit::http_request(port, "GET", &p, None, Duration::from_secs(2))
+                .is_ok_and(|a| a.status == 200)
+        })
+        .await
+        .unwrap_or(false);
+        if ok {
+            return Ok(());
+        }
+        if let Some(status) = service.exited() {
+            bail!(
+                "{} exited ({status}) before answering; its log {} ends:\n{}",
+                service.name,
+                service.log.display(),
+                super::tail(&service.log)
+            );
+        }
+        if start.elapsed() > timeout {
+            bail!("{} did not answer on 127.0.0.1:{port}{path} within {timeout:?}", service.name);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn write_env(dir: &Path, info: &ClusterInfo) -> Result<()> {
+    let text = format!(
+        "# Written by `pulse dev up`: `source` it to point the pulse commands at the local cluster.\nexport PULSE_CLUSTER='{}'\nexport PULSE_NATS='{}'\nexport PULSE_COORDINATOR='{}'\nexport PULSE_IPFS='{}'\nexport PULSE_L1_RPC='{}'\nexport PULSE_L1_CONTRACT='{}'\nexport PULSE_DEPTH='{}'\n",
+        dir.join(CLUSTER_FILE).display(),
+        info.nats_url,
+        info.coordinator_url,
+        info.ipfs_url,
+        info.l1_rpc,
+        info.contract,
+        info.depth
+    );
+    std::fs::write(dir.join("cluster.env"), text).context("writing cluster.env")
+}

@@ -1,0 +1,168 @@
+//! The whole system end to end, through the `pulse` binary as users run it: `pulse dev up`
+//! starts real nats-server, anvil, IPFS and Prometheus with a coordinator and two worker
+//! processes; `pulse dev demo` pushes 200 transactions of every kind (and invalid ones)
+//! through it to committed L1 batches; then a patient and a doctor use the client
+//! commands — register, add an encrypted record, grant, read it (Merkle proofs checked
+//! against the L1 root), log the access, revoke, and are refused; `pulse dev down` stops
+//! everything.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn pulse(args: &[&str], cluster: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_pulse"))
+        .args(args)
+        .env("PULSE_CLUSTER", cluster)
+        .env_remove("PULSE_NATS")
+        .env_remove("PULSE_COORDINATOR")
+        .output()
+        .expect("run pulse")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Stops the cluster however the test ends.
+struct Down(PathBuf);
+
+impl Drop for Down {
+    fn drop(&mut self) {
+        let _ = Command::new(env!("CARGO_BIN_EXE_pulse"))
+            .args(["dev", "down", "--dir"])
+            .arg(&self.0)
+            .output();
+    }
+}
+
+fn pid_alive(pid: u64) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|s| !s.rsplit_once(')').is_some_and(|(_, r)| r.trim_start().starts_with('Z')))
+}
+
+#[test]
+fn two_hundred_transactions_to_l1_then_the_client_commands() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("dev");
+    let cluster = dir.join("cluster.json");
+    let _down = Down(dir.clone());
+    let dir_s = dir.to_str().expect("utf-8 path");
+
+    // --- up
+    let o = pulse(
+        &[
+            "dev", "up", "--dir", dir_s, "--slots", "2", "--depth", "8", "--workers", "2",
+            "--batch-txs", "24", "--batch-deadline", "2s", "--ttl", "30m", "--json",
+        ],
+        &cluster,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let info: serde_json::Value = serde_json::from_slice(&o.stdout).expect("cluster JSON");
+    let supervisor = info["pid"].as_u64().expect("pid");
+    assert!(pid_alive(supervisor));
+    for k in ["nats_url", "coordinator_url", "ipfs_url", "l1_rpc", "prometheus_url"] {
+        let url = info[k].as_str().unwrap_or_else(|| panic!("{k}: {info}"));
+        assert!(url.contains("127.0.0.1:"), "{k} must be on loopback: {url}");
+    }
+    // A second `up` on the same directory is refused while the first runs.
+    let o = pulse(&["dev", "up", "--dir", dir_s], &cluster);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("already running"), "{}", text(&o));
+
+    // --- 200 transactions from many users, of every kind, some invalid
+    let o = pulse(&["dev", "demo", "--cluster", cluster.to_str().unwrap_or_default(), "--txs", "200", "--json"], &cluster);
+    assert!(o.status.success(), "{}", text(&o));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).expect("report JSON");
+    let n = |k: &str| r[k].as_u64().unwrap_or_else(|| panic!("{k} missing: {r}"));
+    assert_eq!(n("submitted"), 200, "{r}");
+    assert_eq!(n("submitted"), n("accepted") + n("rejected"), "{r}");
+    assert_eq!(n("committed"), n("accepted"), "every accepted transaction is committed: {r}");
+    for reason in ["bad_signature", "stale_nonce", "malformed_json", "too_large", "no_active_grant"] {
+        assert!(r["rejections"][reason].as_u64().unwrap_or(0) >= 1, "no {reason} rejection: {r}");
+    }
+    assert_eq!(r["l1_root_matches"], true, "{r}");
+    assert_eq!(r["granted_read_ok"], true, "{r}");
+    assert_eq!(r["revoked_read_refused"], true, "{r}");
+    let batches = r["batches"].as_array().expect("batches");
+    assert!(batches.len() >= 2, "{r}");
+    assert_eq!(batches.iter().map(|b| b["txs"].as_u64().unwrap_or(0)).sum::<u64>(), n("accepted"), "{r}");
+
+    // --- a patient and a doctor through the client commands
+    let key = |name: &str| tmp.path().join(name).to_str().unwrap_or_default().to_owned();
+    let (pat, doc, file, out) = (key("patient.key"), key("doctor.key"), key("labs.txt"), key("labs.out"));
+    let record_text = b"Lab results (synthetic): HbA1c 5.4%, LDL 2.1 mmol/L\n";
+    std::fs::write(&file, record_text).expect("write record");
+    for k in [&pat, &doc] {
+        let o = pulse(&["keys", "new", "--out", k], &cluster);
+        assert!(o.status.success(), "{}", text(&o));
+    }
+    let json = |o: &Output| -> serde_json::Value {
+        assert!(o.status.success(), "{}", text(o));
+        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(o)))
+    };
+    let p = json(&pulse(&["account", "register", "--key", &pat, "--json"], &cluster));
+    let patient = p["account"].as_u64().expect("patient id").to_string();
+    let registrar = info["registrar_key"].as_str().expect("registrar key");
+    // A doctor cannot register itself.
+    let o = pulse(&["account", "register", "--key", &doc, "--role", "doctor"], &cluster);
+    assert!(!o.status.success() && text(&o).contains("--registrar-key"), "{}", text(&o));
+    let d = json(&pulse(
+        &["account", "register", "--key", &doc, "--role", "doctor", "--registrar-key", registrar, "--json"],
+        &cluster,
+    ));
+    let doctor = d["account"].as_u64().expect("doctor id").to_string();
+    let a = json(&pulse(
+        &["record", "add", &file, "--patient", &patient, "--key", &pat, "--wait-committed", "--json"],
+        &cluster,
+    ));
+    let record = a["record"].as_u64().expect("record id").to_string();
+    assert!(a["cid"].as_str().is_some_and(|c| c.starts_with("b")), "{a}");
+    // Before any grant the doctor is refused.
+    let o = pulse(&["record", "get", &record, "--key", &doc], &cluster);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(text(&o).contains("--grant"), "{}", text(&o));
+    let g = json(&pulse(
+        &["grant", "--key", &pat, "--grantee", &doctor, "--record", &record, "--wait-committed", "--json"],
+        &cluster,
+    ));
+    let grant = g["grant"].as_u64().expect("grant id").to_string();
+    // The granted doctor reads the decrypted file.
+    let o = pulse(&["record", "get", &record, "--key", &doc, "--grant", &grant, "--out", &out], &cluster);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(std::fs::read(&out).expect("decrypted file"), record_text);
+    assert!(text(&o).contains("checked against the L1 state root"), "{}", text(&o));
+    // The patient reads her own record without a grant.
+    let o = pulse(&["record", "get", &record, "--key", &pat], &cluster);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(o.stdout, record_text);
+    let l = json(&pulse(&["access-log", "--key", &doc, "--record", &record, "--grant", &grant, "--json"], &cluster));
+    assert_eq!(l["status"], "accepted", "{l}");
+    json(&pulse(&["revoke", "--key", &pat, "--grant", &grant, "--wait-committed", "--json"], &cluster));
+    // Revoked: refused by name, before anything is fetched.
+    let o = pulse(&["record", "get", &record, "--key", &doc, "--grant", &grant], &cluster);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(text(&o).contains("revoked"), "{}", text(&o));
+    assert!(o.stdout.is_empty(), "nothing of the record is printed: {}", text(&o));
+    // Logging an access under the revoked grant is rejected by the coordinator.
+    let o = pulse(&["access-log", "--key", &doc, "--record", &record, "--grant", &grant, "--json"], &cluster);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("rejection JSON");
+    assert_eq!(v["reason"], "no_active_grant", "{v}");
+
+    // --- down: everything it started is gone
+    let o = pulse(&["dev", "down", "--dir", dir_s], &cluster);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(!pid_alive(supervisor), "the supervisor is still running");
+    assert!(!cluster.exists());
+    let nats_port: u16 = info["nats_url"]
+        .as_str()
+        .and_then(|u| u.rsplit(':').next())
+        .and_then(|p| p.parse().ok())
+        .expect("nats port");
+    assert!(std::net::TcpStream::connect(("127.0.0.1", nats_port)).is_err(), "nats-server still listens");
+}
