@@ -51,8 +51,8 @@ const BATCH_BUCKETS: &[f64] = &[
 ];
 /// Seconds: stages run from milliseconds (a proof check) to minutes (proving).
 const STAGE_BUCKETS: &[f64] = &[
-    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 40.0, 60.0,
-    120.0, 300.0, 600.0, 1200.0,
+    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 40.0, 60.0, 120.0,
+    300.0, 600.0, 1200.0,
 ];
 /// Seconds: a pairing-based check takes milliseconds.
 const CHECK_BUCKETS: &[f64] = &[
@@ -535,6 +535,12 @@ impl Metrics {
         }
         for backend in KNOWN_BACKENDS {
             m.workers.with_label_values(&[backend]);
+            for stage in ["witness", "prove"] {
+                m.proof_duration.with_label_values(&[backend, stage]);
+            }
+        }
+        for stage in STAGES {
+            m.batch_stage.with_label_values(&[stage]);
         }
         Ok(m)
     }
@@ -549,9 +555,8 @@ impl Metrics {
     pub fn encode(&self) -> String {
         let now = now_ms();
         let oldest = *lock(&self.oldest_unfinished_ms);
-        self.oldest_batch_age.set(
-            oldest.map_or(0.0, |first| now.saturating_sub(first) as f64 / 1000.0),
-        );
+        self.oldest_batch_age
+            .set(oldest.map_or(0.0, |first| now.saturating_sub(first) as f64 / 1000.0));
         {
             let in_flight = lock(&self.l1_in_flight);
             self.l1_pending_batches.set(in_flight.len() as i64);
@@ -606,7 +611,10 @@ impl Metrics {
         self.batches.with_label_values(&["sealed"]).inc();
         self.batch_size.observe(record.tx_hashes.len() as f64);
         self.open_batch_txs.set(0);
-        lock(&self.clocks).entry(record.number).or_default().seal_started_ms = Some(started_ms);
+        lock(&self.clocks)
+            .entry(record.number)
+            .or_default()
+            .seal_started_ms = Some(started_ms);
     }
 
     /// `count` jobs published.
@@ -737,7 +745,12 @@ impl Metrics {
             .filter(|d| now.saturating_sub(d.committed_ms) <= window_ms)
             .map(|d| d.txs)
             .sum();
-        let span = self.started.elapsed().min(LIVE_WINDOW).as_secs_f64().max(1.0);
+        let span = self
+            .started
+            .elapsed()
+            .min(LIVE_WINDOW)
+            .as_secs_f64()
+            .max(1.0);
         let mut latencies: Vec<f64> = done.iter().map(|d| d.latency).collect();
         latencies.sort_by(f64::total_cmp);
         let mut stages_s = BTreeMap::new();
@@ -782,6 +795,10 @@ impl Metrics {
         for w in &workers {
             let backend = self.backend_labels.admit(&w.backend);
             self.workers.with_label_values(&[&backend]).inc();
+            // The series starts at 0 when the worker registers, so that the first invalid
+            // proof is an increase Prometheus can see (a series born at 1 shows none).
+            let id = self.worker_labels.admit(&w.worker_id);
+            self.invalid_proofs.with_label_values(&[&id]);
         }
         self.workers_busy
             .set(workers.iter().filter(|w| w.current_job.is_some()).count() as i64);
@@ -791,7 +808,11 @@ impl Metrics {
 
 /// Reads the stream depths and the worker registry every [`WATCH_INTERVAL`] until
 /// `shutdown`, outside the event loop so that a slow NATS never holds it up.
-pub(crate) async fn watch(js: jetstream::Context, metrics: Arc<Metrics>, shutdown: CancellationToken) {
+pub(crate) async fn watch(
+    js: jetstream::Context,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+) {
     let mut tick = tokio::time::interval(WATCH_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -879,8 +900,17 @@ mod tests {
             let counter = family.get_field_type() == prometheus::proto::MetricType::COUNTER;
             assert_eq!(counter, name.ends_with("_total"), "{name}");
         }
-        assert!(text.contains("pulse_coordinator_jobs_total{outcome=\"timed_out\"} 0"), "{text}");
-        assert!(text.contains("pulse_coordinator_workers{backend=\"cpu\"} 0"), "{text}");
-        assert!(text.contains("pulse_coordinator_batch_deadline_seconds 5"), "{text}");
+        assert!(
+            text.contains("pulse_coordinator_jobs_total{outcome=\"timed_out\"} 0"),
+            "{text}"
+        );
+        assert!(
+            text.contains("pulse_coordinator_workers{backend=\"cpu\"} 0"),
+            "{text}"
+        );
+        assert!(
+            text.contains("pulse_coordinator_batch_deadline_seconds 5"),
+            "{text}"
+        );
     }
 }
