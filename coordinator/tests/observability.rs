@@ -298,9 +298,12 @@ fn has_finite_sample(result: &[Value]) -> bool {
     })
 }
 
+/// (panel title, query) pairs, or (metric, label) pairs.
+type Pairs = Vec<(String, String)>;
+
 /// Every `expr` of a dashboard's panel targets, and the metrics named by its
 /// `label_values(metric, label)` variables.
-fn dashboard_queries(dashboard: &Value) -> (Vec<(String, String)>, Vec<(String, String)>) {
+fn dashboard_queries(dashboard: &Value) -> (Pairs, Pairs) {
     fn walk(v: &Value, title: &str, out: &mut Vec<(String, String)>) {
         match v {
             Value::Object(o) => {
@@ -370,9 +373,8 @@ fn with_bool(expr: &str) -> String {
                 b')' | b'}' | b']' => depth -= 1,
                 b'>' | b'<' | b'=' | b'!' if depth == 0 => {
                     let two = bytes.get(i + 1) == Some(&b'=');
-                    if c == b'=' && !two || c == b'!' && !two {
-                        // `=` alone is not a comparison; `!` alone is not PromQL.
-                    } else {
+                    // `=` alone is not a comparison, and `!` alone is not PromQL.
+                    if two || matches!(c, b'>' | b'<') {
                         let len = if two { 2 } else { 1 };
                         found.push(i + len);
                         i += len;

@@ -34,7 +34,9 @@ use std::net::{Ipv4Addr, TcpListener};
 use std::time::Duration;
 
 pub use anvil::{ANVIL_CHAIN_ID, Anvil, DEV_ACCOUNTS, DevAccount};
-pub use chromium::{CHROMIUM_HEADLESS_ARGS, chromium_path, playwright_command, playwright_core_dir};
+pub use chromium::{
+    CHROMIUM_HEADLESS_ARGS, chromium_path, playwright_command, playwright_core_dir,
+};
 pub use http::{HttpAnswer, http_request};
 pub use ipfs::Ipfs;
 pub use nats::Nats;
