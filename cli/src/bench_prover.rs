@@ -76,14 +76,20 @@ pub fn prove(
     println!("  ark-groth16      {:>10.1} ms", r.ark_ms);
     println!("  pulse            {:>10.1} ms", r.pulse_ms);
     println!("  ratio pulse/ark  {:>10.3}", r.ratio);
+    println!(
+        "  pulse first proof (also builds the constraint matrices) {:.1} ms, ratio {:.3}",
+        r.pulse_first_ms, r.first_ratio
+    );
     let s = &r.pulse_stages;
-    println!("  pulse stages (ms; the MSMs run concurrently and overlap):");
+    println!(
+        "  pulse stages (ms; the MSMs run concurrently, those over the assignment beside the reduction):"
+    );
     println!(
         "    synthesis {:.1}  reduction/NTT {:.1}",
         s.synthesis, s.reduction
     );
     println!(
-        "    msm a {:.1}  b_g1 {:.1}  b_g2 {:.1}  l {:.1}  h {:.1}  all MSMs {:.1}",
+        "    msm a {:.1}  b_g1 {:.1}  b_g2 {:.1}  l {:.1}  h {:.1}  reduction and all MSMs {:.1}",
         s.msm_a, s.msm_b_g1, s.msm_b_g2, s.msm_l, s.msm_h, s.msm_total
     );
     for m in &r.memory {

@@ -20,7 +20,8 @@
 //!    and interpolated back: the coefficients of `h = (A·B - C)/Z`. Seven transforms. The
 //!    rows are also checked to hold, so an unsatisfied witness is an error, not a bad proof.
 //! 3. **MSMs**, run concurrently: `Σ zᵢ·aᵢ` (G1), `Σ zᵢ·bᵢ` (G1 and G2), `Σ zⱼ·lⱼ` over
-//!    the witness (G1) and `Σ hᵢ·Hᵢ` (G1).
+//!    the witness (G1), which need no `h` and so run beside the reduction, and `Σ hᵢ·Hᵢ`
+//!    (G1) after it.
 //! 4. **Assembly** with the randomisers `r`, `s`:
 //!    `A = α + Σzᵢaᵢ + rδ`, `B = β + Σzᵢbᵢ + sδ`, `C = s·A + r·B₁ - rsδ + L + H`.
 //!
@@ -160,7 +161,8 @@ impl Add for MsmSums {
 }
 
 /// Wall time of each proving stage. The five MSMs run concurrently, so their times
-/// overlap; `msm_total` is the wall time of all of them together.
+/// overlap; the four over the assignment also overlap the reduction, and `msm_total` is
+/// the wall time of the reduction and all five MSMs together.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct StageTimings {
     /// Constraint synthesis: the assignment, and on a prover's first proof also the
@@ -178,7 +180,7 @@ pub struct StageTimings {
     pub msm_l: Duration,
     /// MSM over `h_query`.
     pub msm_h: Duration,
-    /// All five MSMs, wall time.
+    /// The reduction and all five MSMs, wall time.
     pub msm_total: Duration,
     /// The whole proof.
     pub total: Duration,
@@ -302,21 +304,20 @@ impl<B: Backend> Prover<B> {
     ) -> Result<(Proof<Bn254>, StageTimings), ProveError> {
         let start = Instant::now();
         let mut timings = StageTimings::default();
-        let (witness, fresh) = self.witness_timed(circuit, &mut timings)?;
+        let (syn, fresh) = self.synthesize_checked(circuit, &mut timings)?;
         let msm_start = Instant::now();
-        let sums = self.msm_all(&witness, &mut timings)?;
+        let sums = self.msm_beside_reduction(&syn, &mut timings)?;
         timings.msm_total = msm_start.elapsed();
         let proof = self.prove_from_shards(&sums, r, s);
         if let Some(shape) = fresh {
             // Keep the matrices only once a proof made with them verifies: a first circuit
             // of the wrong shape must not decide what later proofs are checked against.
-            if let Ok(true) =
-                Groth16::<Bn254>::verify_proof(&self.pvk, &proof, witness.public_inputs())
-            {
+            let inputs = &syn.assignment[1..syn.num_inputs];
+            if let Ok(true) = Groth16::<Bn254>::verify_proof(&self.pvk, &proof, inputs) {
                 let _ = self.shape.set(shape);
             }
         }
-        drop(witness);
+        drop(syn);
         timings.total = start.elapsed();
         Ok((proof, timings))
     }
@@ -330,17 +331,22 @@ impl<B: Backend> Prover<B> {
         &self,
         circuit: C,
     ) -> Result<QapWitness, ProveError> {
-        self.witness_timed(circuit, &mut StageTimings::default())
-            .map(|(w, _)| w)
+        let (syn, _) = self.synthesize_checked(circuit, &mut StageTimings::default())?;
+        let h = self.h_coefficients(&syn)?;
+        Ok(QapWitness {
+            assignment: syn.assignment,
+            num_inputs: syn.num_inputs,
+            h,
+        })
     }
 
-    /// [`Self::witness`], timed; also returns the matrices when this call built them
-    /// (none were kept yet).
-    fn witness_timed<C: ConstraintSynthesizer<Fr>>(
+    /// Synthesis, and the checks that the assignment fits the key. Also returns the
+    /// matrices when this call built them (none were kept yet).
+    fn synthesize_checked<C: ConstraintSynthesizer<Fr>>(
         &self,
         circuit: C,
         timings: &mut StageTimings,
-    ) -> Result<(QapWitness, Option<Arc<Shape>>), ProveError> {
+    ) -> Result<(Synthesized, Option<Arc<Shape>>), ProveError> {
         let t = Instant::now();
         let kept = self.shape.get();
         let syn = synthesize(circuit, kept)?;
@@ -363,8 +369,12 @@ impl<B: Backend> Prover<B> {
             self.vk.gamma_abc_g1.len(),
         )?;
         expect("a_query", syn.assignment.len(), self.query_len(Query::A))?;
-        let t = Instant::now();
-        let mut h = self.quotient(&syn)?;
+        Ok((syn, fresh))
+    }
+
+    /// The coefficients of `h`, as many as the key's `h_query`.
+    fn h_coefficients(&self, syn: &Synthesized) -> Result<Vec<Fr>, ProveError> {
+        let mut h = self.quotient(syn)?;
         let h_len = self.query_len(Query::H);
         if h_len > h.len() {
             return Err(ProveError::KeyMismatch {
@@ -375,13 +385,7 @@ impl<B: Backend> Prover<B> {
         }
         // The satisfied rows make deg h ≤ n - 2, so the coefficients dropped here are zero.
         h.truncate(h_len);
-        timings.reduction = t.elapsed();
-        let witness = QapWitness {
-            assignment: syn.assignment,
-            num_inputs: syn.num_inputs,
-            h,
-        };
-        Ok((witness, fresh))
+        Ok(h)
     }
 
     /// The R1CS-to-QAP witness map: the coefficients of `h = (A·B - C)/Z` on the smallest
@@ -431,23 +435,47 @@ impl<B: Backend> Prover<B> {
         Ok(a)
     }
 
-    /// The five MSMs over all their bases, concurrently.
+    /// The reduction and the five MSMs over all their bases. The MSMs over the assignment
+    /// do not need `h`, so they run beside the reduction (filling the cores its serial
+    /// steps leave idle), and the MSM over `h` follows it; rayon balances the two sides.
     #[tracing::instrument(skip_all)]
-    fn msm_all(&self, w: &QapWitness, timings: &mut StageTimings) -> Result<MsmSums, ProveError> {
-        let whole = |q: Query| {
+    fn msm_beside_reduction(
+        &self,
+        syn: &Synthesized,
+        timings: &mut StageTimings,
+    ) -> Result<MsmSums, ProveError> {
+        let whole = |q: Query, scalars: &[Fr]| {
             let t = Instant::now();
-            let r = self.msm_part(w, q, 0..self.query_len(q));
+            let r = self.msm_scalars(q, 0..self.query_len(q), scalars);
             (r, t.elapsed())
         };
-        let (((a, b1), l), (b2, h)) = rayon::join(
+        let z = &syn.assignment;
+        let witness = &z[syn.num_inputs..];
+        let ((h, reduction, h_msm), (((a, b1), l), b2)) = rayon::join(
+            || {
+                let t = Instant::now();
+                let h = self.h_coefficients(syn);
+                let reduction = t.elapsed();
+                let h_msm = h.as_ref().ok().map(|h| whole(Query::H, h));
+                (h, reduction, h_msm)
+            },
             || {
                 rayon::join(
-                    || rayon::join(|| whole(Query::A), || whole(Query::BG1)),
-                    || whole(Query::L),
+                    || {
+                        rayon::join(
+                            || rayon::join(|| whole(Query::A, z), || whole(Query::BG1, z)),
+                            || whole(Query::L, witness),
+                        )
+                    },
+                    || whole(Query::BG2, z),
                 )
             },
-            || rayon::join(|| whole(Query::BG2), || whole(Query::H)),
         );
+        h?;
+        let Some(h) = h_msm else {
+            return Err(ProveError::ConstraintSystem("no MSM over h"));
+        };
+        timings.reduction = reduction;
         timings.msm_a = a.1;
         timings.msm_b_g1 = b1.1;
         timings.msm_b_g2 = b2.1;
@@ -474,7 +502,16 @@ impl<B: Backend> Prover<B> {
         query: Query,
         range: Range<usize>,
     ) -> Result<MsmSums, ProveError> {
-        let scalars = witness.scalars(query);
+        self.msm_scalars(query, range, witness.scalars(query))
+    }
+
+    /// [`Self::msm_part`] with the query's full scalar vector given directly.
+    fn msm_scalars(
+        &self,
+        query: Query,
+        range: Range<usize>,
+        scalars: &[Fr],
+    ) -> Result<MsmSums, ProveError> {
         let len = self.query_len(query);
         if scalars.len() != len {
             return Err(ProveError::KeyMismatch {
