@@ -13,6 +13,7 @@
 //!   the peak read after the proof is the proof's own (plus the key and process baseline,
 //!   which are the same for both provers and reported separately).
 
+use std::path::Path;
 use std::time::Instant;
 
 use ark_bn254::{Bn254, Fr, G1Affine, G1Projective};
@@ -261,10 +262,21 @@ pub struct ProveReport {
 ///
 /// # Errors
 /// Setup or proving failures, or a proof that does not verify.
-pub fn prove(slots: usize, depth: usize, repeats: usize) -> Result<ProveReport, BenchError> {
+///
+/// With `save_keys`, the keys are also written there (for [`prove_memory`] to load
+/// instead of running the setup again, which at large sizes takes longer than proving).
+pub fn prove(
+    slots: usize,
+    depth: usize,
+    repeats: usize,
+    save_keys: Option<&Path>,
+) -> Result<ProveReport, BenchError> {
     let params = CircuitParams::new(slots, depth);
     let mut rng = ChaCha20Rng::seed_from_u64(7);
     let keys = artifacts::setup(ChunkCircuit::blank(params), params, &mut rng).map_err(werr)?;
+    if let Some(dir) = save_keys {
+        keys.write(dir).map_err(werr)?;
+    }
     let pk = keys.pk;
     let pvk = prepare_verifying_key(&pk.vk);
     let circuit = ChunkCircuit::blank(params);
@@ -322,14 +334,33 @@ fn check(
 /// One chunk-circuit proof by one prover (`pulse` or `ark`) and its peak memory. Meant to
 /// run alone in a fresh process: the peak is reset after setup through
 /// `/proc/self/clear_refs` (Linux), so it covers the proof (and, for Pulse, taking the key
-/// into the prover, which moves it without copying).
+/// into the prover, which moves it without copying). The keys come from `keys_dir` (as
+/// [`prove`] saved them) when given, from a fresh setup otherwise.
 ///
 /// # Errors
-/// An unknown prover name, `/proc` unavailable, or a failed proof.
-pub fn prove_memory(slots: usize, depth: usize, which: &str) -> Result<MemoryReport, BenchError> {
+/// An unknown prover name, `/proc` unavailable, keys for other parameters, or a failed
+/// proof.
+pub fn prove_memory(
+    slots: usize,
+    depth: usize,
+    which: &str,
+    keys_dir: Option<&Path>,
+) -> Result<MemoryReport, BenchError> {
     let params = CircuitParams::new(slots, depth);
     let mut rng = ChaCha20Rng::seed_from_u64(7);
-    let keys = artifacts::setup(ChunkCircuit::blank(params), params, &mut rng).map_err(werr)?;
+    let keys = match keys_dir {
+        Some(dir) => {
+            let keys = artifacts::KeyArtifacts::load(dir).map_err(werr)?;
+            if keys.circuit_id() != params.id() {
+                return Err(BenchError::Workload(format!(
+                    "keys in {} are not for slots {slots} depth {depth}",
+                    dir.display()
+                )));
+            }
+            keys
+        }
+        None => artifacts::setup(ChunkCircuit::blank(params), params, &mut rng).map_err(werr)?,
+    };
     let pk = keys.pk;
     let vk = pk.vk.clone();
     let circuit = ChunkCircuit::blank(params);

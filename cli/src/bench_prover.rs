@@ -1,8 +1,10 @@
 //! `pulse bench msm|ntt|prove`: print what [`pulse_bench::prover`] measured.
 //!
 //! `prove` measures peak memory by running this same binary again, once per prover, with
-//! `--memory-of ark|pulse`: each child proves once and reports its own peak.
+//! `--memory-of ark|pulse`: each child loads the keys the parent saved, proves once and
+//! reports its own peak.
 
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 use anyhow::{Context, Result, bail};
@@ -57,14 +59,27 @@ pub fn prove(
     json: bool,
 ) -> Result<ExitCode> {
     if let Some(which) = memory_of {
-        let m = prover::prove_memory(slots, depth, which).context("measuring peak memory")?;
+        let keys = std::env::var_os(KEYS_ENV).map(PathBuf::from);
+        let m = prover::prove_memory(slots, depth, which, keys.as_deref())
+            .context("measuring peak memory")?;
         println!("{}", serde_json::to_string(&m)?);
         return Ok(ExitCode::SUCCESS);
     }
-    let mut r = prover::prove(slots, depth, repeats).context("running the prove benchmark")?;
-    for which in ["ark", "pulse"] {
-        r.memory.push(memory_in_child(slots, depth, which)?);
+    // The children load the keys this run makes instead of each running the setup again.
+    let keys = std::env::temp_dir().join(format!("pulse-bench-keys-{}", std::process::id()));
+    let measured = (|| {
+        let mut r = prover::prove(slots, depth, repeats, Some(&keys))
+            .context("running the prove benchmark")?;
+        for which in ["ark", "pulse"] {
+            r.memory.push(memory_in_child(slots, depth, which, &keys)?);
+        }
+        anyhow::Ok(r)
+    })();
+    if keys.exists() {
+        std::fs::remove_dir_all(&keys)
+            .with_context(|| format!("removing the benchmark keys in {}", keys.display()))?;
     }
+    let r = measured?;
     if json {
         println!("{}", serde_json::to_string_pretty(&r)?);
         return Ok(ExitCode::SUCCESS);
@@ -104,7 +119,10 @@ pub fn prove(
     Ok(ExitCode::SUCCESS)
 }
 
-fn memory_in_child(slots: usize, depth: usize, which: &str) -> Result<MemoryReport> {
+/// Where a memory child finds the keys the parent saved.
+const KEYS_ENV: &str = "PULSE_BENCH_KEYS";
+
+fn memory_in_child(slots: usize, depth: usize, which: &str, keys: &Path) -> Result<MemoryReport> {
     let exe = std::env::current_exe().context("finding the pulse binary")?;
     let out = Command::new(exe)
         .args([
@@ -116,6 +134,7 @@ fn memory_in_child(slots: usize, depth: usize, which: &str) -> Result<MemoryRepo
             &depth.to_string(),
         ])
         .args(["--memory-of", which])
+        .env(KEYS_ENV, keys)
         .output()
         .with_context(|| format!("running the {which} memory child"))?;
     if !out.status.success() {
