@@ -223,14 +223,6 @@ impl State {
         self.depth
     }
 
-    fn tree(&self, kind: TreeKind) -> MerkleTree {
-        match kind {
-            TreeKind::Accounts => self.accounts,
-            TreeKind::Records => self.records,
-            TreeKind::Grants => self.grants,
-        }
-    }
-
     /// Write the genesis registrars (accounts 1, 2, …). Only on an empty state.
     ///
     /// # Errors
@@ -259,17 +251,28 @@ impl State {
         self.roots()
     }
 
+    /// A consistent read-only view of the committed state as it is now, which keeps
+    /// answering for this moment however the state changes later (a snapshot: the pages it
+    /// reads are kept until it is dropped). The coordinator keeps the view of the state the
+    /// L1 contract holds, to serve proofs against that root.
+    ///
+    /// # Errors
+    /// [`StateError`] on a storage failure.
+    pub fn view(&self) -> Result<StateView, StateError> {
+        Ok(StateView {
+            txn: self.db.begin_read()?,
+            accounts: self.accounts,
+            records: self.records,
+            grants: self.grants,
+        })
+    }
+
     /// The committed roots.
     ///
     /// # Errors
     /// [`StateError`] on a storage failure.
     pub fn roots(&self) -> Result<Roots, StateError> {
-        let r = self.db.begin_read()?;
-        Ok(Roots {
-            accounts: self.accounts.snapshot(&r)?.root()?,
-            records: self.records.snapshot(&r)?.root()?,
-            grants: self.grants.snapshot(&r)?.root()?,
-        })
+        self.view()?.roots()
     }
 
     /// A committed account.
@@ -277,9 +280,7 @@ impl State {
     /// # Errors
     /// [`StateError`] on a storage failure.
     pub fn account(&self, id: u64) -> Result<Option<AccountLeaf>, StateError> {
-        let r = self.db.begin_read()?;
-        let t = r.open_table(ACCOUNTS)?;
-        t.get(id)?.map(|v| decode(v.value(), "account")).transpose()
+        self.view()?.account(id)
     }
 
     /// The account holding a public key.
@@ -297,9 +298,7 @@ impl State {
     /// # Errors
     /// [`StateError`] on a storage failure.
     pub fn record(&self, id: u64) -> Result<Option<StoredRecord>, StateError> {
-        let r = self.db.begin_read()?;
-        let t = r.open_table(RECORDS)?;
-        t.get(id)?.map(|v| decode(v.value(), "record")).transpose()
+        self.view()?.record(id)
     }
 
     /// A committed grant.
@@ -307,14 +306,11 @@ impl State {
     /// # Errors
     /// [`StateError`] on a storage failure.
     pub fn grant(&self, id: u64) -> Result<Option<GrantLeaf>, StateError> {
-        let r = self.db.begin_read()?;
-        let t = r.open_table(GRANTS)?;
-        t.get(id)?.map(|v| decode(v.value(), "grant")).transpose()
+        self.view()?.grant(id)
     }
 
     /// The committed leaf at `index` of a tree, its Merkle proof and the tree's roots, all
-    /// from one snapshot: a light client checks `proof` for `leaf` against the tree root and
-    /// the tree roots against the state root.
+    /// from one snapshot (see [`StateView::proof`]).
     ///
     /// # Errors
     /// [`StateError`] on a storage failure or an index out of range.
@@ -323,16 +319,7 @@ impl State {
         tree: TreeKind,
         index: u64,
     ) -> Result<(Fr, MerkleProof, Roots), StateError> {
-        let r = self.db.begin_read()?;
-        let snap = self.tree(tree).snapshot(&r)?;
-        let leaf = snap.get_leaf(index)?;
-        let proof = snap.proof(index)?;
-        let roots = Roots {
-            accounts: self.accounts.snapshot(&r)?.root()?,
-            records: self.records.snapshot(&r)?.root()?,
-            grants: self.grants.snapshot(&r)?.root()?,
-        };
-        Ok((leaf, proof, roots))
+        self.view()?.proof(tree, index)
     }
 
     /// Verify a transaction's signature against the committed key of its signer (or, for a
@@ -393,6 +380,76 @@ enum Checks {
     All,
     AllButSignature,
     None,
+}
+
+/// A read-only snapshot of the committed state ([`State::view`]).
+pub struct StateView {
+    txn: redb::ReadTransaction,
+    accounts: MerkleTree,
+    records: MerkleTree,
+    grants: MerkleTree,
+}
+
+impl StateView {
+    fn tree(&self, kind: TreeKind) -> MerkleTree {
+        match kind {
+            TreeKind::Accounts => self.accounts,
+            TreeKind::Records => self.records,
+            TreeKind::Grants => self.grants,
+        }
+    }
+
+    /// The roots in this view.
+    ///
+    /// # Errors
+    /// [`StateError`] on a storage failure.
+    pub fn roots(&self) -> Result<Roots, StateError> {
+        Ok(Roots {
+            accounts: self.accounts.snapshot(&self.txn)?.root()?,
+            records: self.records.snapshot(&self.txn)?.root()?,
+            grants: self.grants.snapshot(&self.txn)?.root()?,
+        })
+    }
+
+    /// An account in this view.
+    ///
+    /// # Errors
+    /// [`StateError`] on a storage failure.
+    pub fn account(&self, id: u64) -> Result<Option<AccountLeaf>, StateError> {
+        let t = self.txn.open_table(ACCOUNTS)?;
+        t.get(id)?.map(|v| decode(v.value(), "account")).transpose()
+    }
+
+    /// A record in this view.
+    ///
+    /// # Errors
+    /// [`StateError`] on a storage failure.
+    pub fn record(&self, id: u64) -> Result<Option<StoredRecord>, StateError> {
+        let t = self.txn.open_table(RECORDS)?;
+        t.get(id)?.map(|v| decode(v.value(), "record")).transpose()
+    }
+
+    /// A grant in this view.
+    ///
+    /// # Errors
+    /// [`StateError`] on a storage failure.
+    pub fn grant(&self, id: u64) -> Result<Option<GrantLeaf>, StateError> {
+        let t = self.txn.open_table(GRANTS)?;
+        t.get(id)?.map(|v| decode(v.value(), "grant")).transpose()
+    }
+
+    /// The leaf at `index` of a tree, its Merkle proof and the tree roots, all from this
+    /// view: a light client checks `proof` for `leaf` against the tree root and the tree
+    /// roots against the state root.
+    ///
+    /// # Errors
+    /// [`StateError`] on a storage failure or an index out of range.
+    pub fn proof(&self, tree: TreeKind, index: u64) -> Result<(Fr, MerkleProof, Roots), StateError> {
+        let snap = self.tree(tree).snapshot(&self.txn)?;
+        let leaf = snap.get_leaf(index)?;
+        let proof = snap.proof(index)?;
+        Ok((leaf, proof, self.roots()?))
+    }
 }
 
 /// A batch being built: one write transaction over the state.

@@ -242,10 +242,19 @@ struct SetupArgs {
 }
 
 fn main() -> ExitCode {
+    // arkworks' constraint gadgets open INFO spans (target `gr1cs`) whose fields print the
+    // whole constraint system: at `RUST_LOG=info` a proof would spend minutes and gigabytes
+    // formatting them. They stay off unless RUST_LOG names `gr1cs` itself.
+    let directives = std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".to_owned());
+    let directives = if directives.contains("gr1cs") {
+        directives
+    } else {
+        format!("{directives},gr1cs=off")
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+            tracing_subscriber::EnvFilter::try_new(&directives)
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,gr1cs=off")),
         )
         .with_writer(std::io::stderr)
         .init();

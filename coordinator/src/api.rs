@@ -8,20 +8,23 @@
 //!   transactions, invalid proofs by worker, live throughput, latency percentiles, time
 //!   per stage and the registered workers
 //! - `GET /accounts/{id}`, `/records/{id}`, `/grants/{id}` → the leaf, its Merkle proof, the
-//!   tree roots and the state root they give
+//!   tree roots and the state root they give, from the state as of the last batch committed
+//!   on L1 (`"view": "committed"`, so the proof leads to the root the contract holds), or
+//!   the latest sealed state with `?view=latest` (also the answer, said so, while a
+//!   restarted coordinator has not committed its first batch)
 //!
 //! Answers carry pseudonymous rollup ids and CIDs of encrypted files, never health data.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
-use axum::extract::{Path, State as AxState};
+use axum::extract::{Path, Query, State as AxState};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use pulse_circuits::field::fr_to_decimal;
-use pulse_circuits::state::{State, TreeKind};
+use pulse_circuits::state::{State, StateView, TreeKind};
 use serde_json::{Value, json};
 
 use crate::metrics::Metrics;
@@ -57,6 +60,9 @@ pub struct ApiState {
     pub store: Arc<Store>,
     /// The rollup state (read-only here).
     pub state: Arc<State>,
+    /// The state as of the last batch committed on L1, when this run has it: lookups
+    /// answer from it, so their proofs lead to the root the L1 contract holds.
+    pub committed: Arc<RwLock<Option<Arc<StateView>>>>,
     /// The coordinator's metrics.
     pub metrics: Arc<Metrics>,
 }
@@ -128,8 +134,41 @@ async fn status(AxState(s): AxState<ApiState>) -> Response {
     .into_response()
 }
 
-fn proof_json(state: &State, tree: TreeKind, id: u64) -> Result<Value, Box<Response>> {
-    let (leaf, proof, roots) = state
+/// Which state a lookup reads: `?view=latest` asks for the latest sealed state instead of
+/// the one committed on L1.
+#[derive(Debug, serde::Deserialize)]
+pub struct ViewQuery {
+    view: Option<String>,
+}
+
+/// The view a lookup answers from, and its name for the answer.
+fn view_for(s: &ApiState, q: &ViewQuery) -> Result<(Arc<StateView>, &'static str), Box<Response>> {
+    let internal = |e: pulse_circuits::state::StateError| {
+        Box::new(error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+    };
+    match q.view.as_deref() {
+        None | Some("committed") => {
+            let committed = match s.committed.read() {
+                Ok(g) => g.clone(),
+                Err(p) => p.into_inner().clone(),
+            };
+            match committed {
+                Some(v) => Ok((v, "committed")),
+                // Not known yet in this run (batches from before a restart are still on
+                // their way to L1): the latest state, said so.
+                None => Ok((Arc::new(s.state.view().map_err(internal)?), "latest")),
+            }
+        }
+        Some("latest") => Ok((Arc::new(s.state.view().map_err(internal)?), "latest")),
+        Some(other) => Err(Box::new(error(
+            StatusCode::BAD_REQUEST,
+            format!("unknown view {other:?}: use view=committed (the default) or view=latest"),
+        ))),
+    }
+}
+
+fn proof_json(view: &StateView, tree: TreeKind, id: u64) -> Result<Value, Box<Response>> {
+    let (leaf, proof, roots) = view
         .proof(tree, id)
         .map_err(|e| Box::new(error(StatusCode::BAD_REQUEST, format!("{e}"))))?;
     Ok(json!({
@@ -140,48 +179,75 @@ fn proof_json(state: &State, tree: TreeKind, id: u64) -> Result<Value, Box<Respo
     }))
 }
 
-async fn account(AxState(s): AxState<ApiState>, Path(id): Path<u64>) -> Response {
-    match s.state.account(id) {
-        Ok(Some(leaf)) => match proof_json(&s.state, TreeKind::Accounts, id) {
+async fn account(
+    AxState(s): AxState<ApiState>,
+    Path(id): Path<u64>,
+    Query(q): Query<ViewQuery>,
+) -> Response {
+    let (view, name) = match view_for(&s, &q) {
+        Ok(v) => v,
+        Err(r) => return *r,
+    };
+    match view.account(id) {
+        Ok(Some(leaf)) => match proof_json(&view, TreeKind::Accounts, id) {
             Ok(mut v) => {
                 v["account"] = json!(leaf);
                 v["id"] = json!(id);
+                v["view"] = json!(name);
                 Json(v).into_response()
             }
             Err(r) => *r,
         },
-        Ok(None) => error(StatusCode::NOT_FOUND, format!("no account {id}")),
+        Ok(None) => error(StatusCode::NOT_FOUND, format!("no account {id} in the {name} state")),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
 
-async fn record(AxState(s): AxState<ApiState>, Path(id): Path<u64>) -> Response {
-    match s.state.record(id) {
-        Ok(Some(r)) => match proof_json(&s.state, TreeKind::Records, id) {
+async fn record(
+    AxState(s): AxState<ApiState>,
+    Path(id): Path<u64>,
+    Query(q): Query<ViewQuery>,
+) -> Response {
+    let (view, name) = match view_for(&s, &q) {
+        Ok(v) => v,
+        Err(r) => return *r,
+    };
+    match view.record(id) {
+        Ok(Some(r)) => match proof_json(&view, TreeKind::Records, id) {
             Ok(mut v) => {
                 v["record"] = json!(r.leaf);
                 v["cid"] = json!(r.cid);
                 v["id"] = json!(id);
+                v["view"] = json!(name);
                 Json(v).into_response()
             }
             Err(r) => *r,
         },
-        Ok(None) => error(StatusCode::NOT_FOUND, format!("no record {id}")),
+        Ok(None) => error(StatusCode::NOT_FOUND, format!("no record {id} in the {name} state")),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
 
-async fn grant(AxState(s): AxState<ApiState>, Path(id): Path<u64>) -> Response {
-    match s.state.grant(id) {
-        Ok(Some(g)) => match proof_json(&s.state, TreeKind::Grants, id) {
+async fn grant(
+    AxState(s): AxState<ApiState>,
+    Path(id): Path<u64>,
+    Query(q): Query<ViewQuery>,
+) -> Response {
+    let (view, name) = match view_for(&s, &q) {
+        Ok(v) => v,
+        Err(r) => return *r,
+    };
+    match view.grant(id) {
+        Ok(Some(g)) => match proof_json(&view, TreeKind::Grants, id) {
             Ok(mut v) => {
                 v["grant"] = json!(g);
                 v["id"] = json!(id);
+                v["view"] = json!(name);
                 Json(v).into_response()
             }
             Err(r) => *r,
         },
-        Ok(None) => error(StatusCode::NOT_FOUND, format!("no grant {id}")),
+        Ok(None) => error(StatusCode::NOT_FOUND, format!("no grant {id} in the {name} state")),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }

@@ -9,7 +9,7 @@ use async_nats::HeaderMap;
 use async_nats::jetstream::{self, AckKind, Message};
 use futures::StreamExt;
 use pulse_circuits::artifacts::{ProofArtifact, VerifierArtifacts};
-use pulse_circuits::state::State;
+use pulse_circuits::state::{State, StateView};
 use pulse_circuits::tx::{MAX_TX_JSON_BYTES, SignedTransaction};
 use pulse_l1::pipeline::SenderPipeline;
 use pulse_l1::{BatchCommit, ChunkProof, Committed, L1Error, L1Sender, SenderConfig};
@@ -73,6 +73,10 @@ pub struct Coordinator {
     invalid_by_worker: BTreeMap<String, u64>,
     summary: Summary,
     snapshot: Arc<RwLock<Snapshot>>,
+    /// The state as of the last batch committed on L1 (for the API's lookups).
+    committed_view: Arc<RwLock<Option<Arc<StateView>>>>,
+    /// The state as of each batch sealed by this run and not yet committed.
+    sealed_views: BTreeMap<u64, Arc<StateView>>,
     metrics: Arc<Metrics>,
     circuit_id: String,
     pk_hash: String,
@@ -194,6 +198,12 @@ impl Coordinator {
             pending.insert(b.number, b);
         }
         let first_unfinished = pending.keys().next().copied().unwrap_or(last + 1);
+        // With nothing in flight the state is the one L1 holds.
+        let committed_view = if pending.is_empty() {
+            Some(Arc::new(state.view()?))
+        } else {
+            None
+        };
         let manifest = &verifier.manifest;
         let metrics = Metrics::new(config.batch_deadline, config.job_timeout)
             .context("registering the metrics")?;
@@ -220,6 +230,8 @@ impl Coordinator {
             invalid_by_worker: BTreeMap::new(),
             summary: Summary::default(),
             snapshot: Arc::new(RwLock::new(Snapshot::default())),
+            committed_view: Arc::new(RwLock::new(committed_view)),
+            sealed_views: BTreeMap::new(),
             metrics: Arc::new(metrics),
         })
     }
@@ -236,6 +248,7 @@ impl Coordinator {
             snapshot: self.snapshot.clone(),
             store: self.store.clone(),
             state: self.state.clone(),
+            committed: self.committed_view.clone(),
             metrics: self.metrics.clone(),
         };
         tokio::spawn(metrics::watch(
@@ -510,6 +523,14 @@ impl Coordinator {
                 self.next_number = record.number + 1;
                 self.metrics.batch_sealed(&record, started_ms);
                 let n = record.number;
+                // Nothing else commits to the state until the next seal: this view is
+                // the state after batch n.
+                match self.state.view() {
+                    Ok(v) => {
+                        self.sealed_views.insert(n, Arc::new(v));
+                    }
+                    Err(e) => warn!(batch = n, error = %e, "cannot keep a view of the sealed state"),
+                }
                 self.pending.insert(n, record);
                 self.publish_missing_jobs(n).await;
             }
@@ -742,6 +763,26 @@ impl Coordinator {
         }
     }
 
+    /// Batch `n` is final on L1: lookups now answer from the state after it.
+    fn advance_committed_view(&mut self, n: u64) {
+        let view = match self.sealed_views.remove(&n) {
+            Some(v) => Some(v),
+            // Sealed before a restart: its state is the latest one only when nothing was
+            // sealed after it.
+            None if self.pending.keys().all(|&p| p <= n) && self.sealed_views.is_empty() => {
+                self.state.view().ok().map(Arc::new)
+            }
+            None => None,
+        };
+        self.sealed_views.retain(|&k, _| k > n);
+        if let Some(v) = view {
+            match self.committed_view.write() {
+                Ok(mut g) => *g = Some(v),
+                Err(p) => *p.into_inner() = Some(v),
+            }
+        }
+    }
+
     async fn on_committed(&mut self, n: u64, r: Result<Committed, L1Error>) {
         let Some(mut b) = self.pending.remove(&n) else {
             return;
@@ -749,6 +790,7 @@ impl Coordinator {
         match r {
             Ok(c) => {
                 b.status = BatchStatus::Committed;
+                self.advance_committed_view(n);
                 b.l1_tx = Some(c.tx_hash.to_string());
                 b.l1_gas = Some(c.gas_used);
                 b.committed_ms = Some(now_ms());
