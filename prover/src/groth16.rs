@@ -436,8 +436,9 @@ impl<B: Backend> Prover<B> {
     }
 
     /// The reduction and the five MSMs over all their bases. The MSMs over the assignment
-    /// do not need `h`, so they run beside the reduction (filling the cores its serial
-    /// steps leave idle), and the MSM over `h` follows it; rayon balances the two sides.
+    /// do not need `h`, so they run, one after another, beside the reduction (filling the
+    /// cores its serial steps leave idle), and the MSM over `h` follows it; rayon balances
+    /// the two sides.
     #[tracing::instrument(skip_all)]
     fn msm_beside_reduction(
         &self,
@@ -460,15 +461,12 @@ impl<B: Backend> Prover<B> {
                 (h, reduction, h_msm)
             },
             || {
-                rayon::join(
-                    || {
-                        rayon::join(
-                            || rayon::join(|| whole(Query::A, z), || whole(Query::BG1, z)),
-                            || whole(Query::L, witness),
-                        )
-                    },
-                    || whole(Query::BG2, z),
-                )
+                // One after another: each is parallel over its windows already, and one
+                // MSM's digits at a time (not four) sit beside the reduction's vectors.
+                let a = whole(Query::A, z);
+                let b1 = whole(Query::BG1, z);
+                let l = whole(Query::L, witness);
+                (((a, b1), l), whole(Query::BG2, z))
             },
         );
         h?;

@@ -454,17 +454,16 @@ fn glv_decomposition_is_exact_and_short() {
 
 /// `msm_glv` at every window size and through the backend, against the naive sum.
 fn check_glv(bases: &[G1Affine], scalars: &[Fr], windows: std::ops::RangeInclusive<u32>) {
-    let endo: Vec<G1Affine> = bases.iter().map(glv_endomorphism).collect();
     let expect = naive_msm(bases, scalars);
     assert_eq!(
-        msm_glv(bases, &endo, scalars),
+        msm_glv(bases, glv_endomorphism, scalars),
         expect,
         "n = {}",
         bases.len()
     );
     for c in windows {
         assert_eq!(
-            msm_glv_with_window(bases, &endo, scalars, c),
+            msm_glv_with_window(bases, glv_endomorphism, scalars, c),
             expect,
             "n = {}, window {c}",
             bases.len()
@@ -551,7 +550,7 @@ fn glv_sharded_msm_sums_to_the_whole() {
     let b = CpuBackend::new();
     let prepared = MsmBackend::<g1::Config>::prepare(&b, bases.clone()).expect("prepare");
     assert_eq!(prepared.table().len(), n);
-    assert_eq!(prepared.table().row(11), prepared.table().row(12));
+    assert_eq!(prepared.table().base(11), prepared.table().base(12));
     let whole = MsmBackend::<g1::Config>::msm(&b, &prepared, 0..n, &scalars).expect("msm");
     assert_eq!(whole, naive_msm(&bases, &scalars));
     for cuts in [
@@ -585,7 +584,6 @@ fn glv_on_g2_matches_naive() {
     bases[3] = G2Affine::zero();
     bases[4] = bases[5];
     bases.push(glv_endomorphism_g2(&bases[0]));
-    let endo: Vec<G2Affine> = bases.iter().map(glv_endomorphism_g2).collect();
     for q in &bases {
         assert_eq!(glv_endomorphism_g2(q).into_group(), *q * lam);
     }
@@ -598,7 +596,7 @@ fn glv_on_g2_matches_naive() {
     assert_eq!(cpu_msm(&bases, &scalars), expect);
     for c in 2..=10 {
         assert_eq!(
-            msm_glv_with_window(&bases, &endo, &scalars, c),
+            msm_glv_with_window(&bases, glv_endomorphism_g2, &scalars, c),
             expect,
             "window {c}"
         );
@@ -623,8 +621,7 @@ fn glv_msm_bucket_groups_of_every_size_match_naive() {
     }
     bases[7] = G1Affine::zero();
     let expect = naive_msm(&bases, &scalars);
-    let endo: Vec<G1Affine> = bases.iter().map(glv_endomorphism).collect();
-    let table = PointTable::with_endo(&bases, &endo);
+    let table = PointTable::with_glv(&bases, glv_endomorphism);
     for c in [2u32, 3, 5, 8, 12] {
         for group in [0usize, 1, 2, 3, 7, 64, 500, GROUP, 10 * GROUP] {
             assert_eq!(
@@ -643,10 +640,7 @@ fn glv_msm_bucket_groups_of_every_size_match_naive() {
         msm_glv_tuned(&table, 590..700, &scalars[590..], 6, 5),
         naive_msm(&bases[590..], &scalars[590..])
     );
-    assert_eq!(
-        table.row(7),
-        Some((G1Affine::zero(), Some(G1Affine::zero())))
-    );
-    assert_eq!(table.row(8), Some((bases[8], Some(endo[8]))));
-    assert_eq!(table.row(n), None);
+    assert_eq!(table.base(7), Some(G1Affine::zero()));
+    assert_eq!(table.base(8), Some(bases[8]));
+    assert_eq!(table.base(n), None);
 }

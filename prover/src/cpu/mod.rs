@@ -3,8 +3,9 @@
 //! MSMs use [`msm`] (Pippenger, signed digits, batch-affine buckets) with the
 //! GLV endomorphism (Gallant, Lambert, Vanstone, CRYPTO 2001; [`msm::msm_glv`]), which halves
 //! the scalar length. NTTs use [`ntt::Radix2Ntt`] with cached twiddles. Preparing bases
-//! takes ownership of them and stores each base's image under the endomorphism beside it,
-
+//! consumes them into a [`msm::PointTable`] of cache-line-aligned slots: 64 bytes per G1
+//! base, against the 72 of the `Affine` it replaces. The endomorphism is applied to
+//! bucket sums, so the images `φ(P)` are never stored.
 pub mod msm;
 pub mod ntt;
 
@@ -12,7 +13,6 @@ use std::ops::Range;
 
 use ark_bn254::{Fr, G1Affine, G2Affine, g1, g2};
 use ark_ec::short_weierstrass::{Affine, Projective, SWCurveConfig};
-use rayon::prelude::*;
 
 use crate::backend::{BackendError, MsmBackend, NttBackend, check_msm_request};
 
@@ -29,8 +29,7 @@ impl CpuBackend {
     }
 }
 
-/// Bases prepared by [`CpuBackend`]: each base and its image under the GLV endomorphism,
-/// side by side in a [`msm::PointTable`].
+/// Bases prepared by [`CpuBackend`]: a [`msm::PointTable`] with the GLV endomorphism.
 pub struct CpuBases<P: SWCurveConfig> {
     table: msm::PointTable<P>,
 }
@@ -67,9 +66,8 @@ impl<P: GlvGroup> MsmBackend<P> for CpuBackend {
         if bases.len() > msm::MAX_BASES {
             return Err(BackendError::TooManyBases(bases.len()));
         }
-        let endo: Vec<Affine<P>> = bases.par_iter().map(P::endomorphism).collect();
         Ok(CpuBases {
-            table: msm::PointTable::with_endo(&bases, &endo),
+            table: msm::PointTable::with_glv(&bases, P::endomorphism),
         })
     }
 

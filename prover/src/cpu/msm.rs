@@ -60,17 +60,20 @@ struct Pt<F> {
     y: F,
 }
 
-/// Points in the form the bucket phase reads: coordinates in cache-line-aligned slots,
-/// and per row (a base, with its GLV image when there is one) whether it is at infinity.
+/// The GLV endomorphism `φ` of a group, as a function on affine points.
+pub type Endomorphism<P> = fn(&Affine<P>) -> Affine<P>;
+
+/// Points in the form the bucket phase reads: coordinates in cache-line-aligned slots (64
+/// bytes per G1 base, less than the 72 of an `Affine`), whether each is at infinity, and
+/// for GLV the endomorphism, applied to bucket sums rather than stored per base.
 pub struct PointTable<P: SWCurveConfig> {
     pts: Vec<Pt<P::BaseField>>,
     infinity: Vec<bool>,
-    /// Points per row: 1, or 2 for a base and its GLV image.
-    per_row: usize,
+    phi: Option<Endomorphism<P>>,
 }
 
 impl<P: SWCurveConfig> PointTable<P> {
-    /// One row per base.
+    /// A table of `bases`.
     pub fn new(bases: &[Affine<P>]) -> Self {
         let zero = P::BaseField::ZERO;
         Self {
@@ -82,60 +85,38 @@ impl<P: SWCurveConfig> PointTable<P> {
                 })
                 .collect(),
             infinity: bases.iter().map(|p| p.is_zero()).collect(),
-            per_row: 1,
+            phi: None,
         }
     }
 
-    /// One row per base holding the base and its image `endo[i]` under the GLV
-    /// endomorphism, interleaved so that any range of rows is one contiguous slice.
-    pub fn with_endo(bases: &[Affine<P>], endo: &[Affine<P>]) -> Self {
-        let zero = P::BaseField::ZERO;
-        let n = bases.len().min(endo.len());
-        let mut pts = vec![Pt { x: zero, y: zero }; 2 * n];
-        pts.par_chunks_mut(2)
-            .zip(bases.par_iter().zip(endo.par_iter()))
-            .for_each(|(out, (p, q))| {
-                if !p.is_zero() && !q.is_zero() {
-                    out[0] = Pt { x: p.x, y: p.y };
-                    out[1] = Pt { x: q.x, y: q.y };
-                }
-            });
-        let infinity = bases[..n]
-            .iter()
-            .zip(&endo[..n])
-            .map(|(p, q)| p.is_zero() || q.is_zero())
-            .collect();
+    /// A table of `bases` for [`msm_glv_table`], with the GLV endomorphism `phi` (which
+    /// must be `P ↦ λ·P` for the `λ` of [`glv_decompose`]).
+    pub fn with_glv(bases: &[Affine<P>], phi: Endomorphism<P>) -> Self {
         Self {
-            pts,
-            infinity,
-            per_row: 2,
+            phi: Some(phi),
+            ..Self::new(bases)
         }
     }
 
-    /// Rows (bases).
+    /// Bases.
     pub fn len(&self) -> usize {
         self.infinity.len()
     }
 
-    /// Whether the table has no rows.
+    /// Whether the table has no bases.
     pub fn is_empty(&self) -> bool {
         self.infinity.is_empty()
     }
 
-    /// The base of row `i`, and its GLV image when the table holds one.
-    pub fn row(&self, i: usize) -> Option<(Affine<P>, Option<Affine<P>>)> {
+    /// Base `i`.
+    pub fn base(&self, i: usize) -> Option<Affine<P>> {
         let inf = *self.infinity.get(i)?;
-        let point = |k: usize| {
-            let p = self.pts[k];
-            if inf {
-                Affine::identity()
-            } else {
-                Affine::new_unchecked(p.x, p.y)
-            }
-        };
-        let base = point(i * self.per_row);
-        let endo = (self.per_row == 2).then(|| point(2 * i + 1));
-        Some((base, endo))
+        let p = self.pts[i];
+        Some(if inf {
+            Affine::identity()
+        } else {
+            Affine::new_unchecked(p.x, p.y)
+        })
     }
 }
 
@@ -186,7 +167,7 @@ pub fn msm_with_window<P: SWCurveConfig>(
     let digits = signed_digits::<P>(&table.infinity, &scalars[..n], c, windows);
     let sums: Vec<Projective<P>> = (0..windows)
         .into_par_iter()
-        .map(|w| window_sum(&table.pts, &digits, windows, w, c, GROUP))
+        .map(|w| window_sum(&table.pts, None, &digits, windows, w, c, GROUP))
         .collect();
     combine_windows(&sums, c)
 }
@@ -269,29 +250,39 @@ fn window_value(limbs: &[u64], pos: u32, c: u32) -> u64 {
     v & ((1u64 << c) - 1)
 }
 
-/// The sum `Σ_i digit_w(i)·pts[i]` of window `w` (`digits` holds `windows` digits per
-/// point, point-major).
+/// The sum `Σ_j digit_w(j)·point(j)` of window `w` (`digits` holds `windows` digits per
+/// digit row `j`, row-major). Without `phi`, row `j` is `pts[j]`. With the GLV
+/// endomorphism `phi`, rows come in pairs: row `2i` is `pts[i]` (the `k1` half), row
+/// `2i + 1` is `φ(pts[i])` (the `k2` half); the `k2` rows go to buckets of their own, so
+/// they are summed as `pts[i]` and `φ` is applied once per bucket sum instead of being
+/// stored per base: `Σ_b b·(B1_b + φ(B2_b))`.
 ///
-/// The points with a non-zero digit are counting-sorted by bucket (`|digit| - 1`), then
+/// The points with a non-zero digit are counting-sorted by bucket (`|digit| - 1`, and for
+/// GLV times two plus the half), then
 /// the buckets are summed in groups of consecutive buckets holding about `group` points
 /// (a bucket larger than that is a group of its own), from the top bucket down: a group's
 /// points are gathered into a small buffer and halved round by round
 /// ([`Scratch::reduce`]) until each bucket holds its sum, and the group's buckets are
 /// folded into the running sum `Σ_b (b+1)·B_b` at once. Nothing round-sized is allocated,
 /// and every round after the gather runs in cache.
+#[allow(clippy::too_many_arguments)]
 fn window_sum<P: SWCurveConfig>(
     pts: &[Pt<P::BaseField>],
+    phi: Option<Endomorphism<P>>,
     digits: &[i32],
     windows: usize,
     w: usize,
     c: u32,
     group: usize,
 ) -> Projective<P> {
-    let buckets = 1usize << (c - 1);
+    // Bucket of row j with digit d: |d| - 1, or for GLV 2(|d| - 1) + (j mod 2).
+    let glv = usize::from(phi.is_some());
+    let bucket = |j: usize, d: i32| ((d.unsigned_abs() as usize - 1) << glv) | (j & glv);
+    let buckets = 1usize << (c - 1 + glv as u32);
     let mut offsets = vec![0u32; buckets + 1];
-    for d in digits.iter().skip(w).step_by(windows) {
+    for (j, d) in digits.iter().skip(w).step_by(windows).enumerate() {
         if *d != 0 {
-            offsets[d.unsigned_abs() as usize] += 1;
+            offsets[bucket(j, *d) + 1] += 1;
         }
     }
     for b in 0..buckets {
@@ -303,10 +294,10 @@ fn window_sum<P: SWCurveConfig>(
     }
     let mut cursor = offsets.clone();
     let mut sorted = vec![0u32; nonzero];
-    for (i, d) in digits.iter().skip(w).step_by(windows).enumerate() {
+    for (j, d) in digits.iter().skip(w).step_by(windows).enumerate() {
         if *d != 0 {
-            let b = d.unsigned_abs() as usize - 1;
-            sorted[cursor[b] as usize] = i as u32 | if *d < 0 { NEG } else { 0 };
+            let b = bucket(j, *d);
+            sorted[cursor[b] as usize] = (j >> glv) as u32 | if *d < 0 { NEG } else { 0 };
             cursor[b] += 1;
         }
     }
@@ -325,9 +316,11 @@ fn window_sum<P: SWCurveConfig>(
         }
         let start = offsets[lo] as usize;
         if start == end {
-            // Only empty buckets: each adds the running sum once.
-            for _ in lo..hi {
-                total += &running;
+            // Only empty buckets: each (each pair, for GLV) adds the running sum once.
+            for b in lo..hi {
+                if b & glv == 0 {
+                    total += &running;
+                }
             }
         } else {
             scratch.cur.clear();
@@ -344,11 +337,18 @@ fn window_sum<P: SWCurveConfig>(
                 .extend(offsets[lo..=hi].iter().map(|o| o - offsets[lo]));
             scratch.reduce::<P>();
             for b in (0..hi - lo).rev() {
+                let odd = (lo + b) & glv == 1;
                 if scratch.offs[b + 1] > scratch.offs[b] {
                     let p = scratch.cur[scratch.offs[b] as usize];
-                    running += Affine::<P>::new_unchecked(p.x, p.y);
+                    let p = Affine::<P>::new_unchecked(p.x, p.y);
+                    match phi {
+                        Some(phi) if odd => running += phi(&p),
+                        _ => running += p,
+                    }
                 }
-                total += &running;
+                if !odd {
+                    total += &running;
+                }
             }
         }
         hi = lo;
@@ -606,40 +606,36 @@ pub fn glv_endomorphism_g2(q: &ark_bn254::G2Affine) -> ark_bn254::G2Affine {
     ark_bn254::G2Affine::new_unchecked(x, q.y)
 }
 
-/// `Σ scalars[i]·bases[i]` on BN254 G1 or G2 with the GLV endomorphism: `endo[i]` must be
-/// `λ·bases[i]` ([`glv_endomorphism`] or [`glv_endomorphism_g2`] of it). Each scalar is
-/// split by [`glv_decompose`], and the MSM runs over the `2n` points `bases[i], endo[i]`
-/// with 128-bit scalars: half the windows of [`msm`]. The halves' signs become digit
-/// signs, so negation costs nothing. Builds a [`PointTable`] first; a prover keeps one
-/// and calls [`msm_glv_table`].
+/// `Σ scalars[i]·bases[i]` on BN254 G1 or G2 with the GLV endomorphism `phi`
+/// ([`glv_endomorphism`] or [`glv_endomorphism_g2`]). Each scalar is split by
+/// [`glv_decompose`], and the MSM runs over the `2n` points `bases[i], φ(bases[i])` with
+/// 128-bit scalars: half the windows of [`msm`]. The halves' signs become digit signs,
+/// so negation costs nothing. Builds a [`PointTable`] first; a prover keeps one and calls
+/// [`msm_glv_table`].
 pub fn msm_glv<P: SWCurveConfig<ScalarField = ark_bn254::Fr>>(
     bases: &[Affine<P>],
-    endo: &[Affine<P>],
+    phi: Endomorphism<P>,
     scalars: &[ark_bn254::Fr],
 ) -> Projective<P> {
-    let n = bases.len().min(scalars.len()).min(endo.len());
-    msm_glv_table(
-        &PointTable::with_endo(&bases[..n], &endo[..n]),
-        0..n,
-        &scalars[..n],
-    )
+    let n = bases.len().min(scalars.len());
+    msm_glv_table(&PointTable::with_glv(&bases[..n], phi), 0..n, &scalars[..n])
 }
 
 /// [`msm_glv`] with a given window size `c` (2 ≤ c ≤ 30); exposed for tuning and tests.
 pub fn msm_glv_with_window<P: SWCurveConfig<ScalarField = ark_bn254::Fr>>(
     bases: &[Affine<P>],
-    endo: &[Affine<P>],
+    phi: Endomorphism<P>,
     scalars: &[ark_bn254::Fr],
     c: u32,
 ) -> Projective<P> {
-    let n = bases.len().min(scalars.len()).min(endo.len());
-    let table = PointTable::with_endo(&bases[..n], &endo[..n]);
+    let n = bases.len().min(scalars.len());
+    let table = PointTable::with_glv(&bases[..n], phi);
     msm_glv_tuned(&table, 0..n, &scalars[..n], c, GROUP)
 }
 
-/// `Σ scalars[i]·row(range.start + i)` over a table made by [`PointTable::with_endo`]:
-/// [`msm_glv`] on rows `range`, with the window size of the cost model. The range must
-/// lie within the table and match the scalars in length (checked by the caller).
+/// `Σ scalars[i]·bases[range.start + i]` over a table made by [`PointTable::with_glv`]:
+/// [`msm_glv`] on `range`, with the window size of the cost model. The range must lie
+/// within the table and match the scalars in length (checked by the caller).
 pub fn msm_glv_table<P: SWCurveConfig<ScalarField = ark_bn254::Fr>>(
     table: &PointTable<P>,
     range: std::ops::Range<usize>,
@@ -653,8 +649,8 @@ pub fn msm_glv_table<P: SWCurveConfig<ScalarField = ark_bn254::Fr>>(
 }
 
 /// [`msm_glv_table`] with a given window size `c` (2 ≤ c ≤ 30) and bucket-group size
-/// (see [`window_sum`]); exposed for tuning and tests. A table without GLV images, or
-/// more than [`MAX_BASES`] points, falls back to [`msm_with_window`].
+/// (see [`window_sum`]); exposed for tuning and tests. A table without the endomorphism,
+/// or more than [`MAX_BASES`] digit rows, falls back to [`msm_with_window`].
 pub fn msm_glv_tuned<P: SWCurveConfig<ScalarField = ark_bn254::Fr>>(
     table: &PointTable<P>,
     range: std::ops::Range<usize>,
@@ -669,12 +665,12 @@ pub fn msm_glv_tuned<P: SWCurveConfig<ScalarField = ark_bn254::Fr>>(
     }
     let (range, scalars) = (range.start..range.start + n, &scalars[..n]);
     let c = c.clamp(2, 30);
-    if table.per_row != 2 || 2 * n > MAX_BASES {
-        let bases: Vec<Affine<P>> = range.filter_map(|i| table.row(i)).map(|r| r.0).collect();
+    let Some(phi) = table.phi.filter(|_| 2 * n <= MAX_BASES) else {
+        let bases: Vec<Affine<P>> = range.filter_map(|i| table.base(i)).collect();
         return msm_with_window(&bases, scalars, c);
-    }
+    };
     let windows = GLV_BITS.div_ceil(c) as usize;
-    // Row i's two points are 2i (the k1 half) and 2i + 1 (k2), their digits likewise.
+    // Base i has the digit rows 2i (the k1 half) and 2i + 1 (k2).
     let mut digits = vec![0i32; 2 * n * windows];
     digits
         .par_chunks_mut(2 * windows)
@@ -689,10 +685,10 @@ pub fn msm_glv_tuned<P: SWCurveConfig<ScalarField = ark_bn254::Fr>>(
             fill_digits(&[m1 as u64, (m1 >> 64) as u64], neg1, c, d1);
             fill_digits(&[m2 as u64, (m2 >> 64) as u64], neg2, c, d2);
         });
-    let pts = &table.pts[2 * range.start..2 * range.end];
+    let pts = &table.pts[range];
     let sums: Vec<Projective<P>> = (0..windows)
         .into_par_iter()
-        .map(|w| window_sum(pts, &digits, windows, w, c, group))
+        .map(|w| window_sum(pts, Some(phi), &digits, windows, w, c, group))
         .collect();
     combine_windows(&sums, c)
 }
