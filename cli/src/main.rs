@@ -2,6 +2,7 @@
 //!
 //! Thin by design: parse flags, set up telemetry, call the library.
 
+mod bench_cluster;
 mod bench_prover;
 mod coordinator;
 mod demo;
@@ -156,6 +157,10 @@ enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Batch latency and throughput of a local cluster under load (or of a running one),
+    /// with the time in each stage; `--compare-workers` / `--compare-slots` run a second
+    /// configuration in the same run.
+    Cluster(bench_cluster::ClusterBenchArgs),
     /// Gas of batch commits of K = 1, 2, 4, 8, 16 real chunk proofs on a local anvil that
     /// it starts, next to one proof verified alone.
     L1Gas {
@@ -334,6 +339,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Bench {
             command: BenchCommand::L1Gas { slots, depth, json },
         } => l1::bench_gas(slots as usize, depth as usize, json),
+        Command::Bench {
+            command: BenchCommand::Cluster(args),
+        } => bench_cluster::run(args),
         Command::Bench {
             command:
                 BenchCommand::Prove {

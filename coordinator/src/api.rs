@@ -111,6 +111,12 @@ async fn status(AxState(s): AxState<ApiState>) -> Response {
                 "l1_gas": b.l1_gas,
                 "failure": b.failure,
                 "latency_s": b.committed_ms.map(|c| c.saturating_sub(b.first_received_ms) as f64 / 1000.0),
+                // The batch's stages: filling (first transaction → sealed), proving
+                // (sealed → every chunk proven and checked), committing (→ final on L1).
+                "first_received_ms": b.first_received_ms,
+                "fill_s": b.sealed_ms.saturating_sub(b.first_received_ms) as f64 / 1000.0,
+                "proving_s": b.proven_ms.map(|p| p.saturating_sub(b.sealed_ms) as f64 / 1000.0),
+                "committing_s": b.proven_ms.zip(b.committed_ms).map(|(p, c)| c.saturating_sub(p) as f64 / 1000.0),
             })
         })
         .collect();

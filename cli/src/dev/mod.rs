@@ -197,7 +197,7 @@ fn read_pid(dir: &Path) -> Option<u32> {
 ///
 /// `detach` puts it in a process group of its own, so that it outlives this process and
 /// a Ctrl-C in this terminal.
-fn launch(dir: &Path, shape: &ClusterShape, ttl: Option<Duration>, detach: bool) -> Result<(Child, ClusterInfo)> {
+pub(crate) fn launch(dir: &Path, shape: &ClusterShape, ttl: Option<Duration>, detach: bool) -> Result<(Child, ClusterInfo)> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating the dev directory {}", dir.display()))?;
     let dir = dir
         .canonicalize()
@@ -295,7 +295,7 @@ fn ensure_tools() -> Result<()> {
 }
 
 /// SIGTERM, then wait up to `grace` for the process to go, then SIGKILL.
-fn stop_pid(pid: u32, grace: Duration) -> Result<()> {
+pub(crate) fn stop_pid(pid: u32, grace: Duration) -> Result<()> {
     let signal = |sig: &str| {
         Command::new("kill")
             .args(["-s", sig, &pid.to_string()])
