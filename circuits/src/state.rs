@@ -444,7 +444,11 @@ impl StateView {
     ///
     /// # Errors
     /// [`StateError`] on a storage failure or an index out of range.
-    pub fn proof(&self, tree: TreeKind, index: u64) -> Result<(Fr, MerkleProof, Roots), StateError> {
+    pub fn proof(
+        &self,
+        tree: TreeKind,
+        index: u64,
+    ) -> Result<(Fr, MerkleProof, Roots), StateError> {
         let snap = self.tree(tree).snapshot(&self.txn)?;
         let leaf = snap.get_leaf(index)?;
         let proof = snap.proof(index)?;

@@ -132,7 +132,10 @@ pub fn run(args: ClusterBenchArgs) -> Result<ExitCode> {
     for shape in &shapes {
         let label = format!("{} worker(s), {} slot(s)/chunk", shape.workers, shape.slots);
         if !args.json {
-            eprintln!("== {label}: depth {}, batches of {} txs", shape.depth, shape.batch_txs);
+            eprintln!(
+                "== {label}: depth {}, batches of {} txs",
+                shape.depth, shape.batch_txs
+            );
         }
         let report = rt.block_on(async {
             match &args.cluster {
@@ -146,7 +149,12 @@ pub fn run(args: ClusterBenchArgs) -> Result<ExitCode> {
                         .tempdir()
                         .context("making a directory for the cluster")?;
                     let (mut child, info) = tokio::task::block_in_place(|| {
-                        crate::dev::launch(dir.path(), shape, Some(Duration::from_secs(7200)), false)
+                        crate::dev::launch(
+                            dir.path(),
+                            shape,
+                            Some(Duration::from_secs(7200)),
+                            false,
+                        )
                     })?;
                     let report = load(&args, shape, &info, label.clone()).await;
                     tokio::task::block_in_place(|| {
@@ -163,9 +171,18 @@ pub fn run(args: ClusterBenchArgs) -> Result<ExitCode> {
         let (a, b) = (&runs[0], &runs[1]);
         let ratio = |x: f64, y: f64| if x > 0.0 { y / x } else { f64::NAN };
         BTreeMap::from([
-            ("p50_batch_latency_ratio", ratio(a.p50_batch_latency_s, b.p50_batch_latency_s)),
-            ("p99_batch_latency_ratio", ratio(a.p99_batch_latency_s, b.p99_batch_latency_s)),
-            ("throughput_ratio", ratio(a.throughput_tps, b.throughput_tps)),
+            (
+                "p50_batch_latency_ratio",
+                ratio(a.p50_batch_latency_s, b.p50_batch_latency_s),
+            ),
+            (
+                "p99_batch_latency_ratio",
+                ratio(a.p99_batch_latency_s, b.p99_batch_latency_s),
+            ),
+            (
+                "throughput_ratio",
+                ratio(a.throughput_tps, b.throughput_tps),
+            ),
         ])
     });
     let first = &runs[0];
@@ -180,9 +197,18 @@ pub fn run(args: ClusterBenchArgs) -> Result<ExitCode> {
     if let Some(dir) = &args.out {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         std::fs::write(dir.join("report.json"), serde_json::to_vec_pretty(&report)?)?;
-        std::fs::write(dir.join("latency_over_time.svg"), plot_latency_over_time(&report.runs))?;
-        std::fs::write(dir.join("throughput_over_time.svg"), plot_throughput(&report.runs))?;
-        std::fs::write(dir.join("latency_vs_batch_size.svg"), plot_latency_vs_size(&report.runs))?;
+        std::fs::write(
+            dir.join("latency_over_time.svg"),
+            plot_latency_over_time(&report.runs),
+        )?;
+        std::fs::write(
+            dir.join("throughput_over_time.svg"),
+            plot_throughput(&report.runs),
+        )?;
+        std::fs::write(
+            dir.join("latency_vs_batch_size.svg"),
+            plot_latency_vs_size(&report.runs),
+        )?;
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -227,13 +253,20 @@ struct User {
     granted: Option<(u64, u64, usize)>,
 }
 
-async fn load(args: &ClusterBenchArgs, shape: &ClusterShape, info: &ClusterInfo, label: String) -> Result<RunReport> {
+async fn load(
+    args: &ClusterBenchArgs,
+    shape: &ClusterShape,
+    info: &ClusterInfo,
+    label: String,
+) -> Result<RunReport> {
     let client = async_nats::connect(&info.nats_url)
         .await
         .with_context(|| format!("connecting to NATS at {}", info.nats_url))?;
     let js = jetstream::new(client);
     let ipfs = pulse_ipfs::IpfsClient::new(&info.ipfs_url)?;
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(15)).build()?;
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(15))
+        .build()?;
     let status_url = format!("{}/status", info.coordinator_url);
     let account_url = format!("{}/accounts/1?view=latest", info.coordinator_url);
     let mut rng = ChaCha20Rng::from_entropy();
@@ -255,7 +288,12 @@ async fn load(args: &ClusterBenchArgs, shape: &ClusterShape, info: &ClusterInfo,
     };
     let send = |key: &PrivateKey, signer: u64, nonce: u64, body: TxBody| {
         let js = js.clone();
-        let tx = Transaction { signer, nonce, body }.sign(key);
+        let tx = Transaction {
+            signer,
+            nonce,
+            body,
+        }
+        .sign(key);
         async move {
             let tx = tx.context("signing")?;
             let r = pulse_client::submit(&js, &tx, timeout).await?;
@@ -270,8 +308,10 @@ async fn load(args: &ClusterBenchArgs, shape: &ClusterShape, info: &ClusterInfo,
         ProgressBar::new(args.txs + args.users)
     };
     bar.set_style(
-        ProgressStyle::with_template("{spinner} {msg} [{bar:30}] {pos}/{len} txs, {per_sec}, eta {eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ProgressStyle::with_template(
+            "{spinner} {msg} [{bar:30}] {pos}/{len} txs, {per_sec}, eta {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     bar.set_message("registering users");
 
@@ -295,8 +335,17 @@ async fn load(args: &ClusterBenchArgs, shape: &ClusterShape, info: &ClusterInfo,
         .await?;
         registrar_nonce += 1;
         count(&status);
-        if let ReceiptStatus::Accepted { new_account: Some(id), .. } = status {
-            doctors.push(User { key, id, nonce: 0, granted: None });
+        if let ReceiptStatus::Accepted {
+            new_account: Some(id),
+            ..
+        } = status
+        {
+            doctors.push(User {
+                key,
+                id,
+                nonce: 0,
+                granted: None,
+            });
         }
     }
     let mut users = Vec::new();
@@ -309,8 +358,17 @@ async fn load(args: &ClusterBenchArgs, shape: &ClusterShape, info: &ClusterInfo,
         let status = send(&key, 0, 0, body).await?;
         count(&status);
         bar.inc(1);
-        if let ReceiptStatus::Accepted { new_account: Some(id), .. } = status {
-            users.push(User { key, id, nonce: 1, granted: None });
+        if let ReceiptStatus::Accepted {
+            new_account: Some(id),
+            ..
+        } = status
+        {
+            users.push(User {
+                key,
+                id,
+                nonce: 1,
+                granted: None,
+            });
         }
     }
     if users.is_empty() || doctors.is_empty() {
@@ -346,7 +404,11 @@ async fn load(args: &ClusterBenchArgs, shape: &ClusterShape, info: &ClusterInfo,
                     },
                 )
                 .await?;
-                if let ReceiptStatus::Accepted { new_record: Some(r), .. } = status {
+                if let ReceiptStatus::Accepted {
+                    new_record: Some(r),
+                    ..
+                } = status
+                {
                     u.nonce += 1;
                     u.granted = Some((r, 0, ui % doctors.len()));
                 }
@@ -356,11 +418,17 @@ async fn load(args: &ClusterBenchArgs, shape: &ClusterShape, info: &ClusterInfo,
                 let body = TxBody::Grant {
                     grantee: doctors[di].id,
                     scope: Scope::Record(record),
-                    permissions: Permissions { read: true, write: false },
+                    permissions: Permissions {
+                        read: true,
+                        write: false,
+                    },
                     expires_at: u64::MAX >> 8,
                 };
                 let status = send(&u.key, u.id, u.nonce, body).await?;
-                if let ReceiptStatus::Accepted { new_grant: Some(g), .. } = status {
+                if let ReceiptStatus::Accepted {
+                    new_grant: Some(g), ..
+                } = status
+                {
                     u.nonce += 1;
                     u.granted = Some((record, g, di));
                 } else {
@@ -382,7 +450,11 @@ async fn load(args: &ClusterBenchArgs, shape: &ClusterShape, info: &ClusterInfo,
                         &d.key,
                         d.id,
                         d.nonce,
-                        TxBody::AccessLog { record, grant, purpose: Fr::from(1u64) },
+                        TxBody::AccessLog {
+                            record,
+                            grant,
+                            purpose: Fr::from(1u64),
+                        },
                     )
                     .await?;
                     if matches!(status, ReceiptStatus::Accepted { .. }) {
@@ -447,7 +519,11 @@ async fn load(args: &ClusterBenchArgs, shape: &ClusterShape, info: &ClusterInfo,
         p90_batch_latency_s: pct(0.90),
         p99_batch_latency_s: pct(0.99),
         throughput_tps: committed as f64 / span.max(1e-9),
-        non_proving_share: if lat_sum > 0.0 { 1.0 - prove_sum / lat_sum } else { f64::NAN },
+        non_proving_share: if lat_sum > 0.0 {
+            1.0 - prove_sum / lat_sum
+        } else {
+            f64::NAN
+        },
         mean_stage_s: BTreeMap::from([
             ("fill", sum(|b| b.fill_s) / n),
             ("proving", prove_sum / n),
@@ -459,9 +535,18 @@ async fn load(args: &ClusterBenchArgs, shape: &ClusterShape, info: &ClusterInfo,
 }
 
 /// Adds the committed batches `/status` lists to `samples`.
-async fn poll(http: &reqwest::Client, url: &str, started: Instant, samples: &mut BTreeMap<u64, BatchSample>) {
-    let Ok(resp) = http.get(url).send().await else { return };
-    let Ok(v) = resp.json::<serde_json::Value>().await else { return };
+async fn poll(
+    http: &reqwest::Client,
+    url: &str,
+    started: Instant,
+    samples: &mut BTreeMap<u64, BatchSample>,
+) {
+    let Ok(resp) = http.get(url).send().await else {
+        return;
+    };
+    let Ok(v) = resp.json::<serde_json::Value>().await else {
+        return;
+    };
     let now = started.elapsed().as_secs_f64();
     for b in v["batches"].as_array().into_iter().flatten() {
         let (Some(batch), Some(latency_s)) = (b["batch"].as_u64(), b["latency_s"].as_f64()) else {
@@ -494,7 +579,15 @@ const W: f64 = 640.0;
 const H: f64 = 360.0;
 const PAD: f64 = 50.0;
 
-fn svg(title: &str, x_label: &str, y_label: &str, x_max: f64, y_max: f64, body: &str, legend: &[String]) -> String {
+fn svg(
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    x_max: f64,
+    y_max: f64,
+    body: &str,
+    legend: &[String],
+) -> String {
     let mut s = format!(
         "<svg xmlns='http://www.w3.org/2000/svg' width='{W}' height='{H}' font-family='sans-serif' font-size='12'>\n<rect width='100%' height='100%' fill='white'/>\n<text x='{}' y='20' text-anchor='middle' font-size='14'>{title}</text>\n",
         W / 2.0
@@ -541,14 +634,27 @@ fn legend(runs: &[RunReport]) -> Vec<String> {
 }
 
 fn plot_latency_over_time(runs: &[RunReport]) -> String {
-    let x_max = runs.iter().flat_map(|r| r.samples.iter().map(|b| b.committed_at_s)).fold(1.0, f64::max);
-    let y_max = runs.iter().flat_map(|r| r.samples.iter().map(|b| b.latency_s)).fold(1.0, f64::max) * 1.1;
+    let x_max = runs
+        .iter()
+        .flat_map(|r| r.samples.iter().map(|b| b.committed_at_s))
+        .fold(1.0, f64::max);
+    let y_max = runs
+        .iter()
+        .flat_map(|r| r.samples.iter().map(|b| b.latency_s))
+        .fold(1.0, f64::max)
+        * 1.1;
     let mut body = String::new();
     for (i, r) in runs.iter().enumerate() {
         let pts: Vec<String> = r
             .samples
             .iter()
-            .map(|b| format!("{:.1},{:.1}", px(b.committed_at_s, x_max), py(b.latency_s, y_max)))
+            .map(|b| {
+                format!(
+                    "{:.1},{:.1}",
+                    px(b.committed_at_s, x_max),
+                    py(b.latency_s, y_max)
+                )
+            })
             .collect();
         body.push_str(&format!(
             "<polyline fill='none' stroke='{}' stroke-width='1.5' points='{}'/>\n",
@@ -556,12 +662,23 @@ fn plot_latency_over_time(runs: &[RunReport]) -> String {
             pts.join(" ")
         ));
     }
-    svg("Batch latency over time", "seconds since start (commit time)", "batch latency (s)", x_max, y_max, &body, &legend(runs))
+    svg(
+        "Batch latency over time",
+        "seconds since start (commit time)",
+        "batch latency (s)",
+        x_max,
+        y_max,
+        &body,
+        &legend(runs),
+    )
 }
 
 fn plot_throughput(runs: &[RunReport]) -> String {
     const WINDOW: f64 = 5.0;
-    let x_max = runs.iter().flat_map(|r| r.samples.iter().map(|b| b.committed_at_s)).fold(1.0, f64::max);
+    let x_max = runs
+        .iter()
+        .flat_map(|r| r.samples.iter().map(|b| b.committed_at_s))
+        .fold(1.0, f64::max);
     let series: Vec<Vec<(f64, f64)>> = runs
         .iter()
         .map(|r| {
@@ -579,19 +696,38 @@ fn plot_throughput(runs: &[RunReport]) -> String {
     let y_max = series.iter().flatten().map(|p| p.1).fold(1.0, f64::max) * 1.1;
     let mut body = String::new();
     for (i, s) in series.iter().enumerate() {
-        let pts: Vec<String> = s.iter().map(|(x, y)| format!("{:.1},{:.1}", px(*x, x_max), py(*y, y_max))).collect();
+        let pts: Vec<String> = s
+            .iter()
+            .map(|(x, y)| format!("{:.1},{:.1}", px(*x, x_max), py(*y, y_max)))
+            .collect();
         body.push_str(&format!(
             "<polyline fill='none' stroke='{}' stroke-width='1.5' points='{}'/>\n",
             COLORS[i % 2],
             pts.join(" ")
         ));
     }
-    svg("Committed throughput (5 s windows)", "seconds since start", "transactions / s", x_max, y_max, &body, &legend(runs))
+    svg(
+        "Committed throughput (5 s windows)",
+        "seconds since start",
+        "transactions / s",
+        x_max,
+        y_max,
+        &body,
+        &legend(runs),
+    )
 }
 
 fn plot_latency_vs_size(runs: &[RunReport]) -> String {
-    let x_max = runs.iter().flat_map(|r| r.samples.iter().map(|b| b.txs as f64)).fold(1.0, f64::max) * 1.1;
-    let y_max = runs.iter().flat_map(|r| r.samples.iter().map(|b| b.latency_s)).fold(1.0, f64::max) * 1.1;
+    let x_max = runs
+        .iter()
+        .flat_map(|r| r.samples.iter().map(|b| b.txs as f64))
+        .fold(1.0, f64::max)
+        * 1.1;
+    let y_max = runs
+        .iter()
+        .flat_map(|r| r.samples.iter().map(|b| b.latency_s))
+        .fold(1.0, f64::max)
+        * 1.1;
     let mut body = String::new();
     for (i, r) in runs.iter().enumerate() {
         for b in &r.samples {
@@ -603,5 +739,13 @@ fn plot_latency_vs_size(runs: &[RunReport]) -> String {
             ));
         }
     }
-    svg("Batch latency against batch size", "transactions in the batch", "batch latency (s)", x_max, y_max, &body, &legend(runs))
+    svg(
+        "Batch latency against batch size",
+        "transactions in the batch",
+        "batch latency (s)",
+        x_max,
+        y_max,
+        &body,
+        &legend(runs),
+    )
 }

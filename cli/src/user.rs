@@ -16,8 +16,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use alloy::primitives::Address;
 use anyhow::{Context, Result, anyhow, bail};
-use async_nats::jetstream;
 use ark_ff::PrimeField;
+use async_nats::jetstream;
 use pulse_circuits::Fr;
 use pulse_circuits::eddsa::PublicKey;
 use pulse_circuits::tx::{Permissions, Role, Scope, SignedTransaction, Transaction, TxBody};
@@ -103,14 +103,26 @@ impl Connect {
             ),
         };
         Ok(Cluster {
-            nats: need("nats", self.nats.clone(), file.as_ref().map(|f| f.nats_url.clone()))?,
+            nats: need(
+                "nats",
+                self.nats.clone(),
+                file.as_ref().map(|f| f.nats_url.clone()),
+            )?,
             coordinator: need(
                 "coordinator",
                 self.coordinator.clone(),
                 file.as_ref().map(|f| f.coordinator_url.clone()),
             )?,
-            ipfs: need("ipfs", self.ipfs.clone(), file.as_ref().map(|f| f.ipfs_url.clone()))?,
-            l1_rpc: need("l1-rpc", self.l1_rpc.clone(), file.as_ref().map(|f| f.l1_rpc.clone()))?,
+            ipfs: need(
+                "ipfs",
+                self.ipfs.clone(),
+                file.as_ref().map(|f| f.ipfs_url.clone()),
+            )?,
+            l1_rpc: need(
+                "l1-rpc",
+                self.l1_rpc.clone(),
+                file.as_ref().map(|f| f.l1_rpc.clone()),
+            )?,
             contract,
             depth: match (self.depth, &file) {
                 (Some(d), _) => d as usize,
@@ -146,7 +158,12 @@ impl Cluster {
     async fn l1_root(&self) -> Result<Fr> {
         let s = pulse_l1::status(&self.l1_rpc, self.contract, 0)
             .await
-            .with_context(|| format!("reading the rollup contract {} on {}", self.contract, self.l1_rpc))?;
+            .with_context(|| {
+                format!(
+                    "reading the rollup contract {} on {}",
+                    self.contract, self.l1_rpc
+                )
+            })?;
         pulse_circuits::field::fr_from_decimal(&s.state_root.to_string())
             .map_err(|e| anyhow!("the contract's state root is not a field element: {e}"))
     }
@@ -307,9 +324,12 @@ async fn finish(
 /// nonce only gets the transaction rejected.
 async fn current_nonce(api: &CoordinatorApi, account: u64) -> Result<Option<u64>> {
     let url = format!("{}/accounts/{account}", api.url());
-    let body = reqwest::get(&url)
-        .await
-        .with_context(|| format!("asking the coordinator at {} for the account's nonce", api.url()))?;
+    let body = reqwest::get(&url).await.with_context(|| {
+        format!(
+            "asking the coordinator at {} for the account's nonce",
+            api.url()
+        )
+    })?;
     if body.status() == reqwest::StatusCode::NOT_FOUND {
         return Ok(None);
     }
@@ -341,7 +361,11 @@ fn report(outcome: &Outcome, json: bool, what: &str, extra: serde_json::Value) -
                 println!("{v}");
             } else {
                 let mut line = format!("{what}: accepted into batch {batch} (tx {hash})");
-                for (name, id) in [("account", new_account), ("record", new_record), ("grant", new_grant)] {
+                for (name, id) in [
+                    ("account", new_account),
+                    ("record", new_record),
+                    ("grant", new_grant),
+                ] {
                     if let Some(id) = id {
                         line.push_str(&format!("; {name} {id}"));
                     }
@@ -352,7 +376,10 @@ fn report(outcome: &Outcome, json: bool, what: &str, extra: serde_json::Value) -
         }
         Outcome::Rejected { reason, message } => {
             if json {
-                println!("{}", json!({"status": "rejected", "reason": reason, "message": message}));
+                println!(
+                    "{}",
+                    json!({"status": "rejected", "reason": reason, "message": message})
+                );
             } else {
                 eprintln!("{what}: rejected ({reason}): {message}");
             }
@@ -383,10 +410,17 @@ pub fn keys(cmd: KeysCommand) -> Result<ExitCode> {
     match cmd {
         KeysCommand::New { out, force } => {
             let key = KeyFile::generate(&mut rand::rngs::OsRng);
-            let overwrite = if force { Overwrite::Replace } else { Overwrite::Refuse };
+            let overwrite = if force {
+                Overwrite::Replace
+            } else {
+                Overwrite::Refuse
+            };
             key.save(&out, overwrite)
                 .with_context(|| format!("writing the key file {}", out.display()))?;
-            println!("{}", json!({"key_file": out, "public_key": key.public_key()}));
+            println!(
+                "{}",
+                json!({"key_file": out, "public_key": key.public_key()})
+            );
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -555,7 +589,9 @@ fn record_add(args: RecordAddArgs) -> Result<ExitCode> {
         let mut recipients = vec![(me, key.public_key())];
         if args.patient != me {
             let patient = cluster
-                .verified("the patient's account", |root| api.account(args.patient, root))
+                .verified("the patient's account", |root| {
+                    api.account(args.patient, root)
+                })
                 .await?;
             if patient.leaf.role != Role::Patient.code() {
                 bail!("account {} is not a patient", args.patient);
@@ -566,7 +602,11 @@ fn record_add(args: RecordAddArgs) -> Result<ExitCode> {
             .context("encrypting the record")?;
         let bytes = envelope.to_json();
         let metadata_hash = Fr::from_be_bytes_mod_order(&Sha256::digest(&bytes));
-        let cid = cluster.ipfs()?.add(bytes).await.context("adding the encrypted record to IPFS")?;
+        let cid = cluster
+            .ipfs()?
+            .add(bytes)
+            .await
+            .context("adding the encrypted record to IPFS")?;
         let body = TxBody::AddRecord {
             patient: args.patient,
             cid,
@@ -574,7 +614,12 @@ fn record_add(args: RecordAddArgs) -> Result<ExitCode> {
             grant: args.grant,
         };
         let outcome = submit(&cluster, &js, &key, me, body, args.wait_committed).await?;
-        Ok(report(&outcome, args.json, "record add", json!({"cid": cid.to_string()})))
+        Ok(report(
+            &outcome,
+            args.json,
+            "record add",
+            json!({"cid": cid.to_string()}),
+        ))
     })
 }
 
@@ -701,11 +746,15 @@ pub fn grant(args: GrantArgs) -> Result<ExitCode> {
         let api = cluster.api()?;
         // The grantee's key, proven against L1: the file key is wrapped for exactly it.
         let grantee = cluster
-            .verified("the grantee's account", |root| api.account(args.grantee, root))
+            .verified("the grantee's account", |root| {
+                api.account(args.grantee, root)
+            })
             .await?;
         let share = match args.record {
             Some(r) => {
-                let record = cluster.verified("the record", |root| api.record(r, root)).await?;
+                let record = cluster
+                    .verified("the record", |root| api.record(r, root))
+                    .await?;
                 if record.record.leaf.owner != me {
                     bail!("record {r} is not yours (you are account {me})");
                 }
@@ -714,7 +763,8 @@ pub fn grant(args: GrantArgs) -> Result<ExitCode> {
                     .cat(&record.cid, cluster.timeout)
                     .await
                     .context("fetching the record's envelope from IPFS")?;
-                let envelope = RecordEnvelope::from_json(&bytes).context("reading the record envelope")?;
+                let envelope =
+                    RecordEnvelope::from_json(&bytes).context("reading the record envelope")?;
                 Some(
                     pulse_client::add_recipient(
                         &envelope,
@@ -777,12 +827,21 @@ pub fn revoke(args: RevokeArgs) -> Result<ExitCode> {
     crate::l1::runtime()?.block_on(async {
         let js = cluster.jetstream().await?;
         let api = cluster.api()?;
-        let outcome = submit(&cluster, &js, &key, me, TxBody::Revoke { grant: args.grant }, args.wait_committed).await?;
+        let outcome = submit(
+            &cluster,
+            &js,
+            &key,
+            me,
+            TxBody::Revoke { grant: args.grant },
+            args.wait_committed,
+        )
+        .await?;
         if matches!(outcome, Outcome::Accepted { .. }) {
             // The key share is withdrawn too (a grantee who kept it could still decrypt:
             // revocation stops access through Pulse and is on the audit trail).
             if let Ok(Ok(g)) = tokio::time::timeout(Duration::from_secs(5), async {
-                api.grant(args.grant, cluster.l1_root().await.unwrap_or_default()).await
+                api.grant(args.grant, cluster.l1_root().await.unwrap_or_default())
+                    .await
             })
             .await
                 && g.leaf.scope != 0

@@ -41,8 +41,10 @@ impl Drop for Down {
 }
 
 fn pid_alive(pid: u64) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .is_ok_and(|s| !s.rsplit_once(')').is_some_and(|(_, r)| r.trim_start().starts_with('Z')))
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        !s.rsplit_once(')')
+            .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+    })
 }
 
 #[test]
@@ -56,8 +58,23 @@ fn two_hundred_transactions_to_l1_then_the_client_commands() {
     // --- up
     let o = pulse(
         &[
-            "dev", "up", "--dir", dir_s, "--slots", "2", "--depth", "8", "--workers", "2",
-            "--batch-txs", "24", "--batch-deadline", "2s", "--ttl", "30m", "--json",
+            "dev",
+            "up",
+            "--dir",
+            dir_s,
+            "--slots",
+            "2",
+            "--depth",
+            "8",
+            "--workers",
+            "2",
+            "--batch-txs",
+            "24",
+            "--batch-deadline",
+            "2s",
+            "--ttl",
+            "30m",
+            "--json",
         ],
         &cluster,
     );
@@ -65,7 +82,13 @@ fn two_hundred_transactions_to_l1_then_the_client_commands() {
     let info: serde_json::Value = serde_json::from_slice(&o.stdout).expect("cluster JSON");
     let supervisor = info["pid"].as_u64().expect("pid");
     assert!(pid_alive(supervisor));
-    for k in ["nats_url", "coordinator_url", "ipfs_url", "l1_rpc", "prometheus_url"] {
+    for k in [
+        "nats_url",
+        "coordinator_url",
+        "ipfs_url",
+        "l1_rpc",
+        "prometheus_url",
+    ] {
         let url = info[k].as_str().unwrap_or_else(|| panic!("{k}: {info}"));
         assert!(url.contains("127.0.0.1:"), "{k} must be on loopback: {url}");
     }
@@ -75,26 +98,68 @@ fn two_hundred_transactions_to_l1_then_the_client_commands() {
     assert!(text(&o).contains("already running"), "{}", text(&o));
 
     // --- 200 transactions from many users, of every kind, some invalid
-    let o = pulse(&["dev", "demo", "--cluster", cluster.to_str().unwrap_or_default(), "--txs", "200", "--json"], &cluster);
+    let o = pulse(
+        &[
+            "dev",
+            "demo",
+            "--cluster",
+            cluster.to_str().unwrap_or_default(),
+            "--txs",
+            "200",
+            "--json",
+        ],
+        &cluster,
+    );
     assert!(o.status.success(), "{}", text(&o));
     let r: serde_json::Value = serde_json::from_slice(&o.stdout).expect("report JSON");
     let n = |k: &str| r[k].as_u64().unwrap_or_else(|| panic!("{k} missing: {r}"));
     assert_eq!(n("submitted"), 200, "{r}");
     assert_eq!(n("submitted"), n("accepted") + n("rejected"), "{r}");
-    assert_eq!(n("committed"), n("accepted"), "every accepted transaction is committed: {r}");
-    for reason in ["bad_signature", "stale_nonce", "malformed_json", "too_large", "no_active_grant"] {
-        assert!(r["rejections"][reason].as_u64().unwrap_or(0) >= 1, "no {reason} rejection: {r}");
+    assert_eq!(
+        n("committed"),
+        n("accepted"),
+        "every accepted transaction is committed: {r}"
+    );
+    for reason in [
+        "bad_signature",
+        "stale_nonce",
+        "malformed_json",
+        "too_large",
+        "no_active_grant",
+    ] {
+        assert!(
+            r["rejections"][reason].as_u64().unwrap_or(0) >= 1,
+            "no {reason} rejection: {r}"
+        );
     }
     assert_eq!(r["l1_root_matches"], true, "{r}");
     assert_eq!(r["granted_read_ok"], true, "{r}");
     assert_eq!(r["revoked_read_refused"], true, "{r}");
     let batches = r["batches"].as_array().expect("batches");
     assert!(batches.len() >= 2, "{r}");
-    assert_eq!(batches.iter().map(|b| b["txs"].as_u64().unwrap_or(0)).sum::<u64>(), n("accepted"), "{r}");
+    assert_eq!(
+        batches
+            .iter()
+            .map(|b| b["txs"].as_u64().unwrap_or(0))
+            .sum::<u64>(),
+        n("accepted"),
+        "{r}"
+    );
 
     // --- a patient and a doctor through the client commands
-    let key = |name: &str| tmp.path().join(name).to_str().unwrap_or_default().to_owned();
-    let (pat, doc, file, out) = (key("patient.key"), key("doctor.key"), key("labs.txt"), key("labs.out"));
+    let key = |name: &str| {
+        tmp.path()
+            .join(name)
+            .to_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let (pat, doc, file, out) = (
+        key("patient.key"),
+        key("doctor.key"),
+        key("labs.txt"),
+        key("labs.out"),
+    );
     let record_text = b"Lab results (synthetic): HbA1c 5.4%, LDL 2.1 mmol/L\n";
     std::fs::write(&file, record_text).expect("write record");
     for k in [&pat, &doc] {
@@ -105,19 +170,49 @@ fn two_hundred_transactions_to_l1_then_the_client_commands() {
         assert!(o.status.success(), "{}", text(o));
         serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(o)))
     };
-    let p = json(&pulse(&["account", "register", "--key", &pat, "--json"], &cluster));
+    let p = json(&pulse(
+        &["account", "register", "--key", &pat, "--json"],
+        &cluster,
+    ));
     let patient = p["account"].as_u64().expect("patient id").to_string();
     let registrar = info["registrar_key"].as_str().expect("registrar key");
     // A doctor cannot register itself.
-    let o = pulse(&["account", "register", "--key", &doc, "--role", "doctor"], &cluster);
-    assert!(!o.status.success() && text(&o).contains("--registrar-key"), "{}", text(&o));
+    let o = pulse(
+        &["account", "register", "--key", &doc, "--role", "doctor"],
+        &cluster,
+    );
+    assert!(
+        !o.status.success() && text(&o).contains("--registrar-key"),
+        "{}",
+        text(&o)
+    );
     let d = json(&pulse(
-        &["account", "register", "--key", &doc, "--role", "doctor", "--registrar-key", registrar, "--json"],
+        &[
+            "account",
+            "register",
+            "--key",
+            &doc,
+            "--role",
+            "doctor",
+            "--registrar-key",
+            registrar,
+            "--json",
+        ],
         &cluster,
     ));
     let doctor = d["account"].as_u64().expect("doctor id").to_string();
     let a = json(&pulse(
-        &["record", "add", &file, "--patient", &patient, "--key", &pat, "--wait-committed", "--json"],
+        &[
+            "record",
+            "add",
+            &file,
+            "--patient",
+            &patient,
+            "--key",
+            &pat,
+            "--wait-committed",
+            "--json",
+        ],
         &cluster,
     ));
     let record = a["record"].as_u64().expect("record id").to_string();
@@ -127,29 +222,90 @@ fn two_hundred_transactions_to_l1_then_the_client_commands() {
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
     assert!(text(&o).contains("--grant"), "{}", text(&o));
     let g = json(&pulse(
-        &["grant", "--key", &pat, "--grantee", &doctor, "--record", &record, "--wait-committed", "--json"],
+        &[
+            "grant",
+            "--key",
+            &pat,
+            "--grantee",
+            &doctor,
+            "--record",
+            &record,
+            "--wait-committed",
+            "--json",
+        ],
         &cluster,
     ));
     let grant = g["grant"].as_u64().expect("grant id").to_string();
     // The granted doctor reads the decrypted file.
-    let o = pulse(&["record", "get", &record, "--key", &doc, "--grant", &grant, "--out", &out], &cluster);
+    let o = pulse(
+        &[
+            "record", "get", &record, "--key", &doc, "--grant", &grant, "--out", &out,
+        ],
+        &cluster,
+    );
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(std::fs::read(&out).expect("decrypted file"), record_text);
-    assert!(text(&o).contains("checked against the L1 state root"), "{}", text(&o));
+    assert!(
+        text(&o).contains("checked against the L1 state root"),
+        "{}",
+        text(&o)
+    );
     // The patient reads her own record without a grant.
     let o = pulse(&["record", "get", &record, "--key", &pat], &cluster);
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(o.stdout, record_text);
-    let l = json(&pulse(&["access-log", "--key", &doc, "--record", &record, "--grant", &grant, "--json"], &cluster));
+    let l = json(&pulse(
+        &[
+            "access-log",
+            "--key",
+            &doc,
+            "--record",
+            &record,
+            "--grant",
+            &grant,
+            "--json",
+        ],
+        &cluster,
+    ));
     assert_eq!(l["status"], "accepted", "{l}");
-    json(&pulse(&["revoke", "--key", &pat, "--grant", &grant, "--wait-committed", "--json"], &cluster));
+    json(&pulse(
+        &[
+            "revoke",
+            "--key",
+            &pat,
+            "--grant",
+            &grant,
+            "--wait-committed",
+            "--json",
+        ],
+        &cluster,
+    ));
     // Revoked: refused by name, before anything is fetched.
-    let o = pulse(&["record", "get", &record, "--key", &doc, "--grant", &grant], &cluster);
+    let o = pulse(
+        &["record", "get", &record, "--key", &doc, "--grant", &grant],
+        &cluster,
+    );
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
     assert!(text(&o).contains("revoked"), "{}", text(&o));
-    assert!(o.stdout.is_empty(), "nothing of the record is printed: {}", text(&o));
+    assert!(
+        o.stdout.is_empty(),
+        "nothing of the record is printed: {}",
+        text(&o)
+    );
     // Logging an access under the revoked grant is rejected by the coordinator.
-    let o = pulse(&["access-log", "--key", &doc, "--record", &record, "--grant", &grant, "--json"], &cluster);
+    let o = pulse(
+        &[
+            "access-log",
+            "--key",
+            &doc,
+            "--record",
+            &record,
+            "--grant",
+            &grant,
+            "--json",
+        ],
+        &cluster,
+    );
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("rejection JSON");
     assert_eq!(v["reason"], "no_active_grant", "{v}");
@@ -164,5 +320,76 @@ fn two_hundred_transactions_to_l1_then_the_client_commands() {
         .and_then(|u| u.rsplit(':').next())
         .and_then(|p| p.parse().ok())
         .expect("nats port");
-    assert!(std::net::TcpStream::connect(("127.0.0.1", nats_port)).is_err(), "nats-server still listens");
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", nats_port)).is_err(),
+        "nats-server still listens"
+    );
+}
+
+#[test]
+fn bench_cluster_reports_latency_throughput_and_plots() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let out = tmp.path().join("report");
+    let o = Command::new(env!("CARGO_BIN_EXE_pulse"))
+        .args([
+            "bench",
+            "cluster",
+            "--txs",
+            "16",
+            "--users",
+            "3",
+            "--slots",
+            "1",
+            "--depth",
+            "4",
+            "--workers",
+            "1",
+            "--batch-txs",
+            "8",
+            "--batch-deadline",
+            "1s",
+            "--json",
+            "--out",
+        ])
+        .arg(&out)
+        .output()
+        .expect("run pulse");
+    assert!(o.status.success(), "{}", text(&o));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).expect("report JSON");
+    let run = &r["runs"][0];
+    let n = |k: &str| {
+        run[k]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{k} missing: {r}"))
+    };
+    assert_eq!(
+        n("submitted"),
+        16 + 3 + 1,
+        "the load plus 3 patients and 1 doctor: {r}"
+    );
+    assert_eq!(n("committed"), n("accepted"), "{r}");
+    assert!(n("batches") >= 1, "{r}");
+    for k in [
+        "p50_batch_latency_s",
+        "p99_batch_latency_s",
+        "throughput_tps",
+    ] {
+        let v = r[k].as_f64().unwrap_or_else(|| panic!("{k} missing: {r}"));
+        assert!(v.is_finite() && v > 0.0, "{k} = {v}: {r}");
+    }
+    let share = r["non_proving_share"].as_f64().expect("non_proving_share");
+    assert!((0.0..=1.0).contains(&share), "{share}");
+    assert!(r["p99_batch_latency_s"].as_f64() >= r["p50_batch_latency_s"].as_f64());
+    for f in [
+        "report.json",
+        "latency_over_time.svg",
+        "throughput_over_time.svg",
+        "latency_vs_batch_size.svg",
+    ] {
+        let text = std::fs::read_to_string(out.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
+        assert!(!text.is_empty(), "{f}");
+        if f.ends_with(".svg") {
+            assert!(text.starts_with("<svg") && text.contains("</svg>"), "{f}");
+        }
+    }
 }

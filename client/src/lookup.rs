@@ -131,7 +131,11 @@ impl CoordinatorApi {
         &self.base
     }
 
-    async fn get<T: DeserializeOwned>(&self, what: &'static str, path: &str) -> Result<T, LookupError> {
+    async fn get<T: DeserializeOwned>(
+        &self,
+        what: &'static str,
+        path: &str,
+    ) -> Result<T, LookupError> {
         let url = format!("{}{path}", self.base);
         let unreachable = |e: reqwest::Error| LookupError::Unreachable {
             url: self.base.clone(),
@@ -139,7 +143,10 @@ impl CoordinatorApi {
         };
         let resp = self.http.get(&url).send().await.map_err(unreachable)?;
         let status = resp.status();
-        if resp.content_length().is_some_and(|n| n > MAX_ANSWER_BYTES as u64) {
+        if resp
+            .content_length()
+            .is_some_and(|n| n > MAX_ANSWER_BYTES as u64)
+        {
             return Err(LookupError::BadAnswer {
                 what,
                 reason: "the answer is larger than any proof".to_owned(),
@@ -183,23 +190,28 @@ impl CoordinatorApi {
                 answer.id, answer.proof.index
             )));
         }
-        let claimed = fr_from_decimal(&answer.leaf_hash)
-            .map_err(|e| bad(format!("leaf hash: {e}")))?;
+        let claimed =
+            fr_from_decimal(&answer.leaf_hash).map_err(|e| bad(format!("leaf hash: {e}")))?;
         if claimed != leaf_hash {
             return Err(bad("the leaf does not hash to the proven leaf".to_owned()));
         }
         let depth = self.depth.unwrap_or(answer.proof.depth());
-        if !answer.proof.verify(depth, tree_root(&answer.roots), leaf_hash) {
+        if !answer
+            .proof
+            .verify(depth, tree_root(&answer.roots), leaf_hash)
+        {
             return Err(bad(format!(
                 "the Merkle path does not lead to the tree root (expected depth {depth}, got {})",
                 answer.proof.depth()
             )));
         }
         let state_root = answer.roots.state_root();
-        let claimed_root = fr_from_decimal(&answer.state_root)
-            .map_err(|e| bad(format!("state root: {e}")))?;
+        let claimed_root =
+            fr_from_decimal(&answer.state_root).map_err(|e| bad(format!("state root: {e}")))?;
         if claimed_root != state_root {
-            return Err(bad("the tree roots do not hash to the claimed state root".to_owned()));
+            return Err(bad(
+                "the tree roots do not hash to the claimed state root".to_owned()
+            ));
         }
         if state_root != trusted_root {
             return Err(LookupError::RootMismatch {
@@ -215,9 +227,20 @@ impl CoordinatorApi {
     ///
     /// # Errors
     /// See [`LookupError`].
-    pub async fn account(&self, id: u64, trusted_root: Fr) -> Result<Verified<AccountLeaf>, LookupError> {
+    pub async fn account(
+        &self,
+        id: u64,
+        trusted_root: Fr,
+    ) -> Result<Verified<AccountLeaf>, LookupError> {
         let a: ProofAnswer<AccountItem> = self.get("account", &format!("/accounts/{id}")).await?;
-        let root = self.check("account", id, &a, a.item.account.hash(), |r| r.accounts, trusted_root)?;
+        let root = self.check(
+            "account",
+            id,
+            &a,
+            a.item.account.hash(),
+            |r| r.accounts,
+            trusted_root,
+        )?;
         Ok(Verified {
             id,
             leaf: a.item.account,
@@ -231,7 +254,14 @@ impl CoordinatorApi {
     /// See [`LookupError`].
     pub async fn record(&self, id: u64, trusted_root: Fr) -> Result<VerifiedRecord, LookupError> {
         let a: ProofAnswer<RecordItem> = self.get("record", &format!("/records/{id}")).await?;
-        let root = self.check("record", id, &a, a.item.record.hash(), |r| r.records, trusted_root)?;
+        let root = self.check(
+            "record",
+            id,
+            &a,
+            a.item.record.hash(),
+            |r| r.records,
+            trusted_root,
+        )?;
         let unproven = |reason: String| LookupError::Unproven {
             what: "record",
             id,
@@ -244,7 +274,9 @@ impl CoordinatorApi {
             .map_err(|e| unproven(format!("its CID does not parse: {e}")))?;
         let digest = cid_digest(&cid).map_err(|e| unproven(format!("its CID: {e}")))?;
         if digest != a.item.record.cid_digest {
-            return Err(unproven("its CID is not the one the record leaf commits to".to_owned()));
+            return Err(unproven(
+                "its CID is not the one the record leaf commits to".to_owned(),
+            ));
         }
         Ok(VerifiedRecord {
             record: Verified {
@@ -260,9 +292,20 @@ impl CoordinatorApi {
     ///
     /// # Errors
     /// See [`LookupError`].
-    pub async fn grant(&self, id: u64, trusted_root: Fr) -> Result<Verified<GrantLeaf>, LookupError> {
+    pub async fn grant(
+        &self,
+        id: u64,
+        trusted_root: Fr,
+    ) -> Result<Verified<GrantLeaf>, LookupError> {
         let a: ProofAnswer<GrantItem> = self.get("grant", &format!("/grants/{id}")).await?;
-        let root = self.check("grant", id, &a, a.item.grant.hash(), |r| r.grants, trusted_root)?;
+        let root = self.check(
+            "grant",
+            id,
+            &a,
+            a.item.grant.hash(),
+            |r| r.grants,
+            trusted_root,
+        )?;
         Ok(Verified {
             id,
             leaf: a.item.grant,
@@ -334,7 +377,9 @@ pub enum LookupError {
         reason: String,
     },
     /// The API did not answer.
-    #[error("cannot reach the coordinator API at {url}: {reason}; check --coordinator and that the coordinator runs")]
+    #[error(
+        "cannot reach the coordinator API at {url}: {reason}; check --coordinator and that the coordinator runs"
+    )]
     Unreachable {
         /// The API URL.
         url: String,
@@ -364,7 +409,9 @@ pub enum LookupError {
         reason: String,
     },
     /// The answer's proof does not hold: the coordinator is wrong or lying.
-    #[error("the coordinator's proof for {what} {id} does not hold: {reason}; do not trust this coordinator's answers")]
+    #[error(
+        "the coordinator's proof for {what} {id} does not hold: {reason}; do not trust this coordinator's answers"
+    )]
     Unproven {
         /// Account, record or grant.
         what: &'static str,
@@ -375,7 +422,9 @@ pub enum LookupError {
     },
     /// A valid proof, but against another state root than the trusted one: usually the
     /// coordinator is ahead of L1 (a batch is being proven); retry after it commits.
-    #[error("the coordinator's {what} proof is for state root {served}, but L1 holds {trusted}; a batch is probably still being proven or committed: retry shortly")]
+    #[error(
+        "the coordinator's {what} proof is for state root {served}, but L1 holds {trusted}; a batch is probably still being proven or committed: retry shortly"
+    )]
     RootMismatch {
         /// Account, record or grant.
         what: &'static str,
@@ -477,20 +526,32 @@ mod tests {
     fn read_rule() {
         let r = record(2);
         assert_eq!(check_read_access(2, &r, None, 10), Ok(()));
-        assert_eq!(check_read_access(3, &r, None, 10), Err(AccessError::NoGrant { record: 5 }));
+        assert_eq!(
+            check_read_access(3, &r, None, 10),
+            Err(AccessError::NoGrant { record: 5 })
+        );
         assert_eq!(check_read_access(3, &r, Some(&grant(|_| {})), 10), Ok(()));
-        assert_eq!(check_read_access(3, &r, Some(&grant(|g| g.scope = 0)), 10), Ok(()));
+        assert_eq!(
+            check_read_access(3, &r, Some(&grant(|g| g.scope = 0)), 10),
+            Ok(())
+        );
         assert_eq!(
             check_read_access(4, &r, Some(&grant(|_| {})), 10),
             Err(AccessError::NotYours { grant: 8 })
         );
         assert_eq!(
             check_read_access(3, &r, Some(&grant(|g| g.patient = 7)), 10),
-            Err(AccessError::OtherPatient { grant: 8, record: 5 })
+            Err(AccessError::OtherPatient {
+                grant: 8,
+                record: 5
+            })
         );
         assert_eq!(
             check_read_access(3, &r, Some(&grant(|g| g.scope = 6)), 10),
-            Err(AccessError::OtherRecord { grant: 8, record: 5 })
+            Err(AccessError::OtherRecord {
+                grant: 8,
+                record: 5
+            })
         );
         assert_eq!(
             check_read_access(3, &r, Some(&grant(|g| g.active = false)), 10),

@@ -204,7 +204,10 @@ async fn account(
             }
             Err(r) => *r,
         },
-        Ok(None) => error(StatusCode::NOT_FOUND, format!("no account {id} in the {name} state")),
+        Ok(None) => error(
+            StatusCode::NOT_FOUND,
+            format!("no account {id} in the {name} state"),
+        ),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
@@ -229,7 +232,10 @@ async fn record(
             }
             Err(r) => *r,
         },
-        Ok(None) => error(StatusCode::NOT_FOUND, format!("no record {id} in the {name} state")),
+        Ok(None) => error(
+            StatusCode::NOT_FOUND,
+            format!("no record {id} in the {name} state"),
+        ),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
@@ -253,7 +259,10 @@ async fn grant(
             }
             Err(r) => *r,
         },
-        Ok(None) => error(StatusCode::NOT_FOUND, format!("no grant {id} in the {name} state")),
+        Ok(None) => error(
+            StatusCode::NOT_FOUND,
+            format!("no grant {id} in the {name} state"),
+        ),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }

@@ -529,7 +529,9 @@ impl Coordinator {
                     Ok(v) => {
                         self.sealed_views.insert(n, Arc::new(v));
                     }
-                    Err(e) => warn!(batch = n, error = %e, "cannot keep a view of the sealed state"),
+                    Err(e) => {
+                        warn!(batch = n, error = %e, "cannot keep a view of the sealed state")
+                    }
                 }
                 self.pending.insert(n, record);
                 self.publish_missing_jobs(n).await;

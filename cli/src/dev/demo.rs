@@ -235,7 +235,12 @@ async fn run_demo(args: DemoArgs) -> Result<Report> {
                 args.shape.workers
             ));
             let (mut child, info) = tokio::task::block_in_place(|| {
-                super::launch(dir.path(), &args.shape, Some(Duration::from_secs(3600)), false)
+                super::launch(
+                    dir.path(),
+                    &args.shape,
+                    Some(Duration::from_secs(3600)),
+                    false,
+                )
             })?;
             say(&format!(
                 "cluster up: coordinator {}, rollup {} on {}",
@@ -530,8 +535,13 @@ async fn workload(args: &DemoArgs, info: &ClusterInfo, say: impl Fn(&str)) -> Re
             let rec = lookup.record(record, l1_root).await?;
             let grant = lookup.grant(grant, l1_root).await?;
             let doc: &Person = &doctors[doctor];
-            if let Err(refusal) = pulse_client::check_read_access(doc.id, &rec.record, Some(&grant), now_secs()) {
-                say(&format!("doctor {} refused for record {record}: {refusal}", doc.id));
+            if let Err(refusal) =
+                pulse_client::check_read_access(doc.id, &rec.record, Some(&grant), now_secs())
+            {
+                say(&format!(
+                    "doctor {} refused for record {record}: {refusal}",
+                    doc.id
+                ));
                 return Ok::<bool, anyhow::Error>(false);
             }
             let bytes = ipfs_client.cat(&rec.cid, Duration::from_secs(10)).await?;

@@ -151,10 +151,17 @@ impl ClusterInfo {
     /// When it cannot be read or is not a cluster description.
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).with_context(|| {
-            format!("reading {} (is a cluster running? `pulse dev up`)", path.display())
+            format!(
+                "reading {} (is a cluster running? `pulse dev up`)",
+                path.display()
+            )
         })?;
-        serde_json::from_str(&text)
-            .with_context(|| format!("{} is not a cluster description written by `pulse dev up`", path.display()))
+        serde_json::from_str(&text).with_context(|| {
+            format!(
+                "{} is not a cluster description written by `pulse dev up`",
+                path.display()
+            )
+        })
     }
 }
 
@@ -197,8 +204,14 @@ fn read_pid(dir: &Path) -> Option<u32> {
 ///
 /// `detach` puts it in a process group of its own, so that it outlives this process and
 /// a Ctrl-C in this terminal.
-pub(crate) fn launch(dir: &Path, shape: &ClusterShape, ttl: Option<Duration>, detach: bool) -> Result<(Child, ClusterInfo)> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating the dev directory {}", dir.display()))?;
+pub(crate) fn launch(
+    dir: &Path,
+    shape: &ClusterShape,
+    ttl: Option<Duration>,
+    detach: bool,
+) -> Result<(Child, ClusterInfo)> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("creating the dev directory {}", dir.display()))?;
     let dir = dir
         .canonicalize()
         .with_context(|| format!("resolving {}", dir.display()))?;
@@ -215,7 +228,8 @@ pub(crate) fn launch(dir: &Path, shape: &ClusterShape, ttl: Option<Duration>, de
     let _ = std::fs::remove_file(dir.join(CLUSTER_FILE));
     let exe = std::env::current_exe().context("finding the pulse executable")?;
     let log_path = dir.join(SERVE_LOG);
-    let log = std::fs::File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
+    let log = std::fs::File::create(&log_path)
+        .with_context(|| format!("creating {}", log_path.display()))?;
     let log_err = log.try_clone().context("sharing the log file")?;
     let mut cmd = Command::new(exe);
     cmd.args(["dev", "serve", "--dir"])
@@ -268,7 +282,12 @@ fn tail(path: &Path) -> String {
 /// the current directory) installs what is missing.
 fn ensure_tools() -> Result<()> {
     use pulse_testkit::Tool;
-    let missing = |t: &Tool| matches!(t, Tool::Anvil | Tool::NatsServer | Tool::Jsipfs | Tool::Prometheus) && t.find().is_err();
+    let missing = |t: &Tool| {
+        matches!(
+            t,
+            Tool::Anvil | Tool::NatsServer | Tool::Jsipfs | Tool::Prometheus
+        ) && t.find().is_err()
+    };
     if !Tool::ALL.iter().any(missing) {
         return Ok(());
     }
@@ -280,11 +299,18 @@ fn ensure_tools() -> Result<()> {
     if !deps.exists() {
         bail!(
             "some servers of the local cluster are not installed ({}); run scripts/deps from a Pulse checkout (or set PULSE_ROOT to one)",
-            Tool::ALL.iter().filter(|t| missing(t)).map(|t| t.name()).collect::<Vec<_>>().join(", ")
+            Tool::ALL
+                .iter()
+                .filter(|t| missing(t))
+                .map(|t| t.name())
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     }
     eprintln!("== installing the cluster's servers ({})", deps.display());
-    let status = Command::new(&deps).status().with_context(|| format!("running {}", deps.display()))?;
+    let status = Command::new(&deps)
+        .status()
+        .with_context(|| format!("running {}", deps.display()))?;
     if !status.success() {
         bail!("{} failed ({status})", deps.display());
     }
@@ -332,13 +358,25 @@ fn up(args: UpArgs) -> Result<ExitCode> {
     } else {
         println!("cluster up (supervisor pid {}):", info.pid);
         println!("  NATS            {}", info.nats_url);
-        println!("  coordinator     {} (status page at /, metrics at /metrics)", info.coordinator_url);
+        println!(
+            "  coordinator     {} (status page at /, metrics at /metrics)",
+            info.coordinator_url
+        );
         println!("  IPFS RPC        {}", info.ipfs_url);
-        println!("  L1 (anvil)      {} chain {}, rollup {}", info.l1_rpc, info.chain_id, info.contract);
+        println!(
+            "  L1 (anvil)      {} chain {}, rollup {}",
+            info.l1_rpc, info.chain_id, info.contract
+        );
         println!("  Prometheus      {}", info.prometheus_url);
         println!("  registrar key   {}", info.registrar_key.display());
-        println!("client commands find it through {}", info.dir.join(CLUSTER_FILE).display());
-        println!("(or `source {}`); stop it with `pulse dev down`", info.dir.join("cluster.env").display());
+        println!(
+            "client commands find it through {}",
+            info.dir.join(CLUSTER_FILE).display()
+        );
+        println!(
+            "(or `source {}`); stop it with `pulse dev down`",
+            info.dir.join("cluster.env").display()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -53,11 +53,15 @@ impl Service {
     fn spawn(name: &str, args: &[String], env: &[(&str, &str)], logs: &Path) -> Result<Self> {
         let exe = std::env::current_exe().context("finding the pulse executable")?;
         let log = logs.join(format!("{name}.log"));
-        let out = std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+        let out =
+            std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
         let err = out.try_clone().context("sharing a log file")?;
         let mut cmd = Command::new(exe);
         cmd.args(args).stdin(Stdio::null()).stdout(out).stderr(err);
-        cmd.env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()));
+        cmd.env(
+            "RUST_LOG",
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+        );
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -89,7 +93,8 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode> {
 
 async fn run(args: ServeArgs) -> Result<ExitCode> {
     let dir = args.dir.clone();
-    std::fs::write(dir.join(PID_FILE), std::process::id().to_string()).context("writing the pid file")?;
+    std::fs::write(dir.join(PID_FILE), std::process::id().to_string())
+        .context("writing the pid file")?;
     let logs = dir.join("logs");
     // A fresh cluster: state from an earlier run would not match the new chain.
     for sub in ["logs", "keys", "state", "workers"] {
@@ -104,7 +109,10 @@ async fn run(args: ServeArgs) -> Result<ExitCode> {
     let ipfs = start("the IPFS node", pulse_testkit::Ipfs::start)?;
 
     let params = CircuitParams::new(shape.slots as usize, shape.depth as usize);
-    eprintln!("Groth16 setup for {} slot(s) per chunk, tree depth {}", params.slots, params.depth);
+    eprintln!(
+        "Groth16 setup for {} slot(s) per chunk, tree depth {}",
+        params.slots, params.depth
+    );
     let keys = tokio::task::spawn_blocking(move || {
         artifacts::setup(ChunkCircuit::blank(params), params, &mut rand::rngs::OsRng)
     })
@@ -113,7 +121,10 @@ async fn run(args: ServeArgs) -> Result<ExitCode> {
     keys.write(&keys_dir)?;
 
     // The genesis registrar (account 1), kept as a key file for registering doctors.
-    let registrar = KeyFile::new(pulse_circuits::eddsa::PrivateKey::random(&mut rand::rngs::OsRng), Some(1));
+    let registrar = KeyFile::new(
+        pulse_circuits::eddsa::PrivateKey::random(&mut rand::rngs::OsRng),
+        Some(1),
+    );
     let registrar_key = dir.join("registrar.key");
     registrar.save(&registrar_key, Overwrite::Replace)?;
     let state_dir = dir.join("state");
@@ -161,7 +172,13 @@ async fn run(args: ServeArgs) -> Result<ExitCode> {
         &logs,
     )?);
     let coordinator_url = format!("http://{http}");
-    wait_http(&mut services[0], http.port(), "/health", Duration::from_secs(120)).await?;
+    wait_http(
+        &mut services[0],
+        http.port(),
+        "/health",
+        Duration::from_secs(120),
+    )
+    .await?;
     eprintln!("coordinator up at {coordinator_url}");
 
     let mut worker_ports = Vec::new();
@@ -180,7 +197,10 @@ async fn run(args: ServeArgs) -> Result<ExitCode> {
         services.push(Service::spawn(&name, &args, &[], &logs)?);
     }
 
-    let targets: Vec<String> = worker_ports.iter().map(|p| format!("'127.0.0.1:{p}'")).collect();
+    let targets: Vec<String> = worker_ports
+        .iter()
+        .map(|p| format!("'127.0.0.1:{p}'"))
+        .collect();
     let prometheus = start("Prometheus", || {
         pulse_testkit::Prometheus::start(&format!(
             "global:\n  scrape_interval: 2s\n  evaluation_interval: 2s\nscrape_configs:\n  - job_name: pulse-coordinator\n    static_configs:\n      - targets: ['{http}']\n  - job_name: pulse-worker\n    static_configs:\n      - targets: [{}]\n",
@@ -267,7 +287,10 @@ async fn wait_http(service: &mut Service, port: u16, path: &str, timeout: Durati
             );
         }
         if start.elapsed() > timeout {
-            bail!("{} did not answer on 127.0.0.1:{port}{path} within {timeout:?}", service.name);
+            bail!(
+                "{} did not answer on 127.0.0.1:{port}{path} within {timeout:?}",
+                service.name
+            );
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
