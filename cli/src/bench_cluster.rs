@@ -318,22 +318,21 @@ async fn load(
     // Users: patients register themselves; doctors are registered by the registrar.
     let registrar = KeyFile::load(&info.registrar_key)?;
     let v: serde_json::Value = http.get(&account_url).send().await?.json().await?;
-    let mut registrar_nonce = v["account"]["nonce"].as_u64().context("registrar nonce")?;
+    let registrar_nonce = v["account"]["nonce"].as_u64().context("registrar nonce")?;
     let doctors_n = (args.users / 4).max(1);
     let mut doctors = Vec::new();
-    for _ in 0..doctors_n {
+    for k in 0..doctors_n {
         let key = PrivateKey::random(&mut rng);
         let status = send(
             registrar.private_key(),
             1,
-            registrar_nonce,
+            registrar_nonce + k,
             TxBody::Register {
                 public_key: key.public_key(),
                 role: Role::Doctor,
             },
         )
         .await?;
-        registrar_nonce += 1;
         count(&status);
         if let ReceiptStatus::Accepted {
             new_account: Some(id),
