@@ -22,15 +22,17 @@
 //!   before the next, so after one gather of its points a group stays in the L2 cache and
 //!   a window allocates nothing in proportion to its points (peak memory).
 //! - **Layout**: prepared bases live in a [`PointTable`], each point in a 64-byte-aligned
-//!   slot (one cache line per random read of a G1 point, not two), a base and its GLV
-//!   image side by side so that any range of bases is one slice.
+//!   slot (one cache line per random read of a G1 point, not two; less than the 72 bytes of
+//!   an `Affine`).
 //! - **GLV endomorphism** (R. Gallant, R. Lambert, S. Vanstone, "Faster point multiplication
 //!   on elliptic curves with efficient endomorphisms", CRYPTO 2001): on BN254,
 //!   `φ(x, y) = (β·x, y)` (`β` a cube root of unity in the base field) is `λ·P` for a cube
 //!   root of unity `λ` in Fr. [`msm_glv`] splits each scalar as `k ≡ k1 + k2·λ` with
 //!   `|k1|, |k2| < 2^126` ([`glv_decompose`]) and runs over the `2n` points `P, φ(P)` with
 //!   128-bit scalars: half the windows, so half the bucket combinations and room for a
-//!   larger window. The images `φ(P)` are computed once, when the bases are prepared.
+//!   larger window. The images are never stored: the `k2` halves go to buckets of their
+//!   own, summed over the bases `P`, and `φ` is applied once per bucket sum
+//!   (`Σ b·(B1_b + φ(B2_b))`, as `φ` is a homomorphism).
 //! - **Window size** minimises a cost model of the two phases (accumulation `≈ 9n`, measured, and bucket
 //!   combination `≈ 27·2^(c-1)` multiplications per window); windows run in parallel on
 //!   rayon.
@@ -46,7 +48,7 @@ const NEG: u32 = 1 << 31;
 /// The largest number of bases one call can index (the sort packs an index in 31 bits).
 pub const MAX_BASES: usize = (NEG - 1) as usize;
 
-/// Entries of one bucket group (see [`window_sum`]): a group's points, their sums and
+/// Points of one bucket group (see the module documentation): a group's points, their sums and
 /// their denominators (about 800 KiB for G1) stay in the L2 cache through all its rounds;
 /// a larger group shares each round's inversion among more additions.
 pub const GROUP: usize = 8192;
@@ -449,7 +451,7 @@ impl<F: Field> Scratch<F> {
 const LANES: usize = 8;
 
 /// Inverts every element of `v` in place with one field inversion (Montgomery's trick, run
-/// as [`LANES`] interleaved chains whose totals are themselves inverted together). Zeros
+/// as `LANES` interleaved chains whose totals are themselves inverted together). Zeros
 /// are left as zero.
 pub fn batch_invert<F: Field>(v: &mut [F]) {
     batch_invert_into(v, &mut Vec::with_capacity(v.len()));
@@ -649,7 +651,7 @@ pub fn msm_glv_table<P: SWCurveConfig<ScalarField = ark_bn254::Fr>>(
 }
 
 /// [`msm_glv_table`] with a given window size `c` (2 ≤ c ≤ 30) and bucket-group size
-/// (see [`window_sum`]); exposed for tuning and tests. A table without the endomorphism,
+/// (see [`GROUP`]); exposed for tuning and tests. A table without the endomorphism,
 /// or more than [`MAX_BASES`] digit rows, falls back to [`msm_with_window`].
 pub fn msm_glv_tuned<P: SWCurveConfig<ScalarField = ark_bn254::Fr>>(
     table: &PointTable<P>,
