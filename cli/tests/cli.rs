@@ -350,7 +350,7 @@ fn dev_demo_takes_a_workload_to_committed_l1_batches() {
         "dev",
         "demo",
         "--txs",
-        "14",
+        "16",
         "--slots",
         "2",
         "--depth",
@@ -364,6 +364,7 @@ fn dev_demo_takes_a_workload_to_committed_l1_batches() {
     assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
     let r: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("report JSON");
     let n = |k: &str| r[k].as_u64().unwrap_or_else(|| panic!("{k} missing: {r}"));
+    assert_eq!(n("submitted"), 16, "{r}");
     assert_eq!(n("submitted"), n("accepted") + n("rejected"));
     assert_eq!(n("committed"), n("accepted"));
     assert!(n("rejected") >= 5, "{r}");

@@ -498,7 +498,19 @@ async fn transactions_of_every_kind_end_in_committed_l1_batches() {
     );
 
     // The API: the status page's numbers, and a record with a proof against the L1 root.
-    let status: serde_json::Value = http_get(http, "/status").await;
+    // Lookups answer from the state the coordinator knows to be final on L1, so wait until
+    // it has seen the last commit confirmed (L1 can show it a moment earlier).
+    let mut status: serde_json::Value = http_get(http, "/status").await;
+    for _ in 0..200 {
+        let all_committed = status["batches"]
+            .as_array()
+            .is_some_and(|b| b.iter().all(|b| b["status"] == "committed"));
+        if all_committed {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        status = http_get(http, "/status").await;
+    }
     assert_eq!(status["invalid_proofs"]["liar"], 1, "{status}");
     assert_eq!(status["accepted"], 6);
     assert_eq!(status["rejected"], 5);

@@ -351,7 +351,8 @@ async fn workload(args: &DemoArgs, info: &ClusterInfo, say: impl Fn(&str)) -> Re
     let mut revoked_pair: Option<(u64, u64, usize)> = None; // (record, grant, doctor index)
     let mut round = 0usize;
     // Rounds of 3 (or 5) transactions while room is left for the 4 invalid ones at the end.
-    while w.submitted + 4 + 5 <= args.txs {
+    // At least two rounds: the second one revokes.
+    while w.submitted + 4 + 5 <= args.txs || revoked_pair.is_none() {
         let pi = round % patients.len();
         let di = round % doctors.len();
         round += 1;
