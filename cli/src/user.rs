@@ -323,7 +323,8 @@ async fn finish(
 /// The account's nonce in the coordinator's latest sealed state. Not trusted: a wrong
 /// nonce only gets the transaction rejected.
 async fn current_nonce(api: &CoordinatorApi, account: u64) -> Result<Option<u64>> {
-    let url = format!("{}/accounts/{account}", api.url());
+    // The freshest nonce (sealed, not yet on L1): it is not trusted, only tried.
+    let url = format!("{}/accounts/{account}?view=latest", api.url());
     let body = reqwest::get(&url).await.with_context(|| {
         format!(
             "asking the coordinator at {} for the account's nonce",

@@ -293,7 +293,7 @@ async fn workload(args: &DemoArgs, info: &ClusterInfo, say: impl Fn(&str)) -> Re
         }
     };
     let registrar = KeyFile::load(&info.registrar_key)?;
-    let registrar_nonce = api("/accounts/1".to_owned()).await?["account"]["nonce"]
+    let registrar_nonce = api("/accounts/1?view=latest".to_owned()).await?["account"]["nonce"]
         .as_u64()
         .context("the coordinator's account 1 has no nonce")?;
     let mut rng = ChaCha20Rng::from_entropy();
