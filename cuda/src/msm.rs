@@ -1,0 +1,448 @@
+//! The host side of the GPU MSM (the kernels and the algorithm are described in
+//! `kernels/msm.cl`): data layout, the window plan, memory use, the launches.
+
+use std::ops::Range;
+
+use ark_bn254::{Fq, Fq2, Fr, g1, g2};
+use ark_ec::AdditiveGroup;
+use ark_ec::short_weierstrass::{Affine, Projective, SWCurveConfig};
+use ark_ec::AffineRepr;
+use ark_ff::{BigInt, Zero};
+
+use crate::device::{Arg, Buffer, Device, GpuError};
+
+/// A field element as the kernels lay it out: little-endian 32-bit limbs of the Montgomery
+/// form, which are the bytes of arkworks' little-endian `u64` limbs.
+pub trait DeviceField: Sized {
+    /// Bytes per element.
+    const BYTES: usize;
+    /// Appends the element's device bytes.
+    fn put(&self, out: &mut Vec<u8>);
+    /// Reads an element from `BYTES` device bytes. The kernels only produce reduced
+    /// values, so no check is made.
+    fn get(bytes: &[u8]) -> Self;
+}
+
+fn put_limbs(limbs: &[u64; 4], out: &mut Vec<u8>) {
+    for l in limbs {
+        out.extend_from_slice(&l.to_le_bytes());
+    }
+}
+
+fn get_limbs(bytes: &[u8]) -> BigInt<4> {
+    let mut limbs = [0u64; 4];
+    for (limb, chunk) in limbs.iter_mut().zip(bytes.chunks_exact(8)) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        *limb = u64::from_le_bytes(word);
+    }
+    BigInt(limbs)
+}
+
+impl DeviceField for Fq {
+    const BYTES: usize = 32;
+    fn put(&self, out: &mut Vec<u8>) {
+        put_limbs(&self.0.0, out);
+    }
+    fn get(bytes: &[u8]) -> Self {
+        Fq::new_unchecked(get_limbs(bytes))
+    }
+}
+
+impl DeviceField for Fr {
+    const BYTES: usize = 32;
+    fn put(&self, out: &mut Vec<u8>) {
+        put_limbs(&self.0.0, out);
+    }
+    fn get(bytes: &[u8]) -> Self {
+        Fr::new_unchecked(get_limbs(bytes))
+    }
+}
+
+impl DeviceField for Fq2 {
+    const BYTES: usize = 64;
+    fn put(&self, out: &mut Vec<u8>) {
+        self.c0.put(out);
+        self.c1.put(out);
+    }
+    fn get(bytes: &[u8]) -> Self {
+        Fq2::new(Fq::get(&bytes[..32]), Fq::get(&bytes[32..64]))
+    }
+}
+
+/// The device bytes of a slice of field elements.
+pub fn to_device<F: DeviceField>(values: &[F]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(values.len() * F::BYTES);
+    for v in values {
+        v.put(&mut out);
+    }
+    out
+}
+
+/// Field elements back from device bytes.
+pub fn from_device<F: DeviceField>(bytes: &[u8]) -> Vec<F> {
+    bytes.chunks_exact(F::BYTES).map(F::get).collect()
+}
+
+/// A BN254 group the kernels implement.
+pub trait GpuCurve: SWCurveConfig<ScalarField = Fr> {
+    /// The kernels' prefix: `g1` or `g2`.
+    const PREFIX: &'static str;
+    /// Bytes of a coordinate.
+    const COORD_BYTES: usize;
+    /// Appends a coordinate's device bytes.
+    fn put_coord(x: &Self::BaseField, out: &mut Vec<u8>);
+    /// Reads a coordinate.
+    fn get_coord(bytes: &[u8]) -> Self::BaseField;
+
+    /// Bytes of an affine point (x, y).
+    fn affine_bytes() -> usize {
+        2 * Self::COORD_BYTES
+    }
+    /// Bytes of a Jacobian point (X, Y, Z).
+    fn jacobian_bytes() -> usize {
+        3 * Self::COORD_BYTES
+    }
+    /// Appends an affine point; infinity as (0, 0), as the kernels expect.
+    fn put_affine(p: &Affine<Self>, out: &mut Vec<u8>) {
+        if p.is_zero() {
+            out.resize(out.len() + Self::affine_bytes(), 0);
+        } else {
+            Self::put_coord(&p.x, out);
+            Self::put_coord(&p.y, out);
+        }
+    }
+    /// Reads a Jacobian point: the kernels' layout is arkworks' `Projective`.
+    fn get_jacobian(bytes: &[u8]) -> Projective<Self> {
+        let c = Self::COORD_BYTES;
+        Projective::new_unchecked(
+            Self::get_coord(&bytes[..c]),
+            Self::get_coord(&bytes[c..2 * c]),
+            Self::get_coord(&bytes[2 * c..3 * c]),
+        )
+    }
+}
+
+impl GpuCurve for g1::Config {
+    const PREFIX: &'static str = "g1";
+    const COORD_BYTES: usize = 32;
+    fn put_coord(x: &Fq, out: &mut Vec<u8>) {
+        x.put(out);
+    }
+    fn get_coord(bytes: &[u8]) -> Fq {
+        Fq::get(bytes)
+    }
+}
+
+impl GpuCurve for g2::Config {
+    const PREFIX: &'static str = "g2";
+    const COORD_BYTES: usize = 64;
+    fn put_coord(x: &Fq2, out: &mut Vec<u8>) {
+        x.put(out);
+    }
+    fn get_coord(bytes: &[u8]) -> Fq2 {
+        Fq2::get(bytes)
+    }
+}
+
+/// The most scalars one pass handles: list positions are 32-bit, and windows × scalars
+/// must stay below 2³². Longer MSMs run in passes whose sums are added.
+pub const MAX_PASS: usize = 1 << 22;
+
+/// Buckets per scan block (pass 1 of the prefix sum).
+const SCAN_BLOCK: u32 = 256;
+
+/// How one pass is cut: window width, windows, buckets, reduction segments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Plan {
+    /// Scalars in the pass.
+    pub n: u32,
+    /// Window width in bits.
+    pub c: u32,
+    /// Windows: enough that the top one, signed, never carries out of 255 bits.
+    pub windows: u32,
+    /// Buckets per window: digit magnitudes 1..=2^(c-1).
+    pub buckets: u32,
+    /// Scan blocks per window.
+    pub blocks: u32,
+    /// Buckets per reduction segment.
+    pub seg_len: u32,
+    /// Segments per window.
+    pub segs: u32,
+}
+
+impl Plan {
+    /// The plan for `n` scalars (`n ≤ MAX_PASS`). The width grows with `log₂ n` so that
+    /// buckets hold a few dozen points each (the bucket sums are the parallel part) while
+    /// the reduction's serial runs stay short.
+    pub fn new(n: usize) -> Self {
+        let log = usize::BITS - n.max(1).leading_zeros();
+        let c = log.saturating_sub(4).clamp(4, 16);
+        let windows = 255u32.div_ceil(c);
+        let buckets = 1u32 << (c - 1);
+        let seg_len = (buckets / 256).max(1).min(buckets);
+        Self {
+            n: n as u32,
+            c,
+            windows,
+            buckets,
+            blocks: buckets.div_ceil(SCAN_BLOCK),
+            seg_len,
+            segs: buckets.div_ceil(seg_len),
+        }
+    }
+
+    /// Device bytes one pass allocates for a group with `jacobian` bytes per point.
+    pub fn scratch_bytes(&self, jacobian: usize) -> u64 {
+        let n = u64::from(self.n);
+        let w = u64::from(self.windows);
+        let b = u64::from(self.buckets);
+        32 * n // scalars
+            + 2 * 4 * w * n // digits, list
+            + 3 * 4 * w * b // counts, offsets, cursors
+            + 4 * w * u64::from(self.blocks)
+            + jacobian as u64 * w * (b + u64::from(self.segs) + 1)
+    }
+}
+
+/// Bases resident on a device.
+pub struct ResidentBases {
+    /// The affine points, in the kernels' layout.
+    pub buffer: Buffer,
+    /// How many.
+    pub len: usize,
+}
+
+/// Uploads `bases`.
+///
+/// # Errors
+/// Device errors, [`GpuError::OutOfMemory`] among them.
+pub fn upload_bases<P: GpuCurve>(
+    dev: &dyn Device,
+    bases: &[Affine<P>],
+) -> Result<ResidentBases, GpuError> {
+    let mut bytes = Vec::with_capacity(bases.len() * P::affine_bytes());
+    for p in bases {
+        P::put_affine(p, &mut bytes);
+    }
+    let buffer = dev.alloc(bytes.len())?;
+    dev.write(&buffer, 0, &bytes)?;
+    Ok(ResidentBases {
+        buffer,
+        len: bases.len(),
+    })
+}
+
+/// `Σ scalars[i]·bases[range.start + i]`, in passes of at most `pass` scalars.
+///
+/// # Errors
+/// Device errors; [`GpuError::Unsupported`] for a range past the bases.
+pub fn msm<P: GpuCurve>(
+    dev: &dyn Device,
+    bases: &ResidentBases,
+    range: Range<usize>,
+    scalars: &[Fr],
+    pass: usize,
+) -> Result<Projective<P>, GpuError> {
+    if range.end > bases.len || range.len() != scalars.len() {
+        return Err(GpuError::Unsupported(format!(
+            "MSM over {range:?} with {} scalars on {} bases",
+            scalars.len(),
+            bases.len
+        )));
+    }
+    let pass = pass.clamp(1, MAX_PASS);
+    let mut total = Projective::<P>::zero();
+    for (k, chunk) in scalars.chunks(pass).enumerate() {
+        let first = range.start + k * pass;
+        total += msm_pass::<P>(dev, bases, first, chunk)?;
+    }
+    Ok(total)
+}
+
+fn msm_pass<P: GpuCurve>(
+    dev: &dyn Device,
+    bases: &ResidentBases,
+    first: usize,
+    scalars: &[Fr],
+) -> Result<Projective<P>, GpuError> {
+    if scalars.is_empty() {
+        return Ok(Projective::zero());
+    }
+    let plan = Plan::new(scalars.len());
+    let Plan {
+        n,
+        c,
+        windows,
+        buckets,
+        blocks,
+        seg_len,
+        segs,
+    } = plan;
+    let first = u32::try_from(first)
+        .map_err(|_| GpuError::Unsupported(format!("base index {first} exceeds 32 bits")))?;
+    let (nu, wu, bu) = (n as usize, windows as usize, buckets as usize);
+    let jac = P::jacobian_bytes();
+
+    let scalar_buf = dev.alloc(nu * 32)?;
+    dev.write(&scalar_buf, 0, &to_device(scalars))?;
+    let digits = dev.alloc(4 * wu * nu)?;
+    dev.launch(
+        "msm_digits",
+        nu,
+        &[
+            Arg::Buf(&scalar_buf),
+            Arg::Buf(&digits),
+            Arg::U32(n),
+            Arg::U32(c),
+            Arg::U32(windows),
+        ],
+    )?;
+
+    let counts = dev.alloc(4 * wu * bu)?;
+    dev.launch(
+        "msm_count",
+        nu * wu,
+        &[
+            Arg::Buf(&digits),
+            Arg::Buf(&counts),
+            Arg::U32(n),
+            Arg::U32(windows),
+            Arg::U32(buckets),
+        ],
+    )?;
+    let offsets = dev.alloc(4 * wu * bu)?;
+    let block_sums = dev.alloc(4 * wu * blocks as usize)?;
+    dev.launch(
+        "msm_scan_blocks",
+        wu * blocks as usize,
+        &[
+            Arg::Buf(&counts),
+            Arg::Buf(&offsets),
+            Arg::Buf(&block_sums),
+            Arg::U32(windows),
+            Arg::U32(buckets),
+            Arg::U32(SCAN_BLOCK),
+            Arg::U32(blocks),
+        ],
+    )?;
+    dev.launch(
+        "msm_scan_tops",
+        wu,
+        &[
+            Arg::Buf(&block_sums),
+            Arg::U32(windows),
+            Arg::U32(blocks),
+            Arg::U32(n),
+        ],
+    )?;
+    dev.launch(
+        "msm_scan_add",
+        wu * bu,
+        &[
+            Arg::Buf(&offsets),
+            Arg::Buf(&block_sums),
+            Arg::U32(windows),
+            Arg::U32(buckets),
+            Arg::U32(SCAN_BLOCK),
+            Arg::U32(blocks),
+        ],
+    )?;
+    let cursors = dev.alloc(4 * wu * bu)?;
+    let list = dev.alloc(4 * wu * nu)?;
+    dev.launch(
+        "msm_scatter",
+        nu * wu,
+        &[
+            Arg::Buf(&digits),
+            Arg::Buf(&offsets),
+            Arg::Buf(&cursors),
+            Arg::Buf(&list),
+            Arg::U32(n),
+            Arg::U32(windows),
+            Arg::U32(buckets),
+        ],
+    )?;
+
+    let prefix = P::PREFIX;
+    let sums = dev.alloc(jac * wu * bu)?;
+    dev.launch(
+        &format!("{prefix}_bucket_sum"),
+        wu * bu,
+        &[
+            Arg::Buf(&bases.buffer),
+            Arg::U32(first),
+            Arg::Buf(&list),
+            Arg::Buf(&offsets),
+            Arg::Buf(&counts),
+            Arg::Buf(&sums),
+            Arg::U32(windows * buckets),
+        ],
+    )?;
+    let segments = dev.alloc(jac * wu * segs as usize)?;
+    dev.launch(
+        &format!("{prefix}_bucket_reduce"),
+        wu * segs as usize,
+        &[
+            Arg::Buf(&sums),
+            Arg::Buf(&segments),
+            Arg::U32(windows),
+            Arg::U32(buckets),
+            Arg::U32(seg_len),
+            Arg::U32(segs),
+        ],
+    )?;
+    let window_sums = dev.alloc(jac * wu)?;
+    dev.launch(
+        &format!("{prefix}_window_sum"),
+        wu,
+        &[
+            Arg::Buf(&segments),
+            Arg::Buf(&window_sums),
+            Arg::U32(windows),
+            Arg::U32(segs),
+        ],
+    )?;
+    let mut out = vec![0u8; jac * wu];
+    dev.read(&window_sums, 0, &mut out)?;
+    // The buffers the kernels used stay alive until here, past the read that waits for
+    // them.
+    drop((scalar_buf, digits, cursors, list, offsets, counts, block_sums, sums, segments));
+
+    // Horner over the windows, top first: c doublings between them.
+    let mut acc = Projective::<P>::zero();
+    for w in (0..wu).rev() {
+        for _ in 0..c {
+            acc = acc.double();
+        }
+        acc += P::get_jacobian(&out[w * jac..(w + 1) * jac]);
+    }
+    Ok(acc)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plans_cover_255_bits_without_overflowing_32_bit_positions() {
+        for log in 0..=22 {
+            let p = Plan::new(1 << log);
+            assert!(p.c * p.windows >= 255, "{p:?}");
+            assert!(u64::from(p.windows) * u64::from(p.n) < 1 << 32, "{p:?}");
+            assert!(p.seg_len * p.segs >= p.buckets, "{p:?}");
+            assert!(p.blocks * SCAN_BLOCK >= p.buckets, "{p:?}");
+        }
+        assert_eq!(Plan::new(1 << 20).c, 16);
+    }
+
+    #[test]
+    fn device_layout_round_trips() {
+        use ark_ff::UniformRand;
+        let mut rng = ark_std::test_rng();
+        let xs: Vec<Fq2> = (0..5).map(|_| Fq2::rand(&mut rng)).collect();
+        assert_eq!(from_device::<Fq2>(&to_device(&xs)), xs);
+        let rs: Vec<Fr> = (0..5).map(|_| Fr::rand(&mut rng)).collect();
+        assert_eq!(from_device::<Fr>(&to_device(&rs)), rs);
+    }
+}

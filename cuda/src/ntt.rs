@@ -1,0 +1,239 @@
+//! The host side of the GPU NTT (kernels in `kernels/ntt.cl`): twiddle and coset-power
+//! tables built on the device and cached there, the stage launches, and the whole Groth16
+//! quotient kept on the device from the first transform to the last.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use ark_bn254::Fr;
+use ark_ff::{FftField, Field};
+
+use crate::device::{Arg, Buffer, Device, GpuError};
+use crate::msm::{from_device, to_device};
+
+/// Elements each thread of `fr_powers` steps through.
+const POWERS_RUN: u32 = 64;
+
+/// Tables cached on one device: `g^i` for `i < n`, keyed by `(log₂ n, g)`.
+#[derive(Default)]
+pub struct Tables {
+    powers: Mutex<HashMap<(u32, [u64; 4]), Arc<Buffer>>>,
+}
+
+/// Most tables kept per device; past that the cache starts over (a prover uses four:
+/// two twiddle directions and the coset shift and its inverse, per domain size).
+const MAX_TABLES: usize = 16;
+
+impl Tables {
+    /// `g^i` for `i < len`, on the device.
+    fn powers(
+        &self,
+        dev: &dyn Device,
+        log: u32,
+        len: u32,
+        g: Fr,
+    ) -> Result<Arc<Buffer>, GpuError> {
+        let key = (log, g.0.0);
+        let mut cache = self
+            .powers
+            .lock()
+            .map_err(|_| GpuError::Unsupported("the NTT table cache is poisoned".into()))?;
+        if let Some(t) = cache.get(&key) {
+            return Ok(t.clone());
+        }
+        let base = dev.alloc(32)?;
+        dev.write(&base, 0, &to_device(&[g]))?;
+        let table = dev.alloc(32 * len as usize)?;
+        dev.launch(
+            "fr_powers",
+            len.div_ceil(POWERS_RUN) as usize,
+            &[
+                Arg::Buf(&table),
+                Arg::Buf(&base),
+                Arg::U32(len),
+                Arg::U32(POWERS_RUN),
+            ],
+        )?;
+        // The base must outlive the launch: wait for it before it is freed.
+        dev.read(&table, 0, &mut [0u8; 32])?;
+        drop(base);
+        if cache.len() >= MAX_TABLES {
+            cache.clear();
+        }
+        let table = Arc::new(table);
+        cache.insert(key, table.clone());
+        Ok(table)
+    }
+}
+
+/// A vector of `n` field elements on the device.
+pub struct DeviceVec {
+    buf: Buffer,
+    n: u32,
+    log: u32,
+}
+
+impl DeviceVec {
+    /// Uploads `values` (a power-of-two length, checked by the caller).
+    ///
+    /// # Errors
+    /// Device errors.
+    pub fn upload(dev: &dyn Device, values: &[Fr]) -> Result<Self, GpuError> {
+        let n = u32::try_from(values.len())
+            .map_err(|_| GpuError::Unsupported(format!("NTT of {} elements", values.len())))?;
+        let buf = dev.alloc(32 * values.len())?;
+        dev.write(&buf, 0, &to_device(values))?;
+        Ok(Self {
+            buf,
+            n,
+            log: n.trailing_zeros(),
+        })
+    }
+
+    /// Copies the values back into `out` (of the same length).
+    ///
+    /// # Errors
+    /// Device errors.
+    pub fn download(&self, dev: &dyn Device, out: &mut [Fr]) -> Result<(), GpuError> {
+        let mut bytes = vec![0u8; 32 * out.len()];
+        dev.read(&self.buf, 0, &mut bytes)?;
+        out.copy_from_slice(&from_device::<Fr>(&bytes));
+        Ok(())
+    }
+
+    /// `a[i] *= table[i]`.
+    fn mul_each(&self, dev: &dyn Device, table: &Buffer) -> Result<(), GpuError> {
+        dev.launch(
+            "fr_mul_each",
+            self.n as usize,
+            &[Arg::Buf(&self.buf), Arg::Buf(table), Arg::U32(self.n)],
+        )
+    }
+
+    /// `a[i] *= s`.
+    fn scale(&self, dev: &dyn Device, s: Fr) -> Result<(), GpuError> {
+        let sb = dev.alloc(32)?;
+        dev.write(&sb, 0, &to_device(&[s]))?;
+        dev.launch(
+            "fr_scale",
+            self.n as usize,
+            &[Arg::Buf(&self.buf), Arg::Buf(&sb), Arg::U32(self.n)],
+        )?;
+        dev.read(&sb, 0, &mut [0u8; 32])
+    }
+
+    /// The transform on the subgroup (`inverse`: and back, scaled by 1/n).
+    ///
+    /// # Errors
+    /// Device errors.
+    pub fn transform(&self, dev: &dyn Device, tables: &Tables, inverse: bool) -> Result<(), GpuError> {
+        if self.n <= 1 {
+            return Ok(());
+        }
+        let mut omega = Fr::get_root_of_unity(u64::from(self.n))
+            .ok_or_else(|| GpuError::Unsupported(format!("no root of unity of order {}", self.n)))?;
+        if inverse {
+            omega = omega.inverse().unwrap_or(omega);
+        }
+        let twiddles = tables.powers(dev, self.log, self.n / 2, omega)?;
+        dev.launch(
+            "fr_bit_reverse",
+            self.n as usize,
+            &[Arg::Buf(&self.buf), Arg::U32(self.n), Arg::U32(self.log)],
+        )?;
+        for s in 0..self.log {
+            let half = 1u32 << s;
+            dev.launch(
+                "fr_ntt_stage",
+                (self.n / 2) as usize,
+                &[
+                    Arg::Buf(&self.buf),
+                    Arg::Buf(&twiddles),
+                    Arg::U32(self.n),
+                    Arg::U32(half),
+                    Arg::U32(self.n / (2 * half)),
+                ],
+            )?;
+        }
+        if inverse {
+            let n_inv = Fr::from(self.n).inverse().ok_or_else(|| {
+                GpuError::Unsupported("the NTT size is zero in the field".into())
+            })?;
+            self.scale(dev, n_inv)?;
+        }
+        Ok(())
+    }
+
+    /// Multiplies coefficient `i` by `g^i` (`g` = `shift`): the step between a transform
+    /// on the subgroup and one on the coset `shift·⟨ω⟩`.
+    ///
+    /// # Errors
+    /// Device errors.
+    pub fn shift(&self, dev: &dyn Device, tables: &Tables, shift: Fr) -> Result<(), GpuError> {
+        let table = tables.powers(dev, self.log, self.n, shift)?;
+        self.mul_each(dev, &table)
+    }
+
+    /// Coefficients to evaluations on the coset.
+    ///
+    /// # Errors
+    /// Device errors.
+    pub fn coset_forward(&self, dev: &dyn Device, tables: &Tables, shift: Fr) -> Result<(), GpuError> {
+        self.shift(dev, tables, shift)?;
+        self.transform(dev, tables, false)
+    }
+
+    /// Evaluations on the coset back to coefficients.
+    ///
+    /// # Errors
+    /// Device errors.
+    pub fn coset_inverse(&self, dev: &dyn Device, tables: &Tables, shift: Fr) -> Result<(), GpuError> {
+        self.transform(dev, tables, true)?;
+        let inv = shift
+            .inverse()
+            .ok_or_else(|| GpuError::Unsupported("coset shift must be non-zero".into()))?;
+        self.shift(dev, tables, inv)
+    }
+}
+
+/// The Groth16 quotient on the device: with `a`, `b`, `c` the evaluations of the QAP
+/// polynomials on the subgroup, leaves in `a` the coefficients of `(a·b - c)/Z`, where
+/// `Z = z_inv⁻¹` is constant on the coset `shift·⟨ω⟩`. Three uploads, one download and
+/// seven transforms without leaving the device.
+///
+/// # Errors
+/// Device errors.
+pub fn quotient(
+    dev: &dyn Device,
+    tables: &Tables,
+    a: &mut [Fr],
+    b: &[Fr],
+    c: &[Fr],
+    shift: Fr,
+    z_inv: Fr,
+) -> Result<(), GpuError> {
+    let da = DeviceVec::upload(dev, a)?;
+    let db = DeviceVec::upload(dev, b)?;
+    let dc = DeviceVec::upload(dev, c)?;
+    for v in [&da, &db, &dc] {
+        v.transform(dev, tables, true)?;
+        v.coset_forward(dev, tables, shift)?;
+    }
+    let zb = dev.alloc(32)?;
+    dev.write(&zb, 0, &to_device(&[z_inv]))?;
+    dev.launch(
+        "fr_quotient",
+        da.n as usize,
+        &[
+            Arg::Buf(&da.buf),
+            Arg::Buf(&db.buf),
+            Arg::Buf(&dc.buf),
+            Arg::Buf(&zb),
+            Arg::U32(da.n),
+        ],
+    )?;
+    da.coset_inverse(dev, tables, shift)?;
+    da.download(dev, a)?;
+    drop((db, dc, zb));
+    Ok(())
+}
