@@ -126,7 +126,7 @@ impl GpuBackend {
     /// # Errors
     /// [`GpuError::OutOfMemory`] when six vectors of the domain's size do not fit; device
     /// errors.
-    pub fn quotient(
+    pub fn quotient_on_device(
         &self,
         a: &mut [Fr],
         b: &[Fr],
@@ -214,5 +214,26 @@ impl NttBackend<Fr> for GpuBackend {
             return Err(BackendError::ZeroShift);
         }
         self.transform(values, |v, dev, t| v.coset_inverse(dev, t, shift))
+    }
+
+    fn quotient(
+        &self,
+        a: &mut [Fr],
+        b: &mut [Fr],
+        c: &mut [Fr],
+        shift: Fr,
+        z_inv: Fr,
+    ) -> Result<(), BackendError> {
+        check_ntt_len(a.len(), <Fr as ark_ff::FftField>::TWO_ADICITY)?;
+        if b.len() != a.len() || c.len() != a.len() {
+            return Err(BackendError::LengthMismatch {
+                scalars: b.len().max(c.len()),
+                bases: a.len(),
+            });
+        }
+        if shift == Fr::from(0u64) {
+            return Err(BackendError::ZeroShift);
+        }
+        Ok(self.quotient_on_device(a, b, c, shift, z_inv)?)
     }
 }

@@ -36,8 +36,13 @@ fn driver(what: &str, e: ClError) -> GpuError {
     }
 }
 
+/// ICD loaders and platforms initialise themselves on the first query, and two threads
+/// querying at once can see an empty platform; enumeration takes this lock.
+static ENUMERATION: Mutex<()> = Mutex::new(());
+
 /// Every OpenCL device with its id, in `clinfo -l` order.
 fn all_devices() -> Result<Vec<cl_device_id>, GpuError> {
+    let _one_at_a_time = ENUMERATION.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let platforms = get_platforms().map_err(|e| GpuError::Unavailable {
         api: Api::OpenCl,
         reason: format!("no OpenCL platform: {e}"),

@@ -17,6 +17,7 @@ use std::ops::Range;
 
 use ark_ec::short_weierstrass::{Affine, Projective, SWCurveConfig};
 use ark_ff::FftField;
+use rayon::prelude::*;
 
 /// Errors a backend reports. Each is about the caller's input or the device, never a bug.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -111,6 +112,40 @@ pub trait NttBackend<F: FftField>: Send + Sync {
     fn coset_ntt(&self, values: &mut [F], shift: F) -> Result<(), BackendError>;
     /// Inverse transform on the coset `shift·⟨ω⟩`.
     fn coset_intt(&self, values: &mut [F], shift: F) -> Result<(), BackendError>;
+
+    /// The Groth16 quotient: given the evaluations `a`, `b`, `c` of the QAP polynomials on
+    /// the subgroup, leaves in `a` the coefficients of `(a·b - c)/Z`, where `Z` is the
+    /// constant `1/z_inv` on the coset `shift·⟨ω⟩`. `b` and `c` are scratch.
+    ///
+    /// The default runs the seven transforms through the methods above; a device backend
+    /// overrides it to keep the vectors on the device from the first transform to the
+    /// last.
+    ///
+    /// # Errors
+    /// As the transforms; [`BackendError::LengthMismatch`] when the lengths differ.
+    fn quotient(
+        &self,
+        a: &mut [F],
+        b: &mut [F],
+        c: &mut [F],
+        shift: F,
+        z_inv: F,
+    ) -> Result<(), BackendError> {
+        if b.len() != a.len() || c.len() != a.len() {
+            return Err(BackendError::LengthMismatch {
+                scalars: b.len().max(c.len()),
+                bases: a.len(),
+            });
+        }
+        for v in [&mut *a, &mut *b, &mut *c] {
+            self.intt(v)?;
+            self.coset_ntt(v, shift)?;
+        }
+        a.par_iter_mut()
+            .zip(b.par_iter().zip(c.par_iter()))
+            .for_each(|(x, (y, z))| *x = (*x * y - z) * z_inv);
+        self.coset_intt(a, shift)
+    }
 }
 
 /// Everything the BN254 Groth16 prover needs from a backend: MSMs in G1 and G2 and NTTs

@@ -412,26 +412,11 @@ impl<B: Backend> Prover<B> {
         a[num_constraints..rows].copy_from_slice(&z[..syn.num_inputs]);
 
         let g = <Fr as ark_ff::FftField>::GENERATOR;
-        let ntt = &self.backend;
-        ntt.intt(&mut a)?;
-        ntt.coset_ntt(&mut a, g)?;
-        ntt.intt(&mut b)?;
-        ntt.coset_ntt(&mut b, g)?;
-        a.par_iter_mut()
-            .zip(b.par_iter())
-            .for_each(|(x, y)| *x *= y);
-        drop(b);
-        ntt.intt(&mut c)?;
-        ntt.coset_ntt(&mut c, g)?;
         // Z(x) = xⁿ - 1 is the constant gⁿ - 1 on the coset; g generates Fr*, so gⁿ ≠ 1.
         let z_inv = (g.pow([n as u64]) - Fr::ONE)
             .inverse()
             .ok_or(ProveError::DomainTooLarge(n))?;
-        a.par_iter_mut()
-            .zip(c.par_iter())
-            .for_each(|(x, y)| *x = (*x - y) * z_inv);
-        drop(c);
-        ntt.coset_intt(&mut a, g)?;
+        self.backend.quotient(&mut a, &mut b, &mut c, g, z_inv)?;
         Ok(a)
     }
 
