@@ -1,4 +1,4 @@
-//! A whole chunk proof made with the OpenCL backend (PoCL in CI): real signed transactions,
+//! A whole chunk proof made with the GPU backend (OpenCL on PoCL in CI; see `common`): real signed transactions,
 //! every MSM and the quotient on the device. It verifies with ark-groth16, equals
 //! ark-groth16's own proof for the same randomisers, and a tampered proof or input fails.
 
@@ -9,18 +9,15 @@ use ark_groth16::{Groth16, Proof, prepare_verifying_key};
 use pulse_circuits::artifacts::{self, CircuitParams};
 use pulse_circuits::circuit::ChunkCircuit;
 use pulse_circuits::sample;
-use pulse_gpu::{Api, GpuBackend};
+use pulse_gpu::GpuBackend;
 use pulse_prover::{BackendError, ProveError, Prover};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
-fn opencl() -> GpuBackend {
-    GpuBackend::open(Api::OpenCl, None)
-        .unwrap_or_else(|e| panic!("no OpenCL device ({e}); run scripts/deps, which installs PoCL"))
-}
+mod common;
 
 #[test]
-fn chunk_proof_on_opencl_verifies_and_equals_ark_groth16() {
+fn chunk_proof_on_the_device_verifies_and_equals_ark_groth16() {
     let mut rng = ChaCha20Rng::seed_from_u64(7);
     let params = CircuitParams::new(2, 4);
     let keys = artifacts::setup(ChunkCircuit::blank(params), params, &mut rng).expect("setup");
@@ -31,18 +28,18 @@ fn chunk_proof_on_opencl_verifies_and_equals_ark_groth16() {
     let inputs = witness.public_inputs();
     let circuit = ChunkCircuit { params, witness };
 
-    let prover = Prover::new(opencl(), keys.pk.clone()).expect("bases uploaded");
+    let prover = Prover::new(common::backend(), keys.pk.clone()).expect("bases uploaded");
     let (r, s) = (Fr::rand(&mut rng), Fr::rand(&mut rng));
     let (proof, timings) = prover
         .prove_with_randomness(circuit.clone(), r, s)
         .expect("OpenCL proof");
-    eprintln!("OpenCL chunk proof (slots 2, depth 4): {timings:?}");
+    eprintln!("{} chunk proof (slots 2, depth 4): {timings:?}", common::api());
 
     let pvk = prepare_verifying_key(&keys.pk.vk);
     let verifies = |p: &Proof<Bn254>, x: &[Fr]| {
         Groth16::<Bn254>::verify_proof(&pvk, p, x).expect("verifier runs")
     };
-    assert!(verifies(&proof, &inputs), "the OpenCL proof must verify");
+    assert!(verifies(&proof, &inputs), "the device's proof must verify");
     let ark = Groth16::<Bn254>::create_proof_with_reduction(circuit, &keys.pk, r, s)
         .expect("ark-groth16 proves");
     assert_eq!(proof, ark, "same randomisers, same proof as ark-groth16");
@@ -63,9 +60,7 @@ fn a_key_too_large_for_the_memory_budget_is_a_typed_out_of_memory_error() {
     let mut rng = ChaCha20Rng::seed_from_u64(8);
     let params = CircuitParams::new(1, 4);
     let keys = artifacts::setup(ChunkCircuit::blank(params), params, &mut rng).expect("setup");
-    let dev = pulse_gpu::open_device(Api::OpenCl, None)
-        .unwrap_or_else(|e| panic!("no OpenCL device ({e}); run scripts/deps"));
-    let tiny = GpuBackend::on(dev, Some(64 * 1024));
+    let tiny = GpuBackend::on(common::device(), Some(64 * 1024));
     match Prover::new(tiny, keys.pk) {
         Err(ProveError::Backend(BackendError::OutOfMemory(msg))) => {
             assert!(msg.contains("fall"), "the message says what happens next: {msg}");
