@@ -189,7 +189,13 @@ impl<P: GpuCurve> MsmBackend<P> for GpuBackend {
         check_msm_request(bases.bases.len, &range, scalars.len())?;
         let pass = self.pass_for::<P>(scalars.len())?;
         let _turn = self.turn()?;
-        Ok(msm::msm::<P>(&*self.dev, &bases.bases, range, scalars, pass)?)
+        Ok(msm::msm::<P>(
+            &*self.dev,
+            &bases.bases,
+            range,
+            scalars,
+            pass,
+        )?)
     }
 }
 

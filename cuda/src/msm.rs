@@ -5,8 +5,8 @@ use std::ops::Range;
 
 use ark_bn254::{Fq, Fq2, Fr, g1, g2};
 use ark_ec::AdditiveGroup;
-use ark_ec::short_weierstrass::{Affine, Projective, SWCurveConfig};
 use ark_ec::AffineRepr;
+use ark_ec::short_weierstrass::{Affine, Projective, SWCurveConfig};
 use ark_ff::{BigInt, Zero};
 
 use crate::device::{Arg, Buffer, Device, GpuError};
@@ -407,7 +407,9 @@ fn msm_pass<P: GpuCurve>(
     dev.read(&window_sums, 0, &mut out)?;
     // The buffers the kernels used stay alive until here, past the read that waits for
     // them.
-    drop((scalar_buf, digits, cursors, list, offsets, counts, block_sums, sums, segments));
+    drop((
+        scalar_buf, digits, cursors, list, offsets, counts, block_sums, sums, segments,
+    ));
 
     // Horner over the windows, top first: c doublings between them.
     let mut acc = Projective::<P>::zero();

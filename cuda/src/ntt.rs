@@ -14,10 +14,13 @@ use crate::msm::{from_device, to_device};
 /// Elements each thread of `fr_powers` steps through.
 const POWERS_RUN: u32 = 64;
 
-/// Tables cached on one device: `g^i` for `i < n`, keyed by `(log₂ n, g)`.
+/// A table's key: `(log₂ n, g)` in Montgomery limbs.
+type TableKey = (u32, [u64; 4]);
+
+/// Tables cached on one device: `g^i` for `i < n`.
 #[derive(Default)]
 pub struct Tables {
-    powers: Mutex<HashMap<(u32, [u64; 4]), Arc<Buffer>>>,
+    powers: Mutex<HashMap<TableKey, Arc<Buffer>>>,
 }
 
 /// Most tables kept per device; past that the cache starts over (a prover uses four:
@@ -26,13 +29,7 @@ const MAX_TABLES: usize = 16;
 
 impl Tables {
     /// `g^i` for `i < len`, on the device.
-    fn powers(
-        &self,
-        dev: &dyn Device,
-        log: u32,
-        len: u32,
-        g: Fr,
-    ) -> Result<Arc<Buffer>, GpuError> {
+    fn powers(&self, dev: &dyn Device, log: u32, len: u32, g: Fr) -> Result<Arc<Buffer>, GpuError> {
         let key = (log, g.0.0);
         let mut cache = self
             .powers
@@ -126,12 +123,18 @@ impl DeviceVec {
     ///
     /// # Errors
     /// Device errors.
-    pub fn transform(&self, dev: &dyn Device, tables: &Tables, inverse: bool) -> Result<(), GpuError> {
+    pub fn transform(
+        &self,
+        dev: &dyn Device,
+        tables: &Tables,
+        inverse: bool,
+    ) -> Result<(), GpuError> {
         if self.n <= 1 {
             return Ok(());
         }
-        let mut omega = Fr::get_root_of_unity(u64::from(self.n))
-            .ok_or_else(|| GpuError::Unsupported(format!("no root of unity of order {}", self.n)))?;
+        let mut omega = Fr::get_root_of_unity(u64::from(self.n)).ok_or_else(|| {
+            GpuError::Unsupported(format!("no root of unity of order {}", self.n))
+        })?;
         if inverse {
             omega = omega.inverse().unwrap_or(omega);
         }
@@ -156,9 +159,9 @@ impl DeviceVec {
             )?;
         }
         if inverse {
-            let n_inv = Fr::from(self.n).inverse().ok_or_else(|| {
-                GpuError::Unsupported("the NTT size is zero in the field".into())
-            })?;
+            let n_inv = Fr::from(self.n)
+                .inverse()
+                .ok_or_else(|| GpuError::Unsupported("the NTT size is zero in the field".into()))?;
             self.scale(dev, n_inv)?;
         }
         Ok(())
@@ -178,7 +181,12 @@ impl DeviceVec {
     ///
     /// # Errors
     /// Device errors.
-    pub fn coset_forward(&self, dev: &dyn Device, tables: &Tables, shift: Fr) -> Result<(), GpuError> {
+    pub fn coset_forward(
+        &self,
+        dev: &dyn Device,
+        tables: &Tables,
+        shift: Fr,
+    ) -> Result<(), GpuError> {
         self.shift(dev, tables, shift)?;
         self.transform(dev, tables, false)
     }
@@ -187,7 +195,12 @@ impl DeviceVec {
     ///
     /// # Errors
     /// Device errors.
-    pub fn coset_inverse(&self, dev: &dyn Device, tables: &Tables, shift: Fr) -> Result<(), GpuError> {
+    pub fn coset_inverse(
+        &self,
+        dev: &dyn Device,
+        tables: &Tables,
+        shift: Fr,
+    ) -> Result<(), GpuError> {
         self.transform(dev, tables, true)?;
         let inv = shift
             .inverse()

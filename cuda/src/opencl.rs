@@ -15,10 +15,10 @@ use std::ptr;
 use std::sync::Mutex;
 
 use opencl3::command_queue::{CommandQueue, enqueue_write_buffer};
-use opencl3::event::Event;
 use opencl3::context::Context;
 use opencl3::device::{CL_DEVICE_TYPE_ALL, CL_DEVICE_TYPE_GPU, Device as ClDevice};
 use opencl3::error_codes::{CL_MEM_OBJECT_ALLOCATION_FAILURE, CL_OUT_OF_RESOURCES, ClError};
+use opencl3::event::Event;
 use opencl3::kernel::Kernel;
 use opencl3::memory::{Buffer as ClBuffer, CL_MEM_READ_WRITE, ClMem};
 use opencl3::platform::get_platforms;
@@ -42,7 +42,9 @@ static ENUMERATION: Mutex<()> = Mutex::new(());
 
 /// Every OpenCL device with its id, in `clinfo -l` order.
 fn all_devices() -> Result<Vec<cl_device_id>, GpuError> {
-    let _one_at_a_time = ENUMERATION.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _one_at_a_time = ENUMERATION
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let platforms = get_platforms().map_err(|e| GpuError::Unavailable {
         api: Api::OpenCl,
         reason: format!("no OpenCL platform: {e}"),
@@ -138,8 +140,7 @@ impl OpenClDevice {
         };
         let info = describe(index, id)?;
         let device = ClDevice::new(id);
-        let context =
-            Context::from_device(&device).map_err(|e| driver("creating a context", e))?;
+        let context = Context::from_device(&device).map_err(|e| driver("creating a context", e))?;
         let queue = CommandQueue::create_default_with_properties(&context, 0, 0)
             .map_err(|e| driver("creating a command queue", e))?;
         let t = std::time::Instant::now();
@@ -206,16 +207,17 @@ impl Device for OpenClDevice {
         // SAFETY: the fill covers exactly the buffer's `size` bytes with a one-byte
         // pattern that lives for the call; the queue is in order, so later commands see
         // the zeros.
-        unsafe { self.queue.enqueue_fill_buffer(&mut buffer, &[0u8], 0, size, &[]) }
-            .map_err(|e| match e.0 {
-                CL_MEM_OBJECT_ALLOCATION_FAILURE | CL_OUT_OF_RESOURCES => {
-                    GpuError::OutOfMemory {
-                        requested: bytes as u64,
-                        available: self.info.memory_bytes,
-                    }
-                }
-                _ => driver("zeroing a buffer", e),
-            })?;
+        unsafe {
+            self.queue
+                .enqueue_fill_buffer(&mut buffer, &[0u8], 0, size, &[])
+        }
+        .map_err(|e| match e.0 {
+            CL_MEM_OBJECT_ALLOCATION_FAILURE | CL_OUT_OF_RESOURCES => GpuError::OutOfMemory {
+                requested: bytes as u64,
+                available: self.info.memory_bytes,
+            },
+            _ => driver("zeroing a buffer", e),
+        })?;
         Ok(Buffer::new(bytes, Box::new(buffer)))
     }
 
@@ -252,9 +254,12 @@ impl Device for OpenClDevice {
         let cl = self.cl_buffer(buf)?;
         // SAFETY: the read is blocking (and the queue in order, so every earlier kernel has
         // finished); `out` is exactly the checked range's length.
-        unsafe { self.queue.enqueue_read_buffer(cl, CL_BLOCKING, offset, out, &[]) }
-            .map(drop)
-            .map_err(|e| driver("copying from the device", e))
+        unsafe {
+            self.queue
+                .enqueue_read_buffer(cl, CL_BLOCKING, offset, out, &[])
+        }
+        .map(drop)
+        .map_err(|e| driver("copying from the device", e))
     }
 
     fn launch(&self, name: &str, items: usize, args: &[Arg<'_>]) -> Result<(), GpuError> {

@@ -206,7 +206,12 @@ fn field_check<F: TestField>(
         dev.launch(
             &format!("{name}_selftest"),
             n,
-            &[Arg::Buf(&da), Arg::Buf(&db), Arg::Buf(&out), Arg::U32(n as u32)],
+            &[
+                Arg::Buf(&da),
+                Arg::Buf(&db),
+                Arg::Buf(&out),
+                Arg::U32(n as u32),
+            ],
         )?;
         let mut bytes = vec![0u8; 6 * n * F::BYTES];
         dev.read(&out, 0, &mut bytes)?;
@@ -214,7 +219,10 @@ fn field_check<F: TestField>(
         for i in 0..n {
             let (x, y) = (a[i], b[i]);
             let want = [x + y, x - y, x * y, x.square(), -x, x.double()];
-            for (k, op) in ["+", "-", "*", "square", "neg", "double"].iter().enumerate() {
+            for (k, op) in ["+", "-", "*", "square", "neg", "double"]
+                .iter()
+                .enumerate()
+            {
                 if got[6 * i + k] != want[k] {
                     return Ok(Err(format!(
                         "{op} of {x:?} and {y:?}: device {:?}, arkworks {:?}",
@@ -312,32 +320,38 @@ fn msm_edge_check(backend: &GpuBackend, rng: &mut ChaCha20Rng) -> Check {
         b
     };
     let g2_scalars = vec![Fr::from(3u64); g2_bases.len()];
-    timed("msm edge cases (infinity, repeated, opposite bases)".into(), || {
-        let prepared = MsmBackend::<ark_bn254::g1::Config>::prepare(backend, bases.clone())
-            .map_err(|e| GpuError::Unsupported(e.to_string()))?;
-        for (what, scalars) in &cases {
-            let want = G1Projective::msm(&bases, scalars).unwrap_or_default();
-            let got = MsmBackend::<ark_bn254::g1::Config>::msm(backend, &prepared, 0..n, scalars)
+    timed(
+        "msm edge cases (infinity, repeated, opposite bases)".into(),
+        || {
+            let prepared = MsmBackend::<ark_bn254::g1::Config>::prepare(backend, bases.clone())
                 .map_err(|e| GpuError::Unsupported(e.to_string()))?;
-            if got != want {
-                return Ok(Err(format!("g1, {what}: device and arkworks differ")));
+            for (what, scalars) in &cases {
+                let want = G1Projective::msm(&bases, scalars).unwrap_or_default();
+                let got =
+                    MsmBackend::<ark_bn254::g1::Config>::msm(backend, &prepared, 0..n, scalars)
+                        .map_err(|e| GpuError::Unsupported(e.to_string()))?;
+                if got != want {
+                    return Ok(Err(format!("g1, {what}: device and arkworks differ")));
+                }
             }
-        }
-        let prepared = MsmBackend::<ark_bn254::g2::Config>::prepare(backend, g2_bases.clone())
+            let prepared = MsmBackend::<ark_bn254::g2::Config>::prepare(backend, g2_bases.clone())
+                .map_err(|e| GpuError::Unsupported(e.to_string()))?;
+            let want = G2Projective::msm(&g2_bases, &g2_scalars).unwrap_or_default();
+            let got = MsmBackend::<ark_bn254::g2::Config>::msm(
+                backend,
+                &prepared,
+                0..g2_bases.len(),
+                &g2_scalars,
+            )
             .map_err(|e| GpuError::Unsupported(e.to_string()))?;
-        let want = G2Projective::msm(&g2_bases, &g2_scalars).unwrap_or_default();
-        let got = MsmBackend::<ark_bn254::g2::Config>::msm(
-            backend,
-            &prepared,
-            0..g2_bases.len(),
-            &g2_scalars,
-        )
-        .map_err(|e| GpuError::Unsupported(e.to_string()))?;
-        if got != want {
-            return Ok(Err("g2, equal scalars over repeated bases: device and arkworks differ".into()));
-        }
-        Ok(Ok(()))
-    })
+            if got != want {
+                return Ok(Err(
+                    "g2, equal scalars over repeated bases: device and arkworks differ".into(),
+                ));
+            }
+            Ok(Ok(()))
+        },
+    )
 }
 
 fn ntt_check(backend: &GpuBackend, log: u32, rng: &mut ChaCha20Rng) -> Check {
@@ -345,31 +359,34 @@ fn ntt_check(backend: &GpuBackend, log: u32, rng: &mut ChaCha20Rng) -> Check {
     let values: Vec<Fr> = (0..n).map(|_| Fr::rand(rng)).collect();
     let shift = Fr::GENERATOR;
     let cpu = CpuBackend::new();
-    timed(format!("ntt n=2^{log} (forward, inverse, coset, round trips)"), || {
-        let err = |e: pulse_prover::BackendError| GpuError::Unsupported(e.to_string());
-        let mut want = values.clone();
-        let mut got = values.clone();
-        cpu.ntt(&mut want).map_err(err)?;
-        backend.ntt(&mut got).map_err(err)?;
-        if got != want {
-            return Ok(Err("forward NTT differs from the CPU backend".into()));
-        }
-        backend.intt(&mut got).map_err(err)?;
-        if got != values {
-            return Ok(Err("inverse NTT does not return the input".into()));
-        }
-        let mut want = values.clone();
-        cpu.coset_ntt(&mut want, shift).map_err(err)?;
-        backend.coset_ntt(&mut got, shift).map_err(err)?;
-        if got != want {
-            return Ok(Err("coset NTT differs from the CPU backend".into()));
-        }
-        backend.coset_intt(&mut got, shift).map_err(err)?;
-        if got != values {
-            return Ok(Err("inverse coset NTT does not return the input".into()));
-        }
-        Ok(Ok(()))
-    })
+    timed(
+        format!("ntt n=2^{log} (forward, inverse, coset, round trips)"),
+        || {
+            let err = |e: pulse_prover::BackendError| GpuError::Unsupported(e.to_string());
+            let mut want = values.clone();
+            let mut got = values.clone();
+            cpu.ntt(&mut want).map_err(err)?;
+            backend.ntt(&mut got).map_err(err)?;
+            if got != want {
+                return Ok(Err("forward NTT differs from the CPU backend".into()));
+            }
+            backend.intt(&mut got).map_err(err)?;
+            if got != values {
+                return Ok(Err("inverse NTT does not return the input".into()));
+            }
+            let mut want = values.clone();
+            cpu.coset_ntt(&mut want, shift).map_err(err)?;
+            backend.coset_ntt(&mut got, shift).map_err(err)?;
+            if got != want {
+                return Ok(Err("coset NTT differs from the CPU backend".into()));
+            }
+            backend.coset_intt(&mut got, shift).map_err(err)?;
+            if got != values {
+                return Ok(Err("inverse coset NTT does not return the input".into()));
+            }
+            Ok(Ok(()))
+        },
+    )
 }
 
 fn quotient_check(backend: &GpuBackend, log: u32, rng: &mut ChaCha20Rng) -> Check {
@@ -399,4 +416,3 @@ fn quotient_check(backend: &GpuBackend, log: u32, rng: &mut ChaCha20Rng) -> Chec
         Ok(Ok(()))
     })
 }
-

@@ -116,7 +116,11 @@ mod tests {
     fn neg_inv_is_the_montgomery_constant() {
         for p in [Fq::MODULUS, Fr::MODULUS] {
             let p0 = limbs32(p)[0];
-            assert_eq!(p0.wrapping_mul(neg_inv32(p0)), u32::MAX, "p·inv ≡ -1 mod 2³²");
+            assert_eq!(
+                p0.wrapping_mul(neg_inv32(p0)),
+                u32::MAX,
+                "p·inv ≡ -1 mod 2³²"
+            );
         }
     }
 
@@ -124,7 +128,10 @@ mod tests {
     fn every_placeholder_is_replaced_and_every_kernel_is_there() {
         let s = program();
         for placeholder in ["FIELD_", "POINT_", "BASE_"] {
-            assert!(!s.contains(placeholder), "{placeholder} left in the program");
+            assert!(
+                !s.contains(placeholder),
+                "{placeholder} left in the program"
+            );
         }
         for k in KERNELS {
             assert!(

@@ -22,8 +22,8 @@ fn chunk_proof_on_the_device_verifies_and_equals_ark_groth16() {
     let params = CircuitParams::new(2, 4);
     let keys = artifacts::setup(ChunkCircuit::blank(params), params, &mut rng).expect("setup");
     let dir = tempfile::tempdir().expect("tempdir");
-    let chain = sample::registration_chain(dir.path(), params, 1, 11, 1_700_000_000)
-        .expect("sample chunk");
+    let chain =
+        sample::registration_chain(dir.path(), params, 1, 11, 1_700_000_000).expect("sample chunk");
     let witness = chain.chunks[0].clone();
     let inputs = witness.public_inputs();
     let circuit = ChunkCircuit { params, witness };
@@ -33,7 +33,10 @@ fn chunk_proof_on_the_device_verifies_and_equals_ark_groth16() {
     let (proof, timings) = prover
         .prove_with_randomness(circuit.clone(), r, s)
         .expect("OpenCL proof");
-    eprintln!("{} chunk proof (slots 2, depth 4): {timings:?}", common::api());
+    eprintln!(
+        "{} chunk proof (slots 2, depth 4): {timings:?}",
+        common::api()
+    );
 
     let pvk = prepare_verifying_key(&keys.pk.vk);
     let verifies = |p: &Proof<Bn254>, x: &[Fr]| {
@@ -46,7 +49,10 @@ fn chunk_proof_on_the_device_verifies_and_equals_ark_groth16() {
 
     let mut wrong = inputs.clone();
     wrong[0] += Fr::one();
-    assert!(!verifies(&proof, &wrong), "a changed public input must fail");
+    assert!(
+        !verifies(&proof, &wrong),
+        "a changed public input must fail"
+    );
     let mut bad = proof.clone();
     bad.a = (bad.a + keys.pk.vk.alpha_g1).into_affine();
     assert!(!verifies(&bad, &inputs), "a tampered proof must fail");
@@ -63,7 +69,10 @@ fn a_key_too_large_for_the_memory_budget_is_a_typed_out_of_memory_error() {
     let tiny = GpuBackend::on(common::device(), Some(64 * 1024));
     match Prover::new(tiny, keys.pk) {
         Err(ProveError::Backend(BackendError::OutOfMemory(msg))) => {
-            assert!(msg.contains("fall"), "the message says what happens next: {msg}");
+            assert!(
+                msg.contains("fall"),
+                "the message says what happens next: {msg}"
+            );
         }
         Err(other) => panic!("expected OutOfMemory, got {other}"),
         Ok(_) => panic!("a 64 KiB budget cannot hold a proving key"),

@@ -55,11 +55,17 @@ fn msms_too_big_for_the_budget_run_in_passes() {
     let got = MsmBackend::<ark_bn254::g1::Config>::msm(&gpu, &p1, 0..n, &scalars).expect("g1 msm");
     assert_eq!(got, G1Projective::msm(&g1, &scalars).expect("ark msm"));
     let m = n / 8;
-    let got = MsmBackend::<ark_bn254::g2::Config>::msm(&gpu, &p2, 0..m, &scalars[..m]).expect("g2 msm");
+    let got =
+        MsmBackend::<ark_bn254::g2::Config>::msm(&gpu, &p2, 0..m, &scalars[..m]).expect("g2 msm");
     assert_eq!(got, G2Projective::msm(&g2, &scalars[..m]).expect("ark msm"));
     // A key twenty times larger does not fit beside the two: refused up front, as out of
     // memory.
     let big: Vec<G1Affine> = g1.iter().cycle().take(20 * n).copied().collect();
-    let err = MsmBackend::<ark_bn254::g1::Config>::prepare(&gpu, big).err().expect("no room");
-    assert!(matches!(err, pulse_prover::BackendError::OutOfMemory(_)), "{err}");
+    let err = MsmBackend::<ark_bn254::g1::Config>::prepare(&gpu, big)
+        .err()
+        .expect("no room");
+    assert!(
+        matches!(err, pulse_prover::BackendError::OutOfMemory(_)),
+        "{err}"
+    );
 }
