@@ -299,59 +299,63 @@ where
     })
 }
 
-/// The exceptional cases of point addition: infinity among the bases, a base repeated
-/// (equal points meet in a bucket: doubling), a base and its negation (opposite points:
-/// infinity), all scalars equal (one bucket holds every point), all zero.
+/// The exceptional cases of point addition, each forced: a bucket holding `P` twice (its
+/// running sum meets `P` again: doubling), `P` and `-P` (opposite: infinity), infinity
+/// among the bases, all scalars zero, all `-1`, and everything at once in random order.
 fn msm_edge_check(backend: &GpuBackend, rng: &mut ChaCha20Rng) -> Check {
-    let mut bases = random_points::<ark_bn254::g1::Config>(8, rng);
-    let p = bases[0];
-    bases.extend([G1Affine::identity(), p, p, -p, p, G1Affine::identity()]);
-    let n = bases.len();
-    let cases: Vec<(&str, Vec<Fr>)> = vec![
-        ("equal scalars", vec![Fr::from(5u64); n]),
-        ("all zero", vec![Fr::ZERO; n]),
-        ("all -1", vec![-Fr::ONE; n]),
-        ("random", (0..n).map(|_| Fr::rand(rng)).collect()),
+    let five = Fr::from(5u64);
+    let g1 = random_points::<ark_bn254::g1::Config>(5, rng);
+    let g2 = random_points::<ark_bn254::g2::Config>(3, rng);
+    let (p, q) = (g1[0], g2[0]);
+    let inf1 = G1Affine::identity();
+    let mixed: Vec<G1Affine> = [g1.clone(), vec![inf1, p, p, -p, p, inf1]].concat();
+    let g1_cases: Vec<(&str, Vec<G1Affine>, Vec<Fr>)> = vec![
+        ("P twice in one bucket", vec![p, p], vec![five, five]),
+        ("P four times in one bucket", vec![p; 4], vec![Fr::from(3u64); 4]),
+        ("P and -P in one bucket", vec![p, -p], vec![five, five]),
+        ("infinity and P", vec![inf1, p], vec![five, five]),
+        ("only infinity", vec![inf1, inf1], vec![five, -Fr::ONE]),
+        ("all scalars zero", mixed.clone(), vec![Fr::ZERO; mixed.len()]),
+        ("all scalars -1", mixed.clone(), vec![-Fr::ONE; mixed.len()]),
+        ("equal scalars, mixed bases", mixed.clone(), vec![five; mixed.len()]),
+        (
+            "random scalars, mixed bases",
+            mixed.clone(),
+            (0..mixed.len()).map(|_| Fr::rand(rng)).collect(),
+        ),
     ];
-    let g2_bases: Vec<G2Affine> = {
-        let mut b = random_points::<ark_bn254::g2::Config>(4, rng);
-        let q = b[0];
-        b.extend([G2Affine::identity(), q, -q, q]);
-        b
-    };
-    let g2_scalars = vec![Fr::from(3u64); g2_bases.len()];
-    timed(
-        "msm edge cases (infinity, repeated, opposite bases)".into(),
-        || {
-            let prepared = MsmBackend::<ark_bn254::g1::Config>::prepare(backend, bases.clone())
-                .map_err(|e| GpuError::Unsupported(e.to_string()))?;
-            for (what, scalars) in &cases {
-                let want = G1Projective::msm(&bases, scalars).unwrap_or_default();
-                let got =
-                    MsmBackend::<ark_bn254::g1::Config>::msm(backend, &prepared, 0..n, scalars)
-                        .map_err(|e| GpuError::Unsupported(e.to_string()))?;
-                if got != want {
-                    return Ok(Err(format!("g1, {what}: device and arkworks differ")));
-                }
-            }
-            let prepared = MsmBackend::<ark_bn254::g2::Config>::prepare(backend, g2_bases.clone())
-                .map_err(|e| GpuError::Unsupported(e.to_string()))?;
-            let want = G2Projective::msm(&g2_bases, &g2_scalars).unwrap_or_default();
-            let got = MsmBackend::<ark_bn254::g2::Config>::msm(
-                backend,
-                &prepared,
-                0..g2_bases.len(),
-                &g2_scalars,
-            )
-            .map_err(|e| GpuError::Unsupported(e.to_string()))?;
+    let inf2 = G2Affine::identity();
+    let g2_cases: Vec<(&str, Vec<G2Affine>, Vec<Fr>)> = vec![
+        ("P twice in one bucket", vec![q, q], vec![five, five]),
+        ("P and -P in one bucket", vec![q, -q], vec![five, five]),
+        ("infinity and P", vec![inf2, q, g2[1]], vec![five, five, -Fr::ONE]),
+    ];
+    timed("msm edge cases (doubling, opposite points, infinity, zero scalars)".into(), || {
+        let err = |e: pulse_prover::BackendError| GpuError::Unsupported(e.to_string());
+        for (what, bases, scalars) in g1_cases {
+            let want = G1Projective::msm(&bases, &scalars).unwrap_or_default();
+            let n = bases.len();
+            let prepared =
+                MsmBackend::<ark_bn254::g1::Config>::prepare(backend, bases).map_err(err)?;
+            let got = MsmBackend::<ark_bn254::g1::Config>::msm(backend, &prepared, 0..n, &scalars)
+                .map_err(err)?;
             if got != want {
-                return Ok(Err(
-                    "g2, equal scalars over repeated bases: device and arkworks differ".into(),
-                ));
+                return Ok(Err(format!("g1, {what}: device and arkworks differ")));
             }
-            Ok(Ok(()))
-        },
-    )
+        }
+        for (what, bases, scalars) in g2_cases {
+            let want = G2Projective::msm(&bases, &scalars).unwrap_or_default();
+            let n = bases.len();
+            let prepared =
+                MsmBackend::<ark_bn254::g2::Config>::prepare(backend, bases).map_err(err)?;
+            let got = MsmBackend::<ark_bn254::g2::Config>::msm(backend, &prepared, 0..n, &scalars)
+                .map_err(err)?;
+            if got != want {
+                return Ok(Err(format!("g2, {what}: device and arkworks differ")));
+            }
+        }
+        Ok(Ok(()))
+    })
 }
 
 fn ntt_check(backend: &GpuBackend, log: u32, rng: &mut ChaCha20Rng) -> Check {
