@@ -130,6 +130,19 @@ impl OpenClDevice {
     /// [`GpuError::Unavailable`], [`GpuError::NoDevice`], [`GpuError::Build`] with the
     /// compiler's log, driver errors.
     pub fn open(index: usize) -> Result<Self, GpuError> {
+        Self::build(index, &source::program(), source::KERNELS)
+    }
+
+    /// Opens device `index` with another program (for tests of the build path) exposing
+    /// the kernels `names`.
+    ///
+    /// # Errors
+    /// As [`OpenClDevice::open`].
+    pub fn build(
+        index: usize,
+        program_source: &str,
+        names: &[&'static str],
+    ) -> Result<Self, GpuError> {
         let ids = all_devices()?;
         let Some(&id) = ids.get(index) else {
             return Err(GpuError::NoDevice {
@@ -144,7 +157,7 @@ impl OpenClDevice {
         let queue = CommandQueue::create_default_with_properties(&context, 0, 0)
             .map_err(|e| driver("creating a command queue", e))?;
         let t = std::time::Instant::now();
-        let mut program = Program::create_from_source(&context, &source::program())
+        let mut program = Program::create_from_source(&context, program_source)
             .map_err(|e| driver("loading the program source", e))?;
         if let Err(e) = program.build(&[id], "-cl-std=CL1.2") {
             let log = program
@@ -157,7 +170,7 @@ impl OpenClDevice {
         }
         tracing::info!(device = %info.label(), build_ms = t.elapsed().as_millis() as u64, "OpenCL kernels built");
         let mut kernels = HashMap::new();
-        for &name in source::KERNELS {
+        for &name in names {
             let kernel =
                 Kernel::create(&program, name).map_err(|e| driver(&format!("kernel {name}"), e))?;
             let max = kernel

@@ -69,3 +69,24 @@ fn msms_too_big_for_the_budget_run_in_passes() {
         "{err}"
     );
 }
+
+#[test]
+fn a_kernel_that_does_not_compile_comes_back_with_the_compilers_log() {
+    if common::api() != pulse_gpu::Api::OpenCl {
+        return; // The NVRTC side of this is tests/nvrtc.rs.
+    }
+    let broken = format!(
+        "{}\nKERNEL void broken(GLOBAL uint *out) {{ out[0] = undeclared_name; }}\n",
+        pulse_gpu::source::program()
+    );
+    match pulse_gpu::opencl::OpenClDevice::build(0, &broken, &["broken"]) {
+        Err(pulse_gpu::GpuError::Build { log, .. }) => {
+            assert!(
+                log.contains("undeclared_name"),
+                "the log names the problem: {log}"
+            );
+        }
+        Err(other) => panic!("expected a build error, got {other}"),
+        Ok(_) => panic!("a program with an undeclared name must not build"),
+    }
+}
