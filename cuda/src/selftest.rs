@@ -311,13 +311,25 @@ fn msm_edge_check(backend: &GpuBackend, rng: &mut ChaCha20Rng) -> Check {
     let mixed: Vec<G1Affine> = [g1.clone(), vec![inf1, p, p, -p, p, inf1]].concat();
     let g1_cases: Vec<(&str, Vec<G1Affine>, Vec<Fr>)> = vec![
         ("P twice in one bucket", vec![p, p], vec![five, five]),
-        ("P four times in one bucket", vec![p; 4], vec![Fr::from(3u64); 4]),
+        (
+            "P four times in one bucket",
+            vec![p; 4],
+            vec![Fr::from(3u64); 4],
+        ),
         ("P and -P in one bucket", vec![p, -p], vec![five, five]),
         ("infinity and P", vec![inf1, p], vec![five, five]),
         ("only infinity", vec![inf1, inf1], vec![five, -Fr::ONE]),
-        ("all scalars zero", mixed.clone(), vec![Fr::ZERO; mixed.len()]),
+        (
+            "all scalars zero",
+            mixed.clone(),
+            vec![Fr::ZERO; mixed.len()],
+        ),
         ("all scalars -1", mixed.clone(), vec![-Fr::ONE; mixed.len()]),
-        ("equal scalars, mixed bases", mixed.clone(), vec![five; mixed.len()]),
+        (
+            "equal scalars, mixed bases",
+            mixed.clone(),
+            vec![five; mixed.len()],
+        ),
         (
             "random scalars, mixed bases",
             mixed.clone(),
@@ -328,34 +340,43 @@ fn msm_edge_check(backend: &GpuBackend, rng: &mut ChaCha20Rng) -> Check {
     let g2_cases: Vec<(&str, Vec<G2Affine>, Vec<Fr>)> = vec![
         ("P twice in one bucket", vec![q, q], vec![five, five]),
         ("P and -P in one bucket", vec![q, -q], vec![five, five]),
-        ("infinity and P", vec![inf2, q, g2[1]], vec![five, five, -Fr::ONE]),
+        (
+            "infinity and P",
+            vec![inf2, q, g2[1]],
+            vec![five, five, -Fr::ONE],
+        ),
     ];
-    timed("msm edge cases (doubling, opposite points, infinity, zero scalars)".into(), || {
-        let err = |e: pulse_prover::BackendError| GpuError::Unsupported(e.to_string());
-        for (what, bases, scalars) in g1_cases {
-            let want = G1Projective::msm(&bases, &scalars).unwrap_or_default();
-            let n = bases.len();
-            let prepared =
-                MsmBackend::<ark_bn254::g1::Config>::prepare(backend, bases).map_err(err)?;
-            let got = MsmBackend::<ark_bn254::g1::Config>::msm(backend, &prepared, 0..n, &scalars)
-                .map_err(err)?;
-            if got != want {
-                return Ok(Err(format!("g1, {what}: device and arkworks differ")));
+    timed(
+        "msm edge cases (doubling, opposite points, infinity, zero scalars)".into(),
+        || {
+            let err = |e: pulse_prover::BackendError| GpuError::Unsupported(e.to_string());
+            for (what, bases, scalars) in g1_cases {
+                let want = G1Projective::msm(&bases, &scalars).unwrap_or_default();
+                let n = bases.len();
+                let prepared =
+                    MsmBackend::<ark_bn254::g1::Config>::prepare(backend, bases).map_err(err)?;
+                let got =
+                    MsmBackend::<ark_bn254::g1::Config>::msm(backend, &prepared, 0..n, &scalars)
+                        .map_err(err)?;
+                if got != want {
+                    return Ok(Err(format!("g1, {what}: device and arkworks differ")));
+                }
             }
-        }
-        for (what, bases, scalars) in g2_cases {
-            let want = G2Projective::msm(&bases, &scalars).unwrap_or_default();
-            let n = bases.len();
-            let prepared =
-                MsmBackend::<ark_bn254::g2::Config>::prepare(backend, bases).map_err(err)?;
-            let got = MsmBackend::<ark_bn254::g2::Config>::msm(backend, &prepared, 0..n, &scalars)
-                .map_err(err)?;
-            if got != want {
-                return Ok(Err(format!("g2, {what}: device and arkworks differ")));
+            for (what, bases, scalars) in g2_cases {
+                let want = G2Projective::msm(&bases, &scalars).unwrap_or_default();
+                let n = bases.len();
+                let prepared =
+                    MsmBackend::<ark_bn254::g2::Config>::prepare(backend, bases).map_err(err)?;
+                let got =
+                    MsmBackend::<ark_bn254::g2::Config>::msm(backend, &prepared, 0..n, &scalars)
+                        .map_err(err)?;
+                if got != want {
+                    return Ok(Err(format!("g2, {what}: device and arkworks differ")));
+                }
             }
-        }
-        Ok(Ok(()))
-    })
+            Ok(Ok(()))
+        },
+    )
 }
 
 fn ntt_check(backend: &GpuBackend, log: u32, rng: &mut ChaCha20Rng) -> Check {
