@@ -79,6 +79,12 @@ pub enum GpuError {
         /// What was found instead.
         found: String,
     },
+    /// `auto` found no GPU of either API.
+    #[error("no GPU found: {found}")]
+    NoGpu {
+        /// What was found instead, and why each API had nothing.
+        found: String,
+    },
     /// The kernels did not compile. `log` is the compiler's output.
     #[error("the {api} compiler rejected Pulse's kernels:\n{log}")]
     Build {

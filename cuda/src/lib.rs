@@ -59,7 +59,7 @@ pub fn discover() -> (Vec<DeviceInfo>, Vec<GpuError>) {
 /// OpenCL CPU devices (PoCL) are not picked: on a CPU, Pulse's CPU backend is faster.
 ///
 /// # Errors
-/// [`GpuError::NoDevice`] listing what was found and why the rest was not.
+/// [`GpuError::NoGpu`] listing what was found and why the rest was not.
 pub fn open_auto() -> Result<GpuBackend, GpuError> {
     if let Ok(devices) = cuda::devices()
         && !devices.is_empty()
@@ -75,11 +75,9 @@ pub fn open_auto() -> Result<GpuBackend, GpuError> {
         .map(|d| format!("{} is not a GPU", d.label()))
         .collect();
     why.extend(missing.iter().map(ToString::to_string));
-    Err(GpuError::NoDevice {
-        api: Api::Cuda,
-        index: None,
+    Err(GpuError::NoGpu {
         found: if why.is_empty() {
-            "nothing found".into()
+            "no CUDA or OpenCL device".into()
         } else {
             why.join("; ")
         },
