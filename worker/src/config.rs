@@ -1,5 +1,5 @@
-//! The worker's configuration: where NATS is, who the worker is, where it keeps keys, and
-//! the few timings an operator may want to change.
+//! The worker's configuration: where NATS is, who the worker is, where it keeps keys, what
+//! it proves on, and the few timings an operator may want to change.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -38,11 +38,21 @@ pub enum ConfigError {
     /// No NATS URL.
     #[error("no NATS URL: pass the coordinator's NATS address, for instance nats://host:4222")]
     NatsUrl,
-    /// A backend this build does not have.
-    #[error("backend `{name}` is not available in this build; use `cpu`")]
+    /// A backend name that is not one of [`BackendKind::ALL`].
+    #[error("backend `{name}` is not known; use auto, cpu, cuda or opencl")]
     Backend {
         /// The name given.
         name: String,
+    },
+    /// A GPU setting given to a backend it does not apply to.
+    #[error("{what} applies to {applies_to}, not to the {backend} backend")]
+    GpuSetting {
+        /// The setting.
+        what: &'static str,
+        /// The backends it applies to.
+        applies_to: &'static str,
+        /// The backend chosen.
+        backend: BackendKind,
     },
     /// A setting that must be positive is zero.
     #[error("{what} must be greater than zero")]
@@ -52,20 +62,49 @@ pub enum ConfigError {
     },
 }
 
-/// The proving backend.
+/// The proving backend, as the operator asks for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
 pub enum BackendKind {
+    /// The first CUDA device, else the first OpenCL GPU, else (with a warning) the CPU.
+    /// OpenCL CPU devices are never picked: Pulse's CPU backend is faster on a CPU.
+    Auto,
     /// `pulse_prover::CpuBackend`: multi-threaded MSM and NTT on the CPU.
     #[default]
     Cpu,
+    /// `pulse_gpu::GpuBackend` on a CUDA device (kernels compiled by NVRTC).
+    Cuda,
+    /// `pulse_gpu::GpuBackend` on an OpenCL device.
+    OpenCl,
 }
 
 impl BackendKind {
-    /// The name used in flags, results and the worker registry (`cpu`).
+    /// Every backend, in the order the flags list them.
+    pub const ALL: [BackendKind; 4] = [
+        BackendKind::Auto,
+        BackendKind::Cpu,
+        BackendKind::Cuda,
+        BackendKind::OpenCl,
+    ];
+
+    /// The name used in flags, results and the worker registry (`auto`, `cpu`, `cuda`,
+    /// `opencl`). Results and the registry name the backend a worker resolved to, never
+    /// `auto`.
     pub fn name(self) -> &'static str {
         match self {
+            BackendKind::Auto => "auto",
             BackendKind::Cpu => "cpu",
+            BackendKind::Cuda => "cuda",
+            BackendKind::OpenCl => "opencl",
+        }
+    }
+
+    /// The GPU API this backend names, if it names one.
+    pub fn api(self) -> Option<pulse_gpu::Api> {
+        match self {
+            BackendKind::Cuda => Some(pulse_gpu::Api::Cuda),
+            BackendKind::OpenCl => Some(pulse_gpu::Api::OpenCl),
+            BackendKind::Auto | BackendKind::Cpu => None,
         }
     }
 }
@@ -80,12 +119,13 @@ impl FromStr for BackendKind {
     type Err = ConfigError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "cpu" => Ok(BackendKind::Cpu),
-            _ => Err(ConfigError::Backend {
+        let wanted = s.trim().to_ascii_lowercase();
+        Self::ALL
+            .into_iter()
+            .find(|b| b.name() == wanted)
+            .ok_or_else(|| ConfigError::Backend {
                 name: s.chars().take(32).collect(),
-            }),
-        }
+            })
     }
 }
 
@@ -143,6 +183,12 @@ pub struct WorkerConfig {
     pub key_cache_dir: PathBuf,
     /// The proving backend.
     pub backend: BackendKind,
+    /// Which device of the `cuda` or `opencl` API to prove on (default 0, the first).
+    pub device: Option<usize>,
+    /// The most GPU memory the worker uses, in bytes (default 90 % of the device's): for
+    /// a GPU shared with other work. A proving key or job that does not fit is proved on
+    /// the CPU instead.
+    pub gpu_memory_limit: Option<u64>,
     /// Stop after this many jobs (proved or failed); `None` runs until shutdown.
     pub max_jobs: Option<u64>,
     /// How long a job in progress at shutdown may take before it is handed back.
@@ -171,6 +217,8 @@ impl WorkerConfig {
             credentials: None,
             key_cache_dir: key_cache_dir.into(),
             backend: BackendKind::default(),
+            device: None,
+            gpu_memory_limit: None,
             max_jobs: None,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
@@ -196,6 +244,25 @@ impl WorkerConfig {
         }
         if self.max_jobs == Some(0) {
             return Err(ConfigError::Zero { what: "max jobs" });
+        }
+        if self.device.is_some() && self.backend.api().is_none() {
+            return Err(ConfigError::GpuSetting {
+                what: "a device number (--device)",
+                applies_to: "the cuda and opencl backends",
+                backend: self.backend,
+            });
+        }
+        if self.gpu_memory_limit.is_some() && self.backend == BackendKind::Cpu {
+            return Err(ConfigError::GpuSetting {
+                what: "a GPU memory limit (--gpu-memory-limit)",
+                applies_to: "the auto, cuda and opencl backends",
+                backend: self.backend,
+            });
+        }
+        if self.gpu_memory_limit == Some(0) {
+            return Err(ConfigError::Zero {
+                what: "the GPU memory limit",
+            });
         }
         Ok(())
     }
@@ -256,11 +323,46 @@ mod tests {
 
     #[test]
     fn backends_parse() {
-        assert_eq!("cpu".parse::<BackendKind>(), Ok(BackendKind::Cpu));
-        assert_eq!("CPU".parse::<BackendKind>(), Ok(BackendKind::Cpu));
-        assert_eq!(BackendKind::Cpu.to_string(), "cpu");
-        let err = "cuda".parse::<BackendKind>().expect_err("no cuda yet");
-        assert!(err.to_string().contains("use `cpu`"), "{err}");
+        for (text, kind) in [
+            ("cpu", BackendKind::Cpu),
+            ("CPU", BackendKind::Cpu),
+            ("auto", BackendKind::Auto),
+            (" Cuda ", BackendKind::Cuda),
+            ("OpenCL", BackendKind::OpenCl),
+        ] {
+            assert_eq!(text.parse::<BackendKind>(), Ok(kind), "{text}");
+        }
+        for kind in BackendKind::ALL {
+            assert_eq!(kind.to_string().parse::<BackendKind>(), Ok(kind));
+        }
+        let err = "metal".parse::<BackendKind>().expect_err("no metal");
+        let text = err.to_string();
+        assert!(text.contains("`metal`"), "{text}");
+        for name in ["auto", "cpu", "cuda", "opencl"] {
+            assert!(text.contains(name), "{text}");
+        }
+    }
+
+    #[test]
+    fn gpu_settings_need_a_gpu_backend() {
+        let mut c = WorkerConfig::new("nats://127.0.0.1:4222", "w1", "/tmp/keys");
+        c.device = Some(1);
+        let err = c.validate().expect_err("cpu has no device number");
+        assert!(err.to_string().contains("--device"), "{err}");
+        c.backend = BackendKind::Auto;
+        assert!(matches!(c.validate(), Err(ConfigError::GpuSetting { .. })));
+        c.backend = BackendKind::OpenCl;
+        assert_eq!(c.validate(), Ok(()));
+        c.gpu_memory_limit = Some(0);
+        assert!(matches!(c.validate(), Err(ConfigError::Zero { .. })));
+        c.gpu_memory_limit = Some(1 << 30);
+        assert_eq!(c.validate(), Ok(()));
+        c.device = None;
+        c.backend = BackendKind::Auto;
+        assert_eq!(c.validate(), Ok(()));
+        c.backend = BackendKind::Cpu;
+        let err = c.validate().expect_err("cpu has no GPU memory");
+        assert!(err.to_string().contains("--gpu-memory-limit"), "{err}");
     }
 
     #[test]

@@ -1,14 +1,17 @@
 //! The Pulse proving worker: what a hospital runs on its GPU (or CPU) machines.
 //!
-//! [`run`] connects to the coordinator's NATS server, waits for the coordinator's JetStream
-//! layout if it is not there yet, registers the worker in the registry bucket, and proves
-//! chunk jobs until shutdown (or [`WorkerConfig::max_jobs`]):
+//! [`run`] opens the backend it was given ([`Hardware`]: the CPU, or one GPU shared by
+//! every key it loads; an unusable GPU asked for by name stops it there), connects to the
+//! coordinator's NATS server, waits for the coordinator's JetStream layout if it is not
+//! there yet, registers the worker in the registry bucket, and proves chunk jobs until
+//! shutdown (or [`WorkerConfig::max_jobs`]):
 //!
 //! 1. pull one job from the shared consumer `pulse_protocol::JOB_CONSUMER`; a message that is
 //!    not a proving job of this protocol version is terminated (logged, never dumped);
 //! 2. check the job (its parameters name its circuit, its witness fits them), fetch its
 //!    proving key by hash into the key cache (`pulse_protocol::keys`) and load it on the
-//!    backend, once per key; check the key against the job (circuit, verifying key);
+//!    backend, once per key; check the key against the job (circuit, verifying key); on a
+//!    GPU, a key or job that does not fit the device's memory is proved on the CPU;
 //! 3. prove on a thread of its own, with in-progress acknowledgements keeping the job's
 //!    lease while it runs, and check the proof before publishing it;
 //! 4. publish the `JobResult` to `pulse_protocol::RESULT_SUBJECT` and wait until JetStream
@@ -41,7 +44,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use config::{BackendKind, ConfigError, Credentials, WorkerConfig, validate_worker_id};
 pub use connect::ConnectError;
-pub use engine::LoadError;
+pub use engine::{Hardware, LoadError, Loaded, Proved};
 pub use metrics::WorkerMetrics;
 pub use registry::Device;
 
@@ -68,9 +71,10 @@ pub struct WorkerSummary {
 /// Runs a worker until `shutdown` is cancelled or it has taken `config.max_jobs` jobs.
 ///
 /// # Errors
-/// An invalid configuration, an unwritable key cache directory, or NATS unreachable (or
-/// refusing the credentials) at start. Once running, trouble with NATS, keys or proofs is
-/// logged and retried, never returned.
+/// An invalid configuration, a GPU backend asked for by name that cannot be opened, an
+/// unwritable key cache directory, or NATS unreachable (or refusing the credentials) at
+/// start. Once running, trouble with NATS, keys or proofs is logged and retried, never
+/// returned.
 pub async fn run(
     config: WorkerConfig,
     shutdown: CancellationToken,
@@ -78,6 +82,7 @@ pub async fn run(
     config
         .validate()
         .context("checking the worker configuration")?;
+    let hardware = open_hardware(&config).await?;
     tokio::fs::create_dir_all(&config.key_cache_dir)
         .await
         .with_context(|| {
@@ -87,15 +92,19 @@ pub async fn run(
             )
         })?;
     let worker_id = config.worker_id.clone();
+    let device = Device::detect(&hardware);
     let metrics = Arc::new(
-        WorkerMetrics::new(&worker_id, config.backend).context("registering the metrics")?,
+        WorkerMetrics::new(&worker_id, hardware.name(), &device.description)
+            .context("registering the metrics")?,
     );
     if let Some(addr) = config.metrics_addr {
         metrics::listen(addr, metrics.clone(), shutdown.clone()).await?;
     }
     tracing::info!(
         worker = %worker_id,
-        backend = %config.backend,
+        backend = hardware.name(),
+        device = %device.description,
+        memory_bytes = device.memory_bytes,
         nats = %config.nats_url,
         "starting the worker"
     );
@@ -119,7 +128,7 @@ pub async fn run(
     );
 
     warn_if_id_in_use(&layout.registry, &worker_id).await;
-    let registry = Registry::new(layout.registry, worker_id.clone(), config.backend);
+    let registry = Registry::new(layout.registry, worker_id.clone(), hardware.clone());
     match registry.put(&Status::default()).await {
         Ok(()) => tracing::info!(worker = %worker_id, "registered"),
         Err(reason) => {
@@ -154,6 +163,7 @@ pub async fn run(
     };
     let executor = Executor {
         js,
+        hardware,
         provers: ProverCache::new(config.provers_cached),
         config,
         status,
@@ -191,6 +201,21 @@ pub async fn run(
         "worker stopped"
     );
     Ok(summary)
+}
+
+/// Opens the configured backend on a thread of its own: building the GPU kernels can take
+/// a while, and must not stall the runtime.
+async fn open_hardware(config: &WorkerConfig) -> anyhow::Result<Hardware> {
+    let (backend, device, limit) = (config.backend, config.device, config.gpu_memory_limit);
+    if backend != BackendKind::Cpu {
+        tracing::info!(%backend, "opening the GPU (the first time, its kernels are compiled)");
+    }
+    let opened = pipeline::on_thread("pulse-open-device", move || {
+        Hardware::open(backend, device, limit)
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("opening the {backend} backend: {e}"))?;
+    opened.with_context(|| format!("opening the {backend} backend"))
 }
 
 /// Two workers under one id would overwrite each other's registry entry: say so.

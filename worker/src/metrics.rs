@@ -5,7 +5,8 @@
 //! `_seconds`, sizes in `_bytes`. Every series carries the label `worker` (the worker's id,
 //! chosen by its operator), so that one Prometheus can scrape all the workers of a hospital
 //! and a dashboard can pick one. Other labels take a handful of values (an outcome, a
-//! stage, a backend); job ids, keys and anything about a patient never become labels.
+//! stage, a backend, a fallback reason) or one value per worker (its device, on
+//! `pulse_worker_info`); job ids, keys and anything about a patient never become labels.
 //!
 //! Each worker has a registry of its own, so several workers in one process (tests,
 //! `pulse dev demo`) do not collide.
@@ -26,8 +27,6 @@ use prometheus::{
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::BackendKind;
-
 /// Seconds: from a small test circuit proved in a fraction of a second on a CPU to a
 /// production chunk (depth 32, several slots) proved in minutes on a CPU.
 const PROOF_BUCKETS: &[f64] = &[
@@ -44,6 +43,8 @@ pub const JOB_OUTCOMES: [&str; 5] = ["proved", "failed", "refused", "handed_back
 pub const KEY_CACHE_RESULTS: [&str; 3] = ["hit_memory", "hit_disk", "miss"];
 /// The stages of one proof.
 pub const PROOF_STAGES: [&str; 2] = ["witness", "prove"];
+/// Why a GPU worker proved a job on the CPU.
+pub const GPU_FALLBACK_REASONS: [&str; 1] = ["out_of_memory"];
 
 /// A worker's metrics.
 pub struct WorkerMetrics {
@@ -55,6 +56,7 @@ pub struct WorkerMetrics {
     key_cache: IntCounterVec,
     key_download_bytes: IntCounter,
     key_load: Histogram,
+    gpu_fallbacks: IntCounterVec,
     busy: IntGauge,
     info: IntGaugeVec,
     resident_memory: IntGauge,
@@ -95,17 +97,18 @@ fn process_memory() -> (i64, i64) {
 
 impl WorkerMetrics {
     /// Registers every metric in a registry of its own, each series labelled with
-    /// `worker_id`.
+    /// `worker_id`. `backend` is what the worker proves on (`cpu`, `cuda`, `opencl`) and
+    /// `device` that in words (`opencl:0 (…)`, or the processor), for `pulse_worker_info`.
     ///
     /// # Errors
     /// A metric the registry refuses (a bug: names and labels are fixed), or a worker id
     /// that is not a valid label value (ids are checked by [`crate::validate_worker_id`]
     /// first).
-    pub fn new(worker_id: &str, backend: BackendKind) -> prometheus::Result<Self> {
+    pub fn new(worker_id: &str, backend: &'static str, device: &str) -> prometheus::Result<Self> {
         let labels = HashMap::from([("worker".to_owned(), worker_id.to_owned())]);
         let r = Registry::new_custom(None, Some(labels))?;
         let m = Self {
-            backend: backend.name(),
+            backend,
             jobs: register(
                 &r,
                 IntCounterVec::new(
@@ -128,7 +131,7 @@ impl WorkerMetrics {
                 HistogramVec::new(
                     HistogramOpts::new(
                         "pulse_worker_proof_duration_seconds",
-                        "Seconds per chunk proof, by backend and stage (witness: constraint synthesis; prove: the rest).",
+                        "Seconds per chunk proof, by the backend that made it and stage (witness: constraint synthesis; prove: the rest).",
                     )
                     .buckets(PROOF_BUCKETS.to_vec()),
                     &["backend", "stage"],
@@ -161,6 +164,16 @@ impl WorkerMetrics {
                     .buckets(LOAD_BUCKETS.to_vec()),
                 )?,
             )?,
+            gpu_fallbacks: register(
+                &r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "pulse_worker_gpu_fallbacks_total",
+                        "Jobs a GPU worker proved on the CPU backend instead, by reason: out_of_memory (the proving key or the job did not fit the device's memory budget).",
+                    ),
+                    &["reason"],
+                )?,
+            )?,
             busy: register(
                 &r,
                 IntGauge::with_opts(Opts::new(
@@ -173,9 +186,9 @@ impl WorkerMetrics {
                 IntGaugeVec::new(
                     Opts::new(
                         "pulse_worker_info",
-                        "Always 1; its labels say the worker's backend and software version.",
+                        "Always 1; its labels say the worker's backend, its device and its software version.",
                     ),
-                    &["backend", "version"],
+                    &["backend", "device", "version"],
                 )?,
             )?,
             resident_memory: register(
@@ -195,7 +208,7 @@ impl WorkerMetrics {
             registry: r,
         };
         m.info
-            .with_label_values(&[backend.name(), env!("CARGO_PKG_VERSION")])
+            .with_label_values(&[backend, device, env!("CARGO_PKG_VERSION")])
             .set(1);
         // Series that exist from the start, so that rates and dashboards see zeros.
         for outcome in JOB_OUTCOMES {
@@ -206,6 +219,9 @@ impl WorkerMetrics {
         }
         for stage in PROOF_STAGES {
             m.proof_duration.with_label_values(&[m.backend, stage]);
+        }
+        for reason in GPU_FALLBACK_REASONS {
+            m.gpu_fallbacks.with_label_values(&[reason]);
         }
         Ok(m)
     }
@@ -246,13 +262,20 @@ impl WorkerMetrics {
         self.jobs.with_label_values(&["poison"]).inc();
     }
 
-    /// A proof made, with where its time went.
-    pub(crate) fn proved(&self, witness_seconds: f64, prove_seconds: f64) {
+    /// A proof made by `backend` (the worker's, or `cpu` after a GPU fallback), with where
+    /// its time went.
+    pub(crate) fn proved(&self, backend: &str, witness_seconds: f64, prove_seconds: f64) {
         for (stage, seconds) in [("witness", witness_seconds), ("prove", prove_seconds)] {
             self.proof_duration
-                .with_label_values(&[self.backend, stage])
+                .with_label_values(&[backend, stage])
                 .observe(seconds);
         }
+    }
+
+    /// A job a GPU worker proved on the CPU, for `reason` (one of
+    /// [`GPU_FALLBACK_REASONS`]).
+    pub(crate) fn gpu_fallback(&self, reason: &str) {
+        self.gpu_fallbacks.with_label_values(&[reason]).inc();
     }
 
     /// A proving key looked up: `result` is one of [`KEY_CACHE_RESULTS`].
@@ -314,8 +337,11 @@ mod tests {
 
     #[test]
     fn names_follow_the_convention_and_every_series_names_its_worker() {
-        let m = WorkerMetrics::new("hospital-a-gpu1", BackendKind::Cpu).expect("metrics");
-        m.proved(0.1, 0.5);
+        let m = WorkerMetrics::new("hospital-a-gpu1", "opencl", "opencl:0 (Some GPU)")
+            .expect("metrics");
+        m.proved("opencl", 0.1, 0.5);
+        m.proved("cpu", 0.1, 2.5);
+        m.gpu_fallback("out_of_memory");
         m.key_lookup("miss");
         let text = m.encode();
         for family in m.registry().gather() {
@@ -335,6 +361,16 @@ mod tests {
         }
         assert!(
             text.contains("pulse_worker_key_cache_lookups_total{result=\"hit_disk\",worker=\"hospital-a-gpu1\"} 0"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "pulse_worker_info{backend=\"opencl\",device=\"opencl:0 (Some GPU)\",version=\""
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("pulse_worker_gpu_fallbacks_total{reason=\"out_of_memory\",worker=\"hospital-a-gpu1\"} 1"),
             "{text}"
         );
     }

@@ -35,7 +35,7 @@ use tracing::Instrument;
 use crate::WorkerSummary;
 use crate::config::WorkerConfig;
 use crate::connect::{Backoff, open_consumer};
-use crate::engine::{Loaded, ProverCache};
+use crate::engine::{Hardware, Loaded, ProverCache};
 use crate::metrics::WorkerMetrics;
 use crate::registry::SharedStatus;
 
@@ -294,6 +294,7 @@ async fn settle(msg: &jetstream::Message, kind: AckKind) {
 pub(crate) struct Executor {
     pub(crate) js: jetstream::Context,
     pub(crate) config: WorkerConfig,
+    pub(crate) hardware: Hardware,
     pub(crate) provers: ProverCache,
     pub(crate) status: SharedStatus,
     pub(crate) metrics: Arc<WorkerMetrics>,
@@ -426,10 +427,15 @@ impl Executor {
         match on_thread("pulse-prove", move || prover.prove(witness)).await {
             Ok(Ok(proved)) => {
                 self.metrics
-                    .proved(proved.witness_seconds, proved.prove_seconds);
+                    .proved(proved.backend, proved.witness_seconds, proved.prove_seconds);
+                if proved.gpu_fallback.is_some() {
+                    // The reason was logged once, when the key moved to the CPU.
+                    self.metrics.gpu_fallback("out_of_memory");
+                }
                 tracing::info!(
                     witness_seconds = proved.witness_seconds,
                     prove_seconds = proved.prove_seconds,
+                    backend = proved.backend,
                     "proved"
                 );
                 (
@@ -437,7 +443,7 @@ impl Executor {
                         proof: proved.artifact.to_json(),
                         witness_seconds: proved.witness_seconds,
                         prove_seconds: proved.prove_seconds,
-                        backend: self.config.backend.name().to_owned(),
+                        backend: proved.backend.to_owned(),
                     }),
                     Disposition::Ack,
                 )
@@ -487,9 +493,9 @@ impl Executor {
         } else {
             self.metrics.key_lookup("hit_disk");
         }
-        let backend = self.config.backend;
+        let hardware = self.hardware.clone();
         let start = Instant::now();
-        let loaded = on_thread("pulse-load-key", move || Loaded::load(&dir, backend))
+        let loaded = on_thread("pulse-load-key", move || Loaded::load(&dir, &hardware))
             .await
             .map_err(|e| format!("loading the proving key {e}"))?
             .map_err(|e| e.to_string())?;
@@ -498,6 +504,7 @@ impl Executor {
             pk_hash = %hex,
             circuit = %loaded.manifest.circuit_id,
             seconds = start.elapsed().as_secs_f64(),
+            backend = loaded.proves_on(),
             "proving key loaded"
         );
         let loaded = Arc::new(loaded);

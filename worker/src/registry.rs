@@ -11,7 +11,7 @@ use pulse_protocol::{HEARTBEAT_INTERVAL, WorkerInfo, encode};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::BackendKind;
+use crate::engine::Hardware;
 
 /// What the worker is doing, as its registry entry shows it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -27,20 +27,33 @@ pub(crate) struct Status {
 /// The device a backend proves on, in words, and the memory it has.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Device {
-    /// For instance `AMD EPYC 7763 64-Core Processor, 16 threads`.
+    /// For instance `AMD EPYC 7763 64-Core Processor, 16 threads`, or for a GPU its label,
+    /// `cuda:0 (NVIDIA H100 80GB HBM3)`.
     pub description: String,
-    /// Memory available for proving, in bytes (0 when unknown).
+    /// Memory available for proving, in bytes (0 when unknown): the machine's available
+    /// memory for the CPU, the device's memory (or the worker's limit on it) for a GPU.
     pub memory_bytes: u64,
 }
 
 impl Device {
-    /// Describes the device of `backend` on this machine.
-    pub fn detect(backend: BackendKind) -> Self {
-        match backend {
-            BackendKind::Cpu => Self {
+    /// Describes what `hardware` proves on.
+    pub fn detect(hardware: &Hardware) -> Self {
+        match hardware {
+            Hardware::Cpu => Self {
                 description: cpu_description(),
                 memory_bytes: available_memory(),
             },
+            Hardware::Gpu {
+                device,
+                memory_limit,
+            } => {
+                let info = device.info();
+                Self {
+                    description: info.label(),
+                    memory_bytes: memory_limit
+                        .map_or(info.memory_bytes, |limit| limit.min(info.memory_bytes)),
+                }
+            }
         }
     }
 }
@@ -87,17 +100,17 @@ fn unix_now() -> u64 {
 pub(crate) struct Registry {
     store: kv::Store,
     worker_id: String,
-    backend: BackendKind,
+    hardware: Hardware,
     device: String,
 }
 
 impl Registry {
-    pub(crate) fn new(store: kv::Store, worker_id: String, backend: BackendKind) -> Self {
-        let device = Device::detect(backend).description;
+    pub(crate) fn new(store: kv::Store, worker_id: String, hardware: Hardware) -> Self {
+        let device = Device::detect(&hardware).description;
         Self {
             store,
             worker_id,
-            backend,
+            hardware,
             device,
         }
     }
@@ -105,9 +118,9 @@ impl Registry {
     fn info(&self, status: &Status) -> WorkerInfo {
         WorkerInfo {
             worker_id: self.worker_id.clone(),
-            backend: self.backend.name().to_owned(),
+            backend: self.hardware.name().to_owned(),
             device: self.device.clone(),
-            memory_bytes: Device::detect(self.backend).memory_bytes,
+            memory_bytes: Device::detect(&self.hardware).memory_bytes,
             version: env!("CARGO_PKG_VERSION").to_owned(),
             circuits: status.circuits.clone(),
             jobs_done: status.jobs_done,

@@ -206,10 +206,15 @@ pub async fn take_results(js: &jetstream::Context, n: usize, within: Duration) -
     out
 }
 
-/// Checks a `Proved` result: the proof verifies with ark-groth16 against the fixture's
-/// verifying key, its public inputs are the witness's, and a tampered input is refused.
+/// Checks a `Proved` result made on the CPU backend (see [`check_proved_by`]).
 pub fn check_proved(result: &JobResult, witness: &ChunkWitness) {
-    let f = fixture();
+    check_proved_by(result, witness, "cpu");
+}
+
+/// Checks a `Proved` result: made by `backend`, the proof verifies with ark-groth16
+/// against the fixture's verifying key, its public inputs are the witness's, and a
+/// tampered input is refused.
+pub fn check_proved_by(result: &JobResult, witness: &ChunkWitness, expected_backend: &str) {
     let JobOutcome::Proved {
         proof,
         witness_seconds,
@@ -222,9 +227,17 @@ pub fn check_proved(result: &JobResult, witness: &ChunkWitness) {
             result.job_id, result.outcome
         );
     };
-    assert_eq!(backend, "cpu");
+    assert_eq!(backend, expected_backend);
     assert!(*witness_seconds > 0.0 && *prove_seconds > 0.0);
     let artifact = ProofArtifact::from_json(proof).expect("proof artifact");
+    check_artifact(&artifact, witness);
+}
+
+/// Checks a proof artifact of the fixture's key: it names the key's circuit and
+/// verifying key, its public inputs are the witness's, ark-groth16 accepts it, and a
+/// tampered input is refused.
+pub fn check_artifact(artifact: &ProofArtifact, witness: &ChunkWitness) {
+    let f = fixture();
     assert_eq!(artifact.circuit_id, f.keys.manifest.circuit_id);
     assert_eq!(artifact.vk_hash, f.keys.manifest.vk_hash);
     assert_eq!(artifact.public_inputs, witness.public_inputs());
