@@ -4,7 +4,8 @@
 //! - [`statement`]: native Poseidon speed and the sequencer's transactions per second at a
 //!   given tree depth, next to the bound that Poseidon's own speed sets.
 //! - [`l1_gas`]: gas of batch commits of K chunk proofs against one proof verified alone.
-//! - [`prover`]: MSM, NTT and Groth16 proving, Pulse's prover against arkworks.
+//! - [`prover`]: MSM, NTT and Groth16 proving, Pulse's prover against arkworks, and a GPU
+//!   against Pulse's CPU backend.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

@@ -12,8 +12,14 @@
 //!   is reset to the current resident set by writing `5` to `/proc/self/clear_refs`, so
 //!   the peak read after the proof is the proof's own (plus the key and process baseline,
 //!   which are the same for both provers and reported separately).
+//!
+//! With a GPU, [`msm_gpu`], [`ntt_gpu`] and [`prove_gpu`] measure `pulse_gpu::GpuBackend`
+//! on one device against Pulse's CPU backend in the same way: same inputs, alternating
+//! runs, medians, the results checked equal (the two provers use the same randomisers, so
+//! their proofs are equal too), and `ratio = gpu / cpu`.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
 
 use ark_bn254::{Bn254, Fr, G1Affine, G1Projective};
@@ -23,6 +29,7 @@ use ark_poly::{EvaluationDomain, Radix2EvaluationDomain};
 use ark_std::UniformRand;
 use pulse_circuits::artifacts::{self, CircuitParams};
 use pulse_circuits::circuit::ChunkCircuit;
+use pulse_gpu::{Device, GpuBackend};
 use pulse_prover::cpu::msm::{GLV_BITS, window_bits};
 use pulse_prover::{CpuBackend, MsmBackend, NttBackend, Prover, StageTimings};
 use rand::SeedableRng;
@@ -394,4 +401,302 @@ fn status_kib(field: &str) -> Result<u64, BenchError> {
         .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .ok_or_else(|| BenchError::Workload(format!("no {field} in /proc/self/status")))
+}
+
+/// A GPU benchmark's device: `cuda` or `opencl`, and its label (`opencl:0 (…)`).
+fn describe(device: &Arc<dyn Device>) -> (String, String) {
+    let info = device.info();
+    (info.api.name().to_owned(), info.label())
+}
+
+/// What [`msm_gpu`] measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct GpuMsmReport {
+    /// log2 of the number of bases.
+    pub log_size: u32,
+    /// Timed runs of each side.
+    pub repeats: usize,
+    /// The GPU API: `cuda` or `opencl`.
+    pub backend: String,
+    /// The device.
+    pub device: String,
+    /// Milliseconds uploading the bases to the device (once per proving key in a worker).
+    pub gpu_prepare_ms: f64,
+    /// Milliseconds preparing the bases on the CPU.
+    pub cpu_prepare_ms: f64,
+    /// Median milliseconds, the GPU (scalars copied in, the sum copied out).
+    pub gpu_ms: f64,
+    /// Median milliseconds, Pulse's CPU backend.
+    pub cpu_ms: f64,
+    /// `gpu_ms / cpu_ms`: below 1 means the GPU is faster.
+    pub ratio: f64,
+}
+
+/// G1 MSM of `2^log_size` random scalars over prepared bases, the GPU on `device` against
+/// Pulse's CPU backend. One untimed run of each first (the GPU's first launches, the CPU's
+/// thread pool); then the two alternate which goes first.
+///
+/// # Errors
+/// If the two results differ, or a backend fails.
+pub fn msm_gpu(
+    device: Arc<dyn Device>,
+    log_size: u32,
+    repeats: usize,
+) -> Result<GpuMsmReport, BenchError> {
+    let n = 1usize << log_size;
+    let mut rng = ChaCha20Rng::seed_from_u64(log_size.into());
+    let (bases, scalars) = msm_inputs(n, &mut rng);
+    let (backend, label) = describe(&device);
+    let gpu = GpuBackend::on(device, None);
+    let cpu = CpuBackend::new();
+    let t = Instant::now();
+    let gpu_bases =
+        MsmBackend::<ark_bn254::g1::Config>::prepare(&gpu, bases.clone()).map_err(werr)?;
+    let gpu_prepare_ms = ms(t);
+    let t = Instant::now();
+    let cpu_bases = cpu.prepare(bases).map_err(werr)?;
+    let cpu_prepare_ms = ms(t);
+    let (mut on_gpu, mut on_cpu) = (Vec::new(), Vec::new());
+    for round in 0..=repeats.max(1) {
+        let timed = |on_gpu_side: bool| {
+            let t = Instant::now();
+            let sum = if on_gpu_side {
+                gpu.msm(&gpu_bases, 0..n, &scalars)
+            } else {
+                cpu.msm(&cpu_bases, 0..n, &scalars)
+            }
+            .map_err(werr)?;
+            Ok::<_, BenchError>((sum, ms(t)))
+        };
+        let gpu_first = round % 2 == 0;
+        let first = timed(gpu_first)?;
+        let second = timed(!gpu_first)?;
+        let ((g, g_ms), (c, c_ms)) = if gpu_first {
+            (first, second)
+        } else {
+            (second, first)
+        };
+        if g != c {
+            return Err(BenchError::Workload(format!(
+                "the {backend} and CPU MSM results differ"
+            )));
+        }
+        if round > 0 {
+            on_gpu.push(g_ms);
+            on_cpu.push(c_ms);
+        }
+    }
+    let (gpu_ms, cpu_ms) = (median(on_gpu), median(on_cpu));
+    Ok(GpuMsmReport {
+        log_size,
+        repeats: repeats.max(1),
+        backend,
+        device: label,
+        gpu_prepare_ms,
+        cpu_prepare_ms,
+        gpu_ms,
+        cpu_ms,
+        ratio: gpu_ms / cpu_ms,
+    })
+}
+
+/// What [`ntt_gpu`] measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct GpuNttReport {
+    /// log2 of the transform size.
+    pub log_size: u32,
+    /// Timed runs of each side.
+    pub repeats: usize,
+    /// The GPU API: `cuda` or `opencl`.
+    pub backend: String,
+    /// The device.
+    pub device: String,
+    /// Median milliseconds, the GPU, copies to and from the device included.
+    pub gpu_ms: f64,
+    /// Median milliseconds, Pulse's CPU backend.
+    pub cpu_ms: f64,
+    /// `gpu_ms / cpu_ms`: below 1 means the GPU is faster.
+    pub ratio: f64,
+}
+
+/// Forward NTT of `2^log_size` random elements, the GPU on `device` against Pulse's CPU
+/// backend. One untimed run of each first (both fill their twiddle tables then, as a
+/// prover does once); then the two alternate which goes first.
+///
+/// # Errors
+/// If the two outputs differ, or a transform fails.
+pub fn ntt_gpu(
+    device: Arc<dyn Device>,
+    log_size: u32,
+    repeats: usize,
+) -> Result<GpuNttReport, BenchError> {
+    let n = 1usize << log_size;
+    let mut rng = ChaCha20Rng::seed_from_u64(log_size.into());
+    let input: Vec<Fr> = (0..n).map(|_| Fr::rand(&mut rng)).collect();
+    let (backend, label) = describe(&device);
+    let gpu = GpuBackend::on(device, None);
+    let cpu = CpuBackend::new();
+    let (mut on_gpu, mut on_cpu) = (Vec::new(), Vec::new());
+    for round in 0..=repeats.max(1) {
+        let timed = |on_gpu_side: bool| {
+            let mut v = input.clone();
+            let t = Instant::now();
+            if on_gpu_side {
+                gpu.ntt(&mut v)
+            } else {
+                cpu.ntt(&mut v)
+            }
+            .map_err(werr)?;
+            Ok::<_, BenchError>((v, ms(t)))
+        };
+        let gpu_first = round % 2 == 0;
+        let first = timed(gpu_first)?;
+        let second = timed(!gpu_first)?;
+        let ((g, g_ms), (c, c_ms)) = if gpu_first {
+            (first, second)
+        } else {
+            (second, first)
+        };
+        if g != c {
+            return Err(BenchError::Workload(format!(
+                "the {backend} and CPU NTTs differ"
+            )));
+        }
+        if round > 0 {
+            on_gpu.push(g_ms);
+            on_cpu.push(c_ms);
+        }
+    }
+    let (gpu_ms, cpu_ms) = (median(on_gpu), median(on_cpu));
+    Ok(GpuNttReport {
+        log_size,
+        repeats: repeats.max(1),
+        backend,
+        device: label,
+        gpu_ms,
+        cpu_ms,
+        ratio: gpu_ms / cpu_ms,
+    })
+}
+
+/// What [`prove_gpu`] measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct GpuProveReport {
+    /// Transaction slots.
+    pub slots: usize,
+    /// Tree depth.
+    pub depth: usize,
+    /// Constraints in the circuit.
+    pub constraints: usize,
+    /// Runs of each prover.
+    pub repeats: usize,
+    /// The GPU API: `cuda` or `opencl`.
+    pub backend: String,
+    /// The device.
+    pub device: String,
+    /// Milliseconds taking the key onto the device (bases uploaded; once per key).
+    pub gpu_prepare_ms: f64,
+    /// Milliseconds taking the key into the CPU prover.
+    pub cpu_prepare_ms: f64,
+    /// Median milliseconds, the GPU prover.
+    pub gpu_ms: f64,
+    /// Milliseconds of the GPU prover's first proof (it builds the constraint matrices;
+    /// included in `gpu_ms` as one of the runs).
+    pub gpu_first_ms: f64,
+    /// Median milliseconds, the CPU prover.
+    pub cpu_ms: f64,
+    /// Milliseconds of the CPU prover's first proof.
+    pub cpu_first_ms: f64,
+    /// `gpu_ms / cpu_ms`: below 1 means the GPU is faster.
+    pub ratio: f64,
+    /// `gpu_first_ms / cpu_first_ms`.
+    pub first_ratio: f64,
+    /// The GPU prover's stages (medians).
+    pub gpu_stages: StageMs,
+    /// The CPU prover's stages (medians).
+    pub cpu_stages: StageMs,
+}
+
+/// Chunk-circuit proofs (all-padding witness), a prover on the GPU on `device` against one
+/// on Pulse's CPU backend, alternating, both with the same key and, each round, the same
+/// randomisers: the two proofs must be equal, and they are verified.
+///
+/// # Errors
+/// Setup or proving failures, proofs that differ, or a proof that does not verify.
+pub fn prove_gpu(
+    device: Arc<dyn Device>,
+    slots: usize,
+    depth: usize,
+    repeats: usize,
+) -> Result<GpuProveReport, BenchError> {
+    let params = CircuitParams::new(slots, depth);
+    let mut rng = ChaCha20Rng::seed_from_u64(7);
+    let keys = artifacts::setup(ChunkCircuit::blank(params), params, &mut rng).map_err(werr)?;
+    let pk = keys.pk;
+    let pvk = prepare_verifying_key(&pk.vk);
+    let circuit = ChunkCircuit::blank(params);
+    let inputs = circuit.witness.public_inputs();
+    let constraints = pulse_circuits::circuit::info(params)
+        .map_err(werr)?
+        .constraints_total;
+    let (backend, label) = describe(&device);
+    let t = Instant::now();
+    let gpu = Prover::new(GpuBackend::on(device, None), pk.clone()).map_err(werr)?;
+    let gpu_prepare_ms = ms(t);
+    let t = Instant::now();
+    let cpu = Prover::new(CpuBackend::new(), pk).map_err(werr)?;
+    let cpu_prepare_ms = ms(t);
+    let (mut on_gpu, mut on_cpu) = (Vec::new(), Vec::new());
+    let (mut gpu_stages, mut cpu_stages) = (Vec::new(), Vec::new());
+    for round in 0..repeats.max(1) {
+        let (r, s) = (Fr::rand(&mut rng), Fr::rand(&mut rng));
+        let gpu_first = round % 2 == 0;
+        let mut proofs = Vec::with_capacity(2);
+        for on_gpu_side in [gpu_first, !gpu_first] {
+            let t = Instant::now();
+            let (proof, timings) = if on_gpu_side {
+                gpu.prove_with_randomness(circuit.clone(), r, s)
+            } else {
+                cpu.prove_with_randomness(circuit.clone(), r, s)
+            }
+            .map_err(werr)?;
+            let elapsed = ms(t);
+            if on_gpu_side {
+                on_gpu.push(elapsed);
+                gpu_stages.push(timings);
+                check(&pvk, &proof, &inputs, &backend)?;
+            } else {
+                on_cpu.push(elapsed);
+                cpu_stages.push(timings);
+                check(&pvk, &proof, &inputs, "Pulse CPU")?;
+            }
+            proofs.push(proof);
+        }
+        if proofs[0] != proofs[1] {
+            return Err(BenchError::Workload(format!(
+                "the {backend} and CPU provers made different proofs from the same randomisers"
+            )));
+        }
+    }
+    let gpu_first_ms = on_gpu.first().copied().unwrap_or(f64::NAN);
+    let cpu_first_ms = on_cpu.first().copied().unwrap_or(f64::NAN);
+    let (gpu_ms, cpu_ms) = (median(on_gpu), median(on_cpu));
+    Ok(GpuProveReport {
+        slots,
+        depth,
+        constraints,
+        repeats: repeats.max(1),
+        backend,
+        device: label,
+        gpu_prepare_ms,
+        cpu_prepare_ms,
+        gpu_ms,
+        gpu_first_ms,
+        cpu_ms,
+        cpu_first_ms,
+        ratio: gpu_ms / cpu_ms,
+        first_ratio: gpu_first_ms / cpu_first_ms,
+        gpu_stages: StageMs::median_of(&gpu_stages),
+        cpu_stages: StageMs::median_of(&cpu_stages),
+    })
 }

@@ -1,18 +1,76 @@
 //! `pulse bench msm|ntt|prove`: print what [`pulse_bench::prover`] measured.
 //!
-//! `prove` measures peak memory by running this same binary again, once per prover, with
-//! `--memory-of ark|pulse`: each child loads the keys the parent saved, proves once and
-//! reports its own peak.
+//! With `--backend cpu` (the default), Pulse's CPU backend against arkworks; with
+//! `--backend cuda|opencl`, that GPU against Pulse's CPU backend.
+//!
+//! `prove` on the CPU measures peak memory by running this same binary again, once per
+//! prover, with `--memory-of ark|pulse`: each child loads the keys the parent saved, proves
+//! once and reports its own peak.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
+use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
-use pulse_bench::prover::{self, MemoryReport};
+use pulse_bench::prover::{self, MemoryReport, StageMs};
+use pulse_gpu::{Api, Device};
+
+/// `--backend` and `--device` of `pulse bench msm|ntt|prove`.
+#[derive(clap::Args, Clone)]
+pub struct BackendArgs {
+    /// cpu: Pulse's CPU backend against arkworks; cuda or opencl: that GPU against
+    /// Pulse's CPU backend, in the same run.
+    #[arg(long, default_value = "cpu", ignore_case = true, value_parser = ["cpu", "cuda", "opencl"])]
+    backend: String,
+    /// Which device of the cuda or opencl API (default 0).
+    #[arg(long)]
+    device: Option<usize>,
+}
+
+impl BackendArgs {
+    /// The GPU asked for, opened; `None` for the CPU.
+    fn open(&self) -> Result<Option<Arc<dyn Device>>> {
+        let api = match self.backend.to_ascii_lowercase().as_str() {
+            "cuda" => Api::Cuda,
+            "opencl" => Api::OpenCl,
+            _ => {
+                if self.device.is_some() {
+                    bail!("--device needs --backend cuda or opencl");
+                }
+                return Ok(None);
+            }
+        };
+        let device = pulse_gpu::open_device(api, self.device)
+            .with_context(|| format!("opening {api} device {}", self.device.unwrap_or(0)))?;
+        Ok(Some(device))
+    }
+}
 
 /// `pulse bench msm`.
 #[allow(clippy::print_stdout)]
-pub fn msm(log_size: u32, repeats: usize, json: bool) -> Result<ExitCode> {
+pub fn msm(log_size: u32, repeats: usize, json: bool, backend: &BackendArgs) -> Result<ExitCode> {
+    if let Some(device) = backend.open()? {
+        let r = prover::msm_gpu(device, log_size, repeats).context("running the MSM benchmark")?;
+        if json {
+            println!("{}", serde_json::to_string_pretty(&r)?);
+            return Ok(ExitCode::SUCCESS);
+        }
+        println!(
+            "G1 MSM, 2^{} bases, {} runs each (medians), results equal",
+            r.log_size, r.repeats
+        );
+        println!("  device           {}", r.device);
+        println!(
+            "  {:<16} {:>10.1} ms  (bases uploaded in {:.1} ms)",
+            r.backend, r.gpu_ms, r.gpu_prepare_ms
+        );
+        println!(
+            "  pulse cpu        {:>10.1} ms  (bases prepared in {:.1} ms)",
+            r.cpu_ms, r.cpu_prepare_ms
+        );
+        println!("  ratio gpu/cpu    {:>10.3}", r.ratio);
+        return Ok(ExitCode::SUCCESS);
+    }
     let r = prover::msm(log_size, repeats).context("running the MSM benchmark")?;
     if json {
         println!("{}", serde_json::to_string_pretty(&r)?);
@@ -33,7 +91,26 @@ pub fn msm(log_size: u32, repeats: usize, json: bool) -> Result<ExitCode> {
 
 /// `pulse bench ntt`.
 #[allow(clippy::print_stdout)]
-pub fn ntt(log_size: u32, repeats: usize, json: bool) -> Result<ExitCode> {
+pub fn ntt(log_size: u32, repeats: usize, json: bool, backend: &BackendArgs) -> Result<ExitCode> {
+    if let Some(device) = backend.open()? {
+        let r = prover::ntt_gpu(device, log_size, repeats).context("running the NTT benchmark")?;
+        if json {
+            println!("{}", serde_json::to_string_pretty(&r)?);
+            return Ok(ExitCode::SUCCESS);
+        }
+        println!(
+            "NTT over Fr, 2^{}, {} runs each (medians), outputs equal",
+            r.log_size, r.repeats
+        );
+        println!("  device           {}", r.device);
+        println!(
+            "  {:<16} {:>10.2} ms  (copies to and from the device included)",
+            r.backend, r.gpu_ms
+        );
+        println!("  pulse cpu        {:>10.2} ms", r.cpu_ms);
+        println!("  ratio gpu/cpu    {:>10.3}", r.ratio);
+        return Ok(ExitCode::SUCCESS);
+    }
     let r = prover::ntt(log_size, repeats).context("running the NTT benchmark")?;
     if json {
         println!("{}", serde_json::to_string_pretty(&r)?);
@@ -57,12 +134,46 @@ pub fn prove(
     repeats: usize,
     memory_of: Option<&str>,
     json: bool,
+    backend: &BackendArgs,
 ) -> Result<ExitCode> {
     if let Some(which) = memory_of {
         let keys = std::env::var_os(KEYS_ENV).map(PathBuf::from);
         let m = prover::prove_memory(slots, depth, which, keys.as_deref())
             .context("measuring peak memory")?;
         println!("{}", serde_json::to_string(&m)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(device) = backend.open()? {
+        let r = prover::prove_gpu(device, slots, depth, repeats)
+            .context("running the prove benchmark")?;
+        if json {
+            println!("{}", serde_json::to_string_pretty(&r)?);
+            return Ok(ExitCode::SUCCESS);
+        }
+        println!(
+            "Groth16 chunk proof, slots {} depth {} ({} constraints), {} runs each (medians), proofs equal and verified",
+            r.slots, r.depth, r.constraints, r.repeats
+        );
+        println!("  device           {}", r.device);
+        println!(
+            "  {:<16} {:>10.1} ms  (key onto the device in {:.1} ms; first proof {:.1} ms)",
+            r.backend, r.gpu_ms, r.gpu_prepare_ms, r.gpu_first_ms
+        );
+        println!(
+            "  pulse cpu        {:>10.1} ms  (key prepared in {:.1} ms; first proof {:.1} ms)",
+            r.cpu_ms, r.cpu_prepare_ms, r.cpu_first_ms
+        );
+        println!(
+            "  ratio gpu/cpu    {:>10.3}  (first proofs {:.3})",
+            r.ratio, r.first_ratio
+        );
+        println!("  stages (ms; the MSMs run beside the reduction):");
+        for (who, s) in [
+            (r.backend.as_str(), &r.gpu_stages),
+            ("pulse cpu", &r.cpu_stages),
+        ] {
+            print_stages(who, s);
+        }
         return Ok(ExitCode::SUCCESS);
     }
     // The children load the keys this run makes instead of each running the setup again.
@@ -117,6 +228,14 @@ pub fn prove(
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[allow(clippy::print_stdout)]
+fn print_stages(who: &str, s: &StageMs) {
+    println!(
+        "    {who:<10} synthesis {:.1}  reduction/NTT {:.1}  msm a {:.1}  b_g1 {:.1}  b_g2 {:.1}  l {:.1}  h {:.1}  reduction and all MSMs {:.1}",
+        s.synthesis, s.reduction, s.msm_a, s.msm_b_g1, s.msm_b_g2, s.msm_l, s.msm_h, s.msm_total
+    );
 }
 
 /// Where a memory child finds the keys the parent saved.

@@ -114,7 +114,8 @@ enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
-    /// G1 multi-scalar multiplication: Pulse's CPU backend against `ark_ec`'s MSM.
+    /// G1 multi-scalar multiplication: Pulse's CPU backend against `ark_ec`'s MSM, or with
+    /// `--backend cuda|opencl` a GPU against Pulse's CPU backend.
     Msm {
         /// log2 of the number of bases.
         #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=24))]
@@ -125,8 +126,11 @@ enum BenchCommand {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        backend: bench_prover::BackendArgs,
     },
-    /// NTT over Fr: Pulse's CPU backend against ark-poly's radix-2 FFT.
+    /// NTT over Fr: Pulse's CPU backend against ark-poly's radix-2 FFT, or with
+    /// `--backend cuda|opencl` a GPU against Pulse's CPU backend.
     Ntt {
         /// log2 of the transform size.
         #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=26))]
@@ -137,9 +141,12 @@ enum BenchCommand {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        backend: bench_prover::BackendArgs,
     },
     /// A chunk-circuit Groth16 proof: Pulse's prover against ark-groth16's, with peak
-    /// memory of each measured in a child process.
+    /// memory of each measured in a child process; or with `--backend cuda|opencl`, Pulse's
+    /// prover on a GPU against it on the CPU.
     Prove {
         /// Transaction slots per chunk.
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1024))]
@@ -156,6 +163,8 @@ enum BenchCommand {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        backend: bench_prover::BackendArgs,
     },
     /// Batch latency and throughput of a local cluster under load (or of a running one),
     /// with the time in each stage; `--compare-workers` / `--compare-slots` run a second
@@ -301,22 +310,27 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     log_size,
                     repeats,
                     json,
+                    backend,
                 },
-        } => bench_prover::msm(log_size, repeats as usize, json),
+        } => bench_prover::msm(log_size, repeats as usize, json, &backend),
         Command::Bench {
             command:
                 BenchCommand::Ntt {
                     log_size,
                     repeats,
                     json,
+                    backend,
                 },
-        } => bench_prover::ntt(log_size, repeats as usize, json),
+        } => bench_prover::ntt(log_size, repeats as usize, json, &backend),
         Command::Coordinator {
             command: coordinator::CoordinatorCommand::Run(args),
         } => coordinator::run(args),
         Command::Worker {
             command: worker::WorkerCommand::Run(args),
         } => worker::run(args),
+        Command::Worker {
+            command: worker::WorkerCommand::Selftest(args),
+        } => worker::selftest(args),
         Command::Dev { command } => dev::run(command),
         Command::Keys { command } => user::keys(command),
         Command::Account { command } => user::account(command),
@@ -350,6 +364,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     repeats,
                     memory_of,
                     json,
+                    backend,
                 },
         } => bench_prover::prove(
             slots as usize,
@@ -357,6 +372,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             repeats as usize,
             memory_of.as_deref(),
             json,
+            &backend,
         ),
     }
 }
