@@ -207,8 +207,10 @@ pub async fn run(
 /// a while, and must not stall the runtime.
 async fn open_hardware(config: &WorkerConfig) -> anyhow::Result<Hardware> {
     let (backend, device, limit) = (config.backend, config.device, config.gpu_memory_limit);
-    if backend != BackendKind::Cpu {
-        tracing::info!(%backend, "opening the GPU (the first time, its kernels are compiled)");
+    match backend {
+        BackendKind::Cpu => {}
+        BackendKind::Auto => tracing::info!("backend auto: looking for a GPU"),
+        _ => tracing::info!(%backend, "opening the GPU (the first time, its kernels are compiled)"),
     }
     let opened = pipeline::on_thread("pulse-open-device", move || {
         Hardware::open(backend, device, limit)
