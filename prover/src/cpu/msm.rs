@@ -672,25 +672,76 @@ pub fn msm_glv_tuned<P: SWCurveConfig<ScalarField = ark_bn254::Fr>>(
         return msm_with_window(&bases, scalars, c);
     };
     let windows = GLV_BITS.div_ceil(c) as usize;
-    // Base i has the digit rows 2i (the k1 half) and 2i + 1 (k2).
-    let mut digits = vec![0i32; 2 * n * windows];
-    digits
-        .par_chunks_mut(2 * windows)
-        .zip(scalars.par_iter())
-        .zip(table.infinity[range.clone()].par_iter())
-        .for_each(|((d, s), &inf)| {
-            if inf {
-                return;
-            }
-            let ((neg1, m1), (neg2, m2)) = glv_decompose(s);
-            let (d1, d2) = d.split_at_mut(windows);
-            fill_digits(&[m1 as u64, (m1 >> 64) as u64], neg1, c, d1);
-            fill_digits(&[m2 as u64, (m2 >> 64) as u64], neg2, c, d2);
-        });
-    let pts = &table.pts[range];
+    let pts = &table.pts[range.clone()];
+    let rows = RecodedRows::new(scalars, &table.infinity[range], c, windows);
     let sums: Vec<Projective<P>> = (0..windows)
         .into_par_iter()
-        .map(|w| window_sum(pts, Some(phi), &digits, windows, w, c, group))
+        .map(|w| window_sum(pts, Some(phi), &rows.digits(w), 1, 0, c, group))
         .collect();
     combine_windows(&sums, c)
+}
+
+/// The GLV halves of every scalar, recoded so that any one window's signed digits can be
+/// read without the others: for a magnitude `k < 2^127` and `offset = Σ_{w < top}
+/// 2^(c-1)·2^(c·w)`, the digits of window `w < top` are `bits_w(k + offset) - 2^(c-1)`,
+/// in `[-2^(c-1), 2^(c-1))`, and the top window's are `bits_top(k + offset) ≤ 2^(c-1)`
+/// (because `c·windows ≥ 128`); together they sum back to `k`. Rows are stored as
+/// `k + offset` (16 bytes, half what all windows' digits take) and each window's digits are
+/// computed when that window is summed, as one contiguous vector, instead of being read
+/// with a stride out of a scalar-major table.
+struct RecodedRows {
+    /// `k + offset` for row `2i` (the k1 half of scalar i) and `2i + 1` (k2).
+    shifted: Vec<u128>,
+    /// Whether the row's half is negative.
+    negative: Vec<bool>,
+    c: u32,
+    windows: usize,
+}
+
+impl RecodedRows {
+    fn new(scalars: &[ark_bn254::Fr], infinity: &[bool], c: u32, windows: usize) -> Self {
+        let half = 1u128 << (c - 1);
+        let offset: u128 = (0..windows - 1).map(|w| half << (c as usize * w)).sum();
+        let mut shifted = vec![offset; 2 * scalars.len()];
+        let mut negative = vec![false; 2 * scalars.len()];
+        shifted
+            .par_chunks_mut(2)
+            .zip(negative.par_chunks_mut(2))
+            .zip(scalars.par_iter().zip(infinity.par_iter()))
+            .for_each(|((k, neg), (s, &inf))| {
+                if inf {
+                    return;
+                }
+                let ((n1, m1), (n2, m2)) = glv_decompose(s);
+                k[0] = m1 + offset;
+                k[1] = m2 + offset;
+                neg[0] = n1;
+                neg[1] = n2;
+            });
+        Self {
+            shifted,
+            negative,
+            c,
+            windows,
+        }
+    }
+
+    /// The signed digits of window `w`, one per row.
+    fn digits(&self, w: usize) -> Vec<i32> {
+        let shift = self.c as usize * w;
+        let mask = (1u128 << self.c) - 1;
+        let bias = if w + 1 == self.windows {
+            0
+        } else {
+            1i32 << (self.c - 1)
+        };
+        self.shifted
+            .iter()
+            .zip(&self.negative)
+            .map(|(&k, &neg)| {
+                let d = ((k >> shift) & mask) as i32 - bias;
+                if neg { -d } else { d }
+            })
+            .collect()
+    }
 }
