@@ -82,7 +82,7 @@ pub const STAGES: [&str; 5] = [
 /// What can become of a proving job.
 pub const JOB_OUTCOMES: [&str; 4] = ["proved", "invalid", "failed", "timed_out"];
 /// Backends known in advance (the worker gauge shows 0 for them rather than nothing).
-pub const KNOWN_BACKENDS: [&str; 1] = ["cpu"];
+pub const KNOWN_BACKENDS: [&str; 3] = ["cpu", "cuda", "opencl"];
 
 /// The most distinct values a label filled from a worker's message (worker id, backend)
 /// takes; later ones are counted under `other`, so that a misbehaving worker cannot make

@@ -59,15 +59,16 @@ pub fn discover() -> (Vec<DeviceInfo>, Vec<GpuError>) {
 /// OpenCL CPU devices (PoCL) are not picked: on a CPU, Pulse's CPU backend is faster.
 ///
 /// # Errors
-/// [`GpuError::NoGpu`] listing what was found and why the rest was not.
-pub fn open_auto() -> Result<GpuBackend, GpuError> {
+/// [`GpuError::NoGpu`] listing what was found and why the rest was not; the errors of
+/// [`open_device`] for the device picked.
+pub fn open_auto_device() -> Result<Arc<dyn Device>, GpuError> {
     if let Ok(devices) = cuda::devices()
         && !devices.is_empty()
     {
-        return GpuBackend::open(Api::Cuda, Some(0));
+        return open_device(Api::Cuda, Some(0));
     }
     if let Ok(index) = opencl::first_gpu() {
-        return GpuBackend::open(Api::OpenCl, Some(index));
+        return open_device(Api::OpenCl, Some(index));
     }
     let (found, missing) = discover();
     let mut why: Vec<String> = found
@@ -82,4 +83,12 @@ pub fn open_auto() -> Result<GpuBackend, GpuError> {
             why.join("; ")
         },
     })
+}
+
+/// [`open_auto_device`] as a backend with the default memory budget.
+///
+/// # Errors
+/// As [`open_auto_device`].
+pub fn open_auto() -> Result<GpuBackend, GpuError> {
+    Ok(GpuBackend::on(open_auto_device()?, None))
 }

@@ -117,14 +117,7 @@ impl Hardware {
     }
 
     fn auto(memory_limit: Option<u64>) -> Self {
-        // `open_auto` picks the device but hands back a backend, and a backend cannot be
-        // shared among keys: open the device it picked again, to share that (CUDA loads the
-        // kernels from the cache the first opening filled).
-        let opened = pulse_gpu::open_auto().and_then(|picked| {
-            let (api, index) = (picked.info().api, picked.info().index);
-            drop(picked);
-            pulse_gpu::open_device(api, Some(index))
-        });
+        let opened = pulse_gpu::open_auto_device();
         match opened {
             Ok(device) => Self::Gpu {
                 device,
