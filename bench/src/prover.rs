@@ -432,6 +432,39 @@ pub struct GpuMsmReport {
     pub ratio: f64,
 }
 
+/// Runs `run` on the GPU side and the CPU side `repeats + 1` times each, alternating which
+/// goes first, and returns the median milliseconds of each (the first round, a warm-up, is
+/// not counted). The two sides' results must be equal; `what` names them in the error.
+fn alternate<T: PartialEq>(
+    repeats: usize,
+    what: &str,
+    mut run: impl FnMut(bool) -> Result<T, BenchError>,
+) -> Result<(f64, f64), BenchError> {
+    let (mut on_gpu, mut on_cpu) = (Vec::new(), Vec::new());
+    for round in 0..=repeats.max(1) {
+        let mut timed = |gpu: bool| {
+            let t = Instant::now();
+            run(gpu).map(|r| (r, ms(t)))
+        };
+        let gpu_first = round % 2 == 0;
+        let first = timed(gpu_first)?;
+        let second = timed(!gpu_first)?;
+        let ((g, g_ms), (c, c_ms)) = if gpu_first {
+            (first, second)
+        } else {
+            (second, first)
+        };
+        if g != c {
+            return Err(BenchError::Workload(format!("{what} differ")));
+        }
+        if round > 0 {
+            on_gpu.push(g_ms);
+            on_cpu.push(c_ms);
+        }
+    }
+    Ok((median(on_gpu), median(on_cpu)))
+}
+
 /// G1 MSM of `2^log_size` random scalars over prepared bases, the GPU on `device` against
 /// Pulse's CPU backend. One untimed run of each first (the GPU's first launches, the CPU's
 /// thread pool); then the two alternate which goes first.
@@ -456,37 +489,18 @@ pub fn msm_gpu(
     let t = Instant::now();
     let cpu_bases = cpu.prepare(bases).map_err(werr)?;
     let cpu_prepare_ms = ms(t);
-    let (mut on_gpu, mut on_cpu) = (Vec::new(), Vec::new());
-    for round in 0..=repeats.max(1) {
-        let timed = |on_gpu_side: bool| {
-            let t = Instant::now();
-            let sum = if on_gpu_side {
+    let (gpu_ms, cpu_ms) = alternate(
+        repeats,
+        &format!("the {backend} and CPU MSM results"),
+        |on_gpu| {
+            if on_gpu {
                 gpu.msm(&gpu_bases, 0..n, &scalars)
             } else {
                 cpu.msm(&cpu_bases, 0..n, &scalars)
             }
-            .map_err(werr)?;
-            Ok::<_, BenchError>((sum, ms(t)))
-        };
-        let gpu_first = round % 2 == 0;
-        let first = timed(gpu_first)?;
-        let second = timed(!gpu_first)?;
-        let ((g, g_ms), (c, c_ms)) = if gpu_first {
-            (first, second)
-        } else {
-            (second, first)
-        };
-        if g != c {
-            return Err(BenchError::Workload(format!(
-                "the {backend} and CPU MSM results differ"
-            )));
-        }
-        if round > 0 {
-            on_gpu.push(g_ms);
-            on_cpu.push(c_ms);
-        }
-    }
-    let (gpu_ms, cpu_ms) = (median(on_gpu), median(on_cpu));
+            .map_err(werr)
+        },
+    )?;
     Ok(GpuMsmReport {
         log_size,
         repeats: repeats.max(1),
@@ -536,38 +550,16 @@ pub fn ntt_gpu(
     let (backend, label) = describe(&device);
     let gpu = GpuBackend::on(device, None);
     let cpu = CpuBackend::new();
-    let (mut on_gpu, mut on_cpu) = (Vec::new(), Vec::new());
-    for round in 0..=repeats.max(1) {
-        let timed = |on_gpu_side: bool| {
-            let mut v = input.clone();
-            let t = Instant::now();
-            if on_gpu_side {
-                gpu.ntt(&mut v)
-            } else {
-                cpu.ntt(&mut v)
-            }
-            .map_err(werr)?;
-            Ok::<_, BenchError>((v, ms(t)))
-        };
-        let gpu_first = round % 2 == 0;
-        let first = timed(gpu_first)?;
-        let second = timed(!gpu_first)?;
-        let ((g, g_ms), (c, c_ms)) = if gpu_first {
-            (first, second)
+    let (gpu_ms, cpu_ms) = alternate(repeats, &format!("the {backend} and CPU NTTs"), |on_gpu| {
+        let mut v = input.clone();
+        if on_gpu {
+            gpu.ntt(&mut v)
         } else {
-            (second, first)
-        };
-        if g != c {
-            return Err(BenchError::Workload(format!(
-                "the {backend} and CPU NTTs differ"
-            )));
+            cpu.ntt(&mut v)
         }
-        if round > 0 {
-            on_gpu.push(g_ms);
-            on_cpu.push(c_ms);
-        }
-    }
-    let (gpu_ms, cpu_ms) = (median(on_gpu), median(on_cpu));
+        .map_err(werr)?;
+        Ok(v)
+    })?;
     Ok(GpuNttReport {
         log_size,
         repeats: repeats.max(1),

@@ -7,7 +7,7 @@ use ark_bn254::{Fq, Fq2, Fr, g1, g2};
 use ark_ec::AdditiveGroup;
 use ark_ec::AffineRepr;
 use ark_ec::short_weierstrass::{Affine, Projective, SWCurveConfig};
-use ark_ff::{BigInt, Zero};
+use ark_ff::{BigInt, Fp, MontBackend, MontConfig, Zero};
 
 use crate::device::{Arg, Buffer, Device, GpuError};
 
@@ -39,23 +39,14 @@ fn get_limbs(bytes: &[u8]) -> BigInt<4> {
     BigInt(limbs)
 }
 
-impl DeviceField for Fq {
+/// Fq and Fr: arkworks' Montgomery-backend prime fields with four 64-bit limbs.
+impl<P: MontConfig<4>> DeviceField for Fp<MontBackend<P, 4>, 4> {
     const BYTES: usize = 32;
     fn put(&self, out: &mut Vec<u8>) {
         put_limbs(&self.0.0, out);
     }
     fn get(bytes: &[u8]) -> Self {
-        Fq::new_unchecked(get_limbs(bytes))
-    }
-}
-
-impl DeviceField for Fr {
-    const BYTES: usize = 32;
-    fn put(&self, out: &mut Vec<u8>) {
-        put_limbs(&self.0.0, out);
-    }
-    fn get(bytes: &[u8]) -> Self {
-        Fr::new_unchecked(get_limbs(bytes))
+        Self::new_unchecked(get_limbs(bytes))
     }
 }
 
