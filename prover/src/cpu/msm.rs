@@ -5,7 +5,9 @@
 //!   1976; the bucket form in Bernstein, Doumen, Lange, Oosterwijk, "Faster batch forgery
 //!   identification", INDOCRYPT 2012): each scalar is cut into `c`-bit windows; per window,
 //!   every base is added into the bucket named by its digit, and the buckets are combined
-//!   with a running sum, `Σ_d d·B_d` in `2·2^(c-1)` additions.
+//!   as `Σ_d d·B_d`. A running sum would take `2·2^(c-1)` projective additions; writing
+//!   `d - 1 = hi·K + lo` with `K ≈ 2^((c-1)/2)` turns it into two batch-affine sums over the
+//!   buckets and two running sums of `≈ K` terms ([`weighted_sum`]).
 //! - **Signed digits**: digits lie in `[-2^(c-1), 2^(c-1)]` (a digit at or above `2^(c-1)`
 //!   borrows from the next window), so a window needs `2^(c-1)` buckets instead of `2^c - 1`,
 //!   a negative digit adding the negated base (negation is free on short-Weierstrass
@@ -264,9 +266,9 @@ fn window_value(limbs: &[u64], pos: u32, c: u32) -> u64 {
 /// the buckets are summed in groups of consecutive buckets holding about `group` points
 /// (a bucket larger than that is a group of its own), from the top bucket down: a group's
 /// points are gathered into a small buffer and halved round by round
-/// ([`Scratch::reduce`]) until each bucket holds its sum, and the group's buckets are
-/// folded into the running sum `Σ_b (b+1)·B_b` at once. Nothing round-sized is allocated,
-/// and every round after the gather runs in cache.
+/// ([`Scratch::reduce`]) until each bucket holds its sum; every round after the gather runs
+/// in cache. The bucket sums (for GLV merged first: `S_b = B1_b + φ(B2_b)`, one more
+/// batch-affine reduction) are then weighted by [`weighted_sum`].
 #[allow(clippy::too_many_arguments)]
 fn window_sum<P: SWCurveConfig>(
     pts: &[Pt<P::BaseField>],
@@ -307,8 +309,7 @@ fn window_sum<P: SWCurveConfig>(
 
     let group = group.max(1);
     let mut scratch = Scratch::default();
-    let mut running = Projective::<P>::zero();
-    let mut total = Projective::<P>::zero();
+    let mut sums = BucketSums::default();
     let mut hi = buckets;
     while hi > 0 {
         let end = offsets[hi] as usize;
@@ -317,43 +318,99 @@ fn window_sum<P: SWCurveConfig>(
             lo -= 1;
         }
         let start = offsets[lo] as usize;
-        if start == end {
-            // Only empty buckets: each (each pair, for GLV) adds the running sum once.
-            for b in lo..hi {
-                if b & glv == 0 {
-                    total += &running;
+        if start < end {
+            // The gather is a stream of cache misses: it only copies, so that no branch
+            // (a negation's sign is as good as random) squashes the loads in flight. The
+            // signs are applied afterwards, to points already in cache.
+            let group_rows = &sorted[start..end];
+            scratch.cur.clear();
+            scratch
+                .cur
+                .extend(group_rows.iter().map(|&e| pts[(e & !NEG) as usize]));
+            for (p, &e) in scratch.cur.iter_mut().zip(group_rows) {
+                if e & NEG != 0 {
+                    p.y = -p.y;
                 }
             }
-        } else {
-            scratch.cur.clear();
-            scratch.cur.extend(sorted[start..end].iter().map(|&e| {
-                let p = pts[(e & !NEG) as usize];
-                Pt {
-                    x: p.x,
-                    y: if e & NEG != 0 { -p.y } else { p.y },
-                }
-            }));
             scratch.offs.clear();
             scratch
                 .offs
                 .extend(offsets[lo..=hi].iter().map(|o| o - offsets[lo]));
             scratch.reduce::<P>();
-            for b in (0..hi - lo).rev() {
-                let odd = (lo + b) & glv == 1;
-                if scratch.offs[b + 1] > scratch.offs[b] {
-                    let p = scratch.cur[scratch.offs[b] as usize];
-                    let p = Affine::<P>::new_unchecked(p.x, p.y);
-                    match phi {
-                        Some(phi) if odd => running += phi(&p),
-                        _ => running += p,
-                    }
-                }
-                if !odd {
-                    total += &running;
-                }
-            }
+            scratch.collect_sums(lo as u32, &mut sums);
         }
         hi = lo;
+    }
+    drop(sorted);
+    let sums = match phi {
+        // Bucket 2m + h holds the half-h sums of digit m + 1: S_m = B1_m + φ(B2_m).
+        Some(phi) => {
+            for (b, p) in sums.keys.iter().zip(sums.pts.iter_mut()) {
+                if b & 1 == 1 {
+                    let q = phi(&Affine::new_unchecked(p.x, p.y));
+                    *p = Pt { x: q.x, y: q.y };
+                }
+            }
+            scratch.sum_by_key::<P>(&sums, buckets >> 1, |b| b >> 1)
+        }
+        None => sums,
+    };
+    weighted_sum(&sums, buckets >> glv, &mut scratch)
+}
+
+/// Bucket sums that are not empty: bucket `keys[i]` holds `pts[i]`.
+#[derive(Default)]
+struct BucketSums<F> {
+    keys: Vec<u32>,
+    pts: Vec<Pt<F>>,
+}
+
+/// `Σ_m (m+1)·S_m` for the bucket sums `S_m` of `sums` (`m < buckets`).
+///
+/// A running sum over the buckets would cost two projective additions per bucket. Instead,
+/// with `m = hi·K + lo` (`K ≈ √buckets`), `Σ (m+1)·S_m = K·Σ_hi hi·T_hi + Σ_lo (lo+1)·U_lo`
+/// where `T_hi = Σ_lo S_{hi·K+lo}` and `U_lo = Σ_hi S_{hi·K+lo}`: the two families of
+/// sums are batch-affine reductions like the buckets' own (about six multiplications per
+/// addition), and only the `≈ 2√buckets` sums `T`, `U` go through running sums.
+fn weighted_sum<P: SWCurveConfig>(
+    sums: &BucketSums<P::BaseField>,
+    buckets: usize,
+    scratch: &mut Scratch<P::BaseField>,
+) -> Projective<P> {
+    if sums.keys.is_empty() {
+        return Projective::zero();
+    }
+    let k = buckets.max(1).ilog2() / 2;
+    let lo_count = 1usize << k;
+    let hi_count = buckets.div_ceil(lo_count);
+    let high = scratch.sum_by_key::<P>(sums, hi_count, |m| m >> k);
+    let low = scratch.sum_by_key::<P>(sums, lo_count, |m| m & (lo_count as u32 - 1));
+    let mut total = running_sum::<P>(&high, hi_count, 0);
+    for _ in 0..k {
+        total.double_in_place();
+    }
+    total + running_sum::<P>(&low, lo_count, 1)
+}
+
+/// `Σ_j (j + first)·V_j` for the sums `V_j` (`j < count`), by a running sum from the top.
+fn running_sum<P: SWCurveConfig>(
+    sums: &BucketSums<P::BaseField>,
+    count: usize,
+    first: u32,
+) -> Projective<P> {
+    let mut dense = vec![None; count];
+    for (&j, p) in sums.keys.iter().zip(&sums.pts) {
+        dense[j as usize] = Some(Affine::<P>::new_unchecked(p.x, p.y));
+    }
+    let mut running = Projective::<P>::zero();
+    let mut total = Projective::<P>::zero();
+    for (j, v) in dense.iter().enumerate().rev() {
+        if let Some(v) = v {
+            running += v;
+        }
+        if j as u32 + first > 0 {
+            total += &running;
+        }
     }
     total
 }
@@ -386,6 +443,53 @@ impl<F> Default for Scratch<F> {
 }
 
 impl<F: Field> Scratch<F> {
+    /// Appends the sum left in each bucket of the group by [`Self::reduce`] to `out`, keyed
+    /// `first + b` for the group's bucket `b`.
+    fn collect_sums(&self, first: u32, out: &mut BucketSums<F>) {
+        for (b, r) in self.offs.windows(2).enumerate() {
+            if r[1] > r[0] {
+                out.keys.push(first + b as u32);
+                out.pts.push(self.cur[r[0] as usize]);
+            }
+        }
+    }
+
+    /// `V_j = Σ_{key(m) = j} S_m` for every `j < count` with a non-empty sum: the sums
+    /// are counting-sorted by key and reduced like a bucket group.
+    fn sum_by_key<P: SWCurveConfig<BaseField = F>>(
+        &mut self,
+        sums: &BucketSums<F>,
+        count: usize,
+        key: impl Fn(u32) -> u32,
+    ) -> BucketSums<F> {
+        self.offs.clear();
+        self.offs.resize(count + 1, 0);
+        for &m in &sums.keys {
+            self.offs[key(m) as usize + 1] += 1;
+        }
+        for j in 0..count {
+            self.offs[j + 1] += self.offs[j];
+        }
+        let mut cursor = self.offs.clone();
+        self.cur.clear();
+        self.cur.resize(
+            sums.pts.len(),
+            Pt {
+                x: F::ZERO,
+                y: F::ZERO,
+            },
+        );
+        for (&m, p) in sums.keys.iter().zip(&sums.pts) {
+            let slot = &mut cursor[key(m) as usize];
+            self.cur[*slot as usize] = *p;
+            *slot += 1;
+        }
+        self.reduce::<P>();
+        let mut out = BucketSums::default();
+        self.collect_sums(0, &mut out);
+        out
+    }
+
     /// Adds the points of each bucket in pairs, round by round, until every bucket holds
     /// at most one point: its sum (none when its points cancel). One round's additions
     /// share one inversion (Montgomery's trick), so an affine addition costs about six
