@@ -176,6 +176,23 @@ fn dif<F: Field>(a: &mut [F], table: &[F]) {
     if m < 2 {
         return;
     }
+    if m == 4 {
+        // The last two levels at once: of their twiddles (1; 1, ω₄) only ω₄ multiplies.
+        let (s0, d0) = (a[0] + a[2], a[0] - a[2]);
+        let (s1, d1) = (a[1] + a[3], (a[1] - a[3]) * table[2]);
+        a[0] = s0 + s1;
+        a[1] = s0 - s1;
+        a[2] = d0 + d1;
+        a[3] = d0 - d1;
+        return;
+    }
+    if m == 2 {
+        // The last level's twiddle is ω⁰ = 1: no multiplication.
+        let (u, v) = (a[0], a[1]);
+        a[0] = u + v;
+        a[1] = u - v;
+        return;
+    }
     let h = m / 2;
     let tw = &table[h - 1..2 * h - 1];
     let (lo, hi) = a.split_at_mut(h);
