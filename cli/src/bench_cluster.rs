@@ -52,6 +52,9 @@ pub struct ClusterBenchArgs {
     /// Also run chunks of this many slots, for comparison.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=64))]
     compare_slots: Option<u64>,
+    /// Also run with NATS in plain text (credentials still on), to measure what TLS costs.
+    #[arg(long)]
+    compare_nats_plain_text: bool,
     /// Write report.json and SVG plots here.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -114,11 +117,17 @@ struct Report {
 #[allow(clippy::print_stdout)]
 pub fn run(args: ClusterBenchArgs) -> Result<ExitCode> {
     let mut shapes = vec![args.shape.clone()];
-    if args.compare_workers.is_some() || args.compare_slots.is_some() {
+    if args.compare_workers.is_some()
+        || args.compare_slots.is_some()
+        || args.compare_nats_plain_text
+    {
         if args.cluster.is_some() {
-            bail!("--compare-workers/--compare-slots start their own clusters: drop --cluster");
+            bail!(
+                "--compare-workers/--compare-slots/--compare-nats-plain-text start their own clusters: drop --cluster"
+            );
         }
         let mut second = args.shape.clone();
+        second.nats_plain_text = args.compare_nats_plain_text;
         if let Some(w) = args.compare_workers {
             second.workers = w;
         }
@@ -130,7 +139,16 @@ pub fn run(args: ClusterBenchArgs) -> Result<ExitCode> {
     let rt = crate::l1::runtime()?;
     let mut runs = Vec::new();
     for shape in &shapes {
-        let label = format!("{} worker(s), {} slot(s)/chunk", shape.workers, shape.slots);
+        let label = format!(
+            "{} worker(s), {} slot(s)/chunk, NATS {}",
+            shape.workers,
+            shape.slots,
+            if shape.nats_plain_text {
+                "plain text"
+            } else {
+                "TLS"
+            }
+        );
         if !args.json {
             eprintln!(
                 "== {label}: depth {}, batches of {} txs",
@@ -259,9 +277,11 @@ async fn load(
     info: &ClusterInfo,
     label: String,
 ) -> Result<RunReport> {
-    let client = async_nats::connect(&info.nats_url)
+    let client = info
+        .client_endpoint()
+        .connect("pulse bench cluster")
         .await
-        .with_context(|| format!("connecting to NATS at {}", info.nats_url))?;
+        .context("connecting to NATS as the cluster's client")?;
     let js = jetstream::new(client);
     let ipfs = pulse_ipfs::IpfsClient::new(&info.ipfs_url)?;
     let http = reqwest::Client::builder()

@@ -21,9 +21,8 @@ pub enum CoordinatorCommand {
 /// `pulse coordinator run`.
 #[derive(clap::Args)]
 pub struct RunArgs {
-    /// NATS server URL.
-    #[arg(long, env = "PULSE_NATS", default_value = "nats://127.0.0.1:4222")]
-    nats: String,
+    #[command(flatten)]
+    nats: crate::nats::NatsArgs,
     /// Directory of the rollup state and the coordinator's records (created if missing).
     #[arg(long, env = "PULSE_STATE_DIR")]
     state_dir: PathBuf,
@@ -86,7 +85,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 pub fn run(args: RunArgs) -> Result<ExitCode> {
     let operator = crate::l1::load_signer(args.operator_key_file.as_deref())?;
     let config = CoordinatorConfig {
-        nats_url: args.nats,
+        nats: args.nats.endpoint(),
         state_dir: args.state_dir,
         keys_dir: args.keys,
         ipfs_url: args.ipfs,

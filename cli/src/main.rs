@@ -8,6 +8,7 @@ mod coordinator;
 mod demo;
 mod dev;
 mod l1;
+mod nats;
 mod user;
 mod worker;
 
@@ -83,6 +84,11 @@ enum Command {
     Worker {
         #[command(subcommand)]
         command: worker::WorkerCommand,
+    },
+    /// The cluster's NATS access: users per role, credentials, TLS, server configuration.
+    Nats {
+        #[command(subcommand)]
+        command: nats::NatsCommand,
     },
     /// The rollup contract on L1: deploy it, read its status.
     L1 {
@@ -331,6 +337,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Worker {
             command: worker::WorkerCommand::Selftest(args),
         } => worker::selftest(args),
+        Command::Worker {
+            command: worker::WorkerCommand::Check(args),
+        } => worker::check(args),
+        Command::Nats { command } => nats::run(command),
         Command::Dev { command } => dev::run(command),
         Command::Keys { command } => user::keys(command),
         Command::Account { command } => user::account(command),

@@ -44,6 +44,12 @@ pub struct Connect {
     /// NATS server URL.
     #[arg(long, env = "PULSE_NATS")]
     nats: Option<String>,
+    /// The CA certificate NATS's server certificate chains to.
+    #[arg(long, env = "PULSE_NATS_CA")]
+    nats_ca: Option<PathBuf>,
+    /// Your client credentials file for NATS (from the cluster's operator).
+    #[arg(long, env = "PULSE_NATS_CREDENTIALS")]
+    nats_credentials: Option<PathBuf>,
     /// The coordinator's HTTP API.
     #[arg(long, env = "PULSE_COORDINATOR")]
     coordinator: Option<String>,
@@ -66,7 +72,7 @@ pub struct Connect {
 
 /// The resolved endpoints.
 struct Cluster {
-    nats: String,
+    nats: pulse_access::NatsEndpoint,
     coordinator: String,
     ipfs: String,
     l1_rpc: String,
@@ -103,11 +109,21 @@ impl Connect {
             ),
         };
         Ok(Cluster {
-            nats: need(
-                "nats",
-                self.nats.clone(),
-                file.as_ref().map(|f| f.nats_url.clone()),
-            )?,
+            nats: pulse_access::NatsEndpoint {
+                url: need(
+                    "nats",
+                    self.nats.clone(),
+                    file.as_ref().map(|f| f.nats_url.clone()),
+                )?,
+                ca: self
+                    .nats_ca
+                    .clone()
+                    .or_else(|| file.as_ref().and_then(|f| f.nats_ca.clone())),
+                credentials: self
+                    .nats_credentials
+                    .clone()
+                    .or_else(|| file.as_ref().map(|f| f.nats_credentials.client.clone())),
+            },
             coordinator: need(
                 "coordinator",
                 self.coordinator.clone(),
@@ -138,11 +154,15 @@ impl Connect {
 
 impl Cluster {
     async fn jetstream(&self) -> Result<jetstream::Context> {
-        let client = async_nats::ConnectOptions::new()
-            .connection_timeout(Duration::from_secs(5))
-            .connect(&self.nats)
+        let client = self
+            .nats
+            .connect_with(
+                async_nats::ConnectOptions::new()
+                    .name("pulse")
+                    .connection_timeout(Duration::from_secs(5)),
+            )
             .await
-            .with_context(|| format!("connecting to NATS at {}", self.nats))?;
+            .context("connecting to NATS with your client credentials")?;
         Ok(jetstream::new(client))
     }
 
@@ -792,7 +812,6 @@ pub fn grant(args: GrantArgs) -> Result<ExitCode> {
         };
         let outcome = submit(&cluster, &js, &key, me, body, args.wait_committed).await?;
         if let (Outcome::Accepted { .. }, Some(share), Some(r)) = (&outcome, &share, args.record) {
-            pulse_client::ensure_share_bucket(&js).await?;
             pulse_client::put_share(&js, r, share)
                 .await
                 .context("delivering the key share to the grantee's mailbox")?;

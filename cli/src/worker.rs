@@ -10,7 +10,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use pulse_gpu::selftest::{self, Check, Options};
 use pulse_gpu::{Api, GpuBackend};
-use pulse_worker::{BackendKind, Credentials, WorkerConfig};
+use pulse_worker::{BackendKind, WorkerConfig};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
@@ -23,17 +23,80 @@ pub enum WorkerCommand {
     /// backend. Prints one line per check and ends with `N passed, M failed`; exits
     /// non-zero if any check failed or the device cannot be opened.
     Selftest(SelftestArgs),
+    /// Check this machine's NATS setup before contributing it: connects with the
+    /// credentials and CA, checks everything a worker needs works, and that what a worker
+    /// must not do is refused by the server. Ends with `N passed, M failed`.
+    Check(CheckArgs),
+}
+
+/// `pulse worker check`.
+#[derive(clap::Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    nats: crate::nats::NatsArgs,
+    /// This worker's id; by default the name in its credentials file.
+    #[arg(long, env = "PULSE_WORKER_ID")]
+    id: Option<String>,
+    /// Print JSON instead of a line per check.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The worker id: the one given, else the credentials file's user.
+fn worker_id(given: Option<String>, nats: &pulse_access::NatsEndpoint) -> Result<String> {
+    if let Some(id) = given {
+        return Ok(id);
+    }
+    match nats.load_credentials()? {
+        Some(creds) => Ok(creds.user().to_owned()),
+        None => bail!(
+            "no worker id: pass --id, or --nats-credentials with the file `pulse nats worker add ID` wrote"
+        ),
+    }
+}
+
+/// `pulse worker check`.
+#[allow(clippy::print_stdout)]
+pub fn check(args: CheckArgs) -> Result<ExitCode> {
+    let nats = args.nats.endpoint();
+    let id = worker_id(args.id, &nats)?;
+    let config = WorkerConfig::new(nats.clone(), id.clone(), std::env::temp_dir());
+    config.validate()?;
+    let checks = crate::l1::runtime()?.block_on(crate::nats::check_worker(&nats, &id));
+    let failed = checks.iter().filter(|c| !c.passed).count();
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "worker": id,
+                "checks": checks,
+                "passed": checks.len() - failed,
+                "failed": failed,
+            }))?
+        );
+    } else {
+        for c in &checks {
+            let status = if c.passed { "ok  " } else { "FAIL" };
+            println!("{status} {:<60} {}", c.name, c.detail);
+        }
+        println!("{} passed, {failed} failed", checks.len() - failed);
+    }
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// `pulse worker run`.
 #[derive(clap::Args)]
 pub struct RunArgs {
-    /// The coordinator's NATS server(s), comma-separated.
-    #[arg(long, env = "PULSE_NATS", default_value = "nats://127.0.0.1:4222")]
-    nats: String,
-    /// This worker's id (letters, digits, `_` and `-`; no patient data).
+    #[command(flatten)]
+    nats: crate::nats::NatsArgs,
+    /// This worker's id (letters, digits, `_` and `-`; no patient data); by default the
+    /// name in its credentials file.
     #[arg(long, env = "PULSE_WORKER_ID")]
-    id: String,
+    id: Option<String>,
     /// Where proving keys are cached.
     #[arg(long, env = "PULSE_KEY_CACHE", default_value = "pulse-keys")]
     key_cache: PathBuf,
@@ -48,9 +111,6 @@ pub struct RunArgs {
     /// shared with other work; keys and jobs that do not fit are proved on the CPU.
     #[arg(long, env = "PULSE_GPU_MEMORY_LIMIT")]
     gpu_memory_limit: Option<u64>,
-    /// NATS user (the password comes from PULSE_NATS_PASSWORD).
-    #[arg(long, env = "PULSE_NATS_USER")]
-    user: Option<String>,
     /// Stop after this many jobs.
     #[arg(long)]
     max_jobs: Option<u64>,
@@ -62,7 +122,9 @@ pub struct RunArgs {
 
 /// `pulse worker run`.
 pub fn run(args: RunArgs) -> Result<ExitCode> {
-    let mut config = WorkerConfig::new(args.nats, args.id, args.key_cache);
+    let nats = args.nats.endpoint();
+    let id = worker_id(args.id, &nats)?;
+    let mut config = WorkerConfig::new(nats, id, args.key_cache);
     config.backend = args
         .backend
         .parse::<BackendKind>()
@@ -71,11 +133,6 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     config.gpu_memory_limit = args.gpu_memory_limit;
     config.max_jobs = args.max_jobs;
     config.metrics_addr = args.metrics_addr;
-    if let Some(user) = args.user {
-        let password = std::env::var("PULSE_NATS_PASSWORD")
-            .context("--user needs the password in PULSE_NATS_PASSWORD")?;
-        config.credentials = Some(Credentials::UserPassword { user, password });
-    }
     let rt = crate::l1::runtime()?;
     rt.block_on(async move {
         let shutdown = CancellationToken::new();

@@ -111,6 +111,7 @@ fn two_hundred_transactions_to_l1_then_the_client_commands() {
         &cluster,
     );
     assert!(o.status.success(), "{}", text(&o));
+    let demo_output = text(&o);
     let r: serde_json::Value = serde_json::from_slice(&o.stdout).expect("report JSON");
     let n = |k: &str| r[k].as_u64().unwrap_or_else(|| panic!("{k} missing: {r}"));
     assert_eq!(n("submitted"), 200, "{r}");
@@ -309,6 +310,121 @@ fn two_hundred_transactions_to_l1_then_the_client_commands() {
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("rejection JSON");
     assert_eq!(v["reason"], "no_active_grant", "{v}");
+
+    // --- NATS access: a hospital checks its worker's setup; anonymous is refused
+    let url = info["nats_url"].as_str().expect("nats url");
+    assert!(url.starts_with("tls://"), "{url}");
+    let ca = info["nats_ca"].as_str().expect("nats_ca");
+    let creds = &info["nats_credentials"];
+    for role in ["coordinator", "worker", "client", "operator"] {
+        assert!(
+            creds[role].as_str().is_some(),
+            "no {role} credentials: {info}"
+        );
+    }
+    let worker_creds = creds["workers"]["hospital-1"].as_str().expect("hospital-1");
+    let o = pulse(
+        &[
+            "worker",
+            "check",
+            "--nats",
+            url,
+            "--nats-ca",
+            ca,
+            "--nats-credentials",
+            worker_creds,
+        ],
+        &cluster,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains(" passed, 0 failed"), "{}", text(&o));
+    assert!(
+        text(&o).contains("the server refused pulse.tx.submit"),
+        "{}",
+        text(&o)
+    );
+    let o = pulse(
+        &[
+            "worker",
+            "check",
+            "--nats",
+            url,
+            "--nats-ca",
+            ca,
+            "--id",
+            "anonymous",
+        ],
+        &cluster,
+    );
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("refused these credentials"),
+        "{}",
+        text(&o)
+    );
+    let o = pulse(
+        &[
+            "worker",
+            "check",
+            "--nats",
+            url,
+            "--nats-credentials",
+            worker_creds,
+        ],
+        &cluster,
+    );
+    assert!(!o.status.success(), "no CA: {}", text(&o));
+
+    // No credential appears in any log, in the demo's output or on the metrics page.
+    let mut seeds = Vec::new();
+    let mut files: Vec<String> = ["coordinator", "client", "operator"]
+        .iter()
+        .map(|r| creds[*r].as_str().expect("path").to_owned())
+        .collect();
+    for (_, path) in creds["workers"].as_object().expect("workers") {
+        files.push(path.as_str().expect("path").to_owned());
+    }
+    for f in &files {
+        let c: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(f).expect("credentials file"))
+                .expect("credentials JSON");
+        let seed = c["nkey_seed"].as_str().expect("seed").to_owned();
+        assert!(seed.starts_with("SU") && seed.len() > 50, "not a seed");
+        seeds.push(seed);
+    }
+    let mut haystacks = vec![demo_output.clone()];
+    for entry in std::fs::read_dir(dir.join("logs")).expect("logs").flatten() {
+        haystacks.push(std::fs::read_to_string(entry.path()).unwrap_or_default());
+    }
+    haystacks.push(std::fs::read_to_string(dir.join("serve.log")).unwrap_or_default());
+    let coordinator_url = info["coordinator_url"].as_str().expect("coordinator url");
+    let port: u16 = coordinator_url
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("port");
+    haystacks.push(
+        pulse_testkit::http_request(
+            port,
+            "GET",
+            "/metrics",
+            None,
+            std::time::Duration::from_secs(5),
+        )
+        .expect("metrics")
+        .text(),
+    );
+    assert!(haystacks.len() >= 4, "logs missing");
+    for seed in &seeds {
+        for h in &haystacks {
+            assert!(
+                !h.contains(seed.as_str()),
+                "a NATS seed leaked into a log or output"
+            );
+            // Nor a recognisable part of it.
+            assert!(!h.contains(&seed[..24]), "part of a NATS seed leaked");
+        }
+    }
 
     // --- down: everything it started is gone
     let o = pulse(&["dev", "down", "--dir", dir_s], &cluster);

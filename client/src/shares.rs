@@ -24,8 +24,8 @@ use pulse_protocol::nats::LayoutError;
 
 use crate::record::{EnvelopeError, KeyShare, MAX_KEY_SHARE_JSON_BYTES};
 
-/// The bucket of key shares.
-pub const SHARE_BUCKET: &str = "pulse-key-shares";
+/// The bucket of key shares (the coordinator creates it with its layout).
+pub use pulse_protocol::SHARE_BUCKET;
 
 /// The mailbox key of a share: `r<record id>.a<account>`.
 pub fn share_key(record_id: u64, account: u64) -> String {
@@ -44,7 +44,10 @@ pub async fn ensure_share_bucket(js: &jetstream::Context) -> Result<kv::Store, M
                       grantee's key unwraps them)"
             .to_owned(),
         history: 1,
-        max_value_size: i32::try_from(MAX_KEY_SHARE_JSON_BYTES).unwrap_or(i32::MAX),
+        max_value_size: i32::try_from(
+            MAX_KEY_SHARE_JSON_BYTES.min(pulse_protocol::MAX_SHARE_BYTES),
+        )
+        .unwrap_or(i32::MAX),
         storage: jetstream::stream::StorageType::File,
         ..Default::default()
     })

@@ -24,15 +24,25 @@ use tokio::task::JoinHandle;
 
 const WAIT: Duration = Duration::from_secs(10);
 
+/// Client software's connection (the coordinator's layout made first when `layout`).
 async fn connect(nats: &Nats, layout: bool) -> jetstream::Context {
-    let client = async_nats::connect(nats.url()).await.expect("connect");
-    let js = jetstream::new(client);
     if layout {
-        ensure_layout(&js, LayoutOptions::default())
+        ensure_layout(&coordinator_js(nats).await, LayoutOptions::default())
             .await
             .expect("layout");
     }
-    js
+    let client = nats.client().connect("client").await.expect("connect");
+    jetstream::new(client)
+}
+
+/// The coordinator's connection, for the fake coordinator and for reading streams.
+async fn coordinator_js(nats: &Nats) -> jetstream::Context {
+    let client = nats
+        .coordinator()
+        .connect("coordinator")
+        .await
+        .expect("connect");
+    jetstream::new(client)
 }
 
 fn registration(seed: u64) -> SignedTransaction {
@@ -137,7 +147,7 @@ async fn submit_gets_the_receipt_published_after_it_subscribed() {
     let nats = Nats::start();
     let js = connect(&nats, true).await;
     let coordinator = fake_coordinator(
-        js.clone(),
+        coordinator_js(&nats).await,
         Duration::from_millis(300),
         Duration::from_secs(1),
     );
@@ -165,7 +175,11 @@ async fn submit_gets_the_receipt_published_after_it_subscribed() {
     );
     // A resubmission is deduplicated by JetStream and answered from the stored receipt.
     assert_eq!(submit(&js, &tx, WAIT).await.expect("resubmit"), committed);
-    let mut stream = js.get_stream(TX_STREAM).await.expect("stream");
+    let mut stream = coordinator_js(&nats)
+        .await
+        .get_stream(TX_STREAM)
+        .await
+        .expect("stream");
     assert_eq!(stream.info().await.expect("info").state.messages, 0);
 
     // Not a transaction: the coordinator answers on the subject of the message id.
@@ -183,7 +197,7 @@ async fn submit_finds_a_receipt_stored_before_it_subscribed() {
     // No coordinator runs: the answer can only come from the stream.
     let tx = registration(2);
     let hash = tx.hash().expect("hash").to_string();
-    publish_receipt(&js, &hash, &accepted(&hash, 3)).await;
+    publish_receipt(&coordinator_js(&nats).await, &hash, &accepted(&hash, 3)).await;
     let started = Instant::now();
     let receipt = submit(&js, &tx, WAIT).await.expect("submit");
     assert_eq!(receipt, accepted(&hash, 3));
@@ -202,15 +216,29 @@ async fn submit_finds_a_receipt_stored_before_it_subscribed() {
         .expect("publish")
         .await
         .expect("stored");
-    publish_receipt(&js, &hash, &rejected(Some(&hash), "future_nonce")).await;
+    publish_receipt(
+        &coordinator_js(&nats).await,
+        &hash,
+        &rejected(Some(&hash), "future_nonce"),
+    )
+    .await;
     let receipt = submit(&js, &tx, WAIT).await.expect("submit duplicate");
     assert_eq!(receipt, rejected(Some(&hash), "future_nonce"));
 
     // ... but not a message stored afresh, which the coordinator judges again.
     let tx = registration(4);
     let hash = tx.hash().expect("hash").to_string();
-    publish_receipt(&js, &hash, &rejected(Some(&hash), "future_nonce")).await;
-    let coordinator = fake_coordinator(js.clone(), Duration::ZERO, Duration::from_secs(60));
+    publish_receipt(
+        &coordinator_js(&nats).await,
+        &hash,
+        &rejected(Some(&hash), "future_nonce"),
+    )
+    .await;
+    let coordinator = fake_coordinator(
+        coordinator_js(&nats).await,
+        Duration::ZERO,
+        Duration::from_secs(60),
+    );
     let receipt = submit(&js, &tx, WAIT).await.expect("submit fresh");
     assert_eq!(receipt, accepted(&hash, 7));
     coordinator.abort();
@@ -241,7 +269,11 @@ async fn silence_is_a_timeout_and_a_missing_layout_is_named() {
         "{text}"
     );
     // Published nonetheless: a coordinator that starts later decides it.
-    let coordinator = fake_coordinator(js.clone(), Duration::ZERO, Duration::from_secs(60));
+    let coordinator = fake_coordinator(
+        coordinator_js(&nats).await,
+        Duration::ZERO,
+        Duration::from_secs(60),
+    );
     let receipt = wait_receipt(&js, &tx.hash().expect("hash").to_string(), WAIT)
         .await
         .expect("decided later");
@@ -279,8 +311,14 @@ async fn shares_go_through_the_mailbox() {
 
     let err = put_share(&js, 12, &share).await.expect_err("no bucket yet");
     assert!(matches!(err, MailboxError::NoBucket { .. }), "{err}");
-    let bucket = ensure_share_bucket(&js).await.expect("bucket");
-    ensure_share_bucket(&js).await.expect("bucket again");
+    // The coordinator makes the bucket (clients may not create streams).
+    let cjs = coordinator_js(&nats).await;
+    assert!(
+        ensure_share_bucket(&js).await.is_err(),
+        "a client made a bucket"
+    );
+    let bucket = ensure_share_bucket(&cjs).await.expect("bucket");
+    ensure_share_bucket(&cjs).await.expect("bucket again");
 
     assert_eq!(get_share(&js, 12, 5).await.expect("get"), None);
     put_share(&js, 12, &share).await.expect("put");

@@ -123,9 +123,11 @@ impl Coordinator {
                 .context("opening the coordinator store")?,
         );
 
-        let client = async_nats::connect(&config.nats_url)
+        let client = config
+            .nats
+            .connect("pulse-coordinator")
             .await
-            .with_context(|| format!("connecting to NATS at {}", config.nats_url))?;
+            .context("connecting to NATS with the coordinator's credentials")?;
         let js = jetstream::new(client);
         ensure_layout(
             &js,

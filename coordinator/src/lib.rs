@@ -31,8 +31,8 @@ pub use crate::core::{Coordinator, Summary};
 /// Everything the coordinator needs to run.
 #[derive(Clone)]
 pub struct CoordinatorConfig {
-    /// NATS server URL.
-    pub nats_url: String,
+    /// The NATS server, its CA and the coordinator's credentials.
+    pub nats: pulse_access::NatsEndpoint,
     /// Directory of the rollup state and the coordinator's records.
     pub state_dir: PathBuf,
     /// The key directory written by `pulse setup`.
@@ -62,7 +62,7 @@ pub struct CoordinatorConfig {
 impl std::fmt::Debug for CoordinatorConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CoordinatorConfig")
-            .field("nats_url", &self.nats_url)
+            .field("nats_url", &self.nats.url)
             .field("state_dir", &self.state_dir)
             .field("keys_dir", &self.keys_dir)
             .field("ipfs_url", &self.ipfs_url)

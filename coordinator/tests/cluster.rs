@@ -29,6 +29,7 @@ use pulse_protocol::{
     ReceiptStatus, TX_SUBJECT, decode, encode, receipt_subject,
 };
 use pulse_prover::{CpuBackend, Prover};
+use pulse_testkit::NatsEndpoint;
 use pulse_testkit::{Anvil, DEV_ACCOUNTS, Ipfs, Nats};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
@@ -103,7 +104,7 @@ impl Cluster {
 
     fn config(&self, max_txs: usize) -> CoordinatorConfig {
         CoordinatorConfig {
-            nats_url: self.nats.url(),
+            nats: self.nats.coordinator(),
             state_dir: self.dir.path().join("state"),
             keys_dir: self.dir.path().join("keys"),
             ipfs_url: self.ipfs.api_url(),
@@ -120,7 +121,13 @@ impl Cluster {
     }
 
     async fn js(&self) -> (async_nats::Client, jetstream::Context) {
-        let c = async_nats::connect(self.nats.url()).await.expect("connect");
+        // As client software: submits transactions, reads receipts.
+        let c = self
+            .nats
+            .client()
+            .connect("test client")
+            .await
+            .expect("connect");
         (c.clone(), jetstream::new(c))
     }
 }
@@ -141,12 +148,12 @@ async fn start_coordinator(
 
 /// A real `pulse-worker`, with its own key cache (it fetches the key from NATS).
 fn spawn_real_worker(
-    nats_url: String,
+    nats: NatsEndpoint,
     id: &'static str,
     stop: CancellationToken,
 ) -> (JoinHandle<u64>, tempfile::TempDir) {
     let cache = tempfile::tempdir().expect("cache dir");
-    let config = pulse_worker::WorkerConfig::new(nats_url, id, cache.path());
+    let config = pulse_worker::WorkerConfig::new(nats, id, cache.path());
     let task = tokio::spawn(async move {
         pulse_worker::run(config, stop)
             .await
@@ -167,14 +174,14 @@ enum Behaviour {
 
 /// Pull a job, prove it (or not), publish the result, ack the job.
 fn spawn_worker(
-    nats_url: String,
+    nats: NatsEndpoint,
     id: &'static str,
     keys: Arc<KeyArtifacts>,
     behaviour: Behaviour,
     stop: CancellationToken,
 ) -> JoinHandle<u64> {
     tokio::spawn(async move {
-        let client = async_nats::connect(nats_url).await.expect("connect");
+        let client = nats.connect(id).await.expect("connect");
         let js = jetstream::new(client);
         let consumer: PullConsumer = loop {
             match js.get_stream(JOB_STREAM).await {
@@ -328,19 +335,19 @@ fn state_root(dir: &Path) -> Fr {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn transactions_of_every_kind_end_in_committed_l1_batches() {
-    let c = Cluster::start().await;
+    let mut c = Cluster::start().await;
     let config = c.config(4);
     let http = config.http_addr;
     let (cancel, task) = start_coordinator(config).await;
     let stop = CancellationToken::new();
     let liar = spawn_worker(
-        c.nats.url(),
+        c.nats.worker("liar"),
         "liar",
         c.keys.clone(),
         Behaviour::LiesOnce,
         stop.clone(),
     );
-    let (honest, _cache) = spawn_real_worker(c.nats.url(), "honest", stop.clone());
+    let (honest, _cache) = spawn_real_worker(c.nats.worker("honest"), "honest", stop.clone());
     let (client, js) = c.js().await;
 
     let mut rng = ChaCha20Rng::seed_from_u64(8);
@@ -547,7 +554,7 @@ async fn http_get(addr: SocketAddr, path: &str) -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_restarted_coordinator_and_a_crashed_worker_lose_nothing_and_commit_once() {
-    let c = Cluster::start().await;
+    let mut c = Cluster::start().await;
     let (client, js) = c.js().await;
     let (cancel, task) = start_coordinator(c.config(2)).await;
     let mut rng = ChaCha20Rng::seed_from_u64(9);
@@ -586,14 +593,14 @@ async fn a_restarted_coordinator_and_a_crashed_worker_lose_nothing_and_commit_on
     let (cancel, task) = start_coordinator(c.config(2)).await;
     let stop = CancellationToken::new();
     let dead = spawn_worker(
-        c.nats.url(),
+        c.nats.worker("dead"),
         "dead",
         c.keys.clone(),
         Behaviour::DiesOnFirstJob,
         stop.clone(),
     );
     assert_eq!(dead.await.expect("join"), 0);
-    let (honest, _cache) = spawn_real_worker(c.nats.url(), "honest", stop.clone());
+    let (honest, _cache) = spawn_real_worker(c.nats.worker("honest"), "honest", stop.clone());
     let last = *batch_of.iter().max().expect("batch");
     let st = wait_for_l1_batch(&c, last).await;
     let total: u64 = st.last_batches.iter().map(|b| b.tx_count).sum();
@@ -608,4 +615,90 @@ async fn a_restarted_coordinator_and_a_crashed_worker_lose_nothing_and_commit_on
     cancel.cancel();
     task.await.expect("join");
     let _ = honest.await;
+}
+
+/// The connection names the server holds, as the operator (monitoring) sees them.
+async fn connection_names(c: &Cluster) -> String {
+    let operator = c
+        .nats
+        .operator()
+        .connect("monitor")
+        .await
+        .expect("operator connects");
+    let answer = operator
+        .request("$SYS.REQ.SERVER.PING.CONNZ", "{}".into())
+        .await
+        .expect("connz");
+    String::from_utf8_lossy(&answer.payload).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_revoked_worker_is_cut_off_and_the_other_completes_the_batches() {
+    let mut c = Cluster::start().await;
+    let (client, js) = c.js().await;
+    let (cancel, task) = start_coordinator(c.config(2)).await;
+    let stop = CancellationToken::new();
+    let (revoked, _cache_a) =
+        spawn_real_worker(c.nats.worker("hospital-a"), "hospital-a", stop.clone());
+    let (kept, _cache_b) =
+        spawn_real_worker(c.nats.worker("hospital-b"), "hospital-b", stop.clone());
+    let mut rng = ChaCha20Rng::seed_from_u64(13);
+    let register = async |rng: &mut ChaCha20Rng| {
+        let k = PrivateKey::random(rng);
+        let tx = sign(
+            &k,
+            0,
+            0,
+            TxBody::Register {
+                public_key: k.public_key(),
+                role: Role::Patient,
+            },
+        );
+        accepted(&submit(&client, &js, &tx).await)
+    };
+    let mut last = 0;
+    for _ in 0..2 {
+        last = last.max(register(&mut rng).await);
+    }
+    wait_for_l1_batch(&c, last).await;
+    let names = connection_names(&c).await;
+    assert!(
+        names.contains("pulse-worker hospital-a") && names.contains("pulse-worker hospital-b"),
+        "{names}"
+    );
+
+    // The operator revokes hospital-a and reloads: it is cut off, hospital-b stays.
+    tokio::task::block_in_place(|| c.nats.revoke(pulse_testkit::Role::Worker, "hospital-a"));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let names = connection_names(&c).await;
+        if !names.contains("pulse-worker hospital-a") {
+            assert!(names.contains("pulse-worker hospital-b"), "{names}");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "hospital-a still connected: {names}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Later batches are proved by hospital-b alone.
+    for _ in 0..4 {
+        last = last.max(register(&mut rng).await);
+    }
+    let st = wait_for_l1_batch(&c, last).await;
+    let total: u64 = st.last_batches.iter().map(|b| b.tx_count).sum();
+    assert_eq!(total, 6, "every accepted transaction committed once");
+    assert!(
+        !connection_names(&c)
+            .await
+            .contains("pulse-worker hospital-a"),
+        "the revoked worker came back"
+    );
+    stop.cancel();
+    cancel.cancel();
+    task.await.expect("join");
+    revoked.abort();
+    let _ = kept.await;
 }

@@ -107,7 +107,7 @@ impl Cluster {
         .expect("deploy");
         let http = SocketAddr::from(([127, 0, 0, 1], pulse_testkit::free_port()));
         let config = CoordinatorConfig {
-            nats_url: nats.url(),
+            nats: nats.coordinator(),
             state_dir,
             keys_dir: dir.path().join("keys"),
             ipfs_url: ipfs.api_url(),
@@ -126,7 +126,7 @@ impl Cluster {
         let token = stop.clone();
         let coordinator =
             tokio::spawn(async move { coordinator.run(token).await.expect("coordinator run") });
-        let client = async_nats::connect(nats.url()).await.expect("connect");
+        let client = nats.client().connect("test client").await.expect("connect");
         let js = jetstream::new(client.clone());
         Cluster {
             nats,
@@ -144,9 +144,13 @@ impl Cluster {
     }
 
     /// A real worker serving its metrics on `addr`.
-    fn worker(&self, id: &'static str, addr: SocketAddr) -> (JoinHandle<()>, tempfile::TempDir) {
+    fn worker(
+        &mut self,
+        id: &'static str,
+        addr: SocketAddr,
+    ) -> (JoinHandle<()>, tempfile::TempDir) {
         let cache = tempfile::tempdir().expect("cache dir");
-        let mut config = pulse_worker::WorkerConfig::new(self.nats.url(), id, cache.path());
+        let mut config = pulse_worker::WorkerConfig::new(self.nats.worker(id), id, cache.path());
         config.metrics_addr = Some(addr);
         let stop = self.stop.clone();
         let task = tokio::spawn(async move {

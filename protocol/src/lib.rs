@@ -80,6 +80,11 @@ pub const WORKER_TTL: Duration = Duration::from_secs(30);
 
 /// Object store of proving keys, named by the hex SHA-256 of the key file.
 pub const KEY_BUCKET: &str = "pulse-keys";
+/// The key-value bucket of record keys wrapped for grantees (created by the coordinator,
+/// written and read by clients).
+pub const SHARE_BUCKET: &str = "pulse-key-shares";
+/// The largest wrapped-key share accepted in [`SHARE_BUCKET`], in bytes.
+pub const MAX_SHARE_BYTES: usize = 16 * 1024;
 
 /// The receipt subject of a transaction (its hash as `TxHash` displays it: `0x` and hex).
 pub fn receipt_subject(tx_hash: &str) -> String {

@@ -188,6 +188,18 @@ pub async fn ensure_layout(
     })
     .await
     .map_err(|e| err(&format!("key-value bucket {WORKER_BUCKET}"), e))?;
+    js.create_or_update_key_value(kv::Config {
+        bucket: SHARE_BUCKET.to_owned(),
+        description: "record file keys wrapped for grantees (safe to store: only the \
+                      grantee's key unwraps them)"
+            .to_owned(),
+        history: 1,
+        max_value_size: i32::try_from(MAX_SHARE_BYTES).unwrap_or(i32::MAX),
+        storage: StorageType::File,
+        ..Default::default()
+    })
+    .await
+    .map_err(|e| err(&format!("key-value bucket {SHARE_BUCKET}"), e))?;
     if js.get_object_store(KEY_BUCKET).await.is_err() {
         js.create_object_store(object_store::Config {
             bucket: KEY_BUCKET.to_owned(),

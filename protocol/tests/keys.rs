@@ -43,16 +43,23 @@ async fn keys_are_published_once_fetched_cached_and_checked() {
     let key_bytes = std::fs::read(key_dir.join(PROVING_KEY_FILE)).expect("read key");
     let no_progress = |_: u64, _: u64| {};
 
-    let nats = Nats::start();
-    let client = async_nats::connect(nats.url()).await.expect("connect");
+    let mut nats = Nats::start();
+    let client = nats
+        .coordinator()
+        .connect("coordinator")
+        .await
+        .expect("connect");
     let js = jetstream::new(client);
+    // Keys are fetched as a worker does, with a worker's permissions.
+    let worker = nats.worker("w1").connect("w1").await.expect("connect");
+    let wjs = jetstream::new(worker);
 
     // Before the coordinator has set up NATS.
     let err = publish_proving_key(&js, &key_dir)
         .await
         .expect_err("no store");
     assert!(matches!(err, KeyError::NoKeyStore), "{err:?}");
-    let err = fetch_proving_key(&js, &pk_hash, &cache, &no_progress)
+    let err = fetch_proving_key(&wjs, &pk_hash, &cache, &no_progress)
         .await
         .expect_err("no store");
     assert!(matches!(err, KeyError::NoKeyStore), "{err:?}");
@@ -62,7 +69,7 @@ async fn keys_are_published_once_fetched_cached_and_checked() {
         .expect("layout");
 
     // Not published yet: the error says what to do.
-    let err = fetch_proving_key(&js, &pk_hash, &cache, &no_progress)
+    let err = fetch_proving_key(&wjs, &pk_hash, &cache, &no_progress)
         .await
         .expect_err("not published");
     assert!(matches!(err, KeyError::NotPublished { .. }), "{err:?}");
@@ -101,7 +108,7 @@ async fn keys_are_published_once_fetched_cached_and_checked() {
     // Cache miss: downloaded, with progress up to the whole size, verified.
     let seen = Mutex::new(Vec::new());
     let record = |done: u64, total: u64| seen.lock().expect("lock").push((done, total));
-    let dir = fetch_proving_key(&js, &pk_hash, &cache, &record)
+    let dir = fetch_proving_key(&wjs, &pk_hash, &cache, &record)
         .await
         .expect("fetch");
     assert_eq!(dir, cache.join(&pk_hash));
@@ -128,7 +135,7 @@ async fn keys_are_published_once_fetched_cached_and_checked() {
     // Cache hit: nothing is downloaded, even with the object gone from the store.
     store.delete(&pk_hash).await.expect("delete");
     let called = Mutex::new(false);
-    let again = fetch_proving_key(&js, &pk_hash.to_uppercase(), &cache, &|_, _| {
+    let again = fetch_proving_key(&wjs, &pk_hash.to_uppercase(), &cache, &|_, _| {
         *called.lock().expect("lock") = true;
     })
     .await
@@ -142,7 +149,7 @@ async fn keys_are_published_once_fetched_cached_and_checked() {
     bad[key_bytes.len() / 2] ^= 1;
     std::fs::write(dir.join(PROVING_KEY_FILE), &bad).expect("corrupt cache");
     std::fs::remove_file(dir.join(VERIFIED_MARKER)).expect("rm marker");
-    fetch_proving_key(&js, &pk_hash, &cache, &no_progress)
+    fetch_proving_key(&wjs, &pk_hash, &cache, &no_progress)
         .await
         .expect("re-download");
     assert_eq!(
@@ -156,7 +163,7 @@ async fn keys_are_published_once_fetched_cached_and_checked() {
         .put(pk_hash.as_str(), &mut bad.as_slice())
         .await
         .expect("put corrupt object");
-    let err = fetch_proving_key(&js, &pk_hash, &cache, &no_progress)
+    let err = fetch_proving_key(&wjs, &pk_hash, &cache, &no_progress)
         .await
         .expect_err("corrupt object");
     match &err {
@@ -173,7 +180,7 @@ async fn keys_are_published_once_fetched_cached_and_checked() {
 
     // Publishing repairs an object of the same size but other content.
     publish_proving_key(&js, &key_dir).await.expect("repair");
-    fetch_proving_key(&js, &pk_hash, &cache, &no_progress)
+    fetch_proving_key(&wjs, &pk_hash, &cache, &no_progress)
         .await
         .expect("fetch after repair");
 
@@ -186,7 +193,7 @@ async fn keys_are_published_once_fetched_cached_and_checked() {
     assert!(err.to_string().contains("pulse setup"), "{err}");
 
     // A hash that is not one never names a file.
-    let err = fetch_proving_key(&js, "../x", &cache, &no_progress)
+    let err = fetch_proving_key(&wjs, "../x", &cache, &no_progress)
         .await
         .expect_err("bad hash");
     assert!(matches!(err, KeyError::BadHash { .. }), "{err:?}");

@@ -13,8 +13,13 @@ use pulse_testkit::Nats;
 #[tokio::test]
 async fn the_layout_is_idempotent_and_behaves_as_documented() {
     let nats = Nats::start();
-    let client = async_nats::connect(nats.url()).await.expect("connect");
+    let client = nats
+        .coordinator()
+        .connect("coordinator")
+        .await
+        .expect("connect");
     let js = jetstream::new(client.clone());
+    let submitter = jetstream::new(nats.client().connect("client").await.expect("connect"));
     let options = LayoutOptions {
         job_lease: Duration::from_secs(1),
         job_max_deliver: 3,
@@ -26,7 +31,8 @@ async fn the_layout_is_idempotent_and_behaves_as_documented() {
     for _ in 0..2 {
         let mut h = HeaderMap::new();
         h.insert("Nats-Msg-Id", "0xabc");
-        js.publish_with_headers(TX_SUBJECT, h, "{}".into())
+        submitter
+            .publish_with_headers(TX_SUBJECT, h, "{}".into())
             .await
             .expect("publish")
             .await

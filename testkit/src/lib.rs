@@ -39,8 +39,9 @@ pub use chromium::{
 };
 pub use http::{HttpAnswer, http_request};
 pub use ipfs::Ipfs;
-pub use nats::Nats;
+pub use nats::{Nats, NatsOptions};
 pub use prometheus::{Prometheus, promtool_path};
+pub use pulse_access::{NatsEndpoint, Role};
 pub use tools::{Tool, ToolNotFound, cache_dir, js_dir};
 
 /// How long a server may take to answer after it was started before the start panics.

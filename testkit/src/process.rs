@@ -65,6 +65,11 @@ impl ServerProcess {
         self.child = Some(child);
     }
 
+    /// The running process's id.
+    pub(crate) fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Whether the process is still running (a finished one is reaped).
     pub(crate) fn is_running(&mut self) -> bool {
         match self.child.as_mut() {

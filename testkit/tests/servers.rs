@@ -1,7 +1,7 @@
 //! Each server starts on loopback, answers, and is gone (port refused, directory removed)
 //! after its handle is dropped.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::Command;
@@ -48,36 +48,6 @@ fn json_rpc(port: u16, method: &str, params: &str) -> String {
 
 /// A request over the raw NATS protocol: publish `payload` to `subject` and return the
 /// first reply.
-fn nats_request(port: u16, subject: &str, payload: &str) -> String {
-    let mut stream = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).expect("connect to NATS");
-    stream.set_read_timeout(Some(PROBE)).expect("read timeout");
-    let mut reader = BufReader::new(stream.try_clone().expect("clone stream"));
-    let mut line = String::new();
-    reader.read_line(&mut line).expect("INFO line");
-    assert!(line.starts_with("INFO "), "not a NATS server: {line}");
-    write!(
-        stream,
-        "CONNECT {{\"verbose\":false,\"pedantic\":false}}\r\nSUB _INBOX.t 1\r\n\
-         PUB {subject} _INBOX.t {}\r\n{payload}\r\nPING\r\n",
-        payload.len()
-    )
-    .expect("send request");
-    loop {
-        line.clear();
-        reader.read_line(&mut line).expect("a NATS protocol line");
-        if let Some(rest) = line.strip_prefix("MSG _INBOX.t 1 ") {
-            let len: usize = rest.trim().parse().expect("payload length");
-            let mut reply = vec![0; len + 2];
-            reader.read_exact(&mut reply).expect("reply payload");
-            reply.truncate(len);
-            return String::from_utf8(reply).expect("UTF-8 reply");
-        }
-        assert!(
-            !line.starts_with("-ERR"),
-            "NATS refused the request: {line}"
-        );
-    }
-}
 
 #[test]
 fn every_tool_is_installed() {
@@ -99,15 +69,47 @@ fn free_port_can_be_bound() {
     TcpListener::bind((Ipv4Addr::LOCALHOST, port)).expect("the port is free");
 }
 
+/// A request over an authenticated TLS connection as `endpoint`'s user.
+fn nats_request(endpoint: &pulse_testkit::NatsEndpoint, subject: &str, payload: &str) -> String {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let client = endpoint.connect("testkit test").await.expect("connect");
+        let reply = client
+            .request(subject.to_owned(), payload.to_owned().into())
+            .await
+            .expect("request");
+        String::from_utf8(reply.payload.to_vec()).expect("UTF-8 reply")
+    })
+}
+
+/// The first line a plain TCP client reads: the server's `INFO`.
+fn info_line(port: u16) -> String {
+    let stream = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).expect("connect to NATS");
+    stream.set_read_timeout(Some(PROBE)).expect("read timeout");
+    let mut line = String::new();
+    BufReader::new(stream)
+        .read_line(&mut line)
+        .expect("INFO line");
+    line
+}
+
 #[test]
-fn nats_answers_with_jetstream_and_is_gone_after_drop() {
+fn nats_answers_with_jetstream_over_tls_only_to_users_and_is_gone_after_drop() {
     let started = Instant::now();
     let nats = Nats::start();
     eprintln!("nats-server ready in {:?}", started.elapsed());
     let (port, dir) = (nats.port(), nats.dir().to_owned());
-    assert_eq!(nats.url(), format!("nats://127.0.0.1:{port}"));
+    assert_eq!(nats.url(), format!("tls://127.0.0.1:{port}"));
+    let info = info_line(port);
+    assert!(
+        info.contains("\"tls_required\":true") && info.contains("\"auth_required\":true"),
+        "{info}"
+    );
 
-    let info = nats_request(port, "$JS.API.INFO", "");
+    let info = nats_request(&nats.coordinator(), "$JS.API.INFO", "");
     assert!(
         info.contains("io.nats.jetstream.api.v1.account_info_response"),
         "{info}"
@@ -119,16 +121,17 @@ fn nats_answers_with_jetstream_and_is_gone_after_drop() {
 }
 
 #[test]
-fn nats_restart_keeps_port_and_jetstream_data() {
+fn nats_restart_keeps_port_users_and_jetstream_data() {
     let mut nats = Nats::start();
     let port = nats.port();
+    let coordinator = nats.coordinator();
     let created = nats_request(
-        port,
-        "$JS.API.STREAM.CREATE.PULSE",
-        r#"{"name":"PULSE","subjects":["pulse.>"],"storage":"file"}"#,
+        &coordinator,
+        "$JS.API.STREAM.CREATE.PULSE_T",
+        r#"{"name":"PULSE_T","subjects":["pulse.jobs.t"],"storage":"file"}"#,
     );
     assert!(!created.contains("\"error\""), "{created}");
-    let ack = nats_request(port, "pulse.jobs", "hello");
+    let ack = nats_request(&coordinator, "pulse.jobs.t", "hello");
     assert!(ack.contains("\"seq\":1"), "{ack}");
 
     nats.stop();
@@ -139,7 +142,7 @@ fn nats_restart_keeps_port_and_jetstream_data() {
     nats.restart();
     eprintln!("nats-server restarted in {:?}", started.elapsed());
     assert_eq!(nats.port(), port);
-    let info = nats_request(port, "$JS.API.STREAM.INFO.PULSE", "");
+    let info = nats_request(&coordinator, "$JS.API.STREAM.INFO.PULSE_T", "");
     assert!(
         info.contains("\"messages\":1"),
         "the stream lost its message: {info}"
@@ -149,8 +152,8 @@ fn nats_restart_keeps_port_and_jetstream_data() {
     nats.kill();
     assert!(refused(port));
     nats.restart();
-    let info = nats_request(port, "$JS.API.STREAM.INFO.PULSE", "");
-    assert!(info.contains("\"name\":\"PULSE\""), "{info}");
+    let info = nats_request(&coordinator, "$JS.API.STREAM.INFO.PULSE_T", "");
+    assert!(info.contains("\"name\":\"PULSE_T\""), "{info}");
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! The worker's configuration: where NATS is, who the worker is, where it keeps keys, what
 //! it proves on, and the few timings an operator may want to change.
 
+use pulse_access::{NatsEndpoint, Role};
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -54,6 +55,9 @@ pub enum ConfigError {
         /// The backend chosen.
         backend: BackendKind,
     },
+    /// The credentials file cannot be used.
+    #[error("NATS credentials: {0}")]
+    Credentials(String),
     /// A setting that must be positive is zero.
     #[error("{what} must be greater than zero")]
     Zero {
@@ -129,56 +133,15 @@ impl FromStr for BackendKind {
     }
 }
 
-/// How the worker authenticates to NATS. `Debug` does not show the secrets.
-#[derive(Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Credentials {
-    /// A user name and password.
-    UserPassword {
-        /// The user.
-        user: String,
-        /// The password.
-        password: String,
-    },
-    /// A token.
-    Token(String),
-}
-
-impl fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Credentials::UserPassword { user, .. } => f
-                .debug_struct("UserPassword")
-                .field("user", user)
-                .field("password", &"<redacted>")
-                .finish(),
-            Credentials::Token(_) => f.write_str("Token(<redacted>)"),
-        }
-    }
-}
-
-impl Credentials {
-    /// Adds these credentials to NATS connect options.
-    pub fn apply(&self, options: async_nats::ConnectOptions) -> async_nats::ConnectOptions {
-        match self {
-            Credentials::UserPassword { user, password } => {
-                options.user_and_password(user.clone(), password.clone())
-            }
-            Credentials::Token(token) => options.token(token.clone()),
-        }
-    }
-}
-
 /// Everything [`crate::run`] needs.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
-    /// The NATS server (`nats://host:4222`; several separated by commas).
-    pub nats_url: String,
+    /// The NATS server(s), the CA that vouches for them, and this worker's credentials
+    /// file (a worker user named as [`WorkerConfig::worker_id`]).
+    pub nats: NatsEndpoint,
     /// The worker's id, chosen by its operator: the key of its registry entry and the name
     /// on its results. `[A-Za-z0-9_-]{1,64}`.
     pub worker_id: String,
-    /// NATS credentials, if the server asks for them.
-    pub credentials: Option<Credentials>,
     /// Where downloaded proving keys are kept (one directory per key hash).
     pub key_cache_dir: PathBuf,
     /// The proving backend.
@@ -207,14 +170,13 @@ pub struct WorkerConfig {
 impl WorkerConfig {
     /// A configuration with the defaults for everything but the essentials.
     pub fn new(
-        nats_url: impl Into<String>,
+        nats: NatsEndpoint,
         worker_id: impl Into<String>,
         key_cache_dir: impl Into<PathBuf>,
     ) -> Self {
         Self {
-            nats_url: nats_url.into(),
+            nats,
             worker_id: worker_id.into(),
-            credentials: None,
             key_cache_dir: key_cache_dir.into(),
             backend: BackendKind::default(),
             device: None,
@@ -234,8 +196,28 @@ impl WorkerConfig {
     /// The first [`ConfigError`] found.
     pub fn validate(&self) -> Result<(), ConfigError> {
         validate_worker_id(&self.worker_id)?;
-        if self.nats_url.trim().is_empty() {
+        if self.nats.url.trim().is_empty() {
             return Err(ConfigError::NatsUrl);
+        }
+        if let Some(creds) = self
+            .nats
+            .load_credentials()
+            .map_err(|e| ConfigError::Credentials(e.to_string()))?
+        {
+            if creds.role() != Role::Worker {
+                return Err(ConfigError::Credentials(format!(
+                    "the credentials are for {creds}, not a worker; ask the operator for a worker's (`pulse nats worker add {}`)",
+                    self.worker_id
+                )));
+            }
+            if creds.user() != self.worker_id {
+                return Err(ConfigError::Credentials(format!(
+                    "the credentials are for worker `{}` but this worker's id is `{}`; run with --id {} (a worker may only announce itself under its own name)",
+                    creds.user(),
+                    self.worker_id,
+                    creds.user()
+                )));
+            }
         }
         if self.provers_cached == 0 {
             return Err(ConfigError::Zero {
@@ -305,13 +287,17 @@ mod tests {
 
     #[test]
     fn config_is_validated() {
-        let good = WorkerConfig::new("nats://127.0.0.1:4222", "w1", "/tmp/keys");
+        let good = WorkerConfig::new(
+            NatsEndpoint::new("nats://127.0.0.1:4222"),
+            "w1",
+            "/tmp/keys",
+        );
         assert_eq!(good.validate(), Ok(()));
         let mut c = good.clone();
         c.worker_id = "no spaces".into();
         assert!(matches!(c.validate(), Err(ConfigError::WorkerId { .. })));
         let mut c = good.clone();
-        c.nats_url = " ".into();
+        c.nats.url = " ".into();
         assert_eq!(c.validate(), Err(ConfigError::NatsUrl));
         let mut c = good.clone();
         c.max_jobs = Some(0);
@@ -345,7 +331,11 @@ mod tests {
 
     #[test]
     fn gpu_settings_need_a_gpu_backend() {
-        let mut c = WorkerConfig::new("nats://127.0.0.1:4222", "w1", "/tmp/keys");
+        let mut c = WorkerConfig::new(
+            NatsEndpoint::new("nats://127.0.0.1:4222"),
+            "w1",
+            "/tmp/keys",
+        );
         c.device = Some(1);
         let err = c.validate().expect_err("cpu has no device number");
         assert!(err.to_string().contains("--device"), "{err}");
@@ -366,17 +356,28 @@ mod tests {
     }
 
     #[test]
-    fn secrets_stay_out_of_debug_output() {
-        let c = Credentials::UserPassword {
-            user: "worker".into(),
-            password: "hunter2".into(),
-        };
-        let t = Credentials::Token("s3cret".into());
-        let shown = format!("{c:?} {t:?}");
-        assert!(shown.contains("worker"), "{shown}");
-        assert!(
-            !shown.contains("hunter2") && !shown.contains("s3cret"),
-            "{shown}"
-        );
+    fn credentials_must_be_this_workers() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("w.json");
+        pulse_access::Credentials::generate(Role::Worker, "h1")
+            .and_then(|c| c.save(&path))
+            .expect("credentials");
+        let endpoint = NatsEndpoint::new("tls://127.0.0.1:4222").with_credentials(&path);
+        let ok = WorkerConfig::new(endpoint.clone(), "h1", "/tmp/keys");
+        assert_eq!(ok.validate(), Ok(()));
+        let other = WorkerConfig::new(endpoint, "h2", "/tmp/keys");
+        let err = other
+            .validate()
+            .expect_err("another worker's id")
+            .to_string();
+        assert!(err.contains("--id h1"), "{err}");
+        pulse_access::Credentials::generate(Role::Client, "h1")
+            .and_then(|c| c.save(&path))
+            .expect("credentials");
+        let err = ok
+            .validate()
+            .expect_err("a client's credentials")
+            .to_string();
+        assert!(err.contains("not a worker"), "{err}");
     }
 }

@@ -22,9 +22,22 @@ const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
 pub enum ConnectError {
     /// The server refused the credentials: retrying cannot help.
     #[error(
-        "NATS at {url} refused this worker's credentials ({reason}); check the user and password or token the coordinator's operator gave you"
+        "NATS at {url} refused this worker's credentials ({reason}); check --nats-credentials (the file `pulse nats worker add` wrote for this worker) or ask the operator whether it was revoked"
     )]
     Unauthorized {
+        /// The server.
+        url: String,
+        /// The client's message.
+        reason: String,
+    },
+    /// The credentials file or the CA cannot be used.
+    #[error("{0}")]
+    Setup(String),
+    /// TLS failed: the server is not the one the CA vouches for, or the CA is missing.
+    #[error(
+        "TLS with NATS at {url} failed ({reason}); pass the cluster's CA certificate with --nats-ca and check the URL's host is the one in the server's certificate"
+    )]
+    Tls {
         /// The server.
         url: String,
         /// The client's message.
@@ -92,9 +105,9 @@ impl Backoff {
     }
 }
 
-fn options(config: &WorkerConfig) -> ConnectOptions {
+fn options(config: &WorkerConfig) -> Result<ConnectOptions, ConnectError> {
     let worker = config.worker_id.clone();
-    let mut options = ConnectOptions::new()
+    let options = ConnectOptions::new()
         .name(format!("pulse-worker {}", config.worker_id))
         .connection_timeout(ATTEMPT_TIMEOUT)
         .event_callback(move |event| {
@@ -117,10 +130,10 @@ fn options(config: &WorkerConfig) -> ConnectOptions {
                 }
             }
         });
-    if let Some(credentials) = &config.credentials {
-        options = credentials.apply(options);
-    }
-    options
+    config
+        .nats
+        .apply(options)
+        .map_err(|e| ConnectError::Setup(e.to_string()))
 }
 
 /// Connects to NATS, retrying with backoff for up to `config.connect_timeout`. After this,
@@ -134,22 +147,24 @@ pub async fn connect(
     config: &WorkerConfig,
     shutdown: &CancellationToken,
 ) -> Result<Option<async_nats::Client>, ConnectError> {
-    let url = config.nats_url.clone();
-    let servers: Vec<String> = url
-        .split(',')
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty())
-        .collect();
+    let url = config.nats.url.clone();
+    let servers = config.nats.servers();
     let start = Instant::now();
     let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(10));
     let mut attempts = 0;
     loop {
         attempts += 1;
-        let reason = match options(config).connect(servers.as_slice()).await {
+        let reason = match options(config)?.connect(servers.as_slice()).await {
             Ok(client) => return Ok(Some(client)),
             Err(e) => match e.kind() {
                 ConnectErrorKind::AuthorizationViolation | ConnectErrorKind::Authentication => {
                     return Err(ConnectError::Unauthorized {
+                        url,
+                        reason: e.to_string(),
+                    });
+                }
+                ConnectErrorKind::Tls => {
+                    return Err(ConnectError::Tls {
                         url,
                         reason: e.to_string(),
                     });

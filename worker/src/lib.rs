@@ -42,7 +42,7 @@ use pulse_protocol::{WORKER_TTL, WorkerInfo, decode};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-pub use config::{BackendKind, ConfigError, Credentials, WorkerConfig, validate_worker_id};
+pub use config::{BackendKind, ConfigError, WorkerConfig, validate_worker_id};
 pub use connect::ConnectError;
 pub use engine::{Hardware, LoadError, Loaded, Proved};
 pub use metrics::WorkerMetrics;
@@ -105,7 +105,7 @@ pub async fn run(
         backend = hardware.name(),
         device = %device.description,
         memory_bytes = device.memory_bytes,
-        nats = %config.nats_url,
+        nats = %config.nats.url,
         "starting the worker"
     );
 

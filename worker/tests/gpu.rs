@@ -53,7 +53,7 @@ fn label_prefix() -> String {
 }
 
 fn gpu_config(
-    nats: &pulse_testkit::Nats,
+    nats: &mut pulse_testkit::Nats,
     worker_id: &str,
     cache: &tempfile::TempDir,
 ) -> WorkerConfig {
@@ -190,9 +190,9 @@ fn a_key_or_a_job_too_large_for_the_gpu_budget_is_proved_on_the_cpu() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gpu_worker_proves_jobs_and_names_its_device() {
     init_tracing();
-    let (nats, js) = nats_with_layout().await;
+    let (mut nats, js) = nats_with_layout().await;
     let cache = tempfile::tempdir().expect("tempdir");
-    let mut config = gpu_config(&nats, "hospital-gpu", &cache);
+    let mut config = gpu_config(&mut nats, "hospital-gpu", &cache);
     config.max_jobs = Some(2);
     let (_token, handle) = spawn_worker(config.clone());
 
@@ -248,10 +248,10 @@ async fn a_gpu_worker_proves_jobs_and_names_its_device() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gpu_worker_short_of_memory_proves_on_the_cpu_and_counts_it() {
     init_tracing();
-    let (nats, js) = nats_with_layout().await;
+    let (mut nats, js) = nats_with_layout().await;
     publish_job(&js, &job(2)).await;
     let cache = tempfile::tempdir().expect("tempdir");
-    let mut config = gpu_config(&nats, "shared-gpu", &cache);
+    let mut config = gpu_config(&mut nats, "shared-gpu", &cache);
     config.gpu_memory_limit = Some(64 << 10);
     config.max_jobs = Some(1);
     let (_token, handle) = spawn_worker(config.clone());
@@ -296,7 +296,10 @@ async fn a_gpu_asked_for_by_name_and_missing_stops_the_worker_before_it_connects
     let cache = tempfile::tempdir().expect("tempdir");
     // Nothing listens there: the worker must fail on the device, not on NATS.
     let mut config = WorkerConfig::new(
-        format!("nats://127.0.0.1:{}", pulse_testkit::free_port()),
+        pulse_testkit::NatsEndpoint::new(format!(
+            "nats://127.0.0.1:{}",
+            pulse_testkit::free_port()
+        )),
         "no-such-gpu",
         cache.path().join("keys"),
     );

@@ -13,6 +13,7 @@ use pulse_circuits::artifacts::Hash32;
 use pulse_protocol::nats::{LayoutOptions, ensure_layout};
 use pulse_protocol::{JobOutcome, WorkerInfo, encode};
 use pulse_testkit::Nats;
+use pulse_testkit::NatsEndpoint;
 use pulse_worker::{WorkerConfig, WorkerSummary};
 
 const SOON: Duration = Duration::from_secs(120);
@@ -20,7 +21,7 @@ const SOON: Duration = Duration::from_secs(120);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jobs_are_proved_and_bad_messages_do_not_stop_the_worker() {
     init_tracing();
-    let (nats, js) = nats_with_layout().await;
+    let (mut nats, js) = nats_with_layout().await;
 
     let wrong_version = String::from_utf8(encode(&job(1)))
         .expect("utf8")
@@ -42,7 +43,7 @@ async fn jobs_are_proved_and_bad_messages_do_not_stop_the_worker() {
     publish_job(&js, &job(2)).await;
 
     let cache = tempfile::tempdir().expect("tempdir");
-    let mut config = config(&nats, "hospital-a", &cache);
+    let mut config = config(&mut nats, "hospital-a", &cache);
     config.max_jobs = Some(5);
     let (_token, handle) = spawn_worker(config);
     let summary = finished(handle, SOON).await;
@@ -88,14 +89,14 @@ async fn jobs_are_proved_and_bad_messages_do_not_stop_the_worker() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unprovable_witness_is_reported_and_goes_back_to_the_queue() {
     init_tracing();
-    let (nats, js) = nats_with_layout().await;
+    let (mut nats, js) = nats_with_layout().await;
     // Right shape, wrong claim: the roots after the chunk are those before it.
     let mut lie = job(1);
     lie.witness.roots_after = lie.witness.roots_before;
     publish_job(&js, &lie).await;
 
     let cache = tempfile::tempdir().expect("tempdir");
-    let mut config = config(&nats, "hospital-b", &cache);
+    let mut config = config(&mut nats, "hospital-b", &cache);
     config.max_jobs = Some(1);
     let (_token, handle) = spawn_worker(config);
     let summary = finished(handle, SOON).await;
@@ -114,13 +115,13 @@ async fn an_unprovable_witness_is_reported_and_goes_back_to_the_queue() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crashed_workers_job_is_finished_by_another_after_its_lease() {
     init_tracing();
-    let (nats, js) = nats_with_layout().await;
+    let (mut nats, js) = nats_with_layout().await;
     publish_job(&js, &job(0)).await;
 
     // Worker A takes the job and dies mid-proof (its key is loaded, so it is proving),
     // without any cleanup.
     let cache_a = tempfile::tempdir().expect("tempdir");
-    let (_token_a, handle_a) = spawn_worker(config(&nats, "crashy", &cache_a));
+    let (_token_a, handle_a) = spawn_worker(config(&mut nats, "crashy", &cache_a));
     let busy = watch_for_entry(&js, "crashy", SOON, |i| {
         i.current_job.is_some() && !i.circuits.is_empty()
     })
@@ -135,7 +136,7 @@ async fn a_crashed_workers_job_is_finished_by_another_after_its_lease() {
 
     // Worker B gets it once A's lease runs out, and proves it.
     let cache_b = tempfile::tempdir().expect("tempdir");
-    let mut config_b = config(&nats, "steady", &cache_b);
+    let mut config_b = config(&mut nats, "steady", &cache_b);
     config_b.max_jobs = Some(1);
     let started = std::time::Instant::now();
     let (_token_b, handle_b) = spawn_worker(config_b);
@@ -177,7 +178,7 @@ async fn the_worker_rides_out_a_nats_restart() {
     init_tracing();
     let (mut nats, js) = nats_with_layout().await;
     let cache = tempfile::tempdir().expect("tempdir");
-    let mut config = config(&nats, "hospital-c", &cache);
+    let mut config = config(&mut nats, "hospital-c", &cache);
     config.max_jobs = Some(1);
     let (_token, handle) = spawn_worker(config);
     wait_for_entry(&js, "hospital-c", SOON, |_| true).await;
@@ -195,12 +196,16 @@ async fn the_worker_rides_out_a_nats_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_worker_waits_for_the_coordinator_and_deregisters_on_shutdown() {
     init_tracing();
-    let nats = Nats::start();
-    let client = async_nats::connect(nats.url()).await.expect("connect");
+    let mut nats = Nats::start();
+    let client = nats
+        .coordinator()
+        .connect("coordinator")
+        .await
+        .expect("connect");
     let js = async_nats::jetstream::new(client);
 
     let cache = tempfile::tempdir().expect("tempdir");
-    let (token, handle) = spawn_worker(config(&nats, "early-bird", &cache));
+    let (token, handle) = spawn_worker(config(&mut nats, "early-bird", &cache));
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(!handle.is_finished(), "the worker waits for the layout");
 
@@ -227,10 +232,10 @@ async fn the_worker_waits_for_the_coordinator_and_deregisters_on_shutdown() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_mid_job_hands_the_job_back() {
     init_tracing();
-    let (nats, js) = nats_with_layout().await;
+    let (mut nats, js) = nats_with_layout().await;
     publish_job(&js, &job(1)).await;
     let cache = tempfile::tempdir().expect("tempdir");
-    let mut config = config(&nats, "short-grace", &cache);
+    let mut config = config(&mut nats, "short-grace", &cache);
     config.shutdown_grace = Duration::ZERO;
     let (token, handle) = spawn_worker(config);
     wait_for_entry(&js, "short-grace", SOON, |i| i.current_job.is_some()).await;
@@ -246,7 +251,7 @@ async fn shutdown_mid_job_hands_the_job_back() {
         assert_eq!(jobs_left(&js).await, 1, "the job is back in the queue");
         // Another worker can take it at once.
         let cache2 = tempfile::tempdir().expect("tempdir");
-        let mut again = common::config(&nats, "next", &cache2);
+        let mut again = common::config(&mut nats, "next", &cache2);
         again.max_jobs = Some(1);
         let (_t, h) = spawn_worker(again);
         assert_eq!(finished(h, SOON).await.jobs_done, 1);
@@ -264,7 +269,7 @@ async fn an_unreachable_server_is_a_clear_error() {
     let port = pulse_testkit::free_port();
     let cache = tempfile::tempdir().expect("tempdir");
     let mut config = WorkerConfig::new(
-        format!("nats://127.0.0.1:{port}"),
+        NatsEndpoint::new(format!("nats://127.0.0.1:{port}")),
         "lonely",
         cache.path().join("keys"),
     );
@@ -276,7 +281,11 @@ async fn an_unreachable_server_is_a_clear_error() {
     assert!(text.contains("could not reach NATS"), "{text}");
     assert!(text.contains(&port.to_string()), "{text}");
 
-    let mut bad = WorkerConfig::new("nats://127.0.0.1:1", "no spaces allowed", "/tmp/x");
+    let mut bad = WorkerConfig::new(
+        NatsEndpoint::new("nats://127.0.0.1:1"),
+        "no spaces allowed",
+        "/tmp/x",
+    );
     bad.max_jobs = Some(1);
     let err = pulse_worker::run(bad, tokio_util::sync::CancellationToken::new())
         .await

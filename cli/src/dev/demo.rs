@@ -258,11 +258,12 @@ async fn run_demo(args: DemoArgs) -> Result<Report> {
 }
 
 async fn workload(args: &DemoArgs, info: &ClusterInfo, say: impl Fn(&str)) -> Result<Report> {
-    let client = async_nats::connect(&info.nats_url)
+    let client = info
+        .client_endpoint()
+        .connect("pulse dev demo")
         .await
-        .with_context(|| format!("connecting to NATS at {}", info.nats_url))?;
+        .context("connecting to NATS as the cluster's client")?;
     let js = jetstream::new(client);
-    pulse_client::ensure_share_bucket(&js).await?;
     let mut w = Workload {
         js: js.clone(),
         submitted: 0,

@@ -72,17 +72,24 @@ pub struct ClusterShape {
     /// Seal a batch this long after its first transaction.
     #[arg(long, default_value = "2s", value_parser = crate::coordinator::parse_duration)]
     pub batch_deadline: Duration,
+    /// Run NATS without TLS (credentials still required): only to measure what TLS costs.
+    #[arg(long)]
+    pub nats_plain_text: bool,
 }
 
 impl ClusterShape {
     fn to_args(&self) -> Vec<String> {
-        vec![
+        let mut args = vec![
             format!("--slots={}", self.slots),
             format!("--depth={}", self.depth),
             format!("--workers={}", self.workers),
             format!("--batch-txs={}", self.batch_txs),
             format!("--batch-deadline={}ms", self.batch_deadline.as_millis()),
-        ]
+        ];
+        if self.nats_plain_text {
+            args.push("--nats-plain-text".into());
+        }
+        args
     }
 }
 
@@ -118,6 +125,11 @@ pub struct ClusterInfo {
     pub version: u32,
     /// NATS client URL.
     pub nats_url: String,
+    /// The CA certificate NATS's server certificate chains to (none only when the cluster
+    /// runs without TLS, to measure its cost).
+    pub nats_ca: Option<PathBuf>,
+    /// A credentials file per role (mode 0600).
+    pub nats_credentials: RoleCredentials,
     /// The coordinator's HTTP API (status page, lookups, metrics).
     pub coordinator_url: String,
     /// The IPFS node's RPC API.
@@ -144,7 +156,37 @@ pub struct ClusterInfo {
     pub pid: u32,
 }
 
+/// The dev cluster's NATS credentials files, one per role (and one per worker).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleCredentials {
+    /// The coordinator's.
+    pub coordinator: PathBuf,
+    /// The first worker's.
+    pub worker: PathBuf,
+    /// Client software's (the demo, the `pulse` user commands).
+    pub client: PathBuf,
+    /// Monitoring's (`$SYS`).
+    pub operator: PathBuf,
+    /// Every worker's, by worker id.
+    pub workers: std::collections::BTreeMap<String, PathBuf>,
+}
+
 impl ClusterInfo {
+    /// The NATS endpoint of a role's user.
+    pub fn nats_endpoint(&self, credentials: &Path) -> pulse_access::NatsEndpoint {
+        pulse_access::NatsEndpoint {
+            url: self.nats_url.clone(),
+            ca: self.nats_ca.clone(),
+            credentials: Some(credentials.to_owned()),
+        }
+    }
+
+    /// The `client` user's endpoint, for submitting software.
+    pub fn client_endpoint(&self) -> pulse_access::NatsEndpoint {
+        self.nats_endpoint(&self.nats_credentials.client)
+    }
+
     /// Reads a `cluster.json`.
     ///
     /// # Errors
@@ -357,7 +399,19 @@ fn up(args: UpArgs) -> Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&info)?);
     } else {
         println!("cluster up (supervisor pid {}):", info.pid);
-        println!("  NATS            {}", info.nats_url);
+        match &info.nats_ca {
+            Some(ca) => println!(
+                "  NATS            {} (TLS; CA {})",
+                info.nats_url,
+                ca.display()
+            ),
+            None => println!("  NATS            {} (no TLS)", info.nats_url),
+        }
+        println!(
+            "  credentials     client {} · operator {}",
+            info.nats_credentials.client.display(),
+            info.nats_credentials.operator.display()
+        );
         println!(
             "  coordinator     {} (status page at /, metrics at /metrics)",
             info.coordinator_url

@@ -104,7 +104,10 @@ async fn run(args: ServeArgs) -> Result<ExitCode> {
     let shape = &args.shape;
 
     eprintln!("starting nats-server, anvil and the IPFS node on loopback");
-    let nats = start("nats-server", pulse_testkit::Nats::start)?;
+    let tls = !shape.nats_plain_text;
+    let mut nats = start("nats-server", || {
+        pulse_testkit::Nats::start_with(pulse_testkit::NatsOptions { tls })
+    })?;
     let anvil = start("anvil", pulse_testkit::Anvil::start)?;
     let ipfs = start("the IPFS node", pulse_testkit::Ipfs::start)?;
 
@@ -152,10 +155,15 @@ async fn run(args: ServeArgs) -> Result<ExitCode> {
 
     let http = SocketAddr::from(([127, 0, 0, 1], pulse_testkit::free_port()));
     let mut services = Vec::new();
+    let coordinator_nats = nats.coordinator();
     let coordinator_args: Vec<String> = vec![
         "coordinator".into(),
         "run".into(),
         format!("--nats={}", nats.url()),
+        format!(
+            "--nats-credentials={}",
+            creds_of(&coordinator_nats)?.display()
+        ),
         format!("--state-dir={}", state_dir.display()),
         format!("--keys={}", keys_dir.display()),
         format!("--ipfs={}", ipfs.api_url()),
@@ -165,6 +173,7 @@ async fn run(args: ServeArgs) -> Result<ExitCode> {
         format!("--batch-deadline={}ms", shape.batch_deadline.as_millis()),
         format!("--http={http}"),
     ];
+    let coordinator_args = with_ca(coordinator_args, &coordinator_nats);
     services.push(Service::spawn(
         "coordinator",
         &coordinator_args,
@@ -182,18 +191,25 @@ async fn run(args: ServeArgs) -> Result<ExitCode> {
     eprintln!("coordinator up at {coordinator_url}");
 
     let mut worker_ports = Vec::new();
+    let mut worker_credentials = std::collections::BTreeMap::new();
     for i in 0..shape.workers {
         let name = format!("worker-{}", i + 1);
+        let id = format!("hospital-{}", i + 1);
         let port = pulse_testkit::free_port();
         worker_ports.push(port);
+        let endpoint = start("a worker's NATS user", || nats.worker(&id))?;
+        let creds = creds_of(&endpoint)?;
+        worker_credentials.insert(id.clone(), creds.clone());
         let args: Vec<String> = vec![
             "worker".into(),
             "run".into(),
             format!("--nats={}", nats.url()),
-            format!("--id=hospital-{}", i + 1),
+            format!("--nats-credentials={}", creds.display()),
+            format!("--id={id}"),
             format!("--key-cache={}", dir.join("workers").join(&name).display()),
             format!("--metrics-addr=127.0.0.1:{port}"),
         ];
+        let args = with_ca(args, &endpoint);
         services.push(Service::spawn(&name, &args, &[], &logs)?);
     }
 
@@ -208,9 +224,23 @@ async fn run(args: ServeArgs) -> Result<ExitCode> {
         ))
     })?;
 
+    let client_nats = nats.client();
+    let operator_nats = nats.endpoint(pulse_access::Role::Operator, "operator");
     let info = ClusterInfo {
         version: 1,
         nats_url: nats.url(),
+        nats_ca: client_nats.ca.clone(),
+        nats_credentials: super::RoleCredentials {
+            coordinator: creds_of(&coordinator_nats)?,
+            worker: worker_credentials
+                .values()
+                .next()
+                .cloned()
+                .context("the cluster has no worker")?,
+            client: creds_of(&client_nats)?,
+            operator: creds_of(&operator_nats)?,
+            workers: worker_credentials,
+        },
         coordinator_url,
         ipfs_url: ipfs.api_url(),
         l1_rpc: anvil.url(),
@@ -296,11 +326,31 @@ async fn wait_http(service: &mut Service, port: u16, path: &str, timeout: Durati
     }
 }
 
+/// `args` with `--nats-ca` when the endpoint has a CA.
+fn with_ca(mut args: Vec<String>, endpoint: &pulse_access::NatsEndpoint) -> Vec<String> {
+    if let Some(ca) = &endpoint.ca {
+        args.push(format!("--nats-ca={}", ca.display()));
+    }
+    args
+}
+
+fn creds_of(endpoint: &pulse_access::NatsEndpoint) -> Result<PathBuf> {
+    endpoint
+        .credentials
+        .clone()
+        .context("no NATS credentials for this role")
+}
+
 fn write_env(dir: &Path, info: &ClusterInfo) -> Result<()> {
     let text = format!(
-        "# Written by `pulse dev up`: `source` it to point the pulse commands at the local cluster.\nexport PULSE_CLUSTER='{}'\nexport PULSE_NATS='{}'\nexport PULSE_COORDINATOR='{}'\nexport PULSE_IPFS='{}'\nexport PULSE_L1_RPC='{}'\nexport PULSE_L1_CONTRACT='{}'\nexport PULSE_DEPTH='{}'\n",
+        "# Written by `pulse dev up`: `source` it to point the pulse commands at the local cluster.\nexport PULSE_CLUSTER='{}'\nexport PULSE_NATS='{}'\nexport PULSE_NATS_CA='{}'\nexport PULSE_NATS_CREDENTIALS='{}'\nexport PULSE_COORDINATOR='{}'\nexport PULSE_IPFS='{}'\nexport PULSE_L1_RPC='{}'\nexport PULSE_L1_CONTRACT='{}'\nexport PULSE_DEPTH='{}'\n",
         dir.join(CLUSTER_FILE).display(),
         info.nats_url,
+        info.nats_ca
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+        info.nats_credentials.client.display(),
         info.coordinator_url,
         info.ipfs_url,
         info.l1_rpc,

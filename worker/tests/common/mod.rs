@@ -89,7 +89,11 @@ pub fn job(chunk: usize) -> ProvingJob {
 /// fixture's key published.
 pub async fn nats_with_layout() -> (Nats, jetstream::Context) {
     let nats = Nats::start();
-    let client = async_nats::connect(nats.url()).await.expect("connect");
+    let client = nats
+        .coordinator()
+        .connect("coordinator")
+        .await
+        .expect("connect");
     let js = jetstream::new(client);
     ensure_layout(
         &js,
@@ -134,8 +138,8 @@ pub async fn publish_job(js: &jetstream::Context, job: &ProvingJob) {
 }
 
 /// A worker configuration for tests: its own key cache, quick retries.
-pub fn config(nats: &Nats, worker_id: &str, cache: &TempDir) -> WorkerConfig {
-    let mut c = WorkerConfig::new(nats.url(), worker_id, cache.path().join("keys"));
+pub fn config(nats: &mut Nats, worker_id: &str, cache: &TempDir) -> WorkerConfig {
+    let mut c = WorkerConfig::new(nats.worker(worker_id), worker_id, cache.path().join("keys"));
     c.retry_delay = Duration::from_secs(30);
     c.connect_timeout = Duration::from_secs(10);
     c
