@@ -19,6 +19,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTran
 use serde::{Deserialize, Serialize};
 
 use crate::circuit::SlotWitness;
+use crate::deployment::Deployment;
 use crate::eddsa::{self, PublicKey};
 use crate::leaf::{AccountLeaf, GrantLeaf, RecordLeaf, Roots};
 use crate::merkle::{MerkleError, MerkleProof, MerkleTree};
@@ -325,13 +326,19 @@ impl State {
         self.view()?.proof(tree, index)
     }
 
-    /// Verify a transaction's signature against the committed key of its signer (or, for a
-    /// self-registration, the key it registers). Safe to call from many threads at once.
+    /// Verify a transaction's signature for `deployment` against the committed key of its
+    /// signer (or, for a self-registration, the key it registers). Safe to call from many
+    /// threads at once.
     ///
     /// # Errors
-    /// [`ApplyError::Rejected`] with [`TxError::BadSignature`] or
-    /// [`TxError::UnknownAccount`]; [`ApplyError::Storage`] on a storage failure.
-    pub fn verify_signature(&self, stx: &SignedTransaction) -> Result<(), ApplyError> {
+    /// [`ApplyError::Rejected`] with [`TxError::BadSignature`] (which names the deployment:
+    /// a signature made for another one ends there) or [`TxError::UnknownAccount`];
+    /// [`ApplyError::Storage`] on a storage failure.
+    pub fn verify_signature(
+        &self,
+        stx: &SignedTransaction,
+        deployment: &Deployment,
+    ) -> Result<(), ApplyError> {
         let pk = match &stx.tx.body {
             TxBody::Register { public_key, .. } if stx.tx.signer == 0 => *public_key,
             _ => PublicKey(
@@ -340,18 +347,27 @@ impl State {
                     .pk,
             ),
         };
-        eddsa::verify(&pk, stx.tx.message()?, &stx.signature)
-            .map_err(|e| TxError::BadSignature(e.to_string()).into())
+        eddsa::verify(&pk, stx.tx.message(deployment.id)?, &stx.signature)
+            .map_err(|e| bad_signature(e, deployment).into())
     }
 
-    /// Start a batch at batch time `timestamp` (unix seconds).
+    /// Start a batch at batch time `timestamp` (unix seconds) for `deployment`: its
+    /// signatures are checked against that deployment's id, and its chunk witnesses carry it.
     ///
     /// # Errors
     /// [`StateError`] on a storage failure.
-    pub fn begin(&self, timestamp: u64) -> Result<Batch<'_>, StateError> {
+    pub fn begin(&self, timestamp: u64, deployment: &Deployment) -> Result<Batch<'_>, StateError> {
         let roots = self.roots()?;
         let txn = self.db.begin_write()?;
-        Ok(Batch::new(self, txn, timestamp, roots))
+        Ok(Batch::new(self, txn, timestamp, deployment.clone(), roots))
+    }
+}
+
+/// The refusal of a signature that does not verify on `deployment`.
+fn bad_signature(e: eddsa::EddsaError, deployment: &Deployment) -> TxError {
+    TxError::BadSignature {
+        reason: e.to_string(),
+        deployment: deployment.clone(),
     }
 }
 

@@ -8,10 +8,11 @@ use serde::Serialize;
 
 use super::{
     ACCOUNTS, Applied, ApplyError, GRANTS, META, PUBKEYS, RECORDS, State, StateError, StoredRecord,
-    decode, encode, next_id, pk_key,
+    bad_signature, decode, encode, next_id, pk_key,
 };
 use crate::babyjubjub::Point;
 use crate::circuit::{ChunkWitness, SlotWitness};
+use crate::deployment::Deployment;
 use crate::eddsa::{self, PublicKey};
 use crate::leaf::{AccountLeaf, GrantLeaf, RecordLeaf, Roots};
 use crate::tx::{Role, Scope, SignedTransaction, TxBody, TxError, TxHash, cid_digest};
@@ -35,6 +36,7 @@ pub struct Batch<'s> {
     state: &'s State,
     txn: WriteTransaction,
     timestamp: u64,
+    deployment: Deployment,
     roots: Roots,
     applied: Vec<Applied>,
 }
@@ -77,12 +79,14 @@ impl<'s> Batch<'s> {
         state: &'s State,
         txn: WriteTransaction,
         timestamp: u64,
+        deployment: Deployment,
         roots: Roots,
     ) -> Self {
         Self {
             state,
             txn,
             timestamp,
+            deployment,
             roots,
             applied: Vec::new(),
         }
@@ -91,6 +95,11 @@ impl<'s> Batch<'s> {
     /// The batch time.
     pub fn timestamp(&self) -> u64 {
         self.timestamp
+    }
+
+    /// The deployment the batch checks signatures for.
+    pub fn deployment(&self) -> &Deployment {
+        &self.deployment
     }
 
     /// The roots after the transactions applied so far.
@@ -240,7 +249,7 @@ impl<'s> Batch<'s> {
             |e: TxError| -> Result<(), ApplyError> { if checked { Err(e.into()) } else { Ok(()) } };
         let tx = &stx.tx;
         let fields = tx.fields()?;
-        let msg = fields.message();
+        let msg = fields.message(self.deployment.id);
         let kind = fields.kind;
         let depth = self.state.depth;
         let is_self = matches!(tx.body, TxBody::Register { .. }) && tx.signer == 0;
@@ -307,7 +316,7 @@ impl<'s> Batch<'s> {
         if checks == Checks::All
             && let Err(e) = eddsa::verify(&PublicKey(a_leaf.pk), msg, &stx.signature)
         {
-            reject(TxError::BadSignature(e.to_string()))?;
+            reject(bad_signature(e, &self.deployment))?;
         }
         let signer = a_index;
 
@@ -655,6 +664,7 @@ impl<'s> Batch<'s> {
             s.resize_with(slots, || SlotWitness::noop(depth));
             out.push(ChunkWitness {
                 timestamp: self.timestamp,
+                deployment: self.deployment.id,
                 roots_before: before,
                 roots_after: after,
                 slots: s,
