@@ -11,13 +11,12 @@
 //! coordinator refuses to start when the contract's `D` is not the native one.
 
 use alloy::primitives::{Address, U256, keccak256};
-use alloy::providers::Provider;
 use ark_bn254::Fr;
 use ark_ff::PrimeField;
 use pulse_circuits::deployment::{Deployment, DeploymentId};
 
 use crate::contract::{PulseRollup, word};
-use crate::{L1Error, connect};
+use crate::{L1Error, connect_to_contract};
 
 /// `D` for the rollup contract at `contract` on chain `chain_id`.
 pub fn deployment_id(chain_id: u64, contract: Address) -> DeploymentId {
@@ -45,21 +44,7 @@ pub fn deployment(chain_id: u64, contract: Address) -> Deployment {
 /// [`L1Error::DeploymentMismatch`] when its id is not the native one (not a Pulse rollup
 /// contract of this version); [`L1Error::Rpc`] when the node does not answer.
 pub async fn read_deployment(rpc_url: &str, contract: Address) -> Result<Deployment, L1Error> {
-    let provider = connect(rpc_url)?;
-    let chain_id = provider
-        .get_chain_id()
-        .await
-        .map_err(|e| L1Error::rpc(rpc_url, e))?;
-    let code = provider
-        .get_code_at(contract)
-        .await
-        .map_err(|e| L1Error::rpc(rpc_url, e))?;
-    if code.is_empty() {
-        return Err(L1Error::NoContract {
-            address: contract,
-            rpc_url: rpc_url.to_owned(),
-        });
-    }
+    let (provider, chain_id) = connect_to_contract(rpc_url, contract).await?;
     let onchain: U256 = PulseRollup::new(contract, &provider)
         .deploymentId()
         .call()

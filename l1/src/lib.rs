@@ -38,6 +38,33 @@ pub fn connect(rpc_url: &str) -> Result<RootProvider, L1Error> {
         .connect_http(url))
 }
 
+/// A provider for `rpc_url` (as [`connect`]) and the node's chain id, once the node has
+/// said there is code at `contract`.
+///
+/// # Errors
+/// [`L1Error::BadUrl`], [`L1Error::Rpc`], [`L1Error::NoContract`].
+pub(crate) async fn connect_to_contract(
+    rpc_url: &str,
+    contract: Address,
+) -> Result<(RootProvider, u64), L1Error> {
+    let provider = connect(rpc_url)?;
+    let chain_id = provider
+        .get_chain_id()
+        .await
+        .map_err(|e| L1Error::rpc(rpc_url, e))?;
+    let code = provider
+        .get_code_at(contract)
+        .await
+        .map_err(|e| L1Error::rpc(rpc_url, e))?;
+    if code.is_empty() {
+        return Err(L1Error::NoContract {
+            address: contract,
+            rpc_url: rpc_url.to_owned(),
+        });
+    }
+    Ok((provider, chain_id))
+}
+
 fn parse_url(rpc_url: &str) -> Result<alloy::transports::http::reqwest::Url, L1Error> {
     let url: alloy::transports::http::reqwest::Url =
         rpc_url
@@ -179,21 +206,7 @@ pub struct RollupStatus {
 /// [`L1Error::NoContract`] when there is no contract at `address`; [`L1Error::Rpc`] when the
 /// node does not answer.
 pub async fn status(rpc_url: &str, address: Address, last: usize) -> Result<RollupStatus, L1Error> {
-    let provider = connect(rpc_url)?;
-    let chain_id = provider
-        .get_chain_id()
-        .await
-        .map_err(|e| L1Error::rpc(rpc_url, e))?;
-    let code = provider
-        .get_code_at(address)
-        .await
-        .map_err(|e| L1Error::rpc(rpc_url, e))?;
-    if code.is_empty() {
-        return Err(L1Error::NoContract {
-            address,
-            rpc_url: rpc_url.to_owned(),
-        });
-    }
+    let (provider, chain_id) = connect_to_contract(rpc_url, address).await?;
     let rollup = PulseRollup::new(address, &provider);
     let c = |e| L1Error::contract(rpc_url, e);
     let batch_number = rollup.batchNumber().call().await.map_err(c)?;
