@@ -97,11 +97,6 @@ impl<'s> Batch<'s> {
         self.timestamp
     }
 
-    /// The deployment the batch checks signatures for.
-    pub fn deployment(&self) -> &Deployment {
-        &self.deployment
-    }
-
     /// The roots after the transactions applied so far.
     pub fn roots(&self) -> Roots {
         self.roots
