@@ -264,6 +264,10 @@ async fn load(
         .with_context(|| format!("connecting to NATS at {}", info.nats_url))?;
     let js = jetstream::new(client);
     let ipfs = pulse_ipfs::IpfsClient::new(&info.ipfs_url)?;
+    // Signed for the cluster's contract, as its id on chain says (checked against Pulse's).
+    let deployment = pulse_l1::read_deployment(&info.l1_rpc, info.contract)
+        .await?
+        .id;
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(15))
         .build()?;
@@ -293,10 +297,10 @@ async fn load(
             nonce,
             body,
         }
-        .sign(key);
+        .sign(key, deployment);
         async move {
             let tx = tx.context("signing")?;
-            let r = pulse_client::submit(&js, &tx, timeout).await?;
+            let r = pulse_client::submit(&js, &tx, deployment, timeout).await?;
             Ok::<_, anyhow::Error>(r.status)
         }
     };
