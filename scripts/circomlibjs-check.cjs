@@ -1,7 +1,10 @@
 // Check vectors made by Pulse (`pulse crypto make-vectors`) with circomlibjs, the peer
 // implementation: Poseidon hashes must match, Pulse's EdDSA-Poseidon public keys and
 // signatures must be the ones circomlibjs derives and makes, and circomlibjs must accept
-// exactly the signatures marked valid. Ends with `N passed, M failed`.
+// exactly the signatures marked valid. Transaction vectors (`--kind tx`) are checked as a
+// wallet signs: the deployment id from the chain id and contract (keccak256 with the ethers
+// that circomlibjs depends on), the 6-input message, and the signature over it. Ends with
+// `N passed, M failed`.
 // Usage: CIRCOMLIBJS_DIR=<dir with node_modules> node scripts/circomlibjs-check.cjs FILE...
 "use strict";
 const fs = require("fs");
@@ -13,6 +16,17 @@ if (!dir) {
   process.exit(2);
 }
 const circomlibjs = require(path.join(dir, "node_modules", "circomlibjs"));
+// ethers v5 is a dependency of circomlibjs: keccak256 and the ABI encoding of the deployment.
+const { ethers } = require(path.join(dir, "node_modules", "ethers"));
+
+// The BN254 scalar field order.
+const R = 21888242871839275222246405745257275088548364400416034343698204186575808495617n;
+
+// What a wallet computes to sign a Pulse transaction for a deployment (pulse-circuits tx docs).
+function deploymentId(chainId, contract) {
+  const encoded = ethers.utils.defaultAbiCoder.encode(["uint256", "address"], [chainId, contract]);
+  return BigInt(ethers.utils.keccak256(encoded)) % R;
+}
 
 async function main() {
   const poseidon = await circomlibjs.buildPoseidon();
@@ -28,6 +42,30 @@ async function main() {
   for (const file of process.argv.slice(2)) {
     const doc = JSON.parse(fs.readFileSync(file, "utf8"));
     doc.vectors.forEach((v, i) => {
+      if (v.deployment_id !== undefined) {
+        const d = deploymentId(v.chain_id, v.contract);
+        if (d.toString() !== v.deployment_id) {
+          return fail(file, i, `deployment id: circomlibjs ${d}, pulse ${v.deployment_id}`);
+        }
+        const header = BigInt(v.kind) + 8n * BigInt(v.signer) + (1n << 67n) * BigInt(v.nonce);
+        const message = (id) => poseidon.F.toObject(poseidon([header, ...v.payload.map(BigInt), id]));
+        const m = message(d);
+        if (m.toString() !== v.message) {
+          return fail(file, i, `message: circomlibjs ${m}, pulse ${v.message}`);
+        }
+        const prv = Buffer.from(v.private_key_hex, "hex");
+        const sig = eddsa.signPoseidon(prv, F.e(m));
+        if (str(sig.R8[0]) !== v.signature.r8[0] || str(sig.R8[1]) !== v.signature.r8[1] ||
+            sig.S.toString() !== v.signature.s) {
+          return fail(file, i, "circomlibjs signs the message differently");
+        }
+        // The same signature is no good on another deployment.
+        if (eddsa.verifyPoseidon(F.e(message((d + 1n) % R)), sig, eddsa.prv2pub(prv))) {
+          return fail(file, i, "the signature verifies for another deployment id");
+        }
+        passed += 1;
+        return;
+      }
       if (v.inputs) {
         const h = poseidon.F.toObject(poseidon(v.inputs.map(BigInt))).toString();
         if (h !== v.hash) return fail(file, i, `poseidon: circomlibjs ${h}, pulse ${v.hash}`);

@@ -19,7 +19,7 @@ use pulse_circuits::sample;
 use pulse_l1::contract::{PulseRollup, proof_words, word};
 use pulse_l1::{BatchCommit, ChunkProof, DeployParams, L1Sender, SenderConfig};
 use pulse_prover::{CpuBackend, Prover};
-use pulse_testkit::{Anvil, DEV_ACCOUNTS};
+use pulse_testkit::{ANVIL_CHAIN_ID, Anvil, DEV_ACCOUNTS};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use serde::Serialize;
@@ -103,8 +103,16 @@ pub async fn run(
     let keys = artifacts::setup(ChunkCircuit::blank(params), params, &mut rng)
         .map_err(|e| L1GasError::Prove(e.to_string()))?;
     let dir = tempfile::tempdir().map_err(|e| L1GasError::Prove(e.to_string()))?;
-    let chain = sample::registration_chain(dir.path(), params, total, 11, 1_800_000_000)
-        .map_err(|e| L1GasError::Prove(e.to_string()))?;
+    // The contract is the owner's first on a fresh anvil: its deployment is known before it
+    // exists, so the proofs can be made first.
+    let owner: PrivateKeySigner = DEV_ACCOUNTS[0]
+        .private_key
+        .parse()
+        .map_err(|e| L1GasError::Prove(format!("{e}")))?;
+    let deployment = pulse_l1::deployment(ANVIL_CHAIN_ID, owner.address().create(0));
+    let chain =
+        sample::registration_chain(dir.path(), params, total, 11, 1_800_000_000, &deployment)
+            .map_err(|e| L1GasError::Prove(e.to_string()))?;
     let prover = Prover::new(CpuBackend::new(), keys.pk.clone())
         .map_err(|e| L1GasError::Prove(e.to_string()))?;
     let mut chunks = Vec::with_capacity(total);
@@ -118,10 +126,6 @@ pub async fn run(
     }
 
     let anvil = Anvil::start();
-    let owner: PrivateKeySigner = DEV_ACCOUNTS[0]
-        .private_key
-        .parse()
-        .map_err(|e| L1GasError::Prove(format!("{e}")))?;
     let d = pulse_l1::deploy(
         &anvil.url(),
         owner.clone(),
@@ -133,6 +137,13 @@ pub async fn run(
         },
     )
     .await?;
+    if d.for_signing() != deployment {
+        return Err(L1GasError::Prove(format!(
+            "the contract was deployed at {}, not at the owner's first address: the proofs \
+             are for another deployment",
+            d.address
+        )));
+    }
     let config = SenderConfig {
         confirmations: 1,
         poll_interval: Duration::from_millis(20),
@@ -179,7 +190,7 @@ pub async fn run(
     let c = &chunks[0];
     let call = PulseRollup::verifyProofCall {
         proof: proof_words(&c.proof),
-        inputs: c.public_inputs().map(word),
+        inputs: c.calldata_inputs().map(word),
     };
     let receipt = p
         .send_transaction(

@@ -16,6 +16,7 @@ use ark_std::UniformRand;
 use cid::Cid;
 use pulse_circuits::eddsa::PrivateKey;
 use pulse_circuits::poseidon::{self, MAX_INPUTS};
+use pulse_circuits::sample;
 use pulse_circuits::state::State;
 use pulse_circuits::tx::{Permissions, Role, Scope, SignedTransaction, Transaction, TxBody};
 use rand::SeedableRng;
@@ -97,7 +98,7 @@ fn workload(patients: usize) -> Result<(PrivateKey, Vec<SignedTransaction>), Ben
             nonce,
             body,
         }
-        .sign(k)
+        .sign(k, sample::offline_deployment().id)
         .map_err(werr)
     };
     let mut txs = vec![sign(
@@ -174,7 +175,9 @@ fn apply_run(
     state
         .init_genesis(&[registrar.public_key()])
         .map_err(werr)?;
-    let mut batch = state.begin(1_000).map_err(werr)?;
+    let mut batch = state
+        .begin(1_000, &sample::offline_deployment())
+        .map_err(werr)?;
     let before = poseidon::hash_counts();
     let t = Instant::now();
     for tx in txs {

@@ -42,7 +42,9 @@ use sha2::{Digest, Sha256};
 
 /// The version of the Pulse circuit; part of every [`CircuitId`]. Bump it whenever the
 /// constraints change for the same [`CircuitParams`], so that old keys are refused.
-pub const CIRCUIT_VERSION: u32 = 1;
+/// Version 2 added the deployment id as the fourth public input and the last input of
+/// every signed message.
+pub const CIRCUIT_VERSION: u32 = 2;
 
 /// File name of the proving key inside a key directory.
 pub const PROVING_KEY_FILE: &str = "proving.key";
@@ -963,8 +965,12 @@ impl ProofArtifact {
 
     /// Parses the JSON written by [`ProofArtifact::to_json`]. Errors are
     /// [`ArtifactError::Malformed`], naming the field at fault (`document` when the JSON
-    /// itself is invalid or has missing or unknown fields).
+    /// itself is invalid or has missing, unknown or repeated fields).
     pub fn from_json(json: &str) -> Result<Self, ArtifactError> {
+        crate::json::check_unique_keys_str(json).map_err(|e| ArtifactError::Malformed {
+            field: "document".to_string(),
+            reason: e.to_string(),
+        })?;
         let raw: ProofArtifactJson =
             serde_json::from_str(json).map_err(|e| ArtifactError::Malformed {
                 field: "document".to_string(),

@@ -1,13 +1,17 @@
 //! The chunk circuit: `slots` transaction slots, each able to hold any transaction kind or
 //! a padding no-op, over three Poseidon Merkle trees of depth `depth`.
 //!
-//! Public inputs, in order: the state root before the chunk, the state root after it, and the
+//! Public inputs, in order: the state root before the chunk, the state root after it, the
 //! chunk's public-data commitment ([`pubdata_start`], [`pubdata_step`]): what a reader needs
-//! to rebuild the state from the batch data published on IPFS.
+//! to rebuild the state from the batch data published on IPFS, and the deployment id `D`
+//! ([`crate::deployment`]) that every signature in the chunk is checked against. The rollup
+//! contract takes the first three from the operator and fixes the fourth to its own `D`, so
+//! a chunk of transactions signed for another deployment cannot be proven for this one.
 //!
 //! # One slot
 //! Every slot runs the same gadgets; the kind's selector bits decide which of them bind:
-//! - the message hash and the EdDSA-Poseidon signature check of the signer's key;
+//! - the message hash (over the deployment id) and the EdDSA-Poseidon signature check of
+//!   the signer's key;
 //! - **A**, the signer's account: its leaf is proven against the accounts root and rewritten
 //!   with the nonce incremented (for a patient registering itself, an empty leaf becomes the
 //!   new account);
@@ -31,6 +35,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::artifacts::CircuitParams;
 use crate::babyjubjub::{self, Point, gadget::PointVar};
+use crate::deployment::DeploymentId;
 use crate::field::{fr_string, fr_string_vec};
 use crate::leaf::{AccountLeaf, GrantLeaf, RecordLeaf, Roots};
 use crate::tx::{Role, TxFields, TxKind};
@@ -102,6 +107,8 @@ impl SlotWitness {
 pub struct ChunkWitness {
     /// Batch time (unix seconds), used for grant expiry.
     pub timestamp: u64,
+    /// The deployment every signature of the chunk is made for (public input 3).
+    pub deployment: DeploymentId,
     /// Tree roots before the chunk.
     pub roots_before: Roots,
     /// Tree roots after the chunk.
@@ -186,7 +193,8 @@ impl ChunkWitness {
         Ok(())
     }
 
-    /// The public inputs: state root before, state root after, public-data commitment.
+    /// The public inputs: state root before, state root after, public-data commitment,
+    /// deployment id.
     pub fn public_inputs(&self) -> Vec<Fr> {
         let mut c = pubdata_start(self.timestamp);
         for s in &self.slots {
@@ -196,6 +204,7 @@ impl ChunkWitness {
             self.roots_before.state_root(),
             self.roots_after.state_root(),
             c,
+            self.deployment.0,
         ]
     }
 }
@@ -226,7 +235,8 @@ pub struct ChunkCircuit {
 }
 
 impl ChunkCircuit {
-    /// A circuit full of padding, for setup and for counting constraints.
+    /// A circuit full of padding, for setup and for counting constraints. Its deployment id
+    /// is 0: the keys do not depend on it, as it is a public input.
     pub fn blank(params: CircuitParams) -> Self {
         let roots = Roots {
             accounts: Fr::zero(),
@@ -235,6 +245,7 @@ impl ChunkCircuit {
         };
         let witness = ChunkWitness {
             timestamp: 0,
+            deployment: DeploymentId::default(),
             roots_before: roots,
             roots_after: roots,
             slots: (0..params.slots)
@@ -413,6 +424,7 @@ impl ChunkCircuit {
         let root_before = FpVar::new_input(cs.clone(), || Ok(public[0]))?;
         let root_after = FpVar::new_input(cs.clone(), || Ok(public[1]))?;
         let commitment = FpVar::new_input(cs.clone(), || Ok(public[2]))?;
+        let deployment = FpVar::new_input(cs.clone(), || Ok(public[3]))?;
 
         let mut roots = RootsVar {
             accounts: witness_fr(&cs, w.roots_before.accounts)?,
@@ -424,13 +436,20 @@ impl ChunkCircuit {
         let mut chain = ts.clone();
 
         for (i, slot) in w.slots.iter().enumerate() {
-            let m = if i == 0 { meter.as_deref_mut() } else { None };
-            if let Some(m) = m {
+            let mut m = if i == 0 { meter.as_deref_mut() } else { None };
+            if let Some(m) = m.as_deref_mut() {
                 m.last = cs.num_constraints();
-                synth_slot(&cs, p.depth, slot, &ts, &mut roots, &mut chain, Some(m))?;
-            } else {
-                synth_slot(&cs, p.depth, slot, &ts, &mut roots, &mut chain, None)?;
             }
+            synth_slot(
+                &cs,
+                p.depth,
+                slot,
+                &ts,
+                &deployment,
+                &mut roots,
+                &mut chain,
+                m,
+            )?;
         }
         roots.state_root()?.enforce_equal(&root_after)?;
         chain.enforce_equal(&commitment)?;
@@ -444,6 +463,7 @@ fn synth_slot(
     depth: usize,
     s: &SlotWitness,
     ts: &FpVar<Fr>,
+    deployment: &FpVar<Fr>,
     roots: &mut RootsVar,
     chain: &mut FpVar<Fr>,
     mut meter: Option<&mut Meter>,
@@ -492,10 +512,18 @@ fn synth_slot(
     let nonself = &enabled & &!&is_self;
     mark("logic");
 
-    // Message.
+    // Message, bound to the deployment (public input 3) so that a signature for another
+    // deployment does not verify here.
     let two67 = Fr::from(2u64).pow([67u64]);
     let header = &kind_code + &signer * Fr::from(8u64) + &nonce * two67;
-    let msg = poseidon::gadget::hash(&[header, p1.clone(), p2.clone(), p3.clone(), p4.clone()])?;
+    let msg = poseidon::gadget::hash(&[
+        header,
+        p1.clone(),
+        p2.clone(),
+        p3.clone(),
+        p4.clone(),
+        deployment.clone(),
+    ])?;
     mark("message");
 
     // A: the signer's account.

@@ -6,6 +6,9 @@
 //! - [`merkle`]: fixed-depth Poseidon Merkle trees with a persistent node store.
 //! - [`field`]: field elements as canonical decimal text.
 //! - [`tx`]: transactions, their encodings, hash and signed message.
+//! - [`deployment`]: the deployment id that binds signatures and proofs to one rollup
+//!   contract on one chain.
+//! - [`json`]: strict reading of outside JSON (no key twice in an object).
 //! - [`leaf`], [`state`]: the state trees' leaves, the persistent state and the native
 //!   state transition.
 //! - [`circuit`]: the chunk circuit.
@@ -18,8 +21,10 @@
 pub mod artifacts;
 pub mod babyjubjub;
 pub mod circuit;
+pub mod deployment;
 pub mod eddsa;
 pub mod field;
+pub mod json;
 pub mod leaf;
 pub mod merkle;
 pub mod poseidon;

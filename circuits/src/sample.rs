@@ -9,6 +9,7 @@ use rand_chacha::ChaCha20Rng;
 
 use crate::artifacts::CircuitParams;
 use crate::circuit::ChunkWitness;
+use crate::deployment::{Deployment, DeploymentId};
 use crate::eddsa::PrivateKey;
 use crate::leaf::Roots;
 use crate::state::{ApplyError, State, StateError};
@@ -34,8 +35,18 @@ pub enum SampleError {
     Apply(#[from] ApplyError),
 }
 
+/// A stand-in deployment for samples that never reach L1: chain 31337, contract
+/// `0x00…01`, id 1. Its id is not the keccak of its chain and contract (only `pulse_l1`
+/// computes those): a proof made for it verifies with the keys, not on any contract.
+pub fn offline_deployment() -> Deployment {
+    let mut contract = [0u8; 20];
+    contract[19] = 1;
+    Deployment::new(DeploymentId(ark_bn254::Fr::from(1u64)), 31337, contract)
+}
+
 /// Opens a fresh state in `dir` (which must not hold one) and seals `chunks` full chunks of
-/// patient self-registrations for `params`, with keys drawn from `seed`.
+/// patient self-registrations for `params`, with keys drawn from `seed`, signed for
+/// `deployment` (so their proofs verify on that deployment's contract only).
 ///
 /// # Errors
 /// [`SampleError`] when the store fails or the accounts tree is too small
@@ -46,11 +57,12 @@ pub fn registration_chain(
     chunks: usize,
     seed: u64,
     timestamp: u64,
+    deployment: &Deployment,
 ) -> Result<SampleChain, SampleError> {
     let state = State::open(&dir.join("sample-state.redb"), params.depth)?;
     let genesis = state.init_genesis(&[])?;
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
-    let mut batch = state.begin(timestamp)?;
+    let mut batch = state.begin(timestamp, deployment)?;
     for _ in 0..chunks * params.slots {
         let key = PrivateKey::random(&mut rng);
         let tx = Transaction {
@@ -61,7 +73,7 @@ pub fn registration_chain(
                 role: Role::Patient,
             },
         };
-        let stx = tx.sign(&key).map_err(ApplyError::Rejected)?;
+        let stx = tx.sign(&key, deployment.id).map_err(ApplyError::Rejected)?;
         batch.apply(&stx)?;
     }
     let witnesses = batch.chunks(genesis, params.slots);

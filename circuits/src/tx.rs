@@ -7,7 +7,28 @@
 //! transaction hash, is
 //!
 //! ```text
-//! msg = poseidon([kind + 8·signer + 2^67·nonce, p1, p2, p3, p4])
+//! msg = poseidon([kind + 8·signer + 2^67·nonce, p1, p2, p3, p4, D])
+//! D   = uint256(keccak256(abi.encode(uint256 chainId, address rollupContract))) mod r
+//! ```
+//!
+//! where `poseidon` is circomlib's Poseidon over six inputs and `D` is the deployment id
+//! ([`crate::deployment`]): the keccak256 of the chain id as a 32-byte big-endian word
+//! followed by the rollup contract's address left-padded to 32 bytes, as a big-endian
+//! integer reduced modulo the BN254 scalar field order
+//! `r = 21888242871839275222246405745257275088548364400416034343698204186575808495617`.
+//! The contract returns `D` from `deploymentId()`. Binding `D` into the message means a
+//! transaction signed for one deployment (chain and contract) is refused by every other,
+//! natively and by the chunk circuit, and that the same transaction has a different hash
+//! on each deployment. A circomlibjs wallet signs it as
+//!
+//! ```js
+//! const { ethers } = require("ethers"); // v5, a dependency of circomlibjs
+//! const r = 21888242871839275222246405745257275088548364400416034343698204186575808495617n;
+//! const D = BigInt(ethers.utils.keccak256(ethers.utils.defaultAbiCoder.encode(
+//!   ["uint256", "address"], [chainId, rollupContract]))) % r;
+//! const header = BigInt(kind) + 8n * BigInt(signer) + (1n << 67n) * BigInt(nonce);
+//! const msg = poseidon([header, p1, p2, p3, p4, D]);           // circomlibjs buildPoseidon
+//! const sig = eddsa.signPoseidon(privateKey, msg);             // circomlibjs buildEddsa
 //! ```
 //!
 //! | kind            | code | p1          | p2          | p3          | p4         |
@@ -31,7 +52,9 @@
 //!   "signature": { "r8": ["…", "…"], "s": "…" } }
 //! ```
 //! Field elements and points are decimal strings; a CID is its usual string form (any CID
-//! version); `scope` is `"all"` or `{ "record": ID }`. Unknown fields are refused.
+//! version); `scope` is `"all"` or `{ "record": ID }`. Unknown fields, and a field given
+//! twice at any depth ([`crate::json`]), are refused. The form does not name the deployment:
+//! the receiver checks the signature against its own.
 
 use std::fmt;
 
@@ -41,8 +64,10 @@ use cid::Cid;
 use serde::{Deserialize, Serialize};
 
 use crate::babyjubjub::Point;
+use crate::deployment::{Deployment, DeploymentId};
 use crate::eddsa::{PrivateKey, PublicKey, Signature};
 pub use crate::field::{fr_from_decimal, fr_string, fr_to_decimal};
+use crate::json::check_unique_keys_str;
 use crate::poseidon;
 
 /// The version of the JSON form and of the binary encoding.
@@ -351,10 +376,10 @@ impl TxFields {
             + two67 * Fr::from(self.nonce)
     }
 
-    /// The signed message, which is also the transaction hash.
-    pub fn message(&self) -> Fr {
+    /// The message signed for `deployment`, which is also the transaction hash there.
+    pub fn message(&self, deployment: DeploymentId) -> Fr {
         let [p1, p2, p3, p4] = self.payload;
-        poseidon::hash_n([self.header(), p1, p2, p3, p4])
+        poseidon::hash_n([self.header(), p1, p2, p3, p4, deployment.0])
     }
 }
 
@@ -428,20 +453,24 @@ impl Transaction {
         })
     }
 
-    /// The signed message (also the transaction hash).
+    /// The message signed for `deployment` (also the transaction hash there).
     ///
     /// # Errors
     /// As [`Transaction::fields`].
-    pub fn message(&self) -> Result<Fr, TxError> {
-        Ok(self.fields()?.message())
+    pub fn message(&self, deployment: DeploymentId) -> Result<Fr, TxError> {
+        Ok(self.fields()?.message(deployment))
     }
 
-    /// Sign with `key`.
+    /// Sign with `key` for `deployment`: only that deployment accepts the signature.
     ///
     /// # Errors
     /// As [`Transaction::fields`].
-    pub fn sign(self, key: &PrivateKey) -> Result<SignedTransaction, TxError> {
-        let signature = key.sign(self.message()?);
+    pub fn sign(
+        self,
+        key: &PrivateKey,
+        deployment: DeploymentId,
+    ) -> Result<SignedTransaction, TxError> {
+        let signature = key.sign(self.message(deployment)?);
         Ok(SignedTransaction {
             tx: self,
             signature,
@@ -454,7 +483,8 @@ impl Transaction {
 pub struct SignedTransaction {
     /// The transaction.
     pub tx: Transaction,
-    /// The signature over [`Transaction::message`].
+    /// The signature over [`Transaction::message`] for the deployment it was signed for
+    /// (which the JSON form does not carry: the receiver verifies against its own).
     pub signature: Signature,
 }
 
@@ -494,12 +524,12 @@ struct SignedTxJson {
 }
 
 impl SignedTransaction {
-    /// The transaction hash.
+    /// The transaction hash on `deployment`.
     ///
     /// # Errors
     /// As [`Transaction::fields`].
-    pub fn hash(&self) -> Result<TxHash, TxError> {
-        Ok(TxHash::of(self.tx.message()?))
+    pub fn hash(&self, deployment: DeploymentId) -> Result<TxHash, TxError> {
+        Ok(TxHash::of(self.tx.message(deployment)?))
     }
 
     /// The JSON form.
@@ -515,7 +545,8 @@ impl SignedTransaction {
         serde_json::to_string(&j).unwrap_or_default()
     }
 
-    /// Parse the JSON form, refusing unknown versions, unknown fields and oversized input.
+    /// Parse the JSON form, refusing unknown versions, unknown or repeated fields and
+    /// oversized input.
     ///
     /// # Errors
     /// [`TxError::Json`] naming what is wrong.
@@ -526,6 +557,8 @@ impl SignedTransaction {
                 text.len()
             )));
         }
+        // Before the parse into a `Value`, which would keep the last of two `"role"`s.
+        check_unique_keys_str(text).map_err(|e| TxError::Json(e.to_string()))?;
         let v: serde_json::Value =
             serde_json::from_str(text).map_err(|e| TxError::Json(e.to_string()))?;
         let obj = v
@@ -814,9 +847,22 @@ pub enum TxError {
     /// The CID is not a valid CID or is too long.
     #[error("malformed CID: {0}")]
     MalformedCid(String),
-    /// The signature does not verify for the signer's key.
-    #[error("bad signature: {0}; sign the transaction's message with the signer's key")]
-    BadSignature(String),
+    /// The signature does not verify for the signer's key on this deployment. A signature
+    /// made for another deployment (chain or contract) ends here too: it is a signature over
+    /// another message.
+    #[error(
+        "bad signature: {reason}. The signature is not valid for this deployment ({deployment}): \
+         signatures are bound to one chain and rollup contract, so sign the transaction's \
+         message for chain {chain}, contract {contract} with the signer's key",
+        chain = deployment.chain_id,
+        contract = deployment.contract_hex()
+    )]
+    BadSignature {
+        /// Why verification failed.
+        reason: String,
+        /// The deployment the signature was checked against.
+        deployment: Deployment,
+    },
     /// The nonce was already used.
     #[error(
         "stale nonce {got}: account {account} is at nonce {expected}; re-sign with nonce {expected}"
@@ -912,7 +958,7 @@ impl TxError {
             Self::Json(_) => "malformed_json",
             Self::Encoding(_) => "malformed_encoding",
             Self::MalformedCid(_) => "malformed_cid",
-            Self::BadSignature(_) => "bad_signature",
+            Self::BadSignature { .. } => "bad_signature",
             Self::StaleNonce { .. } => "stale_nonce",
             Self::FutureNonce { .. } => "future_nonce",
             Self::UnknownAccount(_) => "unknown_account",

@@ -1,14 +1,18 @@
 //! Checking Pulse against test vectors made by a peer implementation (circomlibjs): Poseidon
-//! hashes and EdDSA-Poseidon keys and signatures, in the JSON format of `shared/vectors/`.
+//! hashes and EdDSA-Poseidon keys and signatures, in the JSON format of `shared/vectors/`;
+//! and making vectors for the peer to check, among them signed transaction messages
+//! ([`make_tx_vectors`]: what a circomlibjs wallet computes to sign for a deployment).
 
 use num_bigint::BigUint;
 use serde::Deserialize;
 use serde_json::Value;
 
 use crate::babyjubjub::Point;
+use crate::deployment::DeploymentId;
 use crate::eddsa::{self, PrivateKey, PublicKey, Signature};
 use crate::field::{DecimalError, fr_to_decimal};
 use crate::poseidon;
+use crate::tx::{TxFields, TxKind};
 
 fn fr_from_decimal(s: &str) -> Result<ark_bn254::Fr, String> {
     crate::field::fr_from_decimal(s).map_err(|e: DecimalError| e.to_string())
@@ -17,7 +21,7 @@ fn fr_from_decimal(s: &str) -> Result<ark_bn254::Fr, String> {
 /// The outcome of checking one file.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Report {
-    /// What the file holds: `poseidon` or `eddsa`.
+    /// What the file holds: `poseidon`, `eddsa` or `tx`.
     pub kind: &'static str,
     /// Vectors that passed.
     pub passed: usize,
@@ -40,10 +44,10 @@ pub enum VectorFileError {
     /// Not JSON.
     #[error("not a JSON file: {0}")]
     Json(String),
-    /// JSON, but neither vector format.
+    /// JSON, but no known vector format.
     #[error(
-        "no `vectors` list of Poseidon (`inputs`, `hash`) or EdDSA (`private_key_hex`, \
-         `signature`, …) vectors found"
+        "no `vectors` list of Poseidon (`inputs`, `hash`), EdDSA (`private_key_hex`, \
+         `signature`, …) or transaction (`deployment_id`, `message`, …) vectors found"
     )]
     UnknownFormat,
 }
@@ -67,6 +71,26 @@ struct EddsaVector {
 struct RawSignature {
     r8: [String; 2],
     s: String,
+}
+
+/// A transaction message signed for a deployment ([`make_tx_vectors`]).
+#[derive(Deserialize)]
+struct TxVector {
+    /// The deployment's chain and contract: a peer with keccak (circomlibjs ships ethers)
+    /// checks `deployment_id` against them; Pulse's statement crate has no keccak and
+    /// takes the id as given.
+    #[allow(dead_code)]
+    chain_id: u64,
+    #[allow(dead_code)]
+    contract: String,
+    deployment_id: String,
+    kind: u64,
+    signer: u64,
+    nonce: u64,
+    payload: [String; 4],
+    message: String,
+    private_key_hex: String,
+    signature: RawSignature,
 }
 
 fn point(xy: &[String; 2]) -> Result<Point, String> {
@@ -124,7 +148,47 @@ fn check_eddsa(v: &Value) -> Result<(), String> {
     Ok(())
 }
 
-/// Check every vector of a file's text, telling the two formats apart by content.
+fn check_tx(v: &Value) -> Result<(), String> {
+    let v: TxVector = serde_json::from_value(v.clone()).map_err(|e| e.to_string())?;
+    let kind = TxKind::SIGNED
+        .into_iter()
+        .find(|k| k.code() == v.kind)
+        .ok_or_else(|| format!("kind {} is not a signed transaction kind", v.kind))?;
+    let payload = v
+        .payload
+        .iter()
+        .map(|s| fr_from_decimal(s))
+        .collect::<Result<Vec<_>, _>>()?;
+    let fields = TxFields {
+        kind,
+        signer: v.signer,
+        nonce: v.nonce,
+        payload: [payload[0], payload[1], payload[2], payload[3]],
+    };
+    let deployment = DeploymentId(fr_from_decimal(&v.deployment_id)?);
+    let msg = fields.message(deployment);
+    if fr_to_decimal(&msg) != v.message {
+        return Err(format!(
+            "message: got {}, expected {}",
+            fr_to_decimal(&msg),
+            v.message
+        ));
+    }
+    let key = PrivateKey::from_hex(&v.private_key_hex).map_err(|e| e.to_string())?;
+    let s = BigUint::parse_bytes(v.signature.s.as_bytes(), 10)
+        .ok_or_else(|| format!("signature s `{}` is not a decimal number", v.signature.s))?;
+    let sig = Signature {
+        r8: point(&v.signature.r8)?,
+        s,
+    };
+    if key.sign(msg) != sig {
+        return Err("signing the message gives a different signature".into());
+    }
+    eddsa::verify(&key.public_key(), msg, &sig).map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// Check every vector of a file's text, telling the formats apart by content.
 ///
 /// # Errors
 /// [`VectorFileError`] when the file is not a vector file at all; a bad vector inside a
@@ -139,14 +203,15 @@ pub fn check_file(text: &str) -> Result<Report, VectorFileError> {
         .ok_or(VectorFileError::UnknownFormat)?;
     let first = &vectors[0];
     type Check = fn(&Value) -> Result<(), String>;
-    let (kind, check): (&'static str, Check) =
-        if first.get("private_key_hex").is_some() || first.get("signature").is_some() {
-            ("eddsa", check_eddsa)
-        } else if first.get("inputs").is_some() {
-            ("poseidon", check_poseidon)
-        } else {
-            return Err(VectorFileError::UnknownFormat);
-        };
+    let (kind, check): (&'static str, Check) = if first.get("deployment_id").is_some() {
+        ("tx", check_tx)
+    } else if first.get("private_key_hex").is_some() || first.get("signature").is_some() {
+        ("eddsa", check_eddsa)
+    } else if first.get("inputs").is_some() {
+        ("poseidon", check_poseidon)
+    } else {
+        return Err(VectorFileError::UnknownFormat);
+    };
     let mut report = Report {
         kind,
         ..Report::default()
@@ -209,13 +274,72 @@ pub fn make_eddsa_vectors(count: usize, seed: u64) -> Value {
     serde_json::json!({ "source": "pulse make-vectors", "vectors": vectors })
 }
 
+/// Make `count` signed transaction messages in the form a circomlibjs wallet computes them
+/// (see [`crate::tx`]): for a random deployment (chain id and contract address drawn from
+/// `seed`, its id computed by `deployment_id`, which is keccak-based and lives outside this
+/// crate), a random kind, signer, nonce and payload, the message
+/// `poseidon([kind + 8·signer + 2^67·nonce, p1, p2, p3, p4, D])` and its signature by a
+/// random key.
+pub fn make_tx_vectors(
+    count: usize,
+    seed: u64,
+    deployment_id: impl Fn(u64, [u8; 20]) -> DeploymentId,
+) -> Value {
+    use ark_std::UniformRand;
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(seed);
+    let vectors: Vec<Value> = (0..count)
+        .map(|i| {
+            // Anvil's chain first, then arbitrary ones, up to the largest chain id wallets use.
+            let chain_id = if i == 0 {
+                31337
+            } else {
+                rng.gen_range(1..=(1u64 << 53))
+            };
+            let contract: [u8; 20] = rng.r#gen();
+            let d = deployment_id(chain_id, contract);
+            let fields = TxFields {
+                kind: TxKind::SIGNED[i % TxKind::SIGNED.len()],
+                signer: rng.gen_range(0..1u64 << 40),
+                nonce: rng.gen_range(0..1u64 << 40),
+                payload: [(); 4].map(|_| ark_bn254::Fr::rand(&mut rng)),
+            };
+            let key = PrivateKey::random(&mut rng);
+            let msg = fields.message(d);
+            serde_json::json!({
+                "chain_id": chain_id,
+                "contract": format!("0x{}", hex::encode(contract)),
+                "deployment_id": d.to_string(),
+                "kind": fields.kind.code(),
+                "signer": fields.signer,
+                "nonce": fields.nonce,
+                "payload": fields.payload.iter().map(fr_to_decimal).collect::<Vec<_>>(),
+                "message": fr_to_decimal(&msg),
+                "private_key_hex": hex::encode(key.to_bytes()),
+                "signature": key.sign(msg),
+            })
+        })
+        .collect();
+    serde_json::json!({ "source": "pulse make-vectors", "vectors": vectors })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn made_vectors_check_and_tampering_is_caught() {
-        for v in [make_poseidon_vectors(12, 1), make_eddsa_vectors(9, 2)] {
+        let toy_id = |chain: u64, contract: [u8; 20]| {
+            use ark_ff::PrimeField;
+            DeploymentId(
+                ark_bn254::Fr::from(chain) + ark_bn254::Fr::from_le_bytes_mod_order(&contract),
+            )
+        };
+        for v in [
+            make_poseidon_vectors(12, 1),
+            make_eddsa_vectors(9, 2),
+            make_tx_vectors(6, 3, toy_id),
+        ] {
             let report = check_file(&v.to_string()).expect("vector file");
             assert_eq!(report.failures, Vec::<String>::new());
             assert_eq!(
@@ -230,6 +354,18 @@ mod tests {
             report.failures.len(),
             1,
             "a tampered vector claimed valid must fail"
+        );
+
+        // A message signed for another deployment is not this deployment's message.
+        let mut v = make_tx_vectors(2, 4, toy_id);
+        v["vectors"][1]["deployment_id"] = "7".into();
+        let report = check_file(&v.to_string()).expect("vector file");
+        assert_eq!(report.kind, "tx");
+        assert_eq!(report.passed, 1);
+        assert!(
+            report.failures[0].contains("message"),
+            "{:?}",
+            report.failures
         );
     }
 }

@@ -1,6 +1,7 @@
 //! The statement end to end: transactions of every kind applied to a persistent state, the
 //! chunks they make proven with ark-groth16 and verified; every validity rule refused both by
-//! the native transition and by the circuit; the store surviving a process exit.
+//! the native transition and by the circuit (a signature made for another deployment among
+//! them); the store surviving a process exit.
 
 use std::collections::BTreeSet;
 use std::str::FromStr;
@@ -10,6 +11,7 @@ use ark_relations::gr1cs::{ConstraintSynthesizer, ConstraintSystem};
 use cid::Cid;
 use pulse_circuits::artifacts::{self, CircuitParams, KeyArtifacts};
 use pulse_circuits::circuit::{ChunkCircuit, ChunkWitness};
+use pulse_circuits::deployment::{Deployment, DeploymentId};
 use pulse_circuits::eddsa::{PrivateKey, PublicKey};
 use pulse_circuits::leaf::Roots;
 use pulse_circuits::state::{Applied, ApplyError, Batch, State, TreeKind};
@@ -40,14 +42,35 @@ const Q: u64 = 3;
 const D: u64 = 4;
 const E: u64 = 5;
 
-fn sign(key: &PrivateKey, signer: u64, nonce: u64, body: TxBody) -> SignedTransaction {
+/// The deployment the tests' state runs for. Its id is arbitrary here: only `pulse_l1`
+/// computes real ones, and the statement takes the id as given.
+fn here() -> Deployment {
+    Deployment::new(DeploymentId(Fr::from(0xd0_u64)), 31337, [0x5f; 20])
+}
+
+/// Another deployment: the same contract address on another chain.
+fn elsewhere() -> Deployment {
+    Deployment::new(DeploymentId(Fr::from(0xd1_u64)), 1, [0x5f; 20])
+}
+
+fn sign_for(
+    deployment: &Deployment,
+    key: &PrivateKey,
+    signer: u64,
+    nonce: u64,
+    body: TxBody,
+) -> SignedTransaction {
     Transaction {
         signer,
         nonce,
         body,
     }
-    .sign(key)
+    .sign(key, deployment.id)
     .expect("sign")
+}
+
+fn sign(key: &PrivateKey, signer: u64, nonce: u64, body: TxBody) -> SignedTransaction {
+    sign_for(&here(), key, signer, nonce, body)
 }
 
 fn read_write() -> Permissions {
@@ -190,6 +213,7 @@ fn satisfied(params: CircuitParams, witness: ChunkWitness) -> bool {
 fn single_slot(ts: u64, before: Roots, applied: &Applied) -> ChunkWitness {
     ChunkWitness {
         timestamp: ts,
+        deployment: here().id,
         roots_before: before,
         roots_after: applied.roots_after,
         slots: vec![applied.slot.clone()],
@@ -202,7 +226,7 @@ fn every_kind_proves_and_verifies_in_chunks() {
     let a = actors(1);
     let state = fresh_state(dir.path(), &a);
     let before = state.roots().expect("roots");
-    let mut batch = state.begin(T0).expect("begin");
+    let mut batch = state.begin(T0, &here()).expect("begin");
     let applied = apply_all(&mut batch, &scenario(&a));
     let kinds: BTreeSet<_> = applied.iter().map(|x| x.kind.name()).collect();
     assert_eq!(kinds.len(), 5, "the scenario holds every kind: {kinds:?}");
@@ -234,8 +258,8 @@ fn every_kind_proves_and_verifies_in_chunks() {
         verifier
             .verify(&proof)
             .unwrap_or_else(|e| panic!("chunk {i}: {e}"));
-        // A tampered public input (each of the three) fails.
-        for k in 0..3 {
+        // A tampered public input (each of the four, the deployment id included) fails.
+        for k in 0..4 {
             let mut bad = proof.clone();
             bad.public_inputs[k] += Fr::from(1u64);
             assert!(
@@ -266,7 +290,7 @@ fn every_validity_rule_is_refused_natively_and_by_the_circuit() {
     let a = actors(2);
     let state = fresh_state(dir.path(), &a);
     {
-        let mut batch = state.begin(T0).expect("begin");
+        let mut batch = state.begin(T0, &here()).expect("begin");
         apply_all(&mut batch, &scenario(&a));
         batch.commit().expect("commit");
     }
@@ -289,6 +313,14 @@ fn every_validity_rule_is_refused_natively_and_by_the_circuit() {
             reason: "bad_signature",
             setup: vec![],
             tx: sign(&a.q, P, 4, grant(D, T0 + 100)),
+            timestamp: T0,
+            fake_key: None,
+        },
+        Bad {
+            what: "signed for another deployment",
+            reason: "bad_signature",
+            setup: vec![],
+            tx: sign_for(&elsewhere(), &a.p, P, 4, grant(D, T0 + 100)),
             timestamp: T0,
             fake_key: None,
         },
@@ -481,7 +513,7 @@ fn every_validity_rule_is_refused_natively_and_by_the_circuit() {
     ];
     let mut reasons = BTreeSet::new();
     for case in cases {
-        let mut batch = state.begin(case.timestamp).expect("begin");
+        let mut batch = state.begin(case.timestamp, &here()).expect("begin");
         apply_all(&mut batch, &case.setup);
         let before = batch.roots();
         match batch.apply(&case.tx) {
@@ -522,13 +554,85 @@ fn every_validity_rule_is_refused_natively_and_by_the_circuit() {
 }
 
 #[test]
+fn a_signature_for_another_deployment_is_refused_natively_and_by_the_circuit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = actors(8);
+    let state = fresh_state(dir.path(), &a);
+    let (ours, theirs) = (here(), elsewhere());
+    // Patient P registers on the other deployment: a valid transaction, there.
+    let reg = TxBody::Register {
+        public_key: a.p.public_key(),
+        role: Role::Patient,
+    };
+    let signed_there = sign_for(&theirs, &a.p, 0, 0, reg.clone());
+
+    // Natively: refused here, with a reason that names this deployment.
+    for refusal in [
+        state
+            .verify_signature(&signed_there, &ours)
+            .expect_err("refused before sequencing"),
+        state
+            .begin(T0, &ours)
+            .expect("begin")
+            .apply(&signed_there)
+            .map(|x| x.kind)
+            .expect_err("refused by the sequencer"),
+    ] {
+        let ApplyError::Rejected(e) = refusal else {
+            panic!("not a rejection: {refusal}")
+        };
+        assert_eq!(e.reason(), "bad_signature");
+        let msg = e.to_string();
+        for needle in [
+            "not valid for this deployment",
+            "chain 31337",
+            &ours.contract_hex(),
+            &format!("deployment id {}", ours.id),
+        ] {
+            assert!(msg.contains(needle), "`{msg}` lacks `{needle}`");
+        }
+    }
+    // The same transaction signed for this deployment is accepted, and so is the foreign
+    // one by a state running for its deployment.
+    assert!(
+        state
+            .verify_signature(&sign_for(&ours, &a.p, 0, 0, reg), &ours)
+            .is_ok()
+    );
+    assert!(state.verify_signature(&signed_there, &theirs).is_ok());
+
+    // By the circuit: the slot of a transaction signed for the other deployment satisfies
+    // the circuit only when public input 3 is that deployment's id.
+    let params = CircuitParams::new(1, DEPTH);
+    let mut batch = state.begin(T0, &theirs).expect("begin");
+    let before = batch.roots();
+    let applied = batch.apply(&signed_there).expect("valid there").clone();
+    let witness_there = ChunkWitness {
+        deployment: theirs.id,
+        ..single_slot(T0, before, &applied)
+    };
+    assert!(satisfied(params, witness_there.clone()));
+    assert_eq!(witness_there.public_inputs()[3], theirs.id.0);
+    let witness_here = ChunkWitness {
+        deployment: ours.id,
+        ..witness_there
+    };
+    assert_eq!(witness_here.public_inputs()[3], ours.id.0);
+    assert!(
+        !satisfied(params, witness_here),
+        "a signature for deployment A satisfied the circuit with deployment B's id"
+    );
+    batch.rollback().expect("rollback");
+}
+
+#[test]
 fn valid_witnesses_satisfy_a_single_slot_circuit() {
     // The other side of the refusal test: the same circuit accepts honest witnesses, so an
     // unsatisfied system above is the rule at work, not a broken circuit.
     let dir = tempfile::tempdir().expect("tempdir");
     let a = actors(3);
     let state = fresh_state(dir.path(), &a);
-    let mut batch = state.begin(T0).expect("begin");
+    let mut batch = state.begin(T0, &here()).expect("begin");
     let mut before = batch.roots();
     let params = CircuitParams::new(1, DEPTH);
     for tx in scenario(&a) {
@@ -562,6 +666,7 @@ fn valid_witnesses_satisfy_a_single_slot_circuit() {
     let mut pad = pulse_circuits::circuit::SlotWitness::noop(DEPTH);
     let blank = ChunkWitness {
         timestamp: T0,
+        deployment: here().id,
         roots_before: roots,
         roots_after: roots,
         slots: vec![pad.clone()],
@@ -584,7 +689,7 @@ fn policy_rules_are_refused_natively() {
     let dir = tempfile::tempdir().expect("tempdir");
     let a = actors(4);
     let state = fresh_state(dir.path(), &a);
-    let mut batch = state.begin(T0).expect("begin");
+    let mut batch = state.begin(T0, &here()).expect("begin");
     apply_all(&mut batch, &scenario(&a));
     let reg = |k: &PrivateKey| TxBody::Register {
         public_key: k.public_key(),
@@ -659,7 +764,7 @@ fn light_client_proofs_verify_and_tampered_ones_fail() {
     let dir = tempfile::tempdir().expect("tempdir");
     let a = actors(5);
     let state = fresh_state(dir.path(), &a);
-    let mut batch = state.begin(T0).expect("begin");
+    let mut batch = state.begin(T0, &here()).expect("begin");
     apply_all(&mut batch, &scenario(&a));
     let roots = batch.commit().expect("commit");
     let record = state.record(2).expect("read").expect("record 2");
@@ -684,7 +789,7 @@ fn a_refused_batch_rolls_back_entirely() {
     let a = actors(6);
     let state = fresh_state(dir.path(), &a);
     let genesis = state.roots().expect("roots");
-    let mut batch = state.begin(T0).expect("begin");
+    let mut batch = state.begin(T0, &here()).expect("begin");
     apply_all(&mut batch, &scenario(&a));
     assert_ne!(batch.roots(), genesis);
     batch.rollback().expect("rollback");
@@ -701,7 +806,7 @@ fn the_store_survives_the_process_exiting() {
     if let Ok(dir) = std::env::var(CHILD_ENV) {
         let a = actors(7);
         let state = fresh_state(std::path::Path::new(&dir), &a);
-        let mut batch = state.begin(T0).expect("begin");
+        let mut batch = state.begin(T0, &here()).expect("begin");
         apply_all(&mut batch, &scenario(&a));
         let roots = batch.commit().expect("commit");
         std::fs::write(
@@ -753,7 +858,7 @@ fn witnesses_survive_their_wire_form_and_bad_shapes_are_named() {
     let a = actors(3);
     let state = fresh_state(dir.path(), &a);
     let before = state.roots().expect("roots");
-    let mut batch = state.begin(T0).expect("begin");
+    let mut batch = state.begin(T0, &here()).expect("begin");
     apply_all(&mut batch, &scenario(&a));
     let params = CircuitParams::new(4, DEPTH);
     let chunks = batch.chunks(before, params.slots);

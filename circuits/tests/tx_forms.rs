@@ -1,14 +1,21 @@
-//! Transaction forms: JSON and binary round trips, the hash, and clear errors for bad input.
+//! Transaction forms: JSON and binary round trips, the hash (bound to the deployment), and
+//! clear errors for bad input, repeated keys included.
 #![allow(clippy::unwrap_used)]
 
 use std::str::FromStr;
 
 use ark_bn254::Fr;
 use cid::Cid;
-use pulse_circuits::eddsa::PrivateKey;
+use pulse_circuits::deployment::DeploymentId;
+use pulse_circuits::eddsa::{self, PrivateKey};
 use pulse_circuits::tx::{
     MAX_TX_JSON_BYTES, Permissions, Role, Scope, SignedTransaction, Transaction, TxBody, TxError,
 };
+
+/// The deployment the transactions are signed for.
+fn here() -> DeploymentId {
+    DeploymentId(Fr::from(31337u64))
+}
 
 fn key() -> PrivateKey {
     PrivateKey::from_bytes([7u8; 32])
@@ -82,7 +89,7 @@ fn every_kind() -> Vec<SignedTransaction> {
                 nonce: i as u64,
                 body,
             }
-            .sign(&k)
+            .sign(&k, here())
             .unwrap()
         })
         .collect()
@@ -96,7 +103,7 @@ fn json_and_binary_round_trip_for_every_kind() {
         assert_eq!(back, stx, "{json}");
         let bytes = stx.encode();
         assert_eq!(SignedTransaction::decode(&bytes).unwrap(), stx);
-        assert_eq!(back.hash().unwrap(), stx.hash().unwrap());
+        assert_eq!(back.hash(here()).unwrap(), stx.hash(here()).unwrap());
         // Any truncation is refused.
         for cut in [0, 1, bytes.len() / 2, bytes.len() - 1] {
             assert!(
@@ -113,7 +120,7 @@ fn json_and_binary_round_trip_for_every_kind() {
 #[test]
 fn the_hash_binds_every_field() {
     let txs = every_kind();
-    let mut hashes: Vec<_> = txs.iter().map(|t| t.hash().unwrap()).collect();
+    let mut hashes: Vec<_> = txs.iter().map(|t| t.hash(here()).unwrap()).collect();
     hashes.sort();
     hashes.dedup();
     assert_eq!(hashes.len(), txs.len());
@@ -121,7 +128,20 @@ fn the_hash_binds_every_field() {
     if let TxBody::Grant { expires_at, .. } = &mut t.tx.body {
         *expires_at += 1;
     }
-    assert_ne!(t.hash().unwrap(), txs[4].hash().unwrap());
+    assert_ne!(t.hash(here()).unwrap(), txs[4].hash(here()).unwrap());
+}
+
+#[test]
+fn the_message_and_hash_bind_the_deployment() {
+    let elsewhere = DeploymentId(Fr::from(1u64));
+    for stx in every_kind() {
+        assert_ne!(stx.hash(here()).unwrap(), stx.hash(elsewhere).unwrap());
+        let pk = key().public_key();
+        let here_msg = stx.tx.message(here()).unwrap();
+        assert_eq!(eddsa::verify(&pk, here_msg, &stx.signature), Ok(()));
+        let there_msg = stx.tx.message(elsewhere).unwrap();
+        assert!(eddsa::verify(&pk, there_msg, &stx.signature).is_err());
+    }
 }
 
 #[test]
@@ -194,6 +214,39 @@ fn malformed_json_gives_clear_errors() {
         );
         assert_eq!(e.reason(), "malformed_json", "{msg}");
         assert!(msg.starts_with("malformed transaction JSON"), "{msg}");
+    }
+}
+
+#[test]
+fn repeated_keys_are_refused_at_any_depth() {
+    let register = every_kind()[1].to_json();
+    assert!(register.contains("\"role\":\"doctor\""), "{register}");
+    // Two `role`s: a parser keeping the last one would register a registrar.
+    let two_roles = register.replacen(
+        "\"role\":\"doctor\"",
+        "\"role\":\"doctor\",\"role\":\"registrar\"",
+        1,
+    );
+    let e = err(&two_roles);
+    assert_eq!(e.reason(), "malformed_json");
+    assert_eq!(
+        e.to_string(),
+        "malformed transaction JSON: the JSON object at $ has the key \"role\" twice; send \
+         each field once; see the JSON form in the `pulse-circuits` tx docs"
+    );
+
+    let nested = register.replacen("\"s\":", "\"s\":\"1\",\"s\":", 1);
+    let msg = err(&nested).to_string();
+    assert!(
+        msg.contains("the JSON object at $.signature has the key \"s\" twice"),
+        "{msg}"
+    );
+    let version = register.replacen("\"version\":1", "\"version\":1,\"version\":1", 1);
+    assert!(err(&version).to_string().contains("\"version\" twice"));
+
+    // Every valid transaction still parses.
+    for stx in every_kind() {
+        assert_eq!(SignedTransaction::from_json(&stx.to_json()).unwrap(), stx);
     }
 }
 

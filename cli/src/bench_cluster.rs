@@ -284,6 +284,10 @@ async fn load(
         .context("connecting to NATS as the cluster's client")?;
     let js = jetstream::new(client);
     let ipfs = pulse_ipfs::IpfsClient::new(&info.ipfs_url)?;
+    // Signed for the cluster's contract, as its id on chain says (checked against Pulse's).
+    let deployment = pulse_l1::read_deployment(&info.l1_rpc, info.contract)
+        .await?
+        .id;
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(15))
         .build()?;
@@ -313,10 +317,10 @@ async fn load(
             nonce,
             body,
         }
-        .sign(key);
+        .sign(key, deployment);
         async move {
             let tx = tx.context("signing")?;
-            let r = pulse_client::submit(&js, &tx, timeout).await?;
+            let r = pulse_client::submit(&js, &tx, deployment, timeout).await?;
             Ok::<_, anyhow::Error>(r.status)
         }
     };

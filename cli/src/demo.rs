@@ -13,6 +13,7 @@ use ark_bn254::Fr;
 use cid::Cid;
 use pulse_circuits::artifacts::{self, CircuitParams, KeyArtifacts};
 use pulse_circuits::circuit::ChunkCircuit;
+use pulse_circuits::deployment::{Deployment, DeploymentId};
 use pulse_circuits::eddsa::PrivateKey;
 use pulse_circuits::state::{ApplyError, State, TreeKind};
 use pulse_circuits::tx::{
@@ -74,21 +75,37 @@ impl Out {
     }
 }
 
-/// The wire items of the demo: JSON text, as clients would publish it.
+/// The deployment the demo signs for: the one `pulse dev up` gets on its fresh anvil (the
+/// first contract of anvil's first dev account), so the demo's hashes are a local
+/// cluster's.
+fn local_deployment() -> Result<Deployment> {
+    let owner: alloy::signers::local::PrivateKeySigner =
+        pulse_testkit::DEV_ACCOUNTS[0].private_key.parse()?;
+    Ok(pulse_l1::deployment(
+        pulse_testkit::ANVIL_CHAIN_ID,
+        owner.address().create(0),
+    ))
+}
+
+/// The wire items of the demo: JSON text, as clients would publish it, signed for
+/// `deployment`.
 fn workload(
     patients: u64,
     registrar: &PrivateKey,
+    deployment: &Deployment,
     rng: &mut rand_chacha::ChaCha20Rng,
 ) -> Result<Vec<(String, String)>> {
-    let sign = |k: &PrivateKey, signer, nonce, body| -> Result<String> {
+    let sign_for = |d: DeploymentId, k: &PrivateKey, signer, nonce, body| -> Result<String> {
         Ok(Transaction {
             signer,
             nonce,
             body,
         }
-        .sign(k)?
+        .sign(k, d)?
         .to_json())
     };
+    let sign =
+        |k: &PrivateKey, signer, nonce, body| sign_for(deployment.id, k, signer, nonce, body);
     let doctor = PrivateKey::random(rng);
     let cid = Cid::from_str("bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy")?;
     const REGISTRAR: u64 = 1;
@@ -245,6 +262,20 @@ fn workload(
             },
         )?,
     ));
+    let stranger = PrivateKey::random(rng);
+    items.push((
+        "a registration signed for another chain".into(),
+        sign_for(
+            pulse_l1::deployment(deployment.chain_id + 1, deployment.contract.into()).id,
+            &stranger,
+            0,
+            0,
+            TxBody::Register {
+                public_key: stranger.public_key(),
+                role: Role::Patient,
+            },
+        )?,
+    ));
     items.push((
         "malformed JSON".into(),
         "{\"version\": 1, \"type\": \"grant\", \"signer\": 3".into(),
@@ -284,8 +315,10 @@ pub fn run(args: DemoArgs) -> Result<()> {
         fr_to_decimal(&genesis.state_root())
     ));
 
-    let items = workload(args.patients, &registrar, &mut rng)?;
-    let mut batch = state.begin(NOW).context("starting a batch")?;
+    let deployment = local_deployment()?;
+    out.line(format!("signing for {deployment}"));
+    let items = workload(args.patients, &registrar, &deployment, &mut rng)?;
+    let mut batch = state.begin(NOW, &deployment).context("starting a batch")?;
     let (mut accepted, mut rejected) = (0, 0);
     for (what, json) in &items {
         let result = SignedTransaction::from_json(json)

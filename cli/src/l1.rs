@@ -100,6 +100,7 @@ struct DeploymentJson {
     tx_hash: String,
     block_number: u64,
     chain_id: u64,
+    deployment_id: String,
     vk_hash: String,
     genesis_root: String,
     owner: String,
@@ -167,6 +168,7 @@ pub fn deploy(args: DeployArgs) -> Result<ExitCode> {
         tx_hash: d.tx_hash.to_string(),
         block_number: d.block_number,
         chain_id: d.chain_id,
+        deployment_id: d.deployment_id.to_string(),
         vk_hash: hex::encode(d.vk_hash),
         genesis_root: fr_to_decimal(&genesis),
         owner: params.owner.to_string(),
@@ -182,6 +184,7 @@ pub fn deploy(args: DeployArgs) -> Result<ExitCode> {
     } else {
         println!("rollup contract  {}", out.address);
         println!("  chain id       {}", out.chain_id);
+        println!("  deployment id  {}", out.deployment_id);
         println!(
             "  transaction    {} (block {})",
             out.tx_hash, out.block_number
@@ -219,6 +222,7 @@ pub fn status(rpc: &RpcArgs, contract: Address, last: u64, json: bool) -> Result
         let v = serde_json::json!({
             "address": st.address.to_string(),
             "chain_id": st.chain_id,
+            "deployment_id": st.deployment_id.to_string(),
             "batch_number": st.batch_number,
             "state_root": st.state_root.to_string(),
             "vk_hash": hex::encode(st.vk_hash),
@@ -229,6 +233,7 @@ pub fn status(rpc: &RpcArgs, contract: Address, last: u64, json: bool) -> Result
         return Ok(ExitCode::SUCCESS);
     }
     println!("rollup contract  {} (chain {})", st.address, st.chain_id);
+    println!("  deployment id  {}", st.deployment_id);
     println!("  batch number   {}", st.batch_number);
     println!("  state root     {}", st.state_root);
     println!("  vk hash        {}", hex::encode(st.vk_hash));

@@ -203,10 +203,11 @@ enum CryptoCommand {
         files: Vec<PathBuf>,
     },
     /// Print test vectors made by Pulse (same JSON format), for checking Pulse with a peer
-    /// implementation such as circomlibjs.
+    /// implementation such as circomlibjs. `tx` vectors are signed transaction messages
+    /// for random deployments (chain id, contract, deployment id), as a wallet signs them.
     MakeVectors {
-        /// `poseidon` or `eddsa`.
-        #[arg(long, value_parser = ["poseidon", "eddsa"])]
+        /// `poseidon`, `eddsa` or `tx`.
+        #[arg(long, value_parser = ["poseidon", "eddsa", "tx"])]
         kind: String,
         /// How many vectors.
         #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u64).range(1..=100_000))]
@@ -529,6 +530,9 @@ fn bench_statement(depth: usize, txs: usize, repeats: usize, json: bool) -> Resu
 fn make_vectors(kind: &str, count: usize, seed: u64) -> Result<ExitCode> {
     let v = match kind {
         "eddsa" => vectors::make_eddsa_vectors(count, seed),
+        "tx" => vectors::make_tx_vectors(count, seed, |chain_id, contract| {
+            pulse_l1::deployment_id(chain_id, contract.into())
+        }),
         _ => vectors::make_poseidon_vectors(count, seed),
     };
     println!("{}", serde_json::to_string_pretty(&v)?);

@@ -9,6 +9,9 @@
 //!
 //! Where the cluster is comes from flags, their environment variables, or the
 //! `cluster.json` written by `pulse dev up` (`--cluster`, or the default dev directory).
+//! Transactions are signed for the cluster's deployment: the id its rollup contract reports
+//! (`deploymentId()`), checked against the one Pulse computes from the chain id and the
+//! contract's address, so a signature never serves on another chain or contract.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -19,8 +22,9 @@ use anyhow::{Context, Result, anyhow, bail};
 use ark_ff::PrimeField;
 use async_nats::jetstream;
 use pulse_circuits::Fr;
+use pulse_circuits::deployment::Deployment;
 use pulse_circuits::eddsa::PublicKey;
-use pulse_circuits::tx::{Permissions, Role, Scope, SignedTransaction, Transaction, TxBody};
+use pulse_circuits::tx::{Permissions, Role, Scope, Transaction, TxBody};
 use pulse_client::{CoordinatorApi, KeyFile, LookupError, Overwrite, RecordEnvelope};
 use pulse_protocol::{Receipt, ReceiptStatus};
 use serde_json::json;
@@ -174,6 +178,19 @@ impl Cluster {
         pulse_ipfs::IpfsClient::new(&self.ipfs).with_context(|| format!("IPFS API {}", self.ipfs))
     }
 
+    /// The deployment to sign for: the contract's id, checked against the one computed from
+    /// the node's chain id and the contract's address.
+    async fn deployment(&self) -> Result<Deployment> {
+        pulse_l1::read_deployment(&self.l1_rpc, self.contract)
+            .await
+            .with_context(|| {
+                format!(
+                    "reading the deployment id of the rollup contract {} on {}",
+                    self.contract, self.l1_rpc
+                )
+            })
+    }
+
     /// The state root the L1 contract holds: the only root a reader trusts.
     async fn l1_root(&self) -> Result<Fr> {
         let s = pulse_l1::status(&self.l1_rpc, self.contract, 0)
@@ -260,6 +277,7 @@ async fn submit(
 ) -> Result<Outcome> {
     let deadline = Instant::now() + cluster.timeout;
     let api = cluster.api()?;
+    let deployment = cluster.deployment().await?;
     loop {
         let nonce = if signer == 0 {
             0
@@ -281,9 +299,9 @@ async fn submit(
             nonce,
             body: body.clone(),
         }
-        .sign(key.private_key())
+        .sign(key.private_key(), deployment.id)
         .context("signing the transaction")?;
-        let receipt = pulse_client::submit(js, &stx, cluster.timeout)
+        let receipt = pulse_client::submit(js, &stx, deployment.id, cluster.timeout)
             .await
             .context("submitting the transaction")?;
         match receipt.status {
@@ -292,19 +310,21 @@ async fn submit(
             {
                 tokio::time::sleep(NONCE_RETRY).await;
             }
-            _ => return finish(js, &stx, receipt, cluster.timeout, wait_committed).await,
+            _ => {
+                let hash = stx.hash(deployment.id).map(|h| h.to_string())?;
+                return finish(js, hash, receipt, cluster.timeout, wait_committed).await;
+            }
         }
     }
 }
 
 async fn finish(
     js: &jetstream::Context,
-    stx: &SignedTransaction,
+    hash: String,
     receipt: Receipt,
     timeout: Duration,
     wait_committed: bool,
 ) -> Result<Outcome> {
-    let hash = stx.hash().map(|h| h.to_string()).unwrap_or_default();
     match receipt.status {
         ReceiptStatus::Rejected { reason, message } => Ok(Outcome::Rejected { reason, message }),
         ReceiptStatus::Accepted {

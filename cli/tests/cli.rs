@@ -256,6 +256,13 @@ fn l1_deploy_and_status_against_a_real_anvil() {
     let st: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("status JSON");
     assert_eq!(st["batch_number"], 0);
     assert_eq!(st["state_root"].as_str(), d["genesis_root"].as_str());
+    // The id transactions are signed over: the contract's, as Pulse computes it.
+    let expected = pulse_l1::deployment_id(31337, address.parse().expect("address"));
+    assert_eq!(
+        d["deployment_id"].as_str(),
+        Some(expected.to_string().as_str())
+    );
+    assert_eq!(st["deployment_id"], d["deployment_id"]);
     assert_eq!(st["last_batches"].as_array().map(Vec::len), Some(0));
     let o = pulse(&["l1", "status", "--rpc-url", &url, "--contract", &address]);
     assert!(
@@ -350,7 +357,7 @@ fn dev_demo_takes_a_workload_to_committed_l1_batches() {
         "dev",
         "demo",
         "--txs",
-        "16",
+        "17",
         "--slots",
         "2",
         "--depth",
@@ -364,10 +371,10 @@ fn dev_demo_takes_a_workload_to_committed_l1_batches() {
     assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
     let r: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("report JSON");
     let n = |k: &str| r[k].as_u64().unwrap_or_else(|| panic!("{k} missing: {r}"));
-    assert_eq!(n("submitted"), 16, "{r}");
+    assert_eq!(n("submitted"), 17, "{r}");
     assert_eq!(n("submitted"), n("accepted") + n("rejected"));
     assert_eq!(n("committed"), n("accepted"));
-    assert!(n("rejected") >= 5, "{r}");
+    assert!(n("rejected") >= 6, "{r}");
     for reason in [
         "bad_signature",
         "stale_nonce",

@@ -92,6 +92,17 @@ fn two_hundred_transactions_to_l1_then_the_client_commands() {
         let url = info[k].as_str().unwrap_or_else(|| panic!("{k}: {info}"));
         assert!(url.contains("127.0.0.1:"), "{k} must be on loopback: {url}");
     }
+    // The deployment clients sign for, as the contract's address and chain give it.
+    let contract = info["contract"].as_str().expect("contract");
+    let expected = pulse_l1::deployment_id(
+        info["chain_id"].as_u64().expect("chain id"),
+        contract.parse().expect("address"),
+    );
+    assert_eq!(
+        info["deployment_id"].as_str(),
+        Some(expected.to_string().as_str()),
+        "{info}"
+    );
     // A second `up` on the same directory is refused while the first runs.
     let o = pulse(&["dev", "up", "--dir", dir_s], &cluster);
     assert!(!o.status.success());

@@ -282,6 +282,9 @@ impl ParseFailure {
 /// Reads the fields by hand: serde's messages can quote the input, which here is a key.
 fn parse(text: &str) -> Result<KeyFile, ParseFailure> {
     let bad = |s: &str| ParseFailure::Malformed(s.to_owned());
+    // The error names the key (a field name), never a value.
+    pulse_circuits::json::check_unique_keys_str(text)
+        .map_err(|e| ParseFailure::Malformed(e.to_string()))?;
     let value: Value = serde_json::from_str(text).map_err(|e| {
         ParseFailure::Malformed(format!(
             "not valid JSON (line {}, column {})",
@@ -506,6 +509,15 @@ mod tests {
         }
         let err = KeyFile::from_json(&format!("{{\"private_key\": \"{hex}\"")).unwrap_err();
         assert!(!err.to_string().contains(&hex[..16]), "{err}");
+        // Two keys in one file: which one would be used is not for a parser to decide.
+        let two = kf.to_json().replacen(
+            "\"private_key\":",
+            &format!("\"private_key\":\"{hex}\",\"private_key\":"),
+            1,
+        );
+        let err = KeyFile::from_json(&two).unwrap_err().to_string();
+        assert!(err.contains("has the key \"private_key\" twice"), "{err}");
+        assert!(!err.contains(&hex[..16]), "{err}");
         assert!(KeyFile::from_json("[]").is_err());
     }
 

@@ -23,7 +23,8 @@
 //!
 //! ```no_run
 //! # async fn demo(js: async_nats::jetstream::Context, ipfs: pulse_ipfs::IpfsClient,
-//! #   doctor: pulse_client::KeyFile, patient_pk: pulse_circuits::eddsa::PublicKey)
+//! #   doctor: pulse_client::KeyFile, patient_pk: pulse_circuits::eddsa::PublicKey,
+//! #   deployment: pulse_circuits::deployment::DeploymentId)
 //! #   -> Result<(), Box<dyn std::error::Error>> {
 //! use std::time::Duration;
 //! let mut rng = rand::rngs::OsRng;
@@ -35,8 +36,9 @@
 //! )?;
 //! let cid = ipfs.add(envelope.to_json()).await?;
 //! # let tx: pulse_circuits::tx::SignedTransaction = unimplemented!();
-//! // Build and sign an `AddRecord` naming `cid`, then:
-//! let receipt = pulse_client::submit(&js, &tx, Duration::from_secs(30)).await?;
+//! // Build an `AddRecord` naming `cid`, sign it for the cluster's deployment
+//! // (`pulse_l1::read_deployment`), then:
+//! let receipt = pulse_client::submit(&js, &tx, deployment, Duration::from_secs(30)).await?;
 //! # Ok(()) }
 //! ```
 #![forbid(unsafe_code)]

@@ -421,7 +421,8 @@ impl KeyShare {
     }
 }
 
-/// Checks the size, then `version` and `kind`, before the full parse.
+/// Checks the size, that no object names a key twice, then `version` and `kind`, before the
+/// full parse.
 fn check_header(
     bytes: &[u8],
     what: &'static str,
@@ -435,6 +436,11 @@ fn check_header(
             limit,
         });
     }
+    // A repeated `wrapped` or `account` would be read differently by other parsers.
+    pulse_circuits::json::check_unique_keys(bytes).map_err(|e| EnvelopeError::Malformed {
+        what,
+        reason: e.to_string(),
+    })?;
     let header: Header = serde_json::from_slice(bytes).map_err(|e| malformed(what, e))?;
     match header.version.as_ref().and_then(serde_json::Value::as_u64) {
         Some(RECORD_VERSION) => {}
@@ -835,6 +841,25 @@ mod tests {
         // A huge string in the wrong place is not echoed back in full.
         let err = parse(&|v| v["keys"] = "A".repeat(100_000).into()).unwrap_err();
         assert!(err.to_string().len() < 1000, "{}", err.to_string().len());
+        // A field twice, at the top or inside a wrapped key, is refused.
+        let text = String::from_utf8(env.to_json()).unwrap();
+        let twice = text.replacen("\"cipher\":", "\"cipher\":\"x\",\"cipher\":", 1);
+        let err = RecordEnvelope::from_json(twice.as_bytes()).unwrap_err();
+        assert_eq!(
+            err,
+            EnvelopeError::Malformed {
+                what: "record envelope",
+                reason: "the JSON object at $ has the key \"cipher\" twice; send each field once"
+                    .to_owned()
+            }
+        );
+        let nested = text.replacen("\"account\":", "\"account\":9,\"account\":", 1);
+        let err = RecordEnvelope::from_json(nested.as_bytes()).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("$.keys[0] has the key \"account\" twice"),
+            "{err}"
+        );
 
         assert!(matches!(
             RecordEnvelope::from_json(b"not json"),

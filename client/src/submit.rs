@@ -1,8 +1,11 @@
 //! Submitting signed transactions and waiting for their receipts.
 //!
-//! A transaction is published to [`TX_SUBJECT`] as its JSON form, with its hash
-//! (`0x…`, [`pulse_circuits::tx::TxHash`]'s display) as `Nats-Msg-Id`, so that JetStream
-//! stores a resubmission only once. The coordinator answers on
+//! A transaction is published to [`TX_SUBJECT`] as its JSON form, with its hash on the
+//! cluster's deployment (`0x…`, [`pulse_circuits::tx::TxHash`]'s display) as `Nats-Msg-Id`,
+//! so that JetStream stores a resubmission only once. Signatures and hashes are bound to one
+//! deployment (`pulse_l1::read_deployment` gives the cluster's): a transaction signed for
+//! another one is rejected with a `bad_signature` receipt that names the cluster's chain and
+//! contract. The coordinator answers on
 //! [`receipt_subject`]`(hash)`: `accepted` (sequenced into a batch) or `rejected` (with a
 //! reason), later `committed` once the batch is final on L1. Receipts are also kept in
 //! [`RECEIPT_STREAM`] for a day.
@@ -19,15 +22,17 @@ use async_nats::HeaderMap;
 use async_nats::header::NATS_MESSAGE_ID;
 use async_nats::jetstream::{self, context::PublishErrorKind, stream::DirectGetErrorKind};
 use futures::StreamExt;
+use pulse_circuits::deployment::DeploymentId;
 use pulse_circuits::tx::{SignedTransaction, TxError};
 use pulse_protocol::{
     DecodeError, RECEIPT_STREAM, Receipt, ReceiptStatus, TX_SUBJECT, decode, receipt_subject,
 };
 use tokio::time::Instant;
 
-/// Publishes a signed transaction and waits, at most `timeout` in all, for the
-/// coordinator's first decision: an `accepted` or `rejected` receipt, or a `committed`
-/// one when the transaction was final already (a resubmission).
+/// Publishes a transaction signed for `deployment` (the cluster's: its hash is taken there)
+/// and waits, at most `timeout` in all, for the coordinator's first decision: an `accepted`
+/// or `rejected` receipt, or a `committed` one when the transaction was final already (a
+/// resubmission).
 ///
 /// A rejection is a receipt, not an error: its `reason` and `message` say what to change.
 ///
@@ -40,9 +45,13 @@ use tokio::time::Instant;
 pub async fn submit(
     js: &jetstream::Context,
     tx: &SignedTransaction,
+    deployment: DeploymentId,
     timeout: Duration,
 ) -> Result<Receipt, SubmitError> {
-    let hash = tx.hash().map_err(SubmitError::Transaction)?.to_string();
+    let hash = tx
+        .hash(deployment)
+        .map_err(SubmitError::Transaction)?
+        .to_string();
     submit_raw(js, tx.to_json().into_bytes(), &hash, timeout).await
 }
 

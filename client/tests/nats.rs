@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 use async_nats::header::NATS_MESSAGE_ID;
 use async_nats::jetstream::{self, consumer::PullConsumer};
 use futures::StreamExt;
+use pulse_circuits::Fr;
+use pulse_circuits::deployment::DeploymentId;
 use pulse_circuits::eddsa::PrivateKey;
 use pulse_circuits::tx::{Role, SignedTransaction, Transaction, TxBody};
 use pulse_client::{
@@ -45,6 +47,11 @@ async fn coordinator_js(nats: &Nats) -> jetstream::Context {
     jetstream::new(client)
 }
 
+/// The deployment the stand-in coordinator serves.
+fn here() -> DeploymentId {
+    DeploymentId(Fr::from(31337u64))
+}
+
 fn registration(seed: u64) -> SignedTransaction {
     let key = PrivateKey::random(&mut ChaCha20Rng::seed_from_u64(seed));
     Transaction {
@@ -55,7 +62,7 @@ fn registration(seed: u64) -> SignedTransaction {
             role: Role::Patient,
         },
     }
-    .sign(&key)
+    .sign(&key, here())
     .expect("sign")
 }
 
@@ -118,7 +125,7 @@ fn fake_coordinator(
                 .and_then(|t| SignedTransaction::from_json(t).ok());
             match tx {
                 Some(tx) => {
-                    let hash = tx.hash().expect("hash").to_string();
+                    let hash = tx.hash(here()).expect("hash").to_string();
                     assert_eq!(hash, id, "the message id is the transaction hash");
                     tokio::time::sleep(reply_after).await;
                     publish_receipt(&js, &id, &accepted(&hash, 7)).await;
@@ -153,8 +160,8 @@ async fn submit_gets_the_receipt_published_after_it_subscribed() {
     );
 
     let tx = registration(1);
-    let hash = tx.hash().expect("hash").to_string();
-    let receipt = submit(&js, &tx, WAIT).await.expect("submit");
+    let hash = tx.hash(here()).expect("hash").to_string();
+    let receipt = submit(&js, &tx, here(), WAIT).await.expect("submit");
     assert_eq!(receipt, accepted(&hash, 7));
 
     let committed = wait_committed(&js, &hash, WAIT).await.expect("committed");
@@ -174,7 +181,7 @@ async fn submit_gets_the_receipt_published_after_it_subscribed() {
         committed
     );
     // A resubmission is deduplicated by JetStream and answered from the stored receipt.
-    assert_eq!(submit(&js, &tx, WAIT).await.expect("resubmit"), committed);
+    assert_eq!(submit(&js, &tx, here(), WAIT).await.expect("resubmit"), committed);
     let mut stream = coordinator_js(&nats)
         .await
         .get_stream(TX_STREAM)
@@ -196,10 +203,10 @@ async fn submit_finds_a_receipt_stored_before_it_subscribed() {
     let js = connect(&nats, true).await;
     // No coordinator runs: the answer can only come from the stream.
     let tx = registration(2);
-    let hash = tx.hash().expect("hash").to_string();
+    let hash = tx.hash(here()).expect("hash").to_string();
     publish_receipt(&coordinator_js(&nats).await, &hash, &accepted(&hash, 3)).await;
     let started = Instant::now();
-    let receipt = submit(&js, &tx, WAIT).await.expect("submit");
+    let receipt = submit(&js, &tx, here(), WAIT).await.expect("submit");
     assert_eq!(receipt, accepted(&hash, 3));
     assert!(
         started.elapsed() < Duration::from_secs(2),
@@ -208,7 +215,7 @@ async fn submit_finds_a_receipt_stored_before_it_subscribed() {
 
     // A stored rejection answers a duplicate (the coordinator will not see it again) ...
     let tx = registration(3);
-    let hash = tx.hash().expect("hash").to_string();
+    let hash = tx.hash(here()).expect("hash").to_string();
     let mut h = async_nats::HeaderMap::new();
     h.insert(NATS_MESSAGE_ID, hash.as_str());
     js.publish_with_headers(TX_SUBJECT, h, tx.to_json().into())
@@ -222,12 +229,12 @@ async fn submit_finds_a_receipt_stored_before_it_subscribed() {
         &rejected(Some(&hash), "future_nonce"),
     )
     .await;
-    let receipt = submit(&js, &tx, WAIT).await.expect("submit duplicate");
+    let receipt = submit(&js, &tx, here(), WAIT).await.expect("submit duplicate");
     assert_eq!(receipt, rejected(Some(&hash), "future_nonce"));
 
     // ... but not a message stored afresh, which the coordinator judges again.
     let tx = registration(4);
-    let hash = tx.hash().expect("hash").to_string();
+    let hash = tx.hash(here()).expect("hash").to_string();
     publish_receipt(
         &coordinator_js(&nats).await,
         &hash,
@@ -239,7 +246,7 @@ async fn submit_finds_a_receipt_stored_before_it_subscribed() {
         Duration::ZERO,
         Duration::from_secs(60),
     );
-    let receipt = submit(&js, &tx, WAIT).await.expect("submit fresh");
+    let receipt = submit(&js, &tx, here(), WAIT).await.expect("submit fresh");
     assert_eq!(receipt, accepted(&hash, 7));
     coordinator.abort();
 }
@@ -249,14 +256,18 @@ async fn silence_is_a_timeout_and_a_missing_layout_is_named() {
     let nats = Nats::start();
     let bare = connect(&nats, false).await;
     let tx = registration(5);
-    let err = submit(&bare, &tx, WAIT).await.expect_err("no stream");
+    let err = submit(&bare, &tx, here(), WAIT)
+        .await
+        .expect_err("no stream");
     assert!(matches!(err, SubmitError::NoTxStream), "{err}");
     assert!(err.to_string().contains("ensure_layout"), "{err}");
 
     let js = connect(&nats, true).await;
     let timeout = Duration::from_millis(500);
     let started = Instant::now();
-    let err = submit(&js, &tx, timeout).await.expect_err("nobody answers");
+    let err = submit(&js, &tx, here(), timeout)
+        .await
+        .expect_err("nobody answers");
     let took = started.elapsed();
     assert!(matches!(err, SubmitError::Timeout { .. }), "{err}");
     assert!(
@@ -265,7 +276,7 @@ async fn silence_is_a_timeout_and_a_missing_layout_is_named() {
     );
     let text = err.to_string();
     assert!(
-        text.contains(&tx.hash().expect("hash").to_string()) && text.contains("500ms"),
+        text.contains(&tx.hash(here()).expect("hash").to_string()) && text.contains("500ms"),
         "{text}"
     );
     // Published nonetheless: a coordinator that starts later decides it.
@@ -274,7 +285,7 @@ async fn silence_is_a_timeout_and_a_missing_layout_is_named() {
         Duration::ZERO,
         Duration::from_secs(60),
     );
-    let receipt = wait_receipt(&js, &tx.hash().expect("hash").to_string(), WAIT)
+    let receipt = wait_receipt(&js, &tx.hash(here()).expect("hash").to_string(), WAIT)
         .await
         .expect("decided later");
     assert!(matches!(receipt.status, ReceiptStatus::Accepted { .. }));

@@ -10,6 +10,11 @@ pragma solidity ^0.8.20;
 ///         circuit took the state from `rootBefore` to `rootAfter` with public data committed to
 ///         by `commitment`. All proofs of a batch are checked in one pairing with random linear
 ///         combination (batch verification; see `commitBatch`).
+///         The chunk circuit has a fourth public input, the deployment id `deploymentId`
+///         (keccak256 of the chain id and this contract's address, mod r), which every signed
+///         transaction commits to. The contract fixes that input to its own id, so proofs over
+///         transactions signed for another deployment (another chain, or another contract on
+///         this one) never verify here.
 /// @dev The verifying key is a constructor argument held in immutables, so the bytecode is the
 ///      same for every setup and reading the key costs no storage access. Encoding, shared
 ///      with circuits/templates/Groth16Verifier.sol.tmpl and `proof_to_calldata` in
@@ -17,14 +22,21 @@ pragma solidity ^0.8.20;
 ///      [[x_im, x_re], [y_im, y_re]], the coefficient of i (c1) before the real one (c0), as
 ///      the EIP-197 precompile expects; the point at infinity is (0, 0).
 ///
-///      Verifying key layout (`vk` in the constructor, `verifyingKey()`), 22 words:
+///      Verifying key layout (`vk` in the constructor), 24 words:
 ///        [0..2)   alpha (G1)          [2..6)   beta (G2)
 ///        [6..10)  gamma (G2)          [10..14) delta (G2)
-///        [14..22) IC_0..IC_3 (G1), IC_j multiplying public input j (IC_0 the constant 1).
+///        [14..24) IC_0..IC_4 (G1), IC_j multiplying public input j (IC_0 the constant 1).
 ///      Proof layout (`Chunk.proof`, `verifyProof`), 8 words: A (G1), B (G2), C (G1).
-///      Public inputs, in order: state root before, state root after, public-data commitment.
-///      The key is not validated: a key with a point off the curve makes every batch fail
-///      with `InvalidBatchProof`.
+///      Public inputs of the circuit, in order: state root before, state root after,
+///      public-data commitment, deployment id. The operator supplies the first three; the
+///      constructor folds the fourth into the key's constant point,
+///        IC_0' = IC_0 + deploymentId * IC_4,
+///      which it stores as IC_0 and uses for every check. `verifyingKey()` returns that
+///      specialised 22-word key (IC_0' and IC_1..IC_3): the Groth16 key of this deployment's
+///      chunk proofs over their three operator-supplied inputs.
+///      Apart from IC_0 and IC_4, whose ecMul/ecAdd in the constructor fail unless they are
+///      curve points (`InvalidVerifyingKey`), the key is not validated: a key with another
+///      point off the curve makes every batch fail with `InvalidBatchProof`.
 contract PulseRollup {
     /// @notice One proven chunk: its three public inputs and its Groth16 proof.
     /// @param rootBefore State root before the chunk (public input 0).
@@ -78,6 +90,10 @@ contract PulseRollup {
     ///         could ever start from it.
     error GenesisRootNotInField();
 
+    /// @notice IC_0 or IC_4 of the verifying key is not a point on the curve, so the key
+    ///         cannot be specialised to this deployment.
+    error InvalidVerifyingKey();
+
     /// @notice Batch `batchNumber` moved the state root to `newRoot`.
     /// @param batchNumber The new batch number (1 for the first batch after genesis).
     /// @param newRoot The state root after the batch, the last chunk's rootAfter.
@@ -109,7 +125,8 @@ contract PulseRollup {
     uint256 internal constant BASE_FIELD =
         21888242871839275222246405745257275088696311157297823662689037894645226208583;
 
-    /// @notice Number of public inputs of a chunk proof.
+    /// @notice Number of public inputs of a chunk proof that the operator supplies (the
+    ///         circuit's fourth, the deployment id, is fixed by the contract).
     uint256 public constant NUM_PUBLIC_INPUTS = 3;
 
     /// @notice Most chunks a batch may hold. A batch of 64 costs about 3.6M gas with its
@@ -127,9 +144,15 @@ contract PulseRollup {
     ///      follows.
     uint256 private constant PAIRS_AT = 0x100;
 
+    /// @notice This deployment's id: uint256(keccak256(abi.encode(block.chainid,
+    ///         address(this)))) mod r, fixed at construction. Clients sign every transaction
+    ///         over it (the last input of the Poseidon message), and chunk proofs take it as
+    ///         their fourth public input.
+    uint256 public immutable deploymentId;
+
     /// @notice Identity of the verifying key: the SHA-256 of its compressed ark-serialize
-    ///         encoding, the `vk_hash` of Pulse's key manifests and proof files. Supplied by the
-    ///         deployer and not checked against the key on chain.
+    ///         encoding, the `vk_hash` of Pulse's key manifests and proof files (of the setup's
+    ///         24-word key). Supplied by the deployer and not checked against the key on chain.
     bytes32 public immutable vkHash;
 
     // Verifying key. G2 coordinates: X_IM is x.c1, X_RE is x.c0 (likewise for y).
@@ -151,6 +174,7 @@ contract PulseRollup {
     uint256 internal immutable DELTA_Y_IM;
     uint256 internal immutable DELTA_Y_RE;
 
+    // IC_0 + deploymentId * IC_4: the constant point of this deployment's proofs.
     uint256 internal immutable IC0_X;
     uint256 internal immutable IC0_Y;
     uint256 internal immutable IC1_X;
@@ -173,13 +197,14 @@ contract PulseRollup {
     mapping(address => bool) public isOperator;
 
     /// @param genesisRoot The state root before the first batch; below r.
-    /// @param vk The verifying key, 22 words in the layout of the contract's documentation.
+    /// @param vk The setup's verifying key, 24 words in the layout of the contract's
+    ///        documentation; IC_4 is folded into IC_0 with this deployment's id.
     /// @param vkHash_ The key's identity, stored as `vkHash`.
     /// @param owner_ The first owner.
     /// @param operators_ The first operators (may be empty).
     constructor(
         uint256 genesisRoot,
-        uint256[22] memory vk,
+        uint256[24] memory vk,
         bytes32 vkHash_,
         address owner_,
         address[] memory operators_
@@ -204,8 +229,11 @@ contract PulseRollup {
         DELTA_X_RE = vk[11];
         DELTA_Y_IM = vk[12];
         DELTA_Y_RE = vk[13];
-        IC0_X = vk[14];
-        IC0_Y = vk[15];
+        uint256 id = uint256(keccak256(abi.encode(block.chainid, address(this)))) % SCALAR_FIELD;
+        deploymentId = id;
+        (uint256 ic0x, uint256 ic0y) = _foldDeployment(vk[14], vk[15], vk[22], vk[23], id);
+        IC0_X = ic0x;
+        IC0_Y = ic0y;
         IC1_X = vk[16];
         IC1_Y = vk[17];
         IC2_X = vk[18];
@@ -332,7 +360,11 @@ contract PulseRollup {
         return _verify(inputsAt, proofAt, 1, 0);
     }
 
-    /// @notice The verifying key, 22 words in the layout of the contract's documentation.
+    /// @notice The verifying key this contract checks chunk proofs with: the setup's key
+    ///         specialised to this deployment, 22 words in the documented layout with IC_0
+    ///         replaced by IC_0 + deploymentId * IC_4 and IC_4 left out. With it, a standard
+    ///         Groth16 verifier checks this deployment's chunk proofs over the three
+    ///         operator-supplied public inputs, as `verifyProof` does.
     function verifyingKey() external view returns (uint256[22] memory vk) {
         vk = [
             ALPHA_X,
@@ -365,6 +397,32 @@ contract PulseRollup {
     /// @return stateRoot_ As `stateRoot()`.
     function latest() external view returns (uint256 batchNumber_, uint256 stateRoot_) {
         return (batchNumber, stateRoot);
+    }
+
+    /// @dev IC_0 + id * IC_4 (ecMul, then ecAdd). Reverts with `InvalidVerifyingKey` when a
+    ///      precompile refuses a point; for an id of 0 the sum is IC_0.
+    function _foldDeployment(uint256 ic0x, uint256 ic0y, uint256 ic4x, uint256 ic4y, uint256 id)
+        private
+        view
+        returns (uint256 x, uint256 y)
+    {
+        bool ok;
+        // Assembly: two precompile calls over scratch memory past the free memory pointer.
+        assembly ("memory-safe") {
+            let m := mload(0x40)
+            mstore(m, ic4x)
+            mstore(add(m, 0x20), ic4y)
+            mstore(add(m, 0x40), id)
+            ok := staticcall(gas(), 0x07, m, 0x60, add(m, 0x40), 0x40)
+            mstore(m, ic0x)
+            mstore(add(m, 0x20), ic0y)
+            ok := and(ok, staticcall(gas(), 0x06, m, 0x80, m, 0x40))
+            x := mload(m)
+            y := mload(add(m, 0x20))
+        }
+        if (!ok) {
+            revert InvalidVerifyingKey();
+        }
     }
 
     function _addOperator(address operator) private {

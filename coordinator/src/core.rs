@@ -9,6 +9,7 @@ use async_nats::HeaderMap;
 use async_nats::jetstream::{self, AckKind, Message};
 use futures::StreamExt;
 use pulse_circuits::artifacts::{ProofArtifact, VerifierArtifacts};
+use pulse_circuits::deployment::Deployment;
 use pulse_circuits::state::{State, StateView};
 use pulse_circuits::tx::{MAX_TX_JSON_BYTES, SignedTransaction};
 use pulse_l1::pipeline::SenderPipeline;
@@ -81,6 +82,8 @@ pub struct Coordinator {
     circuit_id: String,
     pk_hash: String,
     vk_hash: String,
+    /// The deployment transactions must be signed for (the contract's `deploymentId()`).
+    deployment: Deployment,
 }
 
 fn receipt_id(msg: &Message) -> Option<String> {
@@ -100,7 +103,9 @@ fn receipt_id(msg: &Message) -> Option<String> {
 
 impl Coordinator {
     /// Opens the state and the store, connects to NATS (creating the stream layout), IPFS
-    /// and L1, checks that they agree, and publishes the proving key for the workers.
+    /// and L1, checks that they agree (the contract's deployment id is the one Pulse
+    /// computes for its chain and address, which signatures are then checked against), and
+    /// publishes the proving key for the workers.
     ///
     /// # Errors
     /// Any of those steps failing, with what was being done.
@@ -158,6 +163,10 @@ impl Coordinator {
             .await
             .context("reading the rollup contract")?;
         let onchain = status.batch_number;
+        let deployment = pulse_l1::read_deployment(&config.l1_rpc, config.l1_contract)
+            .await
+            .context("checking the rollup contract's deployment id")?;
+        info!(%deployment, "transactions are checked against this deployment");
 
         // A batch sealed but never applied to the state (a crash between the two writes):
         // drop its record; its transactions were never acknowledged and come back.
@@ -194,7 +203,12 @@ impl Coordinator {
         let cancel = CancellationToken::new();
         let (pipeline, _task) = SenderPipeline::spawn(sender, 64, cancel.clone());
         let (committed_tx, committed_rx) = mpsc::channel(64);
-        let sequencer = sequencer::spawn(state.clone(), store.clone(), params.slots);
+        let sequencer = sequencer::spawn(
+            state.clone(),
+            store.clone(),
+            params.slots,
+            deployment.clone(),
+        );
         let mut pending = BTreeMap::new();
         for b in store.unfinished()? {
             pending.insert(b.number, b);
@@ -235,6 +249,7 @@ impl Coordinator {
             committed_view: Arc::new(RwLock::new(committed_view)),
             sealed_views: BTreeMap::new(),
             metrics: Arc::new(metrics),
+            deployment,
         })
     }
 
@@ -391,7 +406,7 @@ impl Coordinator {
                 return;
             }
         };
-        let hash = match stx.hash() {
+        let hash = match stx.hash(self.deployment.id) {
             Ok(h) => h.to_string(),
             Err(e) => {
                 let reason = e.reason();
@@ -402,14 +417,15 @@ impl Coordinator {
         };
         let id = id.unwrap_or_else(|| hash.clone());
         if id != hash {
-            self.reject(
-                msg,
-                Some(&id),
-                Some(hash),
-                "id_mismatch",
-                "the message id (Nats-Msg-Id) must be the transaction hash".to_owned(),
-            )
-            .await;
+            // The receipt goes to the client's id with no hash of ours, which it would not
+            // recognise.
+            let (state, deployment) = (self.state.clone(), self.deployment.clone());
+            let (reason, message) = tokio::task::spawn_blocking(move || {
+                sequencer::foreign_id_refusal(&state, &stx, &deployment)
+            })
+            .await
+            .unwrap_or_else(|e| ("id_mismatch", format!("checking the signature failed: {e}")));
+            self.reject(msg, Some(&id), None, reason, message).await;
             return;
         }
 

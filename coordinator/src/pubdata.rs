@@ -64,7 +64,7 @@ pub fn of(b: &BatchRecord) -> BatchData {
             .iter()
             .map(|w| {
                 let [root_before, root_after, commitment] = match w.public_inputs()[..] {
-                    [a, b, c] => [a, b, c],
+                    [a, b, c, _deployment] => [a, b, c],
                     _ => [pubdata_start(w.timestamp); 3],
                 };
                 ChunkData {

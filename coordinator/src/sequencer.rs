@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use pulse_circuits::deployment::Deployment;
 use pulse_circuits::state::{Applied, ApplyError, Batch, State};
 use pulse_circuits::tx::{SignedTransaction, TxError};
 use tokio::sync::{mpsc, oneshot};
@@ -50,24 +51,35 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// Starts the sequencer thread.
-pub fn spawn(state: Arc<State>, store: Arc<Store>, slots: usize) -> mpsc::Sender<Command> {
+/// Starts the sequencer thread, which checks signatures for `deployment`.
+pub fn spawn(
+    state: Arc<State>,
+    store: Arc<Store>,
+    slots: usize,
+    deployment: Deployment,
+) -> mpsc::Sender<Command> {
     let (tx, rx) = mpsc::channel(1024);
     std::thread::Builder::new()
         .name("pulse-sequencer".into())
-        .spawn(move || run(&state, &store, slots, rx))
+        .spawn(move || run(&state, &store, slots, &deployment, rx))
         .map_err(|e| tracing::error!(error = %e, "cannot start the sequencer thread"))
         .ok();
     tx
 }
 
-fn run(state: &State, store: &Store, slots: usize, mut rx: mpsc::Receiver<Command>) {
+fn run(
+    state: &State,
+    store: &Store,
+    slots: usize,
+    deployment: &Deployment,
+    mut rx: mpsc::Receiver<Command>,
+) {
     let mut open: Option<Batch<'_>> = None;
     while let Some(cmd) = rx.blocking_recv() {
         match cmd {
             Command::Apply { tx, reply } => {
                 if open.is_none() {
-                    match state.begin(now_ms() / 1000) {
+                    match state.begin(now_ms() / 1000, deployment) {
                         Ok(b) => open = Some(b),
                         Err(e) => {
                             let _ = reply.send(Err(Refusal::Storage(e.to_string())));
@@ -102,6 +114,28 @@ fn run(state: &State, store: &Store, slots: usize, mut rx: mpsc::Receiver<Comman
     }
     if let Some(b) = open {
         let _ = b.rollback();
+    }
+}
+
+/// Why a transaction whose message id is not its hash on `deployment` is refused: a
+/// client computes the hash for the deployment it signed for, so the usual cause is a
+/// signature made for another deployment. When the signature does not verify here, the
+/// refusal is the signature's (`bad_signature`, naming this deployment); otherwise the id
+/// itself is wrong (`id_mismatch`).
+pub fn foreign_id_refusal(
+    state: &State,
+    stx: &SignedTransaction,
+    deployment: &Deployment,
+) -> (&'static str, String) {
+    match state.verify_signature(stx, deployment) {
+        Err(ApplyError::Rejected(e @ TxError::BadSignature { .. })) => (e.reason(), e.to_string()),
+        _ => (
+            "id_mismatch",
+            format!(
+                "the message id (Nats-Msg-Id) must be the transaction's hash on this deployment \
+                 ({deployment})"
+            ),
+        ),
     }
 }
 

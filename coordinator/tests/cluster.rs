@@ -1,8 +1,8 @@
 //! The coordinator on real nats-server, anvil and js-ipfs, with proving workers that pull
 //! jobs from JetStream like the real ones (an honest one, one that returns a wrong proof, one
-//! that takes a job and dies): transactions of every kind and invalid ones go in, receipts
-//! come back, batches are proven, checked, published and committed on L1 exactly once,
-//! across a coordinator restart.
+//! that takes a job and dies): transactions of every kind and invalid ones go in (one
+//! signed for another deployment among them), receipts come back, batches are proven,
+//! checked, published and committed on L1 exactly once, across a coordinator restart.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -20,6 +20,7 @@ use futures::StreamExt;
 use pulse_circuits::Fr;
 use pulse_circuits::artifacts::{self, CircuitParams, KeyArtifacts, ProofArtifact};
 use pulse_circuits::circuit::ChunkCircuit;
+use pulse_circuits::deployment::Deployment;
 use pulse_circuits::eddsa::PrivateKey;
 use pulse_circuits::state::State;
 use pulse_circuits::tx::{Permissions, Role, Scope, SignedTransaction, Transaction, TxBody};
@@ -91,6 +92,11 @@ impl Cluster {
         )
         .await
         .expect("deploy");
+        assert_eq!(
+            d.for_signing(),
+            here(),
+            "the first contract on a fresh anvil"
+        );
         Cluster {
             nats,
             anvil,
@@ -134,6 +140,12 @@ impl Cluster {
 
 fn operator() -> PrivateKeySigner {
     DEV_ACCOUNTS[1].private_key.parse().expect("key")
+}
+
+/// The deployment every test cluster runs: the owner's first contract on a fresh anvil.
+fn here() -> Deployment {
+    let owner: PrivateKeySigner = DEV_ACCOUNTS[0].private_key.parse().expect("key");
+    pulse_l1::deployment(pulse_testkit::ANVIL_CHAIN_ID, owner.address().create(0))
 }
 
 async fn start_coordinator(
@@ -281,18 +293,38 @@ async fn submit(
     js: &jetstream::Context,
     stx: &SignedTransaction,
 ) -> Receipt {
-    let id = stx.hash().expect("hash").to_string();
+    submit_for(&here(), client, js, stx).await
+}
+
+/// Submits as a client of `deployment` does: with the transaction's hash there as its id.
+async fn submit_for(
+    deployment: &Deployment,
+    client: &async_nats::Client,
+    js: &jetstream::Context,
+    stx: &SignedTransaction,
+) -> Receipt {
+    let id = stx.hash(deployment.id).expect("hash").to_string();
     submit_raw(client, js, &id, stx.to_json().into_bytes()).await
 }
 
-fn sign(key: &PrivateKey, signer: u64, nonce: u64, body: TxBody) -> SignedTransaction {
+fn sign_for(
+    deployment: &Deployment,
+    key: &PrivateKey,
+    signer: u64,
+    nonce: u64,
+    body: TxBody,
+) -> SignedTransaction {
     Transaction {
         signer,
         nonce,
         body,
     }
-    .sign(key)
+    .sign(key, deployment.id)
     .expect("sign")
+}
+
+fn sign(key: &PrivateKey, signer: u64, nonce: u64, body: TxBody) -> SignedTransaction {
+    sign_for(&here(), key, signer, nonce, body)
 }
 
 fn accepted(r: &Receipt) -> u64 {
@@ -485,6 +517,35 @@ async fn transactions_of_every_kind_end_in_committed_l1_batches() {
         rejected(&submit_raw(&client, &js, "garbage-1", b"{not json".to_vec()).await),
         "malformed_json"
     );
+    // Signed (and hashed, for its message id) for the same contract on another chain: the
+    // receipt on the client's id names this deployment.
+    let elsewhere = pulse_l1::deployment(1, c.contract);
+    let stranger = PrivateKey::random(&mut rng);
+    let foreign = sign_for(
+        &elsewhere,
+        &stranger,
+        0,
+        0,
+        TxBody::Register {
+            public_key: stranger.public_key(),
+            role: Role::Patient,
+        },
+    );
+    let r = submit_for(&elsewhere, &client, &js, &foreign).await;
+    assert_eq!(r.tx_hash, None, "not a hash the client would recognise");
+    match &r.status {
+        ReceiptStatus::Rejected { reason, message } => {
+            assert_eq!(reason, "bad_signature");
+            for needle in [
+                "not valid for this deployment".to_owned(),
+                format!("chain {}", pulse_testkit::ANVIL_CHAIN_ID),
+                here().contract_hex(),
+            ] {
+                assert!(message.contains(&needle), "`{message}` lacks `{needle}`");
+            }
+        }
+        other => panic!("expected a rejection, got {other:?}"),
+    }
     assert_eq!(
         rejected(&submit_raw(&client, &js, "big-1", vec![b' '; 20_000]).await),
         "too_large"
@@ -520,7 +581,7 @@ async fn transactions_of_every_kind_end_in_committed_l1_batches() {
     }
     assert_eq!(status["invalid_proofs"]["liar"], 1, "{status}");
     assert_eq!(status["accepted"], 6);
-    assert_eq!(status["rejected"], 5);
+    assert_eq!(status["rejected"], 6);
     let rec: serde_json::Value = http_get(http, "/records/1").await;
     assert_eq!(rec["cid"], CID);
     assert_eq!(

@@ -69,6 +69,7 @@ struct Cluster {
     _ipfs: Ipfs,
     _dir: tempfile::TempDir,
     contract: alloy::primitives::Address,
+    deployment: pulse_circuits::deployment::DeploymentId,
     http: SocketAddr,
     stop: CancellationToken,
     coordinator: JoinHandle<pulse_coordinator::Summary>,
@@ -134,6 +135,7 @@ impl Cluster {
             _ipfs: ipfs,
             _dir: dir,
             contract: deployed.address,
+            deployment: deployed.deployment_id,
             http,
             stop,
             coordinator,
@@ -191,9 +193,9 @@ impl Cluster {
                 role: Role::Patient,
             },
         }
-        .sign(&key)
+        .sign(&key, self.deployment)
         .expect("sign");
-        let id = stx.hash().expect("hash").to_string();
+        let id = stx.hash(self.deployment).expect("hash").to_string();
         match self
             .submit_raw(&id, stx.to_json().into_bytes())
             .await

@@ -22,8 +22,15 @@ fn chunk_proof_on_the_device_verifies_and_equals_ark_groth16() {
     let params = CircuitParams::new(2, 4);
     let keys = artifacts::setup(ChunkCircuit::blank(params), params, &mut rng).expect("setup");
     let dir = tempfile::tempdir().expect("tempdir");
-    let chain =
-        sample::registration_chain(dir.path(), params, 1, 11, 1_700_000_000).expect("sample chunk");
+    let chain = sample::registration_chain(
+        dir.path(),
+        params,
+        1,
+        11,
+        1_700_000_000,
+        &sample::offline_deployment(),
+    )
+    .expect("sample chunk");
     let witness = chain.chunks[0].clone();
     let inputs = witness.public_inputs();
     let circuit = ChunkCircuit { params, witness };

@@ -27,8 +27,17 @@ pub const ARTIFACT_JSON: &str = include_str!("../../contracts/out/PulseRollup.js
 /// The Solidity source the artifact was compiled from.
 pub const SOURCE: &str = include_str!("../../contracts/src/PulseRollup.sol");
 
-/// Number of public inputs of a chunk proof: root before, root after, commitment.
-pub const CHUNK_PUBLIC_INPUTS: usize = 3;
+/// Number of public inputs of a chunk proof: root before, root after, commitment,
+/// deployment id.
+pub const CHUNK_PUBLIC_INPUTS: usize = 4;
+
+/// Number of those the operator supplies in calldata: all but the deployment id, which the
+/// contract fixes to its own.
+pub const CALLDATA_PUBLIC_INPUTS: usize = 3;
+
+/// Words of the verifying key the constructor takes: alpha, beta, gamma, delta and
+/// IC_0..IC_4.
+pub const VK_WORDS: usize = 2 + 3 * 4 + 2 * (CHUNK_PUBLIC_INPUTS + 1);
 
 /// The SHA-256 of [`SOURCE`], as the artifact records it (`sourceSha256`).
 pub fn source_sha256() -> String {
@@ -61,18 +70,20 @@ pub fn fr_from_word(w: U256) -> Option<Fr> {
     (word(x) == w).then_some(x)
 }
 
-/// The verifying key as the constructor's `uint256[22]`: alpha, beta, gamma, delta, IC_0..IC_3.
+/// The verifying key as the constructor's `uint256[24]`: alpha, beta, gamma, delta,
+/// IC_0..IC_4. (The contract folds IC_4 into IC_0 with its deployment id, and
+/// `verifyingKey()` returns the first 22 words of that folded key.)
 ///
 /// # Errors
 /// A message when the key is not for [`CHUNK_PUBLIC_INPUTS`] public inputs.
-pub fn vk_words(vk: &VerifyingKey<Bn254>) -> Result<[U256; 22], String> {
+pub fn vk_words(vk: &VerifyingKey<Bn254>) -> Result<[U256; VK_WORDS], String> {
     if vk.gamma_abc_g1.len() != CHUNK_PUBLIC_INPUTS + 1 {
         return Err(format!(
             "the verifying key has {} public inputs; the rollup contract takes chunk keys with {CHUNK_PUBLIC_INPUTS}",
             vk.gamma_abc_g1.len().saturating_sub(1)
         ));
     }
-    let mut out = Vec::with_capacity(22);
+    let mut out = Vec::with_capacity(VK_WORDS);
     out.extend(g1_coords(&vk.alpha_g1).map(word));
     for g2 in [&vk.beta_g2, &vk.gamma_g2, &vk.delta_g2] {
         out.extend(g2_coords(g2).into_iter().flatten().map(word));
@@ -101,6 +112,9 @@ pub struct ChunkProof {
     pub root_after: Fr,
     /// The chunk's public-data commitment.
     pub commitment: Fr,
+    /// The deployment id the proof is for; not sent: the contract supplies its own, so
+    /// only a proof for that deployment verifies there.
+    pub deployment: Fr,
     /// The Groth16 proof.
     pub proof: Proof<Bn254>,
 }
@@ -112,10 +126,11 @@ impl ChunkProof {
     /// A message when there are not exactly [`CHUNK_PUBLIC_INPUTS`] inputs.
     pub fn new(public_inputs: &[Fr], proof: Proof<Bn254>) -> Result<Self, String> {
         match public_inputs {
-            [root_before, root_after, commitment] => Ok(Self {
+            [root_before, root_after, commitment, deployment] => Ok(Self {
                 root_before: *root_before,
                 root_after: *root_after,
                 commitment: *commitment,
+                deployment: *deployment,
                 proof,
             }),
             other => Err(format!(
@@ -126,7 +141,18 @@ impl ChunkProof {
     }
 
     /// The public inputs in the circuit's order.
-    pub fn public_inputs(&self) -> [Fr; 3] {
+    pub fn public_inputs(&self) -> [Fr; CHUNK_PUBLIC_INPUTS] {
+        [
+            self.root_before,
+            self.root_after,
+            self.commitment,
+            self.deployment,
+        ]
+    }
+
+    /// The public inputs the operator sends (`verifyProof`'s `inputs`): all but the
+    /// deployment id.
+    pub fn calldata_inputs(&self) -> [Fr; CALLDATA_PUBLIC_INPUTS] {
         [self.root_before, self.root_after, self.commitment]
     }
 
@@ -206,5 +232,6 @@ pub fn error_name(err: &PulseRollupErrors) -> &'static str {
         E::InvalidBatchProof(e) => name(e),
         E::ZeroAddress(e) => name(e),
         E::GenesisRootNotInField(e) => name(e),
+        E::InvalidVerifyingKey(e) => name(e),
     }
 }

@@ -16,6 +16,21 @@ pub enum L1Error {
         /// What went wrong.
         message: String,
     },
+    /// The contract's `deploymentId()` is not the id Pulse computes for its chain and
+    /// address: not a Pulse rollup contract of this version.
+    #[error(
+        "the contract at {address} on chain {chain_id} reports deployment id {onchain}, but Pulse computes {expected} from the chain id and the address; it is not a Pulse rollup contract of this version: deploy one with `pulse l1 deploy`"
+    )]
+    DeploymentMismatch {
+        /// The contract.
+        address: Address,
+        /// The chain.
+        chain_id: u64,
+        /// What the contract returns.
+        onchain: U256,
+        /// What Pulse computes.
+        expected: U256,
+    },
     /// The RPC URL is not a URL.
     #[error(
         "invalid Ethereum RPC URL {url:?}: {reason}; give an http(s) URL such as http://127.0.0.1:8545"

@@ -3,11 +3,13 @@
 //! onto L1 in order and exactly once.
 //!
 //! The rollup contract holds the state root and the batch number and verifies all chunk
-//! proofs of a batch in one pairing check (see `contracts/README.md`).
+//! proofs of a batch in one pairing check (see `contracts/README.md`), for its own
+//! deployment id ([`mod@deployment`]): the field element every transaction is signed over.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod contract;
+pub mod deployment;
 mod error;
 pub mod pipeline;
 pub mod sender;
@@ -18,8 +20,10 @@ use alloy::providers::{Provider, ProviderBuilder, RootProvider};
 use alloy::signers::local::PrivateKeySigner;
 use ark_bn254::{Bn254, Fr};
 use ark_groth16::VerifyingKey;
+use pulse_circuits::deployment::DeploymentId;
 
 pub use contract::{ChunkProof, PulseRollup, Revert};
+pub use deployment::{deployment, deployment_id, read_deployment};
 pub use error::L1Error;
 pub use sender::{BatchCommit, BatchEvent, Committed, L1Sender, Phase, SenderConfig, SenderStatus};
 
@@ -32,6 +36,33 @@ pub fn connect(rpc_url: &str) -> Result<RootProvider, L1Error> {
     Ok(ProviderBuilder::new()
         .disable_recommended_fillers()
         .connect_http(url))
+}
+
+/// A provider for `rpc_url` (as [`connect`]) and the node's chain id, once the node has
+/// said there is code at `contract`.
+///
+/// # Errors
+/// [`L1Error::BadUrl`], [`L1Error::Rpc`], [`L1Error::NoContract`].
+pub(crate) async fn connect_to_contract(
+    rpc_url: &str,
+    contract: Address,
+) -> Result<(RootProvider, u64), L1Error> {
+    let provider = connect(rpc_url)?;
+    let chain_id = provider
+        .get_chain_id()
+        .await
+        .map_err(|e| L1Error::rpc(rpc_url, e))?;
+    let code = provider
+        .get_code_at(contract)
+        .await
+        .map_err(|e| L1Error::rpc(rpc_url, e))?;
+    if code.is_empty() {
+        return Err(L1Error::NoContract {
+            address: contract,
+            rpc_url: rpc_url.to_owned(),
+        });
+    }
+    Ok((provider, chain_id))
 }
 
 fn parse_url(rpc_url: &str) -> Result<alloy::transports::http::reqwest::Url, L1Error> {
@@ -77,13 +108,27 @@ pub struct Deployment {
     pub chain_id: u64,
     /// SHA-256 of the verifying key (as Pulse's key manifests name it).
     pub vk_hash: B256,
+    /// The id transactions for this contract are signed over (its `deploymentId()`).
+    pub deployment_id: DeploymentId,
+}
+
+impl Deployment {
+    /// The deployment as transactions and chunk proofs are bound to it.
+    pub fn for_signing(&self) -> pulse_circuits::deployment::Deployment {
+        pulse_circuits::deployment::Deployment::new(
+            self.deployment_id,
+            self.chain_id,
+            self.address.into_array(),
+        )
+    }
 }
 
 /// Deploys the rollup contract from `deployer`.
 ///
 /// # Errors
 /// [`L1Error::Encoding`] when the key is not a chunk key; [`L1Error::Rpc`] /
-/// [`L1Error::Reverted`] when the deployment fails.
+/// [`L1Error::Reverted`] when the deployment fails; [`L1Error::DeploymentMismatch`] when the
+/// new contract's `deploymentId()` is not the one Pulse computes.
 pub async fn deploy(
     rpc_url: &str,
     deployer: PrivateKeySigner,
@@ -123,12 +168,14 @@ pub async fn deploy(
             receipt.transaction_hash
         )));
     }
+    let deployment = read_deployment(rpc_url, address).await?;
     Ok(Deployment {
         address,
         tx_hash: receipt.transaction_hash,
         block_number: receipt.block_number.unwrap_or_default(),
         chain_id,
         vk_hash,
+        deployment_id: deployment.id,
     })
 }
 
@@ -145,6 +192,8 @@ pub struct RollupStatus {
     pub state_root: U256,
     /// The verifying key's hash.
     pub vk_hash: B256,
+    /// The contract's `deploymentId()`.
+    pub deployment_id: U256,
     /// The owner.
     pub owner: Address,
     /// The last batches, oldest first.
@@ -157,26 +206,13 @@ pub struct RollupStatus {
 /// [`L1Error::NoContract`] when there is no contract at `address`; [`L1Error::Rpc`] when the
 /// node does not answer.
 pub async fn status(rpc_url: &str, address: Address, last: usize) -> Result<RollupStatus, L1Error> {
-    let provider = connect(rpc_url)?;
-    let chain_id = provider
-        .get_chain_id()
-        .await
-        .map_err(|e| L1Error::rpc(rpc_url, e))?;
-    let code = provider
-        .get_code_at(address)
-        .await
-        .map_err(|e| L1Error::rpc(rpc_url, e))?;
-    if code.is_empty() {
-        return Err(L1Error::NoContract {
-            address,
-            rpc_url: rpc_url.to_owned(),
-        });
-    }
+    let (provider, chain_id) = connect_to_contract(rpc_url, address).await?;
     let rollup = PulseRollup::new(address, &provider);
     let c = |e| L1Error::contract(rpc_url, e);
     let batch_number = rollup.batchNumber().call().await.map_err(c)?;
     let state_root = rollup.stateRoot().call().await.map_err(c)?;
     let vk_hash = rollup.vkHash().call().await.map_err(c)?;
+    let deployment_id = rollup.deploymentId().call().await.map_err(c)?;
     let owner = rollup.owner().call().await.map_err(c)?;
     // The event scan reads every log of the contract: only when events are asked for.
     let last_batches = if last == 0 {
@@ -193,6 +229,7 @@ pub async fn status(rpc_url: &str, address: Address, last: usize) -> Result<Roll
             .map_err(|_| L1Error::BadAnswer("batch number above 2^64".to_owned()))?,
         state_root,
         vk_hash,
+        deployment_id,
         owner,
         last_batches,
     })

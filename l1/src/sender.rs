@@ -218,21 +218,7 @@ impl L1Sender {
         contract: Address,
         config: SenderConfig,
     ) -> Result<Self, L1Error> {
-        let provider = crate::connect(rpc_url)?;
-        let chain_id = provider
-            .get_chain_id()
-            .await
-            .map_err(|e| L1Error::rpc(rpc_url, e))?;
-        let code = provider
-            .get_code_at(contract)
-            .await
-            .map_err(|e| L1Error::rpc(rpc_url, e))?;
-        if code.is_empty() {
-            return Err(L1Error::NoContract {
-                address: contract,
-                rpc_url: rpc_url.to_owned(),
-            });
-        }
+        let (provider, chain_id) = crate::connect_to_contract(rpc_url, contract).await?;
         let from = signer.address();
         Ok(Self {
             provider,

@@ -1,7 +1,9 @@
 //! The rollup contract and the L1 sender against a real anvil, with real chunk proofs made by
 //! Pulse's prover: batches of 1, 2 and 8 proofs commit; bad batches are refused with named
-//! custom errors; the sender survives a restart between submission and confirmation, a
-//! dropped transaction and a stuck one, and never commits twice.
+//! custom errors; proofs made for one deployment are refused by another, whose
+//! `deploymentId()` is the one Pulse computes; the sender survives a restart between
+//! submission and confirmation, a dropped transaction and a stuck one, and never commits
+//! twice.
 
 mod common;
 
@@ -17,7 +19,7 @@ use pulse_testkit::Anvil;
 use tokio::sync::watch;
 
 use common::{
-    OPERATOR, OWNER, STRANGER, address, batch, deploy, fast_config, fixture, signer,
+    OPERATOR, OWNER, STRANGER, address, batch, deploy, deployment_a, fast_config, fixture, signer,
     wallet_provider,
 };
 
@@ -220,7 +222,7 @@ async fn the_single_proof_verifier_accepts_a_real_proof_and_refuses_tampering() 
     let d = deploy(&anvil).await;
     let rollup = PulseRollup::new(d.address, wallet_provider(&anvil, STRANGER));
     let c = &f.chunks[3];
-    let inputs = c.public_inputs().map(word);
+    let inputs = c.calldata_inputs().map(word);
     assert!(
         rollup
             .verifyProof(proof_words(&c.proof), inputs)
@@ -508,7 +510,8 @@ async fn the_generated_verifier_alone_accepts_a_real_proof_and_refuses_tampering
         .expect("receipt");
     let verifier = receipt.contract_address.expect("deployed");
 
-    let selector = keccak256(verify_proof_signature(3).as_bytes());
+    // The standalone verifier takes all four inputs, the deployment id included.
+    let selector = keccak256(verify_proof_signature(4).as_bytes());
     let verify = |proof: &ark_groth16::Proof<ark_bn254::Bn254>, inputs: &[ark_bn254::Fr]| {
         let mut data = selector[..4].to_vec();
         data.extend(encode_verify_proof_args(proof, inputs));
@@ -540,4 +543,112 @@ async fn the_generated_verifier_alone_accepts_a_real_proof_and_refuses_tampering
         !verify(&c.proof, &wrong).await,
         "a wrong public input is refused"
     );
+    let mut elsewhere = inputs;
+    elsewhere[3] += ark_bn254::Fr::from(1u64);
+    assert!(
+        !verify(&c.proof, &elsewhere).await,
+        "another deployment id is refused"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proof_for_one_deployment_is_refused_by_another() {
+    use pulse_circuits::solidity::g1_coords;
+
+    let f = fixture();
+    let anvil = Anvil::start();
+    // A is the fixture's deployment; B is the same contract, key and genesis deployed next.
+    let a = deploy(&anvil).await;
+    let b = deploy(&anvil).await;
+    assert_eq!(a.address, address(OWNER).create(0));
+    assert_ne!(a.address, b.address);
+    for d in [&a, &b] {
+        let rollup = PulseRollup::new(d.address, wallet_provider(&anvil, STRANGER));
+        let onchain = rollup.deploymentId().call().await.expect("deploymentId");
+        let native = pulse_l1::deployment_id(pulse_testkit::ANVIL_CHAIN_ID, d.address);
+        assert_eq!(
+            onchain,
+            word(native.0),
+            "deploymentId() is the Rust computation"
+        );
+        assert_eq!(d.deployment_id, native);
+        let read = pulse_l1::read_deployment(&anvil.url(), d.address)
+            .await
+            .expect("read");
+        assert_eq!(read, d.for_signing());
+    }
+    assert_eq!(a.for_signing(), deployment_a());
+    assert_ne!(a.deployment_id, b.deployment_id);
+
+    // Every fixture proof is for A: accepted by A, refused by B.
+    let c = &f.chunks[0];
+    assert_eq!(c.deployment, deployment_a().id.0);
+    let on =
+        |d: &pulse_l1::Deployment| PulseRollup::new(d.address, wallet_provider(&anvil, STRANGER));
+    let inputs = c.calldata_inputs().map(word);
+    let proof = proof_words(&c.proof);
+    assert!(
+        on(&a)
+            .verifyProof(proof, inputs)
+            .call()
+            .await
+            .expect("call")
+    );
+    assert!(
+        !on(&b)
+            .verifyProof(proof, inputs)
+            .call()
+            .await
+            .expect("call")
+    );
+    let all: Vec<_> = f.chunks.iter().map(|c| c.to_abi()).collect();
+    assert!(on(&a).verifyBatch(all.clone()).call().await.expect("call"));
+    assert!(!on(&b).verifyBatch(all).call().await.unwrap_or(true));
+
+    // An operator replaying A's batch on B is refused; on A it commits.
+    let to_b = L1Sender::connect(&anvil.url(), signer(OPERATOR), b.address, fast_config())
+        .await
+        .expect("connect");
+    let err = to_b
+        .commit(&batch(1, &f.chunks[0..2]))
+        .await
+        .expect_err("B refuses A's proofs");
+    assert_eq!(err.revert_name(), Some("InvalidBatchProof"), "{err}");
+    let to_a = L1Sender::connect(&anvil.url(), signer(OPERATOR), a.address, fast_config())
+        .await
+        .expect("connect");
+    to_a.commit(&batch(1, &f.chunks[0..2]))
+        .await
+        .expect("A accepts them");
+
+    // verifyingKey() is the setup's key specialised to the deployment: IC_0 + D·IC_4 in
+    // place of IC_0, IC_4 left out.
+    let key = on(&a).verifyingKey().call().await.expect("verifyingKey");
+    let words = pulse_l1::contract::vk_words(&f.vk).expect("vk words");
+    let folded = (f.vk.gamma_abc_g1[0] + f.vk.gamma_abc_g1[4] * deployment_a().id.0).into_affine();
+    let mut expected: Vec<U256> = words[..22].to_vec();
+    expected.splice(14..16, g1_coords(&folded).map(word));
+    assert_eq!(key.to_vec(), expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_whose_ic4_is_off_the_curve_is_refused_at_deployment() {
+    let f = fixture();
+    let anvil = Anvil::start();
+    let mut vk = f.vk.clone();
+    vk.gamma_abc_g1[4] =
+        G1Affine::new_unchecked(ark_bn254::Fq::from(1u64), ark_bn254::Fq::from(1u64));
+    let err = pulse_l1::deploy(
+        &anvil.url(),
+        signer(OWNER),
+        &pulse_l1::DeployParams {
+            genesis_root: f.genesis,
+            vk,
+            owner: address(OWNER),
+            operators: vec![],
+        },
+    )
+    .await
+    .expect_err("refused");
+    assert_eq!(err.revert_name(), Some("InvalidVerifyingKey"), "{err}");
 }

@@ -234,6 +234,7 @@ fn parse_manifest(what: &str, bytes: &[u8]) -> Result<Manifest, KeyError> {
         what: what.to_owned(),
         reason,
     };
+    pulse_circuits::json::check_unique_keys(bytes).map_err(|e| bad(e.to_string()))?;
     let manifest: Manifest = serde_json::from_slice(bytes).map_err(|e| bad(e.to_string()))?;
     let id = manifest.params.id();
     if id != manifest.circuit_id {

@@ -1,7 +1,8 @@
 //! The messages, as versioned JSON objects (`"v": 1`), refused when they come from another
-//! protocol version, carry unknown fields, or exceed their size limit.
+//! protocol version, carry unknown fields or a field twice, or exceed their size limit.
 
 use pulse_circuits::circuit::ChunkWitness;
+use pulse_circuits::json::check_unique_keys;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -81,7 +82,9 @@ pub fn encode<T: Message>(msg: &T) -> Vec<u8> {
     .expect("protocol messages always serialize")
 }
 
-/// Decodes a message, checking size, version and shape.
+/// Decodes a message, checking size, version and shape. An object anywhere in it that
+/// names a key twice is [`DecodeError::Malformed`]: readers that keep the first and readers
+/// that keep the last value would see two different messages.
 ///
 /// # Errors
 /// A [`DecodeError`] naming the kind and what is wrong.
@@ -93,6 +96,10 @@ pub fn decode<T: Message>(bytes: &[u8]) -> Result<T, DecodeError> {
             limit: T::MAX_BYTES,
         });
     }
+    check_unique_keys(bytes).map_err(|e| DecodeError::Malformed {
+        kind: T::KIND,
+        reason: e.to_string(),
+    })?;
     let mut value: serde_json::Value =
         serde_json::from_slice(bytes).map_err(|e| DecodeError::NotVersioned {
             kind: T::KIND,
@@ -323,5 +330,45 @@ mod tests {
             decode::<Receipt>(b"{\"v\":1"),
             Err(DecodeError::NotVersioned { .. })
         ));
+    }
+
+    #[test]
+    fn repeated_keys_are_refused_at_any_depth() {
+        let r = Receipt {
+            tx_hash: Some("0x01".into()),
+            status: ReceiptStatus::Accepted {
+                batch: 3,
+                new_account: Some(7),
+                new_record: None,
+                new_grant: None,
+            },
+        };
+        let text = String::from_utf8(encode(&r)).unwrap_or_default();
+        assert_eq!(decode::<Receipt>(text.as_bytes()).ok(), Some(r));
+        let malformed = |text: &str| match decode::<Receipt>(text.as_bytes()) {
+            Err(DecodeError::Malformed { reason, .. }) => reason,
+            other => panic!("{text}: not refused as malformed: {other:?}"),
+        };
+
+        let twice = text.replace("\"v\":1,", "\"v\":1,\"v\":2,");
+        assert_eq!(
+            malformed(&twice),
+            "the JSON object at $ has the key \"v\" twice; send each field once"
+        );
+        // Inside the flattened, internally tagged status: serde would keep one of them.
+        let batch = text.replace("\"batch\":3", "\"batch\":3,\"batch\":4");
+        assert!(malformed(&batch).contains("\"batch\" twice"), "{batch}");
+        let job = serde_json::json!({"v": 1, "job_id": "b1-c0-a0", "worker_id": "w",
+            "outcome": {"outcome": "failed", "reason": "x"}})
+        .to_string();
+        assert!(decode::<JobResult>(job.as_bytes()).is_ok());
+        let nested = job.replace("\"reason\":\"x\"", "\"reason\":\"x\",\"reason\":\"y\"");
+        assert_eq!(
+            match decode::<JobResult>(nested.as_bytes()) {
+                Err(DecodeError::Malformed { reason, .. }) => reason,
+                other => panic!("not refused: {other:?}"),
+            },
+            "the JSON object at $.outcome has the key \"reason\" twice; send each field once"
+        );
     }
 }

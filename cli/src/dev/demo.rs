@@ -6,8 +6,9 @@
 //! The workload goes through the client library as real clients do — patients
 //! registering, doctors registered by the registrar, encrypted records added to IPFS,
 //! grants with wrapped keys, access logs, revocations and some invalid transactions (a
-//! forged signature, a replayed nonce, access after revocation, malformed JSON, an
-//! oversized message) — until every accepted transaction is in a batch committed on L1. It
+//! forged signature, one signed for another deployment, a replayed nonce, access after
+//! revocation, malformed JSON, an oversized message) — until every accepted transaction is
+//! in a batch committed on L1. It
 //! prints each batch's latency, the throughput, and checks that the L1 root is the
 //! coordinator's; a granted doctor reads a record (Merkle proofs checked against the L1
 //! root), a revoked one is refused.
@@ -21,6 +22,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 use async_nats::jetstream;
 use pulse_circuits::Fr;
+use pulse_circuits::deployment::DeploymentId;
 use pulse_circuits::eddsa::PrivateKey;
 use pulse_circuits::tx::{Permissions, Role, Scope, SignedTransaction, Transaction, TxBody};
 use pulse_client::{CoordinatorApi, KeyFile};
@@ -75,8 +77,13 @@ struct Report {
     revoked_read_refused: bool,
 }
 
+/// Invalid transactions sent at the end of the workload.
+const INVALID: u64 = 5;
+
 struct Workload {
     js: jetstream::Context,
+    /// The cluster's deployment, which transactions are signed and hashed for.
+    deployment: DeploymentId,
     submitted: u64,
     accepted: u64,
     rejected: u64,
@@ -87,7 +94,16 @@ struct Workload {
 
 impl Workload {
     async fn send(&mut self, tx: &SignedTransaction) -> Result<Receipt> {
-        let r = pulse_client::submit(&self.js, tx, Duration::from_secs(60)).await?;
+        self.send_for(tx, self.deployment).await
+    }
+
+    /// Sends as a client of `deployment` would (its hash there as the message id).
+    async fn send_for(
+        &mut self,
+        tx: &SignedTransaction,
+        deployment: DeploymentId,
+    ) -> Result<Receipt> {
+        let r = pulse_client::submit(&self.js, tx, deployment, Duration::from_secs(60)).await?;
         self.count(&r);
         Ok(r)
     }
@@ -122,13 +138,19 @@ fn now_secs() -> u64 {
         .unwrap_or(0)
 }
 
-fn sign(key: &PrivateKey, signer: u64, nonce: u64, body: TxBody) -> Result<SignedTransaction> {
+fn sign(
+    deployment: DeploymentId,
+    key: &PrivateKey,
+    signer: u64,
+    nonce: u64,
+    body: TxBody,
+) -> Result<SignedTransaction> {
     Ok(Transaction {
         signer,
         nonce,
         body,
     }
-    .sign(key)?)
+    .sign(key, deployment)?)
 }
 
 fn created(r: &Receipt) -> Result<(Option<u64>, Option<u64>, Option<u64>)> {
@@ -264,8 +286,18 @@ async fn workload(args: &DemoArgs, info: &ClusterInfo, say: impl Fn(&str)) -> Re
         .await
         .context("connecting to NATS as the cluster's client")?;
     let js = jetstream::new(client);
+    let deployment = pulse_l1::read_deployment(&info.l1_rpc, info.contract).await?;
+    if deployment.id != info.deployment_id {
+        bail!(
+            "the cluster file says deployment id {}, the contract {} ({deployment})",
+            info.deployment_id,
+            info.contract
+        );
+    }
+    let d = deployment.id;
     let mut w = Workload {
         js: js.clone(),
+        deployment: d,
         submitted: 0,
         accepted: 0,
         rejected: 0,
@@ -316,6 +348,7 @@ async fn workload(args: &DemoArgs, info: &ClusterInfo, say: impl Fn(&str)) -> Re
         let key = PrivateKey::random(&mut rng);
         let r = w
             .send(&sign(
+                d,
                 &key,
                 0,
                 0,
@@ -334,6 +367,7 @@ async fn workload(args: &DemoArgs, info: &ClusterInfo, say: impl Fn(&str)) -> Re
         let n = reg.next();
         let r = w
             .send(&sign(
+                d,
                 &reg.key,
                 reg.id,
                 n,
@@ -351,9 +385,9 @@ async fn workload(args: &DemoArgs, info: &ClusterInfo, say: impl Fn(&str)) -> Re
     let mut first_record: Option<(u64, u64, usize)> = None; // (record, grant, doctor index)
     let mut revoked_pair: Option<(u64, u64, usize)> = None; // (record, grant, doctor index)
     let mut round = 0usize;
-    // Rounds of 3 (or 5) transactions while room is left for the 4 invalid ones at the end.
+    // Rounds of 3 (or 5) transactions while room is left for the invalid ones at the end.
     // At least two rounds: the second one revokes.
-    while w.submitted + 4 + 5 <= args.txs || revoked_pair.is_none() {
+    while w.submitted + INVALID + 5 <= args.txs || revoked_pair.is_none() {
         let pi = round % patients.len();
         let di = round % doctors.len();
         round += 1;
@@ -365,6 +399,7 @@ async fn workload(args: &DemoArgs, info: &ClusterInfo, say: impl Fn(&str)) -> Re
         let n = p.next();
         let r = w
             .send(&sign(
+                d,
                 &p.key,
                 p.id,
                 n,
@@ -392,11 +427,12 @@ async fn workload(args: &DemoArgs, info: &ClusterInfo, say: impl Fn(&str)) -> Re
             },
             expires_at: u64::MAX >> 8,
         };
-        let r = w.send(&sign(&p.key, p.id, n, grant_tx)?).await?;
+        let r = w.send(&sign(d, &p.key, p.id, n, grant_tx)?).await?;
         let grant = created(&r)?.2.context("no grant id")?;
         let doc = &mut doctors[di];
         let n = doc.next();
         w.send(&sign(
+            d,
             &doc.key,
             doc.id,
             n,
@@ -412,11 +448,12 @@ async fn workload(args: &DemoArgs, info: &ClusterInfo, say: impl Fn(&str)) -> Re
         } else if revoked_pair.is_none() {
             let p = &mut patients[pi];
             let n = p.next();
-            w.send(&sign(&p.key, p.id, n, TxBody::Revoke { grant })?)
+            w.send(&sign(d, &p.key, p.id, n, TxBody::Revoke { grant })?)
                 .await?;
             let doc = &mut doctors[di];
             // The revoked doctor tries again: refused (the nonce is not consumed).
             w.send(&sign(
+                d,
                 &doc.key,
                 doc.id,
                 doc.nonce,
@@ -432,10 +469,11 @@ async fn workload(args: &DemoArgs, info: &ClusterInfo, say: impl Fn(&str)) -> Re
     }
     // Fill up to the count with access logs of the first granted doctor.
     if let Some((record, grant, di)) = first_record {
-        while w.submitted + 4 < args.txs {
+        while w.submitted + INVALID < args.txs {
             let doc = &mut doctors[di];
             let n = doc.next();
             w.send(&sign(
+                d,
                 &doc.key,
                 doc.id,
                 n,
@@ -450,9 +488,25 @@ async fn workload(args: &DemoArgs, info: &ClusterInfo, say: impl Fn(&str)) -> Re
     }
     // Invalid input of every kind.
     let p = &patients[0];
-    let forged = sign(&doctors[0].key, p.id, p.nonce, TxBody::Revoke { grant: 1 })?;
+    let forged = sign(
+        d,
+        &doctors[0].key,
+        p.id,
+        p.nonce,
+        TxBody::Revoke { grant: 1 },
+    )?;
     w.send(&forged).await?;
-    let replay = sign(&p.key, p.id, 1, TxBody::Revoke { grant: 1 })?;
+    // The right key, but signed (and hashed) for the same contract on another chain.
+    let elsewhere = pulse_l1::deployment(deployment.chain_id ^ 1, info.contract).id;
+    let foreign = sign(
+        elsewhere,
+        &p.key,
+        p.id,
+        p.nonce,
+        TxBody::Revoke { grant: 1 },
+    )?;
+    w.send_for(&foreign, elsewhere).await?;
+    let replay = sign(d, &p.key, p.id, 1, TxBody::Revoke { grant: 1 })?;
     w.send(&replay).await?;
     w.send_raw(b"{\"version\":1,\"kind\":".to_vec(), "demo-malformed")
         .await?;

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use alloy::primitives::Address;
 use anyhow::{Context, Result, bail};
+use pulse_circuits::deployment::DeploymentId;
 use serde::{Deserialize, Serialize};
 
 pub use demo::DemoArgs;
@@ -140,6 +141,9 @@ pub struct ClusterInfo {
     pub chain_id: u64,
     /// The rollup contract.
     pub contract: Address,
+    /// The id transactions are signed over: the contract's `deploymentId()`,
+    /// keccak256(abi.encode(chain_id, contract)) mod r, in decimal.
+    pub deployment_id: DeploymentId,
     /// Prometheus (scraping the coordinator and workers).
     pub prometheus_url: String,
     /// Slots per chunk.
@@ -421,6 +425,7 @@ fn up(args: UpArgs) -> Result<ExitCode> {
             "  L1 (anvil)      {} chain {}, rollup {}",
             info.l1_rpc, info.chain_id, info.contract
         );
+        println!("  deployment id   {}", info.deployment_id);
         println!("  Prometheus      {}", info.prometheus_url);
         println!("  registrar key   {}", info.registrar_key.display());
         println!(

@@ -1,5 +1,6 @@
 //! Shared fixture for the L1 tests: a chunk circuit key and a chain of real chunk proofs made
-//! by Pulse's prover, made once per test binary.
+//! by Pulse's prover, made once per test binary, for the deployment that the first contract
+//! deployed on a fresh anvil is ([`deployment_a`]).
 #![allow(dead_code)]
 
 use std::sync::OnceLock;
@@ -13,10 +14,11 @@ use ark_bn254::{Bn254, Fr};
 use ark_groth16::VerifyingKey;
 use pulse_circuits::artifacts::{self, CircuitParams};
 use pulse_circuits::circuit::ChunkCircuit;
+use pulse_circuits::deployment::Deployment as SigningDeployment;
 use pulse_circuits::sample;
 use pulse_l1::{ChunkProof, DeployParams, Deployment, SenderConfig};
 use pulse_prover::{CpuBackend, Prover};
-use pulse_testkit::{Anvil, DEV_ACCOUNTS};
+use pulse_testkit::{ANVIL_CHAIN_ID, Anvil, DEV_ACCOUNTS};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
@@ -36,8 +38,15 @@ pub fn fixture() -> &'static Fixture {
         let mut rng = ChaCha20Rng::seed_from_u64(4);
         let keys = artifacts::setup(ChunkCircuit::blank(params), params, &mut rng).expect("setup");
         let dir = tempfile::tempdir().expect("tempdir");
-        let chain = sample::registration_chain(dir.path(), params, CHAIN, 9, 1_800_000_000)
-            .expect("sample chain");
+        let chain = sample::registration_chain(
+            dir.path(),
+            params,
+            CHAIN,
+            9,
+            1_800_000_000,
+            &deployment_a(),
+        )
+        .expect("sample chain");
         let prover = Prover::new(CpuBackend::new(), keys.pk.clone()).expect("prover");
         let chunks = chain
             .chunks
@@ -56,6 +65,12 @@ pub fn fixture() -> &'static Fixture {
             chunks,
         }
     })
+}
+
+/// Deployment A: the first contract the owner deploys on a fresh anvil (its address is the
+/// owner's CREATE address at nonce 0), for which the fixture's proofs are made.
+pub fn deployment_a() -> SigningDeployment {
+    pulse_l1::deployment(ANVIL_CHAIN_ID, address(OWNER).create(0))
 }
 
 pub fn signer(i: usize) -> PrivateKeySigner {

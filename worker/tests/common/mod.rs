@@ -45,9 +45,16 @@ pub fn fixture() -> &'static Fixture {
         let dir = tempfile::tempdir().expect("tempdir");
         let key_dir = dir.path().join("keys");
         keys.write(&key_dir).expect("write keys");
-        let chain = sample::registration_chain(dir.path(), params, 3, 11, 1_800_000_000)
-            .expect("sample chain")
-            .chunks;
+        let chain = sample::registration_chain(
+            dir.path(),
+            params,
+            3,
+            11,
+            1_800_000_000,
+            &sample::offline_deployment(),
+        )
+        .expect("sample chain")
+        .chunks;
         Fixture {
             params,
             keys,
