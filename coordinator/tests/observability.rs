@@ -27,7 +27,7 @@ use pulse_circuits::state::State;
 use pulse_circuits::tx::{Role, SignedTransaction, Transaction, TxBody};
 use pulse_coordinator::{Coordinator, CoordinatorConfig, STATE_FILE};
 use pulse_protocol::{
-    JOB_PREFIX, JobOutcome, JobResult, ProvingJob, RESULT_SUBJECT, Receipt, ReceiptStatus,
+    JOB_CONSUMER, JOB_STREAM, JobOutcome, JobResult, ProvingJob, RESULT_SUBJECT, Receipt, ReceiptStatus,
     TX_SUBJECT, WORKER_BUCKET, WorkerInfo, decode, encode, receipt_subject,
 };
 use pulse_testkit::{Anvil, DEV_ACCOUNTS, Ipfs, Nats, Prometheus};
@@ -472,10 +472,18 @@ async fn prometheus_scrapes_the_cluster_and_every_dashboard_and_alert_query_retu
     // (it sees the job on the core subject); then an honest worker proves everything. The
     // liar registers first, as real workers do, so that its invalid-proof series exists at 0
     // before the first refusal (Prometheus sees no increase in a series born at 1).
-    let registry =
-        c.js.get_key_value(WORKER_BUCKET)
+    // The liar has a worker's credentials: it registers, pulls a job and answers it.
+    let liar_js = jetstream::new(
+        c.nats
+            .worker("tamperer")
+            .connect("tamperer")
             .await
-            .expect("worker registry");
+            .expect("the liar connects"),
+    );
+    let registry = liar_js
+        .get_key_value(WORKER_BUCKET)
+        .await
+        .expect("worker registry");
     let liar = WorkerInfo {
         worker_id: "tamperer".to_owned(),
         backend: "cpu".to_owned(),
@@ -500,14 +508,23 @@ async fn prometheus_scrapes_the_cluster_and_every_dashboard_and_alert_query_retu
         1.0,
     )
     .await;
-    let mut jobs = c
-        .client
-        .subscribe(format!("{JOB_PREFIX}.>"))
+    let jobs: jetstream::consumer::PullConsumer = liar_js
+        .get_stream(JOB_STREAM)
         .await
-        .expect("subscribe to jobs");
+        .expect("job stream")
+        .get_consumer(JOB_CONSUMER)
+        .await
+        .expect("job consumer");
     let first = c.register().await;
     assert_eq!(c.register().await, first);
-    let job_msg = tokio::time::timeout(Duration::from_secs(30), jobs.next())
+    let job_msg = jobs
+        .fetch()
+        .max_messages(1)
+        .expires(Duration::from_secs(30))
+        .messages()
+        .await
+        .expect("pull")
+        .next()
         .await
         .expect("a job in time")
         .expect("job");
@@ -522,11 +539,17 @@ async fn prometheus_scrapes_the_cluster_and_every_dashboard_and_alert_query_retu
             backend: "cpu".to_owned(),
         },
     };
-    c.js.publish(RESULT_SUBJECT, encode(&bogus).into())
+    liar_js
+        .publish(RESULT_SUBJECT, encode(&bogus).into())
         .await
         .expect("publish")
         .await
         .expect("stored");
+    // Handed back, for the honest worker that comes later.
+    job_msg
+        .ack_with(jetstream::AckKind::Nak(None))
+        .await
+        .expect("nak");
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let status: Value =
