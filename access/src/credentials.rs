@@ -139,12 +139,20 @@ impl Credentials {
         }
         let text =
             Zeroizing::new(std::fs::read_to_string(path).map_err(io_error("reading", path))?);
+        Self::from_json(&text, &shown)
+    }
+
+    /// Reads the text of a credentials file; `source` names the file in errors.
+    ///
+    /// # Errors
+    /// [`AccessError::BadCredentials`] (which never quotes the text).
+    pub fn from_json(text: &str, source: &str) -> Result<Self, AccessError> {
         let bad = |reason: String| AccessError::BadCredentials {
-            path: shown.clone(),
+            path: source.to_owned(),
             reason,
         };
         // serde_json's messages quote offending values: keep only the position.
-        let file: CredentialsFile = serde_json::from_str(&text).map_err(|e| {
+        let file: CredentialsFile = serde_json::from_str(text).map_err(|e| {
             bad(format!(
                 "not the expected JSON (line {}, column {})",
                 e.line(),

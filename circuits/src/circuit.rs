@@ -24,6 +24,7 @@
 //! So a slot costs five Merkle paths (A and B twice, old and new root; C once), seven leaf
 //! hashes, the message hash, the signature, and a few hundred constraints of logic.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 
 use ark_bn254::Fr;
@@ -40,6 +41,32 @@ use crate::field::{fr_string, fr_string_vec};
 use crate::leaf::{AccountLeaf, GrantLeaf, RecordLeaf, Roots};
 use crate::tx::{Role, TxFields, TxKind};
 use crate::{eddsa, merkle, poseidon};
+
+/// A constraint that a test can switch off on its own thread, to show that the
+/// differential checks ([`crate::differential`]) catch a circuit weaker than the native
+/// rules. Nothing outside tests sets one; synthesis on other threads is unaffected.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Weakening {
+    /// Drop the check that the grant read by an access log or a doctor's upload has not
+    /// expired at the batch time.
+    GrantExpiry,
+}
+
+thread_local! {
+    static WEAKENED: Cell<Option<Weakening>> = const { Cell::new(None) };
+}
+
+/// Switch a constraint off (or back on with `None`) for circuits synthesized on this
+/// thread. For tests of the differential checks only.
+#[doc(hidden)]
+pub fn weaken_for_tests(w: Option<Weakening>) {
+    WEAKENED.set(w);
+}
+
+fn weakened(w: Weakening) -> bool {
+    WEAKENED.get() == Some(w)
+}
 
 /// Everything one slot needs, as produced by the native state transition.
 ///
@@ -689,7 +716,9 @@ fn synth_slot(
     scope_ok.conditional_enforce_equal(&FpVar::zero(), is_access)?;
     // Not expired: expires_at - timestamp - 1 is in [0, 2^64).
     let margin = &c_expiry - ts - Fr::from(1u64);
-    enforce_u64_when(cs, &c_enabled, &margin)?;
+    if !weakened(Weakening::GrantExpiry) {
+        enforce_u64_when(cs, &c_enabled, &margin)?;
+    }
     mark("logic");
     let c_leaf = poseidon::gadget::hash(&[
         c_patient,

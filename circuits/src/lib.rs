@@ -12,6 +12,8 @@
 //! - [`leaf`], [`state`]: the state trees' leaves, the persistent state and the native
 //!   state transition.
 //! - [`circuit`]: the chunk circuit.
+//! - [`differential`]: the native rules and the circuit checked against each other on
+//!   drawn transaction sequences.
 //! - [`sample`]: sample chunk chains of real transactions for tests and benchmarks.
 //! - [`artifacts`], [`solidity`]: Groth16 keys and proofs with their identity, and the
 //!   Solidity verifier generated from a verifying key.
@@ -22,6 +24,7 @@ pub mod artifacts;
 pub mod babyjubjub;
 pub mod circuit;
 pub mod deployment;
+pub mod differential;
 pub mod eddsa;
 pub mod field;
 pub mod json;

@@ -180,6 +180,20 @@ impl State {
     /// [`StateError::Storage`] when it cannot be opened.
     pub fn open(path: &Path, depth: usize) -> Result<Self, StateError> {
         let db = Database::create(path)?;
+        Self::with_db(db, &path.display().to_string(), depth)
+    }
+
+    /// A fresh state with trees of depth `depth` held in memory only: for the differential
+    /// checks of the statement and for tests, which need no file and no fsync per batch.
+    ///
+    /// # Errors
+    /// [`StateError::Storage`] when redb fails.
+    pub fn in_memory(depth: usize) -> Result<Self, StateError> {
+        let db = Database::builder().create_with_backend(redb::backends::InMemoryBackend::new())?;
+        Self::with_db(db, "(in memory)", depth)
+    }
+
+    fn with_db(db: Database, path: &str, depth: usize) -> Result<Self, StateError> {
         let accounts = MerkleTree::new(ACCOUNTS_TREE, depth)?;
         let records = MerkleTree::new(RECORDS_TREE, depth)?;
         let grants = MerkleTree::new(GRANTS_TREE, depth)?;
@@ -190,7 +204,7 @@ impl State {
             match stored {
                 Some(d) if d != depth as u64 => {
                     return Err(StateError::DepthMismatch {
-                        path: path.display().to_string(),
+                        path: path.to_owned(),
                         stored: d,
                         wanted: depth,
                     });

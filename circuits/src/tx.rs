@@ -949,6 +949,9 @@ pub enum TxError {
     /// A tree is full.
     #[error("the {0} tree is full; the deployment needs a larger tree depth")]
     TreeFull(&'static str),
+    /// The signer's nonce is the largest there is: it cannot sign again.
+    #[error("account {0} has used every nonce and cannot sign again; use a new account")]
+    NoncesExhausted(u64),
 }
 
 impl TxError {
@@ -974,6 +977,7 @@ impl TxError {
             Self::AlreadyRevoked(_) => "already_revoked",
             Self::BadGrant(_) => "bad_grant",
             Self::TreeFull(_) => "tree_full",
+            Self::NoncesExhausted(_) => "nonces_exhausted",
         }
     }
 }

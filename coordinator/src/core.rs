@@ -17,7 +17,8 @@ use pulse_l1::{BatchCommit, ChunkProof, Committed, L1Error, L1Sender, SenderConf
 use pulse_protocol::nats::{LayoutOptions, ensure_layout};
 use pulse_protocol::{
     JOB_STREAM, JobOutcome, JobResult, ProvingJob, RESULT_CONSUMER, RESULT_STREAM, Receipt,
-    ReceiptStatus, TX_CONSUMER, TX_STREAM, decode, encode, job_subject, receipt_subject,
+    ReceiptStatus, TX_CONSUMER, TX_STREAM, decode, encode, job_id, job_subject, parse_job_id,
+    receipt_subject,
 };
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -582,7 +583,7 @@ impl Coordinator {
                 continue;
             }
             let job = ProvingJob {
-                job_id: format!("b{n}-c{i}-g{}", b.generation),
+                job_id: job_id(n, i, b.generation),
                 batch: n,
                 chunk: i as u32,
                 attempt: b.generation,
@@ -916,27 +917,5 @@ impl Coordinator {
         s.committed_batches = self.summary.committed_batches;
         s.invalid_proofs = self.invalid_by_worker.clone();
         s.contract = self.config.l1_contract.to_string();
-    }
-}
-
-/// `b{batch}-c{chunk}-g{generation}` → (batch, chunk).
-fn parse_job_id(id: &str) -> Option<(u64, usize)> {
-    let mut parts = id.split('-');
-    let b = parts.next()?.strip_prefix('b')?.parse().ok()?;
-    let c = parts.next()?.strip_prefix('c')?.parse().ok()?;
-    parts.next()?.strip_prefix('g')?.parse::<u32>().ok()?;
-    parts.next().is_none().then_some((b, c))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_job_id;
-
-    #[test]
-    fn job_ids_parse_strictly() {
-        assert_eq!(parse_job_id("b3-c1-g2"), Some((3, 1)));
-        assert_eq!(parse_job_id("b3-c1"), None);
-        assert_eq!(parse_job_id("b3-c1-g2-x"), None);
-        assert_eq!(parse_job_id("x3-c1-g2"), None);
     }
 }

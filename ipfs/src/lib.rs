@@ -34,3 +34,38 @@ pub use error::IpfsError;
 pub fn raw_cid_of(data: &[u8]) -> Cid {
     verify::raw_cid(&verify::sha256(data))
 }
+
+/// The readers of the node's answers, applied to bytes as the client applies them to what
+/// comes back: for the fuzz targets in `fuzz/`, which feed them bytes from outside.
+#[doc(hidden)]
+pub mod fuzzing {
+    use cid::Cid;
+
+    /// Reads `body` as the answer of one endpoint, chosen by `which`: `/api/v0/add`,
+    /// `/api/v0/version`, `/api/v0/pin/add`, an error answer, or the content of a `cat` of
+    /// `cid` (checked against it).
+    pub fn read_answer(which: u8, cid: &Cid, body: &[u8]) {
+        match which % 5 {
+            0 => {
+                if let Ok(added) = crate::answers::parse_add(body) {
+                    // The client then checks the node's CID against the data it sent.
+                    if let Ok(c) = Cid::try_from(added.hash.as_str()) {
+                        let _ = crate::verify::added_cid(&c, &crate::verify::sha256(body));
+                    }
+                }
+            }
+            1 => {
+                let _ = crate::answers::parse_version(body);
+            }
+            2 => {
+                let _ = crate::answers::parse_pins(body);
+            }
+            3 => {
+                let _ = crate::answers::error_message(body);
+            }
+            _ => {
+                let _ = crate::verify::content(cid, body);
+            }
+        }
+    }
+}

@@ -91,7 +91,37 @@ pub fn receipt_subject(tx_hash: &str) -> String {
     format!("{RECEIPT_PREFIX}.{tx_hash}")
 }
 
+/// The id of the proving job for chunk `chunk` of batch `batch` in the batch's generation
+/// `generation` (a batch proven again gets a new one): `b{batch}-c{chunk}-g{generation}`.
+pub fn job_id(batch: u64, chunk: usize, generation: u32) -> String {
+    format!("b{batch}-c{chunk}-g{generation}")
+}
+
+/// The batch and chunk a [`job_id`] names; `None` for any other text (a result naming
+/// one comes from a worker, so it is outside input).
+pub fn parse_job_id(id: &str) -> Option<(u64, usize)> {
+    let mut parts = id.split('-');
+    let b = parts.next()?.strip_prefix('b')?.parse().ok()?;
+    let c = parts.next()?.strip_prefix('c')?.parse().ok()?;
+    parts.next()?.strip_prefix('g')?.parse::<u32>().ok()?;
+    parts.next().is_none().then_some((b, c))
+}
+
 /// The job subject for a circuit (its id in hex): workers filter by the circuits they hold.
 pub fn job_subject(circuit_id: &str) -> String {
     format!("{JOB_PREFIX}.{circuit_id}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{job_id, parse_job_id};
+
+    #[test]
+    fn job_ids_parse_strictly() {
+        assert_eq!(parse_job_id(&job_id(3, 1, 2)), Some((3, 1)));
+        assert_eq!(parse_job_id("b3-c1"), None);
+        assert_eq!(parse_job_id("b3-c1-g2-x"), None);
+        assert_eq!(parse_job_id("x3-c1-g2"), None);
+        assert_eq!(parse_job_id("b18446744073709551616-c1-g2"), None);
+    }
 }

@@ -181,7 +181,7 @@ pub enum ReceiptStatus {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProvingJob {
-    /// Unique per (batch, chunk, attempt of the batch): `b{batch}-c{chunk}-a{attempt}`.
+    /// Unique per (batch, chunk, generation of the batch): [`crate::job_id`].
     pub job_id: String,
     /// The batch.
     pub batch: u64,

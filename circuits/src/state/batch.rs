@@ -538,6 +538,12 @@ impl<'s> Batch<'s> {
             }
         };
 
+        // The account's next nonce. Only a forced witness can reach the last one (a real
+        // account would need 2^64 transactions), and no witness can hold the one after it.
+        let Some(next_nonce) = a_leaf.nonce.checked_add(1) else {
+            return Err(TxError::NoncesExhausted(a_index).into());
+        };
+
         // Everything checked: write. A failure from here on is a storage failure.
         let mut slot = SlotWitness::noop(depth);
         slot.tx = fields;
@@ -546,7 +552,7 @@ impl<'s> Batch<'s> {
         slot.a_index = a_index;
         slot.a_leaf = a_leaf;
         let a_new = AccountLeaf {
-            nonce: a_leaf.nonce + 1,
+            nonce: next_nonce,
             ..a_leaf
         };
         let upd = self.state.accounts.set(&self.txn, a_index, a_new.hash())?;

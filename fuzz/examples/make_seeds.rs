@@ -1,0 +1,319 @@
+//! Writes the seed corpora under `fuzz/corpus/TARGET/`: real messages, made by the encoders
+//! the services use (transactions of every kind signed for a deployment, a proving job with
+//! the witness the sequencer builds, results, receipts, a registry entry, a proof, keys, a
+//! key file, an envelope and a key share, the node's answers as Kubo writes them, API paths,
+//! credentials) and a few drawn transaction sequences. Run by `scripts/fuzz --make-seeds`;
+//! the corpora are committed, so CI starts from their coverage.
+#![allow(clippy::expect_used, clippy::print_stdout)]
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use cid::Cid;
+use pulse_circuits::Fr;
+use pulse_circuits::artifacts::{PROVING_KEY_FILE, VERIFYING_KEY_FILE};
+use pulse_circuits::circuit::ChunkWitness;
+use pulse_circuits::eddsa::PrivateKey;
+use pulse_circuits::tx::{Permissions, Role, Scope, SignedTransaction, Transaction, TxBody};
+use pulse_client::KeyFile;
+use pulse_client::record::add_recipient;
+use pulse_fuzz::fixtures;
+use pulse_protocol::{
+    JobOutcome, JobResult, ProvingJob, Receipt, ReceiptStatus, WorkerInfo, encode, job_id,
+};
+use rand::{RngCore, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+
+fn put(dir: &Path, target: &str, name: &str, bytes: &[u8]) {
+    let d = dir.join(target);
+    std::fs::create_dir_all(&d).expect("corpus folder");
+    std::fs::write(d.join(name), bytes).expect("seed file");
+}
+
+fn with_prefix(b: u8, rest: &[u8]) -> Vec<u8> {
+    let mut v = vec![b];
+    v.extend_from_slice(rest);
+    v
+}
+
+fn main() {
+    let dir: PathBuf = std::env::args_os()
+        .nth(1)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("corpus"));
+    let state = fixtures::state();
+    let d = &state.deployment;
+    let cid = Cid::from_str("bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy")
+        .expect("cid");
+    // Keys of the opening: registrar [1;32] is account 1, doctors [2;32] and [3;32] are 2 and
+    // 3, patients [4;32] and [5;32] are 4 and 5; patient 4 holds record 1 and grant 1 to 2.
+    let key = |i: u8| PrivateKey::from_bytes([i; 32]);
+    let sign = |k: u8, signer: u64, nonce: u64, body: TxBody| -> SignedTransaction {
+        Transaction {
+            signer,
+            nonce,
+            body,
+        }
+        .sign(&key(k), d.id)
+        .expect("sign")
+    };
+    let txs = [
+        (
+            "register_self",
+            sign(
+                6,
+                0,
+                0,
+                TxBody::Register {
+                    public_key: key(6).public_key(),
+                    role: Role::Patient,
+                },
+            ),
+        ),
+        (
+            "register_doctor",
+            sign(
+                1,
+                1,
+                2,
+                TxBody::Register {
+                    public_key: key(7).public_key(),
+                    role: Role::Doctor,
+                },
+            ),
+        ),
+        (
+            "add_record",
+            sign(
+                4,
+                4,
+                3,
+                TxBody::AddRecord {
+                    patient: 4,
+                    cid,
+                    metadata_hash: Fr::from(99u64),
+                    grant: None,
+                },
+            ),
+        ),
+        (
+            "grant",
+            sign(
+                4,
+                4,
+                3,
+                TxBody::Grant {
+                    grantee: 3,
+                    scope: Scope::Record(1),
+                    permissions: Permissions {
+                        read: true,
+                        write: false,
+                    },
+                    expires_at: state.timestamp + 1000,
+                },
+            ),
+        ),
+        ("revoke", sign(4, 4, 3, TxBody::Revoke { grant: 1 })),
+        (
+            "access_log",
+            sign(
+                2,
+                2,
+                0,
+                TxBody::AccessLog {
+                    record: 1,
+                    grant: 1,
+                    purpose: Fr::from(5u64),
+                },
+            ),
+        ),
+    ];
+    for (name, stx) in &txs {
+        put(&dir, "tx_json", name, stx.to_json().as_bytes());
+    }
+
+    // A proving job with the witness the sequencer makes for the access log above.
+    let mut batch = state
+        .state
+        .begin(state.timestamp, d)
+        .expect("begin a batch");
+    batch.apply(&txs[5].1).expect("the access log applies");
+    let before = state.state.roots().expect("roots");
+    let chunks: Vec<ChunkWitness> = batch.chunks(before, 1);
+    batch.rollback().expect("rollback");
+    let keys = fixtures::keys();
+    let params = pulse_circuits::artifacts::CircuitParams::new(1, 3);
+    let job = ProvingJob {
+        job_id: job_id(1, 0, 0),
+        batch: 1,
+        chunk: 0,
+        attempt: 0,
+        circuit_id: params.id().to_string(),
+        slots: 1,
+        depth: 3,
+        pk_hash: keys.keys.manifest.pk_hash.to_string(),
+        vk_hash: keys.keys.manifest.vk_hash.to_string(),
+        witness: chunks[0].clone(),
+    };
+    put(&dir, "job", "access_log", &encode(&job));
+
+    let proof = keys.proof.to_json();
+    let proved = JobResult {
+        job_id: job_id(1, 0, 0),
+        worker_id: "hospital-a-gpu0".into(),
+        outcome: JobOutcome::Proved {
+            proof: proof.clone(),
+            witness_seconds: 0.01,
+            prove_seconds: 1.5,
+            backend: "cpu".into(),
+        },
+    };
+    let failed = JobResult {
+        job_id: job_id(2, 1, 3),
+        worker_id: "hospital-b".into(),
+        outcome: JobOutcome::Failed {
+            reason: "out of memory".into(),
+        },
+    };
+    put(&dir, "job_result", "proved", &encode(&proved));
+    put(&dir, "job_result", "failed", &encode(&failed));
+    put(&dir, "proof", "blank_chunk", proof.as_bytes());
+
+    let hash = txs[2].1.hash(d.id).expect("hash").to_string();
+    for (name, status) in [
+        (
+            "accepted",
+            ReceiptStatus::Accepted {
+                batch: 3,
+                new_account: None,
+                new_record: Some(2),
+                new_grant: None,
+            },
+        ),
+        (
+            "rejected",
+            ReceiptStatus::Rejected {
+                reason: "stale_nonce".into(),
+                message: "account 4 expects nonce 3".into(),
+            },
+        ),
+        (
+            "committed",
+            ReceiptStatus::Committed {
+                batch: 3,
+                l1_tx: format!("0x{}", "ab".repeat(32)),
+            },
+        ),
+    ] {
+        let r = Receipt {
+            tx_hash: Some(hash.clone()),
+            status,
+        };
+        put(&dir, "receipt", name, &encode(&r));
+    }
+    let info = WorkerInfo {
+        worker_id: "hospital-a-gpu0".into(),
+        backend: "cuda".into(),
+        device: "NVIDIA H100".into(),
+        memory_bytes: 80 << 30,
+        version: "0.1.0".into(),
+        circuits: vec![params.id().to_string()],
+        jobs_done: 12,
+        current_job: Some(job_id(1, 0, 0)),
+        heartbeat_at: 1_800_000_000,
+    };
+    put(&dir, "worker_info", "cuda", &encode(&info));
+
+    // Keys: the fixture's verifying key and the head of its proving key, cut as the target
+    // cuts them (mode byte: low bit clear = the manifest is made from the files' hashes).
+    let kdir = std::env::temp_dir().join(format!("pulse-seeds-{}", std::process::id()));
+    keys.keys.write(&kdir).expect("write keys");
+    let vk = std::fs::read(kdir.join(VERIFYING_KEY_FILE)).expect("vk");
+    let pk = std::fs::read(kdir.join(PROVING_KEY_FILE)).expect("pk");
+    let _ = std::fs::remove_dir_all(&kdir);
+    let cut = vk.len().min(127);
+    let mut seed = vec![(cut as u8) << 1];
+    seed.extend_from_slice(&vk[..cut]);
+    seed.extend_from_slice(&pk[..pk.len().min(2048)]);
+    put(&dir, "keys", "vk_head_pk_head", &seed);
+
+    let mut rng = ChaCha20Rng::seed_from_u64(3);
+    let kf = KeyFile::new(key(4), Some(4));
+    put(&dir, "key_file", "patient", kf.to_json().as_bytes());
+    let kf = KeyFile::generate(&mut rng);
+    put(&dir, "key_file", "unregistered", kf.to_json().as_bytes());
+
+    let rec = fixtures::record();
+    put(&dir, "envelope", "record", &with_prefix(0, &rec.envelope.to_json()));
+    let share = add_recipient(
+        &rec.envelope,
+        &cid,
+        rec.account,
+        &rec.key,
+        2,
+        &key(2).public_key(),
+        &mut rng,
+    )
+    .expect("share");
+    put(&dir, "envelope", "share", &with_prefix(1, &share.to_json()));
+
+    let raw = pulse_ipfs::raw_cid_of(b"a test record").to_string();
+    put(
+        &dir,
+        "ipfs_answer",
+        "add",
+        &with_prefix(
+            0,
+            format!("{{\"Name\":\"blob\",\"Hash\":\"{raw}\",\"Size\":\"13\"}}\n").as_bytes(),
+        ),
+    );
+    put(
+        &dir,
+        "ipfs_answer",
+        "version",
+        &with_prefix(
+            1,
+            br#"{"Version":"0.32.1","Commit":"","Repo":"16","System":"amd64/linux","Golang":"go1.23.4"}"#,
+        ),
+    );
+    put(
+        &dir,
+        "ipfs_answer",
+        "pins",
+        &with_prefix(2, format!("{{\"Pins\":[\"{raw}\"]}}\n").as_bytes()),
+    );
+    put(
+        &dir,
+        "ipfs_answer",
+        "error",
+        &with_prefix(3, br#"{"Message":"merkledag: not found","Code":0,"Type":"error"}"#),
+    );
+    put(&dir, "ipfs_answer", "cat", &with_prefix(4, b"a test record"));
+
+    for (name, path) in [
+        ("account", "accounts/4"),
+        ("record_latest", "records/1?view=latest"),
+        ("grant_committed", "grants/1?view=committed"),
+        ("status", "status"),
+        ("health", "health"),
+        ("metrics", "metrics"),
+        ("page", "status.html"),
+    ] {
+        put(&dir, "http_api", name, path.as_bytes());
+    }
+
+    let creds = pulse_access::Credentials::generate(pulse_access::Role::Worker, "hospital-a")
+        .expect("credentials");
+    let cpath = std::env::temp_dir().join(format!("pulse-seed-creds-{}", std::process::id()));
+    creds.save(&cpath).expect("save credentials");
+    let text = std::fs::read(&cpath).expect("read credentials");
+    let _ = std::fs::remove_file(&cpath);
+    put(&dir, "credentials", "worker", &text);
+
+    for i in 0..6u64 {
+        let mut bytes = vec![0u8; 400];
+        ChaCha20Rng::seed_from_u64(100 + i).fill_bytes(&mut bytes);
+        put(&dir, "differential", &format!("sequence-{i}"), &bytes);
+    }
+    println!("seeds written under {}", dir.display());
+}

@@ -1,0 +1,4 @@
+//! Fuzz target `proof`: see `pulse_fuzz::targets::proof`.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| pulse_fuzz::targets::proof(data));

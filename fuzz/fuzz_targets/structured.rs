@@ -1,0 +1,6 @@
+//! Fuzz target `structured`: JSON built from the protocol's own keys and words
+//! (`arbitrary`-derived), serialised, mutated byte by byte, and read by the decoder of the
+//! kind it is sent as. See `pulse_fuzz::json`.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|input: pulse_fuzz::json::Structured| pulse_fuzz::targets::structured(&input));

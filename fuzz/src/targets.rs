@@ -1,0 +1,327 @@
+//! One function per fuzz target, taking the bytes from outside as the service receives them.
+
+use std::path::PathBuf;
+use std::sync::{Mutex, OnceLock};
+
+use axum::body::Body;
+use axum::http::Request;
+use pulse_circuits::Fr;
+use pulse_circuits::artifacts::{
+    CircuitParams, Hash32, KeyArtifacts, MANIFEST_FILE, PROVING_KEY_FILE, ProofArtifact,
+    VERIFYING_KEY_FILE,
+};
+use pulse_circuits::circuit::{ChunkCircuit, Weakening, weaken_for_tests};
+use pulse_circuits::differential::{self, Report};
+use pulse_circuits::tx::{MAX_TX_JSON_BYTES, SignedTransaction};
+use pulse_client::KeyFile;
+use pulse_client::record::{KeyShare, RecordEnvelope, open_record, open_with_share};
+use pulse_protocol::{
+    JobOutcome, JobResult, Message, ProvingJob, Receipt, WorkerInfo, decode, encode,
+    parse_job_id,
+};
+use tower::ServiceExt;
+
+use crate::fixtures;
+use crate::json::Structured;
+
+/// A decoded message must survive its own encoding.
+fn round_trips<T: Message + PartialEq + std::fmt::Debug>(msg: &T) {
+    let again: T = decode(&encode(msg)).unwrap_or_else(|e| {
+        panic!("a decoded {} does not decode after encoding: {e}", T::KIND)
+    });
+    assert_eq!(&again, msg, "a {} changed through its encoding", T::KIND);
+}
+
+/// `pulse.tx.submit` as the coordinator takes it: the size limit, the text, the strict JSON
+/// form, the hash for the deployment, the signature check against the signer's key, then
+/// every rule of the sequencer on a populated state (applied with the signature taken as
+/// checked, as the sequencer applies transactions whose signatures were checked in
+/// parallel, so that fuzzed transactions reach the rules behind it; the batch is rolled
+/// back).
+pub fn tx_json(data: &[u8]) {
+    if data.len() > MAX_TX_JSON_BYTES {
+        return;
+    }
+    let text = String::from_utf8_lossy(data);
+    let Ok(stx) = SignedTransaction::from_json(&text) else {
+        return;
+    };
+    let again = SignedTransaction::from_json(&stx.to_json())
+        .unwrap_or_else(|e| panic!("a parsed transaction does not parse after encoding: {e}"));
+    assert_eq!(again, stx, "a transaction changed through its JSON form");
+    let f = fixtures::state();
+    let _ = stx.hash(f.deployment.id);
+    let _ = f.state.verify_signature(&stx, &f.deployment);
+    let Ok(mut batch) = f.state.begin(f.timestamp, &f.deployment) else {
+        return;
+    };
+    if let Ok(applied) = batch.apply_preverified(&stx) {
+        // What the sequencer accepted becomes a proving job's witness.
+        let slot = applied.slot.clone();
+        let chunks = batch.chunks(f.state.roots().unwrap_or(batch.roots()), 1);
+        assert_eq!(chunks.len(), 1, "one applied transaction makes one chunk");
+        assert_eq!(chunks[0].slots[0], slot);
+    }
+    let _ = batch.rollback();
+}
+
+/// A proving job as a worker takes it from JetStream: decoded, its witness checked against
+/// the circuit it names and, for small circuits, synthesized (a hostile job must not crash
+/// the worker that proves it).
+pub fn job(data: &[u8]) {
+    let Ok(job) = decode::<ProvingJob>(data) else {
+        return;
+    };
+    round_trips(&job);
+    let params = CircuitParams::new(job.slots as usize, job.depth as usize);
+    let _ = params.id();
+    if job.witness.check_shape(params).is_err() {
+        return;
+    }
+    if params.slots <= 2 && params.depth <= 4 {
+        let cs = ark_relations_cs();
+        if (ChunkCircuit {
+            params,
+            witness: job.witness,
+        })
+        .synthesize(cs.clone(), None)
+        .is_ok()
+        {
+            let _ = cs.is_satisfied();
+        }
+    }
+}
+
+fn ark_relations_cs() -> ark_relations::gr1cs::ConstraintSystemRef<Fr> {
+    ark_relations::gr1cs::ConstraintSystem::<Fr>::new_ref()
+}
+
+/// A job result as the coordinator takes it from a worker: decoded, its job id parsed, and
+/// a proof checked against the chunk's public inputs and the verifying key.
+pub fn job_result(data: &[u8]) {
+    let Ok(result) = decode::<JobResult>(data) else {
+        return;
+    };
+    round_trips(&result);
+    let _ = parse_job_id(&result.job_id);
+    if let JobOutcome::Proved { proof, .. } = &result.outcome {
+        check_proof(proof);
+    }
+}
+
+fn check_proof(text: &str) {
+    let f = fixtures::keys();
+    let Ok(artifact) = ProofArtifact::from_json(text) else {
+        return;
+    };
+    let again = ProofArtifact::from_json(&artifact.to_json())
+        .unwrap_or_else(|e| panic!("a parsed proof does not parse after encoding: {e}"));
+    assert_eq!(again, artifact, "a proof changed through its JSON form");
+    let _ = artifact.public_inputs == f.proof.public_inputs;
+    let verified = f.keys.verifier().verify(&artifact);
+    if artifact == f.proof {
+        assert!(verified.is_ok(), "the fixture proof no longer verifies");
+    }
+}
+
+/// A receipt as a client reads it from its receipt subject.
+pub fn receipt(data: &[u8]) {
+    if let Ok(r) = decode::<Receipt>(data) {
+        round_trips(&r);
+    }
+}
+
+/// A worker registry entry as the coordinator and `pulse worker check` read it.
+pub fn worker_info(data: &[u8]) {
+    if let Ok(w) = decode::<WorkerInfo>(data) {
+        round_trips(&w);
+    }
+}
+
+/// A proof artifact's JSON, checked as the coordinator checks a worker's proof.
+pub fn proof(data: &[u8]) {
+    check_proof(&String::from_utf8_lossy(data));
+}
+
+/// The folder the `keys` target writes key files into: in memory where the system has it.
+fn key_dir() -> &'static PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let base = if std::path::Path::new("/dev/shm").is_dir() {
+            PathBuf::from("/dev/shm")
+        } else {
+            std::env::temp_dir()
+        };
+        let dir = base.join(format!("pulse-fuzz-keys-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        dir
+    })
+}
+
+/// A key folder as a worker or the coordinator loads it: the input is cut into the
+/// verifying key and the proving key (and, when its first byte says so, the manifest's
+/// text); otherwise the manifest is the fixture's with the hashes of the fuzzed files, so
+/// that loading gets past the hash checks to the deserialisation.
+pub fn keys(data: &[u8]) {
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    let f = fixtures::keys();
+    let (manifest_text, rest) = if mode & 1 == 1 && rest.len() >= 2 {
+        let n = usize::from(u16::from_le_bytes([rest[0], rest[1]])).min(rest.len() - 2);
+        (Some(&rest[2..2 + n]), &rest[2 + n..])
+    } else {
+        (None, rest)
+    };
+    let cut = usize::from(mode >> 1).min(rest.len());
+    let cut = if mode & 2 == 2 { rest.len() - cut } else { cut };
+    let (vk, pk) = rest.split_at(cut);
+    let dir = key_dir();
+    let manifest = match manifest_text {
+        Some(t) => t.to_vec(),
+        None => {
+            let mut m = f.keys.manifest.clone();
+            m.vk_hash = Hash32::digest(vk);
+            m.pk_hash = Hash32::digest(pk);
+            serde_json::to_vec(&m).unwrap_or_default()
+        }
+    };
+    let written = std::fs::write(dir.join(MANIFEST_FILE), manifest)
+        .and_then(|()| std::fs::write(dir.join(VERIFYING_KEY_FILE), vk))
+        .and_then(|()| std::fs::write(dir.join(PROVING_KEY_FILE), pk));
+    if written.is_err() {
+        return;
+    }
+    let _ = KeyArtifacts::load(dir);
+}
+
+/// A client key file's text, as `pulse` reads `--key FILE`.
+pub fn key_file(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    if let Ok(kf) = KeyFile::from_json(&text) {
+        let again = KeyFile::from_json(&kf.to_json())
+            .unwrap_or_else(|e| panic!("a parsed key file does not parse after encoding: {e}"));
+        assert_eq!(again.account(), kf.account());
+        assert_eq!(
+            again.private_key().public_key(),
+            kf.private_key().public_key()
+        );
+    }
+}
+
+/// A record envelope fetched from IPFS (opened with its owner's key) or a key share from the
+/// share bucket (opened against the fixture record), the first byte choosing which.
+pub fn envelope(data: &[u8]) {
+    let Some((&which, rest)) = data.split_first() else {
+        return;
+    };
+    let f = fixtures::record();
+    if which & 1 == 0 {
+        if let Ok(env) = RecordEnvelope::from_json(rest) {
+            let again = RecordEnvelope::from_json(&env.to_json()).unwrap_or_else(|e| {
+                panic!("a parsed envelope does not parse after encoding: {e}")
+            });
+            assert_eq!(again.to_json(), env.to_json());
+            let _ = open_record(&env, f.account, &f.key);
+        }
+    } else if let Ok(share) = KeyShare::from_json(rest) {
+        let _ = KeyShare::from_json(&share.to_json())
+            .unwrap_or_else(|e| panic!("a parsed key share does not parse after encoding: {e}"));
+        let _ = open_with_share(&f.envelope, &share, &f.key);
+    }
+}
+
+/// An answer of the IPFS node's RPC API, the first byte choosing the endpoint.
+pub fn ipfs_answer(data: &[u8]) {
+    static CID: OnceLock<cid::Cid> = OnceLock::new();
+    let cid = CID.get_or_init(|| pulse_ipfs::raw_cid_of(b"a test record"));
+    let Some((&which, rest)) = data.split_first() else {
+        return;
+    };
+    pulse_ipfs::fuzzing::read_answer(which, cid, rest);
+}
+
+/// A request line's path and query to the coordinator's HTTP API, answered by its router.
+pub fn http_api(data: &[u8]) {
+    let f = fixtures::api();
+    let path = String::from_utf8_lossy(data);
+    let Ok(request) = Request::get(format!("/{path}")).body(Body::empty()) else {
+        return;
+    };
+    let router = f.router.clone();
+    f.runtime.block_on(async move {
+        if let Ok(response) = router.oneshot(request).await {
+            let _ = axum::body::to_bytes(response.into_body(), 1 << 20).await;
+        }
+    });
+}
+
+/// A NATS credentials file's text, as every component reads `--nats-credentials`.
+pub fn credentials(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    if let Err(e) = pulse_access::Credentials::from_json(&text, "fuzz.json") {
+        // The error never quotes the file (it may hold a seed).
+        let shown = e.to_string();
+        if text.len() >= 12 {
+            assert!(
+                !shown.contains(text.as_ref()),
+                "a credentials error quotes the file"
+            );
+        }
+    }
+}
+
+/// JSON built from the protocol's keys and words, read by the decoder `input.kind` names.
+pub fn structured(input: &Structured) {
+    let bytes = input.bytes();
+    match input.kind % 9 {
+        0 => tx_json(&bytes),
+        1 => job(&with_version(&bytes)),
+        2 => job_result(&with_version(&bytes)),
+        3 => receipt(&with_version(&bytes)),
+        4 => worker_info(&with_version(&bytes)),
+        5 => proof(&bytes),
+        6 => key_file(&bytes),
+        7 => envelope(&[&[0u8][..], &bytes].concat()),
+        _ => credentials(&bytes),
+    }
+}
+
+/// Messages start with `{"v":1,`: put it in front of an object so the decoder reads on.
+fn with_version(bytes: &[u8]) -> Vec<u8> {
+    match bytes.split_first() {
+        Some((b'{', rest)) if rest.first() != Some(&b'}') => {
+            [&b"{\"v\":1,"[..], rest].concat()
+        }
+        _ => bytes.to_vec(),
+    }
+}
+
+/// Counts over the sequences of this process, printed every so often for the long run's
+/// report.
+static TOTAL: Mutex<Option<Report>> = Mutex::new(None);
+
+/// One transaction sequence, native rules against the circuit. `PULSE_FUZZ_WEAKEN=grant_expiry`
+/// switches the circuit's grant-expiry check off, to show the target catches it.
+pub fn differential(data: &[u8]) {
+    static WEAKEN: OnceLock<bool> = OnceLock::new();
+    if *WEAKEN.get_or_init(|| {
+        std::env::var("PULSE_FUZZ_WEAKEN").is_ok_and(|v| v == "grant_expiry")
+    }) {
+        weaken_for_tests(Some(Weakening::GrantExpiry));
+    }
+    match differential::run(data) {
+        Ok(report) => {
+            let Ok(mut total) = TOTAL.lock() else { return };
+            let t = total.get_or_insert_with(Report::default);
+            t.add(&report);
+            if t.sequences.is_power_of_two() || t.sequences % 5000 == 0 {
+                eprintln!("differential: {t}");
+                eprintln!("differential: refused {:?}", t.refused);
+                eprintln!("differential: forced and refused by the circuit {:?}", t.forced_refused);
+                eprintln!("differential: policy refusals the circuit accepts {:?}", t.policy_accepted);
+            }
+        }
+        Err(finding) => panic!("native rules and circuit disagree: {finding}"),
+    }
+}
