@@ -1,4 +1,5 @@
 //! Fuzz target `envelope`: see `pulse_fuzz::targets::envelope`.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| pulse_fuzz::targets::envelope(data));
+// The fixtures are built before the first input, outside its time limit.
+libfuzzer_sys::fuzz_target!(init: { pulse_fuzz::fixtures::record(); }, |data: &[u8]| pulse_fuzz::targets::envelope(data));

@@ -1,4 +1,5 @@
 //! Fuzz target `http_api`: see `pulse_fuzz::targets::http_api`.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| pulse_fuzz::targets::http_api(data));
+// The fixtures are built before the first input, outside its time limit.
+libfuzzer_sys::fuzz_target!(init: { pulse_fuzz::fixtures::api(); }, |data: &[u8]| pulse_fuzz::targets::http_api(data));

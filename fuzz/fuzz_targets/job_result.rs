@@ -1,4 +1,5 @@
 //! Fuzz target `job_result`: see `pulse_fuzz::targets::job_result`.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| pulse_fuzz::targets::job_result(data));
+// The fixtures are built before the first input, outside its time limit.
+libfuzzer_sys::fuzz_target!(init: { pulse_fuzz::fixtures::keys(); }, |data: &[u8]| pulse_fuzz::targets::job_result(data));

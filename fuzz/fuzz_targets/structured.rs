@@ -3,4 +3,12 @@
 //! kind it is sent as. See `pulse_fuzz::json`.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|input: pulse_fuzz::json::Structured| pulse_fuzz::targets::structured(&input));
+// The fixtures are built before the first input, outside its time limit.
+libfuzzer_sys::fuzz_target!(
+    init: {
+        pulse_fuzz::fixtures::state();
+        pulse_fuzz::fixtures::keys();
+        pulse_fuzz::fixtures::record();
+    },
+    |input: pulse_fuzz::json::Structured| pulse_fuzz::targets::structured(&input)
+);

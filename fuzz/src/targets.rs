@@ -16,7 +16,7 @@ use pulse_circuits::tx::{MAX_TX_JSON_BYTES, SignedTransaction};
 use pulse_client::KeyFile;
 use pulse_client::record::{KeyShare, RecordEnvelope, open_record, open_with_share};
 use pulse_protocol::{
-    JobOutcome, JobResult, Message, ProvingJob, Receipt, WorkerInfo, decode, encode,
+    JobOutcome, JobResult, ProvingJob, Receipt, WorkerInfo, decode, encode, messages::Message,
     parse_job_id,
 };
 use tower::ServiceExt;
@@ -250,9 +250,8 @@ pub fn http_api(data: &[u8]) {
     };
     let router = f.router.clone();
     f.runtime.block_on(async move {
-        if let Ok(response) = router.oneshot(request).await {
-            let _ = axum::body::to_bytes(response.into_body(), 1 << 20).await;
-        }
+        let Ok(response) = router.oneshot(request).await;
+        let _ = axum::body::to_bytes(response.into_body(), 1 << 20).await;
     });
 }
 
