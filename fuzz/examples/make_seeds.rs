@@ -156,6 +156,24 @@ fn main() {
         witness: chunks[0].clone(),
     };
     put(&dir, "job", "access_log", &encode(&job));
+    // A job the target also synthesizes: one slot at depth 2, a patient registering itself.
+    let small = pulse_circuits::state::State::in_memory(2).expect("state");
+    small
+        .init_genesis(&[key(1).public_key()])
+        .expect("genesis");
+    let before = small.roots().expect("roots");
+    let mut batch = small.begin(state.timestamp, d).expect("begin");
+    batch.apply(&txs[0].1).expect("the registration applies");
+    let small_job = ProvingJob {
+        circuit_id: pulse_circuits::artifacts::CircuitParams::new(1, 2)
+            .id()
+            .to_string(),
+        depth: 2,
+        witness: batch.chunks(before, 1)[0].clone(),
+        ..job.clone()
+    };
+    batch.rollback().expect("rollback");
+    put(&dir, "job", "register_depth2", &encode(&small_job));
 
     let proof = keys.proof.to_json();
     let proved = JobResult {

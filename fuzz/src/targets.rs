@@ -66,8 +66,8 @@ pub fn tx_json(data: &[u8]) {
 }
 
 /// A proving job as a worker takes it from JetStream: decoded, its witness checked against
-/// the circuit it names and, for small circuits, synthesized (a hostile job must not crash
-/// the worker that proves it).
+/// the circuit it names and, for a one-slot depth-2 circuit, synthesized and checked (a
+/// hostile job must not crash the worker that proves it).
 pub fn job(data: &[u8]) {
     let Ok(job) = decode::<ProvingJob>(data) else {
         return;
@@ -78,7 +78,9 @@ pub fn job(data: &[u8]) {
     if job.witness.check_shape(params).is_err() {
         return;
     }
-    if params.slots <= 2 && params.depth <= 4 {
+    // Synthesis of one small slot (depth 2) stays within the time limit per input under
+    // the sanitizer; larger circuits are checked for shape only.
+    if params.slots == 1 && params.depth <= 2 {
         let cs = ark_relations_cs();
         if (ChunkCircuit {
             params,
