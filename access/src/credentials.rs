@@ -166,7 +166,11 @@ impl Credentials {
                 file.version
             )));
         }
-        validate_user_name(&file.user).map_err(|e| bad(e.to_string()))?;
+        // Not `validate_user_name`'s error, which quotes the name: a file with its fields
+        // mixed up would have its seed printed.
+        validate_user_name(&file.user).map_err(|_| {
+            bad("its user is not a user name (1 to 64 letters, digits, '-' or '_')".into())
+        })?;
         let pair = nkeys::KeyPair::from_seed(&file.nkey_seed)
             .map_err(|_| bad("its nkey_seed is not an NKey seed".into()))?;
         if !file.nkey_seed.starts_with("SU") {
@@ -249,5 +253,20 @@ mod tests {
         std::fs::write(&path, format!("{{\"nkey_seed\": {secret}}}")).expect("write");
         let e = Credentials::load(&path).expect_err("bad json").to_string();
         assert!(!e.contains(secret), "{e}");
+    }
+
+    /// Found by the `structured` fuzz target: a file whose seed sits in its `user` field
+    /// (fields mixed up by hand) had the seed quoted by the user-name error.
+    #[test]
+    fn a_seed_in_the_user_field_is_not_quoted() {
+        let secret = "SUAMLK2ZNL35WSMW37E7UD4VZ7ELPKW7DHC3BWBSD2GCZ7IUQQX.ZIORRBU";
+        let text = format!(
+            "{{\"version\":1,\"role\":\"client\",\"user\":\"{secret}\",\"nkey_seed\":\"{secret}\"}}"
+        );
+        let e = Credentials::from_json(&text, "c.json")
+            .expect_err("not a user name")
+            .to_string();
+        assert!(!e.contains(secret), "{e}");
+        assert!(e.contains("user name"), "{e}");
     }
 }

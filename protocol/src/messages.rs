@@ -281,6 +281,25 @@ impl Message for WorkerInfo {
 mod tests {
     use super::*;
 
+    /// Found by the `job_result` fuzz target: with serde_json's fast float parser,
+    /// `3.3e88` written out with its 90 digits read back as `3.2999999999999996e88`, whose
+    /// encoding then decoded to another number, so a result changed through its own
+    /// encoding. Floats are now parsed correctly rounded (`float_roundtrip`).
+    #[test]
+    fn a_decoded_result_survives_its_encoding_with_extreme_floats() {
+        let text = r#"{"v":1,"job_id":"b1-c0-g0","worker_id":"w","outcome":{"outcome":"proved","proof":"{}","witness_seconds":33000000000000000000000000000000000000000000000000000000000000000000007036123817828504914.01,"prove_seconds":1.5,"backend":"cpu"}}"#;
+        let r = decode::<JobResult>(text.as_bytes()).expect("decodes");
+        let again = decode::<JobResult>(&encode(&r)).expect("decodes again");
+        assert_eq!(again, r);
+        let JobOutcome::Proved {
+            witness_seconds, ..
+        } = r.outcome
+        else {
+            panic!("not a proof");
+        };
+        assert_eq!(witness_seconds, 3.3e88);
+    }
+
     #[test]
     fn versions_sizes_and_unknown_fields_are_checked() {
         let r = Receipt {
