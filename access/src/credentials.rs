@@ -255,8 +255,8 @@ mod tests {
         assert!(!e.contains(secret), "{e}");
     }
 
-    /// Found by the `structured` fuzz target: a file whose seed sits in its `user` field
-    /// (fields mixed up by hand) had the seed quoted by the user-name error.
+    /// A file whose `user` field holds its seed (fields mixed up by hand) must not have the
+    /// seed quoted by the user-name error.
     #[test]
     fn a_seed_in_the_user_field_is_not_quoted() {
         let secret = "SUAMLK2ZNL35WSMW37E7UD4VZ7ELPKW7DHC3BWBSD2GCZ7IUQQX.ZIORRBU";

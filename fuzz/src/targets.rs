@@ -260,17 +260,25 @@ pub fn http_api(data: &[u8]) {
 /// A NATS credentials file's text, as every component reads `--nats-credentials`.
 pub fn credentials(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
-    if let Err(e) = pulse_access::Credentials::from_json(&text, "fuzz.json") {
-        // The error never quotes the seed, whatever else is wrong with the file.
-        let seed = serde_json::from_str::<serde_json::Value>(&text)
-            .ok()
-            .and_then(|v| v.get("nkey_seed")?.as_str().map(str::to_owned));
-        if let Some(seed) = seed.filter(|s| s.len() >= 8) {
-            assert!(
-                !e.to_string().contains(&seed),
-                "a credentials error quotes the seed"
-            );
-        }
+    let _ = pulse_access::Credentials::from_json(&text, "fuzz.json");
+    // No error quotes the seed: with the seed field's value replaced by a marker that no
+    // message contains, the error (if any) must not contain the marker.
+    let Ok(mut value) = serde_json::from_str::<serde_json::Value>(&text) else {
+        return;
+    };
+    let Some(obj) = value.as_object_mut() else {
+        return;
+    };
+    if !obj.contains_key("nkey_seed") {
+        return;
+    }
+    let marker = "SUSEEDMARKERSEEDMARKER";
+    obj.insert("nkey_seed".into(), marker.into());
+    if let Err(e) = pulse_access::Credentials::from_json(&value.to_string(), "fuzz.json") {
+        assert!(
+            !e.to_string().contains(marker),
+            "a credentials error quotes the seed: {e}"
+        );
     }
 }
 
