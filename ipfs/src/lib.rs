@@ -48,7 +48,8 @@ pub mod fuzzing {
         match which % 5 {
             0 => {
                 if let Ok(added) = crate::answers::parse_add(body) {
-                    // The client then checks the node's CID against the data it sent.
+                    // The client then checks the node's CID against the digest of the data
+                    // it sent; here the answer's own bytes stand in for that data.
                     if let Ok(c) = Cid::try_from(added.hash.as_str()) {
                         let _ = crate::verify::added_cid(&c, &crate::verify::sha256(body));
                     }
