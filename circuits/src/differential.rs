@@ -279,9 +279,7 @@ struct Keys {
 
 impl Keys {
     fn new() -> Self {
-        let private: Vec<PrivateKey> = (1..=7u8)
-            .map(|i| PrivateKey::from_bytes([i; 32]))
-            .collect();
+        let private: Vec<PrivateKey> = (1..=7u8).map(|i| PrivateKey::from_bytes([i; 32])).collect();
         let public = private.iter().map(PrivateKey::public_key).collect();
         Self { private, public }
     }
@@ -525,9 +523,12 @@ impl World {
                     (0, TxBody::Register { public_key, role }, key)
                 } else {
                     let signer = self.draw_account(c, Role::Registrar)?;
-                    let role = [Role::Doctor, Role::Registrar, Role::Patient]
-                        [c.below(3) as usize];
-                    (signer, TxBody::Register { public_key, role }, key_of(signer))
+                    let role = [Role::Doctor, Role::Registrar, Role::Patient][c.below(3) as usize];
+                    (
+                        signer,
+                        TxBody::Register { public_key, role },
+                        key_of(signer),
+                    )
                 }
             }
             1 => {
@@ -544,11 +545,7 @@ impl World {
                     (signer, patient, grant)
                 } else {
                     let signer = self.draw_account(c, Role::Patient)?;
-                    let patient = if c.one_in(8) {
-                        any_id(c)
-                    } else {
-                        signer
-                    };
+                    let patient = if c.one_in(8) { any_id(c) } else { signer };
                     (signer, patient, c.one_in(8).then(|| any_id(c)))
                 };
                 let body = TxBody::AddRecord {

@@ -27,7 +27,7 @@ use crate::tx::{Role, SignedTransaction, TxBody, TxError, TxHash, TxKind, cid_di
 
 mod batch;
 
-pub use batch::Batch;
+pub use batch::{Batch, PublicSlot, ReplayError};
 
 const META: TableDefinition<&str, u64> = TableDefinition::new("pulse.meta");
 const ACCOUNTS: TableDefinition<u64, &[u8]> = TableDefinition::new("pulse.accounts");

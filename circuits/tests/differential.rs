@@ -2,9 +2,9 @@
 //! sequences (`pulse_circuits::differential`; the fuzz target `differential` steers the same
 //! draw by coverage), and the check shown to catch a circuit weaker than the rules.
 
+use proptest::prelude::*;
 use pulse_circuits::circuit::{Weakening, weaken_for_tests};
 use pulse_circuits::differential::{self, Finding, Report};
-use proptest::prelude::*;
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 

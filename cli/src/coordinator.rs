@@ -59,6 +59,10 @@ pub struct RunArgs {
     /// Address of the HTTP API (keep it on loopback unless a proxy guards it).
     #[arg(long, env = "PULSE_HTTP", default_value = "127.0.0.1:8080")]
     http: SocketAddr,
+    /// The deployment's genesis file: when the state directory holds no state (a new or
+    /// lost disk), the state is rebuilt from L1 and IPFS before the coordinator starts.
+    #[arg(long, env = "PULSE_GENESIS")]
+    genesis: Option<PathBuf>,
 }
 
 /// A duration like `500ms`, `5s`, `2m`.
@@ -84,6 +88,12 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 /// `pulse coordinator run`.
 pub fn run(args: RunArgs) -> Result<ExitCode> {
     let operator = crate::l1::load_signer(args.operator_key_file.as_deref())?;
+    let genesis = args
+        .genesis
+        .as_deref()
+        .map(pulse_coordinator::rebuild::Genesis::load)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!(e))?;
     let config = CoordinatorConfig {
         nats: args.nats.endpoint(),
         state_dir: args.state_dir,
@@ -98,6 +108,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         job_lease: args.job_lease,
         job_timeout: args.job_timeout,
         http_addr: args.http,
+        genesis,
     };
     let rt = crate::l1::runtime()?;
     rt.block_on(async move {

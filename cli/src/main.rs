@@ -9,6 +9,7 @@ mod demo;
 mod dev;
 mod l1;
 mod nats;
+mod state;
 mod user;
 mod worker;
 
@@ -75,6 +76,16 @@ enum Command {
     Revoke(user::RevokeArgs),
     /// Log an access to a record under a grant (the audit trail).
     AccessLog(user::AccessLogArgs),
+    /// The rollup state: rebuild it from L1 and IPFS.
+    State {
+        #[command(subcommand)]
+        command: state::StateCommand,
+    },
+    /// A verified replica of the state, kept by following L1 and IPFS.
+    Follower {
+        #[command(subcommand)]
+        command: state::FollowerCommand,
+    },
     /// A local cluster for trying Pulse out: up, down, demo.
     Dev {
         #[command(subcommand)]
@@ -343,6 +354,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         } => worker::check(args),
         Command::Nats { command } => nats::run(command),
         Command::Dev { command } => dev::run(command),
+        Command::State { command } => state::run(command),
+        Command::Follower { command } => state::follower(command),
         Command::Keys { command } => user::keys(command),
         Command::Account { command } => user::account(command),
         Command::Record { command } => user::record(command),

@@ -322,6 +322,208 @@ fn two_hundred_transactions_to_l1_then_the_client_commands() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("rejection JSON");
     assert_eq!(v["reason"], "no_active_grant", "{v}");
 
+    // --- a hospital's follower: a verified replica from L1 and IPFS, the data pinned on
+    // its own IPFS node, and lookups a client checks against L1 as the coordinator's
+    let cluster_s = cluster.to_str().expect("utf-8 path");
+    let own_ipfs = pulse_testkit::Ipfs::start();
+    let follower_port = pulse_testkit::free_port();
+    let follower_url = format!("http://127.0.0.1:{follower_port}");
+    let mut follower = Command::new(env!("CARGO_BIN_EXE_pulse"))
+        .args([
+            "follower",
+            "run",
+            "--cluster",
+            cluster_s,
+            "--state-dir",
+            tmp.path().join("follower").to_str().expect("utf-8 path"),
+            "--keep-ipfs",
+            &own_ipfs.api_url(),
+            "--http",
+            &format!("127.0.0.1:{follower_port}"),
+            "--poll",
+            "500ms",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(tmp.path().join("follower.log")).expect("log"))
+        .spawn()
+        .expect("start the follower");
+    let follower_status = || -> Option<serde_json::Value> {
+        let a = pulse_testkit::http_request(
+            follower_port,
+            "GET",
+            "/status",
+            None,
+            std::time::Duration::from_secs(2),
+        )
+        .ok()?;
+        serde_json::from_str(&a.text()).ok()
+    };
+    let caught_up = (0..300).find_map(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        follower_status().filter(|s| s["matches"] == true)
+    });
+    let follower_log = || std::fs::read_to_string(tmp.path().join("follower.log")).unwrap_or_default();
+    let fs = caught_up.unwrap_or_else(|| panic!("the follower never caught up: {:?}\n{}", follower_status(), follower_log()));
+    assert_eq!(fs["root"], fs["l1_root"], "{fs}");
+    assert!(fs["batch"].as_u64().unwrap_or(0) >= 2, "{fs}");
+    assert_eq!(fs["pinned"], fs["batch"], "every batch's data pinned: {fs}");
+    // The patient reads her record through the follower: proofs checked against L1.
+    let o = pulse(
+        &[
+            "record",
+            "get",
+            &record,
+            "--key",
+            &pat,
+            "--coordinator",
+            &follower_url,
+        ],
+        &cluster,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(o.stdout, record_text);
+    assert!(
+        text(&o).contains("checked against the L1 state root"),
+        "{}",
+        text(&o)
+    );
+    // The follower's node holds the last batch's data, under the CID L1 names.
+    let st = json(&pulse(
+        &["l1", "status", "--contract", contract, "--rpc-url", info["l1_rpc"].as_str().expect("rpc"), "--last", "1", "--json"],
+        &cluster,
+    ));
+    let last_cid = st["last_batches"][0]["data_cid"].as_str().expect("a data CID").to_owned();
+    let kept = pulse_testkit::http_request(
+        own_ipfs.port(),
+        "POST",
+        &format!("/api/v0/cat?arg={last_cid}"),
+        None,
+        std::time::Duration::from_secs(10),
+    )
+    .expect("the follower's IPFS node answers");
+    assert_eq!(kept.status, 200, "{}", kept.text());
+    assert!(kept.text().contains("\"chunks\""), "batch data: {}", kept.text());
+    let _ = follower.kill();
+    let _ = follower.wait();
+
+    // --- the state rebuilt from L1 and IPFS alone
+    let rebuilt = tmp.path().join("rebuilt");
+    let rb = json(&pulse(
+        &[
+            "state",
+            "rebuild",
+            "--cluster",
+            cluster_s,
+            "--out",
+            rebuilt.to_str().expect("utf-8 path"),
+            "--json",
+        ],
+        &cluster,
+    ));
+    assert_eq!(rb["matches"], true, "{rb}");
+    assert_eq!(rb["root"], rb["l1_root"], "{rb}");
+    let rebuilt_batches = rb["batches"].as_u64().expect("batches");
+    assert!(rebuilt_batches >= 2, "{rb}");
+    assert!(
+        rb["transactions"].as_u64().expect("transactions") > n("accepted"),
+        "the demo's and the client commands' transactions: {rb}"
+    );
+    // Never over an existing state.
+    let o = pulse(
+        &[
+            "state",
+            "rebuild",
+            "--cluster",
+            cluster_s,
+            "--out",
+            rebuilt.to_str().expect("utf-8 path"),
+        ],
+        &cluster,
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("empty or new directory"), "{}", text(&o));
+
+    // --- the coordinator's disk lost and the coordinator killed (SIGKILL): the supervisor
+    // restarts it, it rebuilds its state from L1 and IPFS, and the cluster carries on
+    let pid_file = dir.join("logs").join("coordinator.pid");
+    let old_pid: u64 = std::fs::read_to_string(&pid_file)
+        .expect("the coordinator's pid file")
+        .trim()
+        .parse()
+        .expect("a pid");
+    std::fs::remove_dir_all(dir.join("state")).expect("delete the state directory");
+    let killed = Command::new("kill")
+        .args(["-s", "KILL", &old_pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let restarted = (0..600).find_map(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let pid: u64 = std::fs::read_to_string(&pid_file)
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
+        let api = info["coordinator_url"].as_str()?;
+        let port: u16 = api.rsplit(':').next()?.parse().ok()?;
+        let up = pulse_testkit::http_request(
+            port,
+            "GET",
+            "/health",
+            None,
+            std::time::Duration::from_secs(2),
+        )
+        .is_ok_and(|a| a.status == 200);
+        (pid != old_pid && up).then_some(pid)
+    });
+    let serve_log = std::fs::read_to_string(dir.join("serve.log")).unwrap_or_default();
+    assert!(
+        restarted.is_some(),
+        "the coordinator was not restarted; serve.log:\n{serve_log}"
+    );
+    assert!(serve_log.contains("coordinator exited"), "{serve_log}");
+    let coordinator_log =
+        std::fs::read_to_string(dir.join("logs").join("coordinator.log")).unwrap_or_default();
+    assert!(
+        coordinator_log.contains("state rebuilt from L1 and IPFS"),
+        "{coordinator_log}"
+    );
+    let o = pulse(
+        &[
+            "dev",
+            "demo",
+            "--cluster",
+            cluster_s,
+            "--txs",
+            "24",
+            "--json",
+        ],
+        &cluster,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let r2: serde_json::Value = serde_json::from_slice(&o.stdout).expect("report JSON");
+    assert!(r2["accepted"].as_u64().unwrap_or(0) > 0, "{r2}");
+    assert_eq!(r2["committed"], r2["accepted"], "{r2}");
+    assert_eq!(r2["l1_root_matches"], true, "{r2}");
+    // L1 holds each batch once, and the whole history still rebuilds to its root.
+    let rb2 = json(&pulse(
+        &[
+            "state",
+            "rebuild",
+            "--cluster",
+            cluster_s,
+            "--out",
+            tmp.path().join("rebuilt-2").to_str().expect("utf-8 path"),
+            "--json",
+        ],
+        &cluster,
+    ));
+    assert_eq!(rb2["matches"], true, "{rb2}");
+    assert!(
+        rb2["batches"].as_u64().expect("batches") > rebuilt_batches,
+        "{rb2}"
+    );
+
     // --- NATS access: a hospital checks its worker's setup; anonymous is refused
     let url = info["nats_url"].as_str().expect("nats url");
     assert!(url.starts_with("tls://"), "{url}");

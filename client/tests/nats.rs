@@ -181,7 +181,10 @@ async fn submit_gets_the_receipt_published_after_it_subscribed() {
         committed
     );
     // A resubmission is deduplicated by JetStream and answered from the stored receipt.
-    assert_eq!(submit(&js, &tx, here(), WAIT).await.expect("resubmit"), committed);
+    assert_eq!(
+        submit(&js, &tx, here(), WAIT).await.expect("resubmit"),
+        committed
+    );
     let mut stream = coordinator_js(&nats)
         .await
         .get_stream(TX_STREAM)
@@ -229,7 +232,9 @@ async fn submit_finds_a_receipt_stored_before_it_subscribed() {
         &rejected(Some(&hash), "future_nonce"),
     )
     .await;
-    let receipt = submit(&js, &tx, here(), WAIT).await.expect("submit duplicate");
+    let receipt = submit(&js, &tx, here(), WAIT)
+        .await
+        .expect("submit duplicate");
     assert_eq!(receipt, rejected(Some(&hash), "future_nonce"));
 
     // ... but not a message stored afresh, which the coordinator judges again.

@@ -67,21 +67,42 @@ pub struct ApiState {
     pub metrics: Arc<Metrics>,
 }
 
+/// What the lookups read: the state, and its view as of the last batch committed on L1.
+#[derive(Clone)]
+pub struct LookupState {
+    /// The rollup state (read-only here).
+    pub state: Arc<State>,
+    /// The state as of the last batch committed on L1, when known.
+    pub committed: Arc<RwLock<Option<Arc<StateView>>>>,
+}
+
 /// The router.
 pub fn router(state: ApiState) -> Router {
     let metrics = Router::new()
         .route("/metrics", get(crate::metrics::serve))
         .with_state(state.metrics.clone());
+    let lookups = lookup_router(LookupState {
+        state: state.state.clone(),
+        committed: state.committed.clone(),
+    });
     Router::new()
         .route("/", get(crate::status_page::page))
         .route("/status.html", get(crate::status_page::page))
         .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/status", get(status))
+        .with_state(state)
+        .merge(lookups)
+        .merge(metrics)
+}
+
+/// The lookups alone (`/accounts/{id}`, `/records/{id}`, `/grants/{id}`), as the coordinator
+/// and a follower serve them.
+pub fn lookup_router(state: LookupState) -> Router {
+    Router::new()
         .route("/accounts/{id}", get(account))
         .route("/records/{id}", get(record))
         .route("/grants/{id}", get(grant))
         .with_state(state)
-        .merge(metrics)
 }
 
 fn error(code: StatusCode, message: String) -> Response {
@@ -148,7 +169,7 @@ pub struct ViewQuery {
 }
 
 /// The view a lookup answers from, and its name for the answer.
-fn view_for(s: &ApiState, q: &ViewQuery) -> Result<(Arc<StateView>, &'static str), Box<Response>> {
+fn view_for(s: &LookupState, q: &ViewQuery) -> Result<(Arc<StateView>, &'static str), Box<Response>> {
     let internal = |e: pulse_circuits::state::StateError| {
         Box::new(error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
     };
@@ -186,7 +207,7 @@ fn proof_json(view: &StateView, tree: TreeKind, id: u64) -> Result<Value, Box<Re
 }
 
 async fn account(
-    AxState(s): AxState<ApiState>,
+    AxState(s): AxState<LookupState>,
     Path(id): Path<u64>,
     Query(q): Query<ViewQuery>,
 ) -> Response {
@@ -213,7 +234,7 @@ async fn account(
 }
 
 async fn record(
-    AxState(s): AxState<ApiState>,
+    AxState(s): AxState<LookupState>,
     Path(id): Path<u64>,
     Query(q): Query<ViewQuery>,
 ) -> Response {
@@ -241,7 +262,7 @@ async fn record(
 }
 
 async fn grant(
-    AxState(s): AxState<ApiState>,
+    AxState(s): AxState<LookupState>,
     Path(id): Path<u64>,
     Query(q): Query<ViewQuery>,
 ) -> Response {

@@ -120,6 +120,46 @@ impl Coordinator {
         let verifier = VerifierArtifacts::load(&config.keys_dir)
             .with_context(|| format!("loading the keys in {}", config.keys_dir.display()))?;
         let params = verifier.manifest.params;
+        // A state directory without a state (a new disk, a lost one): rebuilt from L1 and
+        // IPFS when the deployment's genesis is known.
+        if let Some(genesis) = &config.genesis
+            && !config.state_dir.join(STATE_FILE).exists()
+        {
+            if genesis.depth != params.depth {
+                bail!(
+                    "the genesis file is for tree depth {} but the keys are for depth {}",
+                    genesis.depth,
+                    params.depth
+                );
+            }
+            warn!(
+                state_dir = %config.state_dir.display(),
+                "no rollup state here: rebuilding it from L1 and IPFS"
+            );
+            let report = crate::rebuild::rebuild(
+                &crate::rebuild::RebuildConfig {
+                    l1_rpc: config.l1_rpc.clone(),
+                    contract: config.l1_contract,
+                    ipfs_url: config.ipfs_url.clone(),
+                    genesis: genesis.clone(),
+                    out: config.state_dir.clone(),
+                    fetch_timeout: Duration::from_secs(60),
+                },
+                |done, total| info!(done, total, "rebuilding the state"),
+            )
+            .await
+            .context("rebuilding the state from L1 and IPFS")?;
+            info!(
+                batches = report.batches,
+                transactions = report.transactions,
+                seconds = report.seconds,
+                matches = report.matches,
+                "state rebuilt from L1 and IPFS"
+            );
+            if !report.matches {
+                bail!("the rebuilt state's root is not the one L1 holds; see the rebuild's report");
+            }
+        }
         let state = Arc::new(
             State::open(&config.state_dir.join(STATE_FILE), params.depth)
                 .context("opening the rollup state")?,
@@ -188,13 +228,20 @@ impl Coordinator {
                 store.delete(&b)?;
             }
         }
-        let last = store.last_number()?.unwrap_or(0);
+        let last = store.last_known()?;
         if onchain > last {
             bail!(
-                "the rollup contract is at batch {onchain} but this coordinator's records end at {last}: this state directory belongs to another deployment"
+                "the rollup contract is at batch {onchain} but this coordinator's records end at {last}: this state directory belongs to another deployment, or is behind: rebuild it (pulse state rebuild)"
             );
         }
-        if last == 0 && pulse_l1::contract::word(state.roots()?.state_root()) != status.state_root {
+        let root_here = pulse_l1::contract::word(state.roots()?.state_root());
+        if last > 0 && last == onchain && root_here != status.state_root {
+            bail!(
+                "the state in {} is not the one the rollup contract holds at batch {last}: rebuild it from L1 and IPFS (pulse state rebuild --out DIR) and start from that directory",
+                config.state_dir.display()
+            );
+        }
+        if last == 0 && root_here != status.state_root {
             bail!(
                 "the state in {} does not start at the contract's genesis root: deploy the contract with this state's root (pulse l1 deploy --state)",
                 config.state_dir.display()
@@ -721,7 +768,9 @@ impl Coordinator {
                 return;
             }
             if b.data_cid.is_none() {
-                let data = match serde_json::to_vec(&pubdata::of(b)) {
+                let state = &self.state;
+                let cid_of = |id| state.record(id).ok().flatten().map(|r| r.cid);
+                let data = match serde_json::to_vec(&pubdata::of(b, cid_of)) {
                     Ok(d) => d,
                     Err(e) => {
                         error!(batch = n, error = %e, "cannot encode the public data");

@@ -13,8 +13,10 @@
 
 pub mod api;
 mod core;
+pub mod follower;
 pub mod metrics;
 pub mod pubdata;
+pub mod rebuild;
 pub mod sequencer;
 mod status_page;
 pub mod store;
@@ -57,6 +59,9 @@ pub struct CoordinatorConfig {
     pub job_timeout: Duration,
     /// Where the HTTP API listens.
     pub http_addr: SocketAddr,
+    /// The deployment's genesis: with it, a state directory without a state is rebuilt from
+    /// L1 and IPFS at start ([`rebuild`]).
+    pub genesis: Option<rebuild::Genesis>,
 }
 
 impl std::fmt::Debug for CoordinatorConfig {

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 const BATCHES: TableDefinition<u64, &[u8]> = TableDefinition::new("coordinator.batches");
 const TXS: TableDefinition<&[u8], u64> = TableDefinition::new("coordinator.txs");
 const META: TableDefinition<&str, u64> = TableDefinition::new("coordinator.meta");
+const REBUILT_THROUGH: &str = "rebuilt_through";
 
 /// Where a batch is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -243,5 +244,37 @@ impl Store {
         }
         txn.commit()?;
         Ok(v)
+    }
+
+    /// The last batch a rebuild from L1 and IPFS ([`crate::rebuild`]) brought the state to:
+    /// the store holds no records of it and the batches before, only the state does.
+    ///
+    /// # Errors
+    /// [`StoreError`] on a storage failure.
+    pub fn rebuilt_through(&self) -> Result<u64, StoreError> {
+        self.counter(REBUILT_THROUGH)
+    }
+
+    /// Records that the state was rebuilt through batch `n` ([`Store::rebuilt_through`]).
+    ///
+    /// # Errors
+    /// [`StoreError`] on a storage failure.
+    pub fn set_rebuilt_through(&self, n: u64) -> Result<(), StoreError> {
+        let txn = self.db.begin_write()?;
+        txn.open_table(META)?.insert(REBUILT_THROUGH, n)?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// The last batch number this coordinator knows: its last record, or the batch its
+    /// state was rebuilt through.
+    ///
+    /// # Errors
+    /// [`StoreError`] on a storage failure.
+    pub fn last_known(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .last_number()?
+            .unwrap_or(0)
+            .max(self.rebuilt_through()?))
     }
 }

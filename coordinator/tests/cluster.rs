@@ -24,6 +24,7 @@ use pulse_circuits::deployment::Deployment;
 use pulse_circuits::eddsa::PrivateKey;
 use pulse_circuits::state::State;
 use pulse_circuits::tx::{Permissions, Role, Scope, SignedTransaction, Transaction, TxBody};
+use pulse_coordinator::rebuild::{self, Genesis, RebuildConfig, RebuildError};
 use pulse_coordinator::{Coordinator, CoordinatorConfig, STATE_FILE};
 use pulse_protocol::{
     JOB_CONSUMER, JOB_STREAM, JobOutcome, JobResult, ProvingJob, RESULT_SUBJECT, Receipt,
@@ -123,6 +124,28 @@ impl Cluster {
             job_lease: Duration::from_secs(2),
             job_timeout: Duration::from_secs(60),
             http_addr: SocketAddr::from(([127, 0, 0, 1], pulse_testkit::free_port())),
+            genesis: None,
+        }
+    }
+
+    fn genesis(&self) -> Genesis {
+        Genesis {
+            version: 1,
+            depth: DEPTH,
+            registrars: vec![self.registrar.public_key()],
+        }
+    }
+
+    /// Unpins `cid` on the IPFS node and collects garbage: the node no longer has it.
+    fn ipfs_forget(&self, cid: &str) {
+        let port = self.ipfs.port();
+        for path in [
+            format!("/api/v0/pin/rm?arg={cid}"),
+            "/api/v0/repo/gc".to_owned(),
+        ] {
+            let a = pulse_testkit::http_request(port, "POST", &path, None, Duration::from_secs(30))
+                .expect("IPFS answers");
+            assert_eq!(a.status, 200, "{path}: {}", a.text());
         }
     }
 
@@ -597,6 +620,124 @@ async fn transactions_of_every_kind_end_in_committed_l1_batches() {
     assert_eq!(
         pulse_l1::contract::word(state_root(&c.dir.path().join("state"))),
         st.state_root
+    );
+
+    // --- The state rebuilt from L1 and IPFS alone.
+    let rebuilt = c.dir.path().join("rebuilt");
+    let rebuild_config = RebuildConfig {
+        l1_rpc: c.anvil.url(),
+        contract: c.contract,
+        ipfs_url: c.ipfs.api_url(),
+        genesis: c.genesis(),
+        out: rebuilt.clone(),
+        fetch_timeout: Duration::from_secs(20),
+    };
+    let mut seen = Vec::new();
+    let report = rebuild::rebuild(&rebuild_config, |done, total| seen.push((done, total)))
+        .await
+        .expect("rebuild");
+    assert!(report.matches, "{report:?}");
+    assert_eq!(report.batches, last);
+    assert_eq!(report.transactions, 6, "{report:?}");
+    assert_eq!(report.l1_root, st.state_root.to_string());
+    assert_eq!(report.root, report.l1_root);
+    assert_eq!(seen.last(), Some(&(last, last)));
+    {
+        let s = State::open(&rebuilt.join(STATE_FILE), DEPTH).expect("rebuilt state");
+        let r = s.record(1).expect("read").expect("record 1");
+        assert_eq!(
+            r.cid, CID,
+            "the record's CID comes back from the batch data"
+        );
+        assert_eq!(s.account_by_key(&p.public_key()).expect("read"), Some(pid));
+    }
+    // A rebuild never overwrites a state.
+    match rebuild::rebuild(&rebuild_config, |_, _| {}).await {
+        Err(e @ RebuildError::OutputExists(_)) => {
+            assert!(e.to_string().contains("empty or new directory"), "{e}");
+        }
+        other => panic!("expected a refusal to overwrite, got {other:?}"),
+    }
+
+    // --- The coordinator's state directory lost while it is stopped: given the genesis,
+    // it rebuilds the state at start and carries on.
+    std::fs::remove_dir_all(c.dir.path().join("state")).expect("delete the state");
+    let mut config = c.config(1);
+    config.genesis = Some(c.genesis());
+    let http = config.http_addr;
+    let (cancel, task) = start_coordinator(config).await;
+    let stop = CancellationToken::new();
+    let (honest, _cache2) = spawn_real_worker(c.nats.worker("honest"), "honest", stop.clone());
+    let late = PrivateKey::random(&mut rng);
+    let r = submit(
+        &client,
+        &js,
+        &sign(
+            &late,
+            0,
+            0,
+            TxBody::Register {
+                public_key: late.public_key(),
+                role: Role::Patient,
+            },
+        ),
+    )
+    .await;
+    let next = accepted(&r);
+    assert_eq!(
+        next,
+        last + 1,
+        "numbering carries on after the rebuilt batches"
+    );
+    let st2 = wait_for_l1_batch(&c, next).await;
+    assert_eq!(st2.batch_number, next);
+    let numbers: Vec<u64> = st2.last_batches.iter().map(|b| b.number).collect();
+    assert_eq!(numbers, (1..=next).collect::<Vec<_>>(), "no batch twice");
+    // The record added before the loss is still served, with its CID.
+    let mut rec = http_get(http, "/records/1").await;
+    for _ in 0..100 {
+        if rec["state_root"].as_str() == Some(st2.state_root.to_string().as_str()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        rec = http_get(http, "/records/1").await;
+    }
+    assert_eq!(rec["cid"], CID);
+    assert_eq!(
+        rec["state_root"].as_str(),
+        Some(st2.state_root.to_string().as_str())
+    );
+    stop.cancel();
+    cancel.cancel();
+    task.await.expect("join");
+    let _ = honest.await;
+    assert_eq!(
+        pulse_l1::contract::word(state_root(&c.dir.path().join("state"))),
+        st2.state_root
+    );
+
+    // --- A batch's data gone from IPFS: the rebuild stops and names the batch and the CID.
+    let first_cid = st2.last_batches[0].data_cid.clone();
+    c.ipfs_forget(&first_cid);
+    let missing = RebuildConfig {
+        out: c.dir.path().join("rebuilt-2"),
+        fetch_timeout: Duration::from_secs(5),
+        ..rebuild_config
+    };
+    match rebuild::rebuild(&missing, |_, _| {}).await {
+        Err(e @ RebuildError::Data { batch: 1, .. }) => {
+            let text = e.to_string();
+            assert!(
+                text.contains("batch 1") && text.contains(&first_cid),
+                "{text}"
+            );
+            assert!(text.contains("pinned"), "says what to do: {text}");
+        }
+        other => panic!("expected batch 1's data to be missing, got {other:?}"),
+    }
+    assert!(
+        !c.dir.path().join("rebuilt-2").join(STATE_FILE).exists(),
+        "a stopped rebuild leaves no state a coordinator could take for a whole one"
     );
 }
 

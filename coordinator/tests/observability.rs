@@ -27,8 +27,8 @@ use pulse_circuits::state::State;
 use pulse_circuits::tx::{Role, SignedTransaction, Transaction, TxBody};
 use pulse_coordinator::{Coordinator, CoordinatorConfig, STATE_FILE};
 use pulse_protocol::{
-    JOB_CONSUMER, JOB_STREAM, JobOutcome, JobResult, ProvingJob, RESULT_SUBJECT, Receipt, ReceiptStatus,
-    TX_SUBJECT, WORKER_BUCKET, WorkerInfo, decode, encode, receipt_subject,
+    JOB_CONSUMER, JOB_STREAM, JobOutcome, JobResult, ProvingJob, RESULT_SUBJECT, Receipt,
+    ReceiptStatus, TX_SUBJECT, WORKER_BUCKET, WorkerInfo, decode, encode, receipt_subject,
 };
 use pulse_testkit::{Anvil, DEV_ACCOUNTS, Ipfs, Nats, Prometheus};
 use rand::SeedableRng;
@@ -121,6 +121,7 @@ impl Cluster {
             job_lease: Duration::from_secs(2),
             job_timeout: Duration::from_secs(60),
             http_addr: http,
+            genesis: None,
         };
         let coordinator = Coordinator::start(config).await.expect("coordinator start");
         let stop = CancellationToken::new();

@@ -11,6 +11,7 @@
 pub mod contract;
 pub mod deployment;
 mod error;
+pub mod history;
 pub mod pipeline;
 pub mod sender;
 

@@ -17,6 +17,10 @@ use crate::eddsa::{self, PublicKey};
 use crate::leaf::{AccountLeaf, GrantLeaf, RecordLeaf, Roots};
 use crate::tx::{Role, Scope, SignedTransaction, TxBody, TxError, TxHash, cid_digest};
 
+mod replay;
+
+pub use replay::{PublicSlot, ReplayError};
+
 fn peek_id(txn: &WriteTransaction, key: &str) -> Result<u64, StateError> {
     let meta = txn.open_table(META)?;
     meta.get(key)?

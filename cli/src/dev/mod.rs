@@ -31,6 +31,8 @@ pub use serve::ServeArgs;
 
 /// The cluster description inside the dev directory.
 pub const CLUSTER_FILE: &str = "cluster.json";
+/// The genesis file in the dev directory ([`pulse_coordinator::rebuild::Genesis`]).
+pub const GENESIS_FILE: &str = "genesis.json";
 /// The supervisor's pid file inside the dev directory.
 const PID_FILE: &str = "serve.pid";
 /// The supervisor's log inside the dev directory.
@@ -154,6 +156,8 @@ pub struct ClusterInfo {
     pub workers: usize,
     /// The genesis registrar's key file (account 1), for registering doctors.
     pub registrar_key: PathBuf,
+    /// The deployment's genesis (registrar keys, depth), for `pulse state rebuild`.
+    pub genesis: PathBuf,
     /// The dev directory.
     pub dir: PathBuf,
     /// The supervisor's process id.

@@ -15,7 +15,7 @@ use pulse_circuits::state::State;
 use pulse_client::{KeyFile, Overwrite};
 use pulse_coordinator::STATE_FILE;
 
-use super::{CLUSTER_FILE, ClusterInfo, ClusterShape, PID_FILE};
+use super::{CLUSTER_FILE, ClusterInfo, ClusterShape, GENESIS_FILE, PID_FILE};
 
 /// `pulse dev serve` (internal).
 #[derive(clap::Args)]
@@ -47,14 +47,62 @@ struct Service {
     name: String,
     child: Child,
     log: PathBuf,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    pid_file: PathBuf,
+    started: Instant,
+    /// The wait before the next restart; doubles on each quick crash.
+    backoff: Duration,
+    /// When an exited service is to be started again.
+    restart_at: Option<Instant>,
+    restarts: u32,
 }
+
+/// A service that ran this long before it exited is restarted after the shortest wait.
+const STABLE_AFTER: Duration = Duration::from_secs(60);
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 impl Service {
     fn spawn(name: &str, args: &[String], env: &[(&str, &str)], logs: &Path) -> Result<Self> {
-        let exe = std::env::current_exe().context("finding the pulse executable")?;
         let log = logs.join(format!("{name}.log"));
-        let out =
-            std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+        let pid_file = logs.join(format!("{name}.pid"));
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let child = Self::start(name, args, &env, &log, false)?;
+        std::fs::write(&pid_file, child.id().to_string())
+            .with_context(|| format!("writing {}", pid_file.display()))?;
+        Ok(Self {
+            name: name.to_owned(),
+            child,
+            log,
+            args: args.to_vec(),
+            env,
+            pid_file,
+            started: Instant::now(),
+            backoff: FIRST_BACKOFF,
+            restart_at: None,
+            restarts: 0,
+        })
+    }
+
+    fn start(
+        name: &str,
+        args: &[String],
+        env: &[(String, String)],
+        log: &Path,
+        append: bool,
+    ) -> Result<Child> {
+        let exe = std::env::current_exe().context("finding the pulse executable")?;
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .append(append)
+            .truncate(!append)
+            .open(log)
+            .with_context(|| format!("opening {}", log.display()))?;
         let err = out.try_clone().context("sharing a log file")?;
         let mut cmd = Command::new(exe);
         cmd.args(args).stdin(Stdio::null()).stdout(out).stderr(err);
@@ -65,16 +113,59 @@ impl Service {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let child = cmd.spawn().with_context(|| format!("starting {name}"))?;
-        Ok(Self {
-            name: name.to_owned(),
-            child,
-            log,
-        })
+        cmd.spawn().with_context(|| format!("starting {name}"))
     }
 
     fn exited(&mut self) -> Option<std::process::ExitStatus> {
         self.child.try_wait().ok().flatten()
+    }
+
+    /// Restarts the service once it has exited and its backoff has passed: a crash costs
+    /// a wait of 1 s, doubling up to 30 s while it keeps crashing within a minute of each
+    /// start.
+    fn supervise(&mut self) {
+        let Some(status) = self.exited() else {
+            return;
+        };
+        let now = Instant::now();
+        match self.restart_at {
+            None => {
+                if self.started.elapsed() >= STABLE_AFTER {
+                    self.backoff = FIRST_BACKOFF;
+                }
+                eprintln!(
+                    "{} exited ({status}); restarting it in {:?}; see {}",
+                    self.name,
+                    self.backoff,
+                    self.log.display()
+                );
+                self.restart_at = Some(now + self.backoff);
+                self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+            }
+            Some(at) if now >= at => {
+                match Self::start(&self.name, &self.args, &self.env, &self.log, true) {
+                    Ok(child) => {
+                        self.child = child;
+                        self.started = now;
+                        self.restart_at = None;
+                        self.restarts += 1;
+                        let _ = std::fs::write(&self.pid_file, self.child.id().to_string());
+                        eprintln!(
+                            "{} restarted (restart {}, pid {})",
+                            self.name,
+                            self.restarts,
+                            self.child.id()
+                        );
+                    }
+                    Err(e) => {
+                        eprintln!("{} could not be restarted: {e:#}", self.name);
+                        self.restart_at = Some(now + self.backoff);
+                        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+                    }
+                }
+            }
+            Some(_) => {}
+        }
     }
 
     fn stop(&mut self, grace: Duration) {
@@ -83,6 +174,7 @@ impl Service {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.pid_file);
     }
 }
 
@@ -136,6 +228,15 @@ async fn run(args: ServeArgs) -> Result<ExitCode> {
         let state = State::open(&state_dir.join(STATE_FILE), params.depth)?;
         state.init_genesis(&[registrar.public_key()])?.state_root()
     };
+    // The genesis in public form, for rebuilding the state from L1 and IPFS.
+    let genesis_file = dir.join(GENESIS_FILE);
+    pulse_coordinator::rebuild::Genesis {
+        version: 1,
+        depth: params.depth,
+        registrars: vec![registrar.public_key()],
+    }
+    .save(&genesis_file)
+    .context("writing the genesis file")?;
     // anvil's public dev accounts: 0 owns the contract, 1 operates it.
     let owner: PrivateKeySigner = pulse_testkit::DEV_ACCOUNTS[0].private_key.parse()?;
     let operator_hex = pulse_testkit::DEV_ACCOUNTS[1].private_key;
@@ -172,6 +273,7 @@ async fn run(args: ServeArgs) -> Result<ExitCode> {
         format!("--batch-max-txs={}", shape.batch_txs),
         format!("--batch-deadline={}ms", shape.batch_deadline.as_millis()),
         format!("--http={http}"),
+        format!("--genesis={}", genesis_file.display()),
     ];
     let coordinator_args = with_ca(coordinator_args, &coordinator_nats);
     services.push(Service::spawn(
@@ -252,6 +354,7 @@ async fn run(args: ServeArgs) -> Result<ExitCode> {
         depth: params.depth,
         workers: shape.workers as usize,
         registrar_key,
+        genesis: genesis_file,
         dir: dir.clone(),
         pid: std::process::id(),
     };
@@ -274,9 +377,7 @@ async fn run(args: ServeArgs) -> Result<ExitCode> {
             break "its time to live ran out".to_owned();
         }
         for s in &mut services {
-            if let Some(status) = s.exited() {
-                eprintln!("{} exited ({status}); see {}", s.name, s.log.display());
-            }
+            s.supervise();
         }
     };
     eprintln!("stopping the cluster ({reason})");
