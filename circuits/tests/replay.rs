@@ -252,6 +252,10 @@ fn data_that_does_not_follow_from_the_state_is_refused() {
     let mut slot = public(&applied[0].0, None);
     slot.object = 5;
     inconsistent(&s, slot, "next one is 2");
+    // An id past the trees.
+    let mut slot = public(&applied[5].0, None);
+    slot.actor = 1 << DEPTH;
+    inconsistent(&s, slot, "past the trees");
     // A record added by an account that does not exist yet.
     inconsistent(
         &s,

@@ -362,8 +362,15 @@ fn two_hundred_transactions_to_l1_then_the_client_commands() {
         std::thread::sleep(std::time::Duration::from_millis(200));
         follower_status().filter(|s| s["matches"] == true)
     });
-    let follower_log = || std::fs::read_to_string(tmp.path().join("follower.log")).unwrap_or_default();
-    let fs = caught_up.unwrap_or_else(|| panic!("the follower never caught up: {:?}\n{}", follower_status(), follower_log()));
+    let follower_log =
+        || std::fs::read_to_string(tmp.path().join("follower.log")).unwrap_or_default();
+    let fs = caught_up.unwrap_or_else(|| {
+        panic!(
+            "the follower never caught up: {:?}\n{}",
+            follower_status(),
+            follower_log()
+        )
+    });
     assert_eq!(fs["root"], fs["l1_root"], "{fs}");
     assert!(fs["batch"].as_u64().unwrap_or(0) >= 2, "{fs}");
     assert_eq!(fs["pinned"], fs["batch"], "every batch's data pinned: {fs}");
@@ -389,10 +396,23 @@ fn two_hundred_transactions_to_l1_then_the_client_commands() {
     );
     // The follower's node holds the last batch's data, under the CID L1 names.
     let st = json(&pulse(
-        &["l1", "status", "--contract", contract, "--rpc-url", info["l1_rpc"].as_str().expect("rpc"), "--last", "1", "--json"],
+        &[
+            "l1",
+            "status",
+            "--contract",
+            contract,
+            "--rpc-url",
+            info["l1_rpc"].as_str().expect("rpc"),
+            "--last",
+            "1",
+            "--json",
+        ],
         &cluster,
     ));
-    let last_cid = st["last_batches"][0]["data_cid"].as_str().expect("a data CID").to_owned();
+    let last_cid = st["last_batches"][0]["data_cid"]
+        .as_str()
+        .expect("a data CID")
+        .to_owned();
     let kept = pulse_testkit::http_request(
         own_ipfs.port(),
         "POST",
@@ -402,7 +422,11 @@ fn two_hundred_transactions_to_l1_then_the_client_commands() {
     )
     .expect("the follower's IPFS node answers");
     assert_eq!(kept.status, 200, "{}", kept.text());
-    assert!(kept.text().contains("\"chunks\""), "batch data: {}", kept.text());
+    assert!(
+        kept.text().contains("\"chunks\""),
+        "batch data: {}",
+        kept.text()
+    );
     let _ = follower.kill();
     let _ = follower.wait();
 

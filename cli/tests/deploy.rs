@@ -34,7 +34,12 @@ fn the_systemd_units_verify_and_are_hardened() {
     let units = units();
     let names: Vec<String> = units
         .iter()
-        .map(|u| u.file_name().unwrap_or_default().to_string_lossy().into_owned())
+        .map(|u| {
+            u.file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned()
+        })
         .collect();
     assert_eq!(
         names,
@@ -47,7 +52,11 @@ fn the_systemd_units_verify_and_are_hardened() {
     let tmp = tempfile::tempdir().expect("tempdir");
     for unit in &units {
         let (path, text) = localised(unit, tmp.path());
-        let name = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        let name = path
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
         let o = Command::new("systemd-analyze")
             .arg("verify")
             .arg(&path)

@@ -169,7 +169,10 @@ pub struct ViewQuery {
 }
 
 /// The view a lookup answers from, and its name for the answer.
-fn view_for(s: &LookupState, q: &ViewQuery) -> Result<(Arc<StateView>, &'static str), Box<Response>> {
+fn view_for(
+    s: &LookupState,
+    q: &ViewQuery,
+) -> Result<(Arc<StateView>, &'static str), Box<Response>> {
     let internal = |e: pulse_circuits::state::StateError| {
         Box::new(error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
     };

@@ -163,7 +163,10 @@ async fn serve_metrics(AxState(s): AxState<Shared>) -> Response {
 /// serving the last checked state.
 pub async fn run(config: FollowerConfig, shutdown: CancellationToken) -> Result<()> {
     std::fs::create_dir_all(&config.state_dir).with_context(|| {
-        format!("creating the state directory {}", config.state_dir.display())
+        format!(
+            "creating the state directory {}",
+            config.state_dir.display()
+        )
     })?;
     let path = config.state_dir.join(STATE_FILE);
     let fresh = !path.exists();
@@ -195,7 +198,9 @@ pub async fn run(config: FollowerConfig, shutdown: CancellationToken) -> Result<
         Some(e) => e.number,
         None => {
             let genesis = State::in_memory(config.genesis.depth)?;
-            let genesis_root = genesis.init_genesis(&config.genesis.registrars)?.state_root();
+            let genesis_root = genesis
+                .init_genesis(&config.genesis.registrars)?
+                .state_root();
             if pulse_l1::contract::word(genesis_root) != root {
                 bail!(
                     "the state in {} is at no batch of this rollup's history: give the follower an empty directory",
@@ -248,7 +253,9 @@ pub async fn run(config: FollowerConfig, shutdown: CancellationToken) -> Result<
     loop {
         let round: Result<(), RebuildError> = async {
             let history = source.history().await?;
-            metrics.l1_batch.set(i64::try_from(history.batch_number).unwrap_or(i64::MAX));
+            metrics
+                .l1_batch
+                .set(i64::try_from(history.batch_number).unwrap_or(i64::MAX));
             let l1_root = pulse_l1::contract::fr_from_word(history.state_root)
                 .map(|r| fr_to_decimal(&r))
                 .unwrap_or_default();
@@ -265,7 +272,9 @@ pub async fn run(config: FollowerConfig, shutdown: CancellationToken) -> Result<
                     Ok(mut g) => *g = Some(view),
                     Err(p) => *p.into_inner() = Some(view),
                 }
-                metrics.batch.set(i64::try_from(through).unwrap_or(i64::MAX));
+                metrics
+                    .batch
+                    .set(i64::try_from(through).unwrap_or(i64::MAX));
                 metrics.transactions.inc_by(done.transactions);
                 let root = fr_to_decimal(&state.roots()?.state_root());
                 set(&|s| {

@@ -20,8 +20,8 @@ use pulse_circuits::field::fr_to_decimal;
 use pulse_circuits::state::{ReplayError, State, StateError};
 use pulse_circuits::tx::TxKind;
 use pulse_l1::L1Error;
-use pulse_l1::sender::BatchEvent;
 use pulse_l1::history::{self, ChunkInputs};
+use pulse_l1::sender::BatchEvent;
 use serde::{Deserialize, Serialize};
 
 use crate::pubdata::{self, BatchData};
@@ -337,13 +337,19 @@ impl Source {
         }
         if let Some(node) = keep {
             let kept = node.add(bytes).await.map_err(|e| {
-                data_error(n, cid_text, format!("could not be pinned on the follower's IPFS node: {e}"))
+                data_error(
+                    n,
+                    cid_text,
+                    format!("could not be pinned on the follower's IPFS node: {e}"),
+                )
             })?;
             if kept != cid {
                 return Err(data_error(
                     n,
                     cid_text,
-                    format!("was added to the follower's IPFS node as {kept}, another CID (other add settings?)"),
+                    format!(
+                        "was added to the follower's IPFS node as {kept}, another CID (other add settings?)"
+                    ),
                 ));
             }
         }

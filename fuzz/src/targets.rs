@@ -14,6 +14,9 @@ use pulse_circuits::circuit::{ChunkCircuit, Weakening, weaken_for_tests};
 use pulse_circuits::differential::{self, Report};
 use pulse_circuits::tx::{MAX_TX_JSON_BYTES, SignedTransaction};
 use pulse_client::KeyFile;
+use pulse_coordinator::pubdata::BatchData;
+use pulse_coordinator::rebuild::check_data;
+use pulse_l1::history::ChunkInputs;
 use pulse_client::record::{KeyShare, RecordEnvelope, open_record, open_with_share};
 use pulse_protocol::{
     JobOutcome, JobResult, ProvingJob, Receipt, WorkerInfo, decode, encode, messages::Message,
@@ -138,6 +141,49 @@ pub fn worker_info(data: &[u8]) {
     if let Ok(w) = decode::<WorkerInfo>(data) {
         round_trips(&w);
     }
+}
+
+/// A batch's public data as a rebuild or a follower reads it from IPFS: decoded, its own
+/// encoding read back, checked against the chunks L1 would hold for it, and replayed onto a
+/// small populated state. An `Err` anywhere is fine; a panic or an overflow is a finding.
+pub fn batch_data(data: &[u8]) {
+    let Ok(d) = BatchData::from_json(data) else {
+        return;
+    };
+    let again = serde_json::to_vec(&d).expect("batch data encodes");
+    assert_eq!(
+        BatchData::from_json(&again).expect("its own encoding reads back"),
+        d,
+        "batch data changed through its encoding"
+    );
+    // L1's view as an honest operator would have committed it: the check passes unless a
+    // chunk is empty or states a commitment its slots do not make.
+    let l1: Vec<ChunkInputs> = d
+        .chunks
+        .iter()
+        .map(|c| ChunkInputs {
+            root_before: c.root_before,
+            root_after: c.root_after,
+            commitment: c.commitment,
+        })
+        .collect();
+    let checked = check_data(d.batch, &d, &l1);
+    let consistent = d
+        .chunks
+        .iter()
+        .all(|c| !c.slots.is_empty() && c.computed_commitment(d.timestamp) == c.commitment);
+    assert_eq!(checked.is_ok(), consistent, "check_data: {checked:?}");
+    // Replayed onto the populated state (accounts, a record, a grant), then rolled back.
+    let f = fixtures::state();
+    let Ok(mut batch) = f.state.begin(d.timestamp, &f.deployment) else {
+        return;
+    };
+    for c in &d.chunks {
+        for s in &c.slots {
+            let _ = batch.replay(&s.to_public());
+        }
+    }
+    let _ = batch.rollback();
 }
 
 /// A proof artifact's JSON, checked as the coordinator checks a worker's proof.

@@ -76,6 +76,15 @@ impl Batch<'_> {
             }
             return Ok(self.roots);
         }
+        let depth = self.state.depth;
+        for (what, id) in [("actor", slot.actor), ("object", slot.object)] {
+            if depth < 64 && id >= 1u64 << depth {
+                return Err(inconsistent(format!(
+                    "the {what} id {id} is past the trees' {} leaves",
+                    1u128 << depth
+                )));
+            }
+        }
         let self_registration =
             slot.kind == TxKind::Register && small(p3, "the role")? == Role::Patient.code();
         // Read and check everything before the first write.
