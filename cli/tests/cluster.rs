@@ -512,6 +512,21 @@ fn two_hundred_transactions_to_l1_then_the_client_commands() {
         coordinator_log.contains("state rebuilt from L1 and IPFS"),
         "{coordinator_log}"
     );
+    // A worker is killed (SIGKILL) while this workload is being proven: its job's lease
+    // runs out, the other worker (or its restarted self) proves it.
+    let worker_pid_file = dir.join("logs").join("worker-1.pid");
+    let worker_pid: u64 = std::fs::read_to_string(&worker_pid_file)
+        .expect("worker-1's pid file")
+        .trim()
+        .parse()
+        .expect("a pid");
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_secs(4));
+        Command::new("kill")
+            .args(["-s", "KILL", &worker_pid.to_string()])
+            .status()
+            .is_ok_and(|s| s.success())
+    });
     let o = pulse(
         &[
             "dev",
@@ -524,7 +539,13 @@ fn two_hundred_transactions_to_l1_then_the_client_commands() {
         ],
         &cluster,
     );
+    assert!(killer.join().expect("killer"), "worker-1 was killed");
     assert!(o.status.success(), "{}", text(&o));
+    let noticed = (0..50).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        std::fs::read_to_string(dir.join("serve.log")).is_ok_and(|l| l.contains("worker-1 exited"))
+    });
+    assert!(noticed, "the supervisor did not notice worker-1's death");
     let r2: serde_json::Value = serde_json::from_slice(&o.stdout).expect("report JSON");
     assert!(r2["accepted"].as_u64().unwrap_or(0) > 0, "{r2}");
     assert_eq!(r2["committed"], r2["accepted"], "{r2}");
