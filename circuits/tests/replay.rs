@@ -162,24 +162,26 @@ fn users() -> Users {
     }
 }
 
+/// A fresh state holding only the genesis registrar.
+fn genesis(u: &Users) -> State {
+    let s = State::in_memory(DEPTH).expect("state");
+    s.init_genesis(&[u.registrar.public_key()])
+        .expect("genesis");
+    s
+}
+
 #[test]
 fn replaying_the_public_data_rebuilds_the_same_state() {
     let d = offline_deployment();
     let u = users();
-    let native = State::in_memory(DEPTH).expect("state");
-    native
-        .init_genesis(&[u.registrar.public_key()])
-        .expect("genesis");
+    let native = genesis(&u);
     let applied = history(&native, &d, &u);
     let kinds: Vec<TxKind> = applied.iter().map(|(a, _)| a.kind).collect();
     for k in TxKind::SIGNED {
         assert!(kinds.contains(&k), "the history has a {}", k.name());
     }
 
-    let rebuilt = State::in_memory(DEPTH).expect("state");
-    rebuilt
-        .init_genesis(&[u.registrar.public_key()])
-        .expect("genesis");
+    let rebuilt = genesis(&u);
     let mut batch = rebuilt.begin(NOW, &d).expect("begin");
     for (a, cid) in &applied {
         let roots = batch.replay(&public(a, cid.clone())).expect("replays");
@@ -229,17 +231,8 @@ fn replaying_the_public_data_rebuilds_the_same_state() {
 fn data_that_does_not_follow_from_the_state_is_refused() {
     let d = offline_deployment();
     let u = users();
-    let native = State::in_memory(DEPTH).expect("state");
-    native
-        .init_genesis(&[u.registrar.public_key()])
-        .expect("genesis");
+    let native = genesis(&u);
     let applied = history(&native, &d, &u);
-    let fresh = || {
-        let s = State::in_memory(DEPTH).expect("state");
-        s.init_genesis(&[u.registrar.public_key()])
-            .expect("genesis");
-        s
-    };
     let inconsistent = |state: &State, slot: PublicSlot, needle: &str| {
         let mut batch = state.begin(NOW, &d).expect("begin");
         match batch.replay(&slot) {
@@ -247,7 +240,7 @@ fn data_that_does_not_follow_from_the_state_is_refused() {
             other => panic!("expected an inconsistency ({needle}), got {other:?}"),
         }
     };
-    let s = fresh();
+    let s = genesis(&u);
     // The doctor's registration at an id that is not the next one.
     let mut slot = public(&applied[0].0, None);
     slot.object = 5;
