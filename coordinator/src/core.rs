@@ -21,6 +21,7 @@ use pulse_protocol::{
     receipt_subject,
 };
 use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
@@ -58,6 +59,8 @@ pub struct Coordinator {
     state: Arc<State>,
     verifier: Arc<VerifierArtifacts>,
     sequencer: mpsc::Sender<Command>,
+    /// Joined at stop, after `sequencer` is closed.
+    sequencer_thread: Option<std::thread::JoinHandle<()>>,
     ipfs: pulse_ipfs::IpfsClient,
     pipeline: SenderPipeline,
     committed_tx: mpsc::Sender<(u64, Result<Committed, L1Error>)>,
@@ -251,12 +254,13 @@ impl Coordinator {
         let cancel = CancellationToken::new();
         let (pipeline, _task) = SenderPipeline::spawn(sender, 64, cancel.clone());
         let (committed_tx, committed_rx) = mpsc::channel(64);
-        let sequencer = sequencer::spawn(
+        let (sequencer, sequencer_thread) = sequencer::spawn(
             state.clone(),
             store.clone(),
             params.slots,
             deployment.clone(),
-        );
+        )
+        .context("starting the sequencer thread")?;
         let mut pending = BTreeMap::new();
         for b in store.unfinished()? {
             pending.insert(b.number, b);
@@ -281,6 +285,7 @@ impl Coordinator {
             state,
             verifier: Arc::new(verifier),
             sequencer,
+            sequencer_thread: Some(sequencer_thread),
             ipfs,
             pipeline,
             committed_tx,
@@ -322,7 +327,7 @@ impl Coordinator {
             shutdown.clone(),
         ));
         let api_shutdown = shutdown.clone();
-        tokio::spawn(async move {
+        let api_task = tokio::spawn(async move {
             let app = api::router(api_state);
             if let Err(e) = axum::serve(listener, app)
                 .with_graceful_shutdown(async move { api_shutdown.cancelled().await })
@@ -383,7 +388,41 @@ impl Coordinator {
             }
         }
         info!("coordinator stopping");
+        self.stop(api_task).await;
         Ok(self.summary.clone())
+    }
+
+    /// A graceful stop keeps what the receipts promised and releases the state: the open
+    /// batch is sealed (its receipts named its number; a crash instead rolls it back and its
+    /// transactions are sequenced again, with new receipts), the HTTP API is given a moment
+    /// to finish, and the sequencer thread is joined, so that the state file is closed when
+    /// `run` returns and a successor can open it at once.
+    async fn stop(&mut self, mut api_task: JoinHandle<()>) {
+        if self.open.is_some() {
+            info!("sealing the open batch before stopping");
+            self.seal().await;
+        }
+        if tokio::time::timeout(Duration::from_secs(5), &mut api_task)
+            .await
+            .is_err()
+        {
+            warn!("the HTTP API did not finish within 5 s of the stop; closing it");
+            api_task.abort();
+            let _ = api_task.await;
+        }
+        if let Ok(mut g) = self.committed_view.write() {
+            *g = None;
+        }
+        self.sealed_views.clear();
+        // Closing the channel ends the sequencer thread.
+        let (closed, _) = mpsc::channel(1);
+        drop(std::mem::replace(&mut self.sequencer, closed));
+        if let Some(thread) = self.sequencer_thread.take() {
+            let joined = tokio::task::spawn_blocking(move || thread.join()).await;
+            if !matches!(joined, Ok(Ok(()))) {
+                error!("the sequencer thread ended abnormally");
+            }
+        }
     }
 
     async fn receipt(&self, id: &str, tx_hash: Option<String>, status: ReceiptStatus) {

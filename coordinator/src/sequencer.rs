@@ -51,20 +51,23 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// Starts the sequencer thread, which checks signatures for `deployment`.
+/// Starts the sequencer thread, which checks signatures for `deployment`. The thread ends
+/// (rolling back a batch left open) once every sender is dropped; the handle joins it, so
+/// that a stopping coordinator releases the state file before it returns.
+///
+/// # Errors
+/// The thread cannot be started.
 pub fn spawn(
     state: Arc<State>,
     store: Arc<Store>,
     slots: usize,
     deployment: Deployment,
-) -> mpsc::Sender<Command> {
+) -> std::io::Result<(mpsc::Sender<Command>, std::thread::JoinHandle<()>)> {
     let (tx, rx) = mpsc::channel(1024);
-    std::thread::Builder::new()
+    let handle = std::thread::Builder::new()
         .name("pulse-sequencer".into())
-        .spawn(move || run(&state, &store, slots, &deployment, rx))
-        .map_err(|e| tracing::error!(error = %e, "cannot start the sequencer thread"))
-        .ok();
-    tx
+        .spawn(move || run(&state, &store, slots, &deployment, rx))?;
+    Ok((tx, handle))
 }
 
 fn run(

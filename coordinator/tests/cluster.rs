@@ -395,14 +395,18 @@ async fn transactions_of_every_kind_end_in_committed_l1_batches() {
     let http = config.http_addr;
     let (cancel, task) = start_coordinator(config).await;
     let stop = CancellationToken::new();
+    // Every worker user exists before any worker connects: adding one reloads the server,
+    // and a reload can refuse a client that is authenticating at that moment.
+    let liar_nats = c.nats.worker("liar");
+    let honest_nats = c.nats.worker("honest");
     let liar = spawn_worker(
-        c.nats.worker("liar"),
+        liar_nats,
         "liar",
         c.keys.clone(),
         Behaviour::LiesOnce,
         stop.clone(),
     );
-    let (honest, _cache) = spawn_real_worker(c.nats.worker("honest"), "honest", stop.clone());
+    let (honest, _cache) = spawn_real_worker(honest_nats, "honest", stop.clone());
     let (client, js) = c.js().await;
 
     let mut rng = ChaCha20Rng::seed_from_u64(8);
@@ -605,11 +609,20 @@ async fn transactions_of_every_kind_end_in_committed_l1_batches() {
     assert_eq!(status["invalid_proofs"]["liar"], 1, "{status}");
     assert_eq!(status["accepted"], 6);
     assert_eq!(status["rejected"], 6);
-    let rec: serde_json::Value = http_get(http, "/records/1").await;
+    let mut rec: serde_json::Value = http_get(http, "/records/1").await;
+    for _ in 0..100 {
+        if rec["state_root"].as_str() == Some(st.state_root.to_string().as_str()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        rec = http_get(http, "/records/1").await;
+    }
     assert_eq!(rec["cid"], CID);
     assert_eq!(
         rec["state_root"].as_str().map(str::to_owned),
-        Some(st.state_root.to_string())
+        Some(st.state_root.to_string()),
+        "lookups answer from the state L1 holds; status: {}",
+        http_get(http, "/status").await
     );
 
     stop.cancel();
@@ -840,10 +853,11 @@ async fn a_revoked_worker_is_cut_off_and_the_other_completes_the_batches() {
     let (client, js) = c.js().await;
     let (cancel, task) = start_coordinator(c.config(2)).await;
     let stop = CancellationToken::new();
-    let (revoked, _cache_a) =
-        spawn_real_worker(c.nats.worker("hospital-a"), "hospital-a", stop.clone());
-    let (kept, _cache_b) =
-        spawn_real_worker(c.nats.worker("hospital-b"), "hospital-b", stop.clone());
+    // Both users exist before either worker connects (adding one reloads the server).
+    let a_nats = c.nats.worker("hospital-a");
+    let b_nats = c.nats.worker("hospital-b");
+    let (revoked, _cache_a) = spawn_real_worker(a_nats, "hospital-a", stop.clone());
+    let (kept, _cache_b) = spawn_real_worker(b_nats, "hospital-b", stop.clone());
     let mut rng = ChaCha20Rng::seed_from_u64(13);
     let register = async |rng: &mut ChaCha20Rng| {
         let k = PrivateKey::random(rng);

@@ -292,14 +292,20 @@ async fn run(args: ServeArgs) -> Result<ExitCode> {
     .await?;
     eprintln!("coordinator up at {coordinator_url}");
 
+    // Every worker's NATS user is added before any worker starts: adding one reloads the
+    // server, and a reload can refuse a client that is authenticating at that moment.
+    let mut endpoints = Vec::new();
+    for i in 0..shape.workers {
+        let id = format!("hospital-{}", i + 1);
+        endpoints.push(start("a worker's NATS user", || nats.worker(&id))?);
+    }
     let mut worker_ports = Vec::new();
     let mut worker_credentials = std::collections::BTreeMap::new();
-    for i in 0..shape.workers {
+    for (i, endpoint) in endpoints.into_iter().enumerate() {
         let name = format!("worker-{}", i + 1);
         let id = format!("hospital-{}", i + 1);
         let port = pulse_testkit::free_port();
         worker_ports.push(port);
-        let endpoint = start("a worker's NATS user", || nats.worker(&id))?;
         let creds = creds_of(&endpoint)?;
         worker_credentials.insert(id.clone(), creds.clone());
         let args: Vec<String> = vec![
