@@ -210,8 +210,18 @@ pub async fn status(rpc_url: &str, address: Address, last: usize) -> Result<Roll
     let (provider, chain_id) = connect_to_contract(rpc_url, address).await?;
     let rollup = PulseRollup::new(address, &provider);
     let c = |e| L1Error::contract(rpc_url, e);
-    let batch_number = rollup.batchNumber().call().await.map_err(c)?;
-    let state_root = rollup.stateRoot().call().await.map_err(c)?;
+    // Storage and logs read at one block, so that the batch number and the events agree.
+    let at = provider
+        .get_block_number()
+        .await
+        .map_err(|e| L1Error::rpc(rpc_url, e))?;
+    let batch_number = rollup
+        .batchNumber()
+        .block(at.into())
+        .call()
+        .await
+        .map_err(c)?;
+    let state_root = rollup.stateRoot().block(at.into()).call().await.map_err(c)?;
     let vk_hash = rollup.vkHash().call().await.map_err(c)?;
     let deployment_id = rollup.deploymentId().call().await.map_err(c)?;
     let owner = rollup.owner().call().await.map_err(c)?;
@@ -219,7 +229,8 @@ pub async fn status(rpc_url: &str, address: Address, last: usize) -> Result<Roll
     let last_batches = if last == 0 {
         Vec::new()
     } else {
-        let mut events = sender::batch_events(&provider, rpc_url, address, None).await?;
+        let mut events =
+            sender::batch_events(&provider, rpc_url, address, None, Some(at)).await?;
         let skip = events.len().saturating_sub(last);
         events.split_off(skip)
     };

@@ -675,7 +675,10 @@ pub struct BatchEvent {
     pub block_number: u64,
 }
 
-/// The `BatchCommitted` events of `contract` from block `from_block` on, oldest first.
+/// The `BatchCommitted` events of `contract` (of batch `number` only, when given), oldest
+/// first, up to block `to_block` (the latest when `None`). Readers that compare the events
+/// with the contract's storage pin both to one block: a node can show a new batch number a
+/// moment before it serves the new block's logs.
 ///
 /// # Errors
 /// [`L1Error::Rpc`] when the node does not answer; [`L1Error::BadAnswer`] for logs that do
@@ -685,11 +688,15 @@ pub async fn batch_events(
     rpc_url: &str,
     contract: Address,
     number: Option<u64>,
+    to_block: Option<u64>,
 ) -> Result<Vec<BatchEvent>, L1Error> {
     let mut filter = Filter::new()
         .address(contract)
         .event_signature(PulseRollup::BatchCommitted::SIGNATURE_HASH)
         .from_block(0);
+    if let Some(b) = to_block {
+        filter = filter.to_block(b);
+    }
     if let Some(n) = number {
         filter = filter.topic1(B256::from(U256::from(n)));
     }
@@ -730,7 +737,7 @@ async fn find_batch_event(
     contract: Address,
     number: u64,
 ) -> Result<Option<BatchEvent>, L1Error> {
-    Ok(batch_events(provider, rpc_url, contract, Some(number))
+    Ok(batch_events(provider, rpc_url, contract, Some(number), None)
         .await?
         .into_iter()
         .last())
