@@ -9,8 +9,8 @@ use std::fmt;
 use std::str::FromStr;
 
 use pulse_protocol::{
-    JOB_CONSUMER, JOB_PREFIX, JOB_STREAM, KEY_BUCKET, RECEIPT_PREFIX, RECEIPT_STREAM,
-    RESULT_SUBJECT, SHARE_BUCKET, TX_SUBJECT, WORKER_BUCKET,
+    JOB_CONSUMER, JOB_PREFIX, JOB_STREAM, JOURNAL_PREFIX, KEY_BUCKET, RECEIPT_PREFIX,
+    RECEIPT_STREAM, RESULT_SUBJECT, SHARE_BUCKET, TX_SUBJECT, WORKER_BUCKET,
 };
 use serde::{Deserialize, Serialize};
 
@@ -119,6 +119,7 @@ pub fn permissions(role: Role, name: &str) -> Permissions {
             publish: vec![
                 format!("{RECEIPT_PREFIX}.>"),
                 format!("{JOB_PREFIX}.>"),
+                format!("{JOURNAL_PREFIX}.>"),
                 "$JS.API.>".into(),
                 "$JS.ACK.>".into(),
                 "$JS.FC.>".into(),

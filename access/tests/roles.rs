@@ -189,7 +189,9 @@ async fn worker_pulls_acks_publishes_results_reads_keys_and_writes_only_its_entr
     // Refused by the server.
     worker.publish_refused(&receipt_subject("0xab")).await;
     worker.publish_refused(&job_subject("c1")).await;
+    worker.publish_refused("pulse.journal.1").await;
     worker.subscribe_refused(TX_SUBJECT).await;
+    worker.subscribe_refused("pulse.journal.>").await;
     worker.subscribe_refused("_INBOX.>").await;
     worker.subscribe_refused("_INBOX_worker_h2.>").await;
     assert!(
@@ -307,7 +309,9 @@ async fn client_submits_and_reads_receipts_only() {
     client.publish_refused(&receipt_subject("0xcd")).await;
     client.publish_refused(&job_subject("c1")).await;
     client.publish_refused(RESULT_SUBJECT).await;
+    client.publish_refused("pulse.journal.1").await;
     client.subscribe_refused("pulse.jobs.>").await;
+    client.subscribe_refused("pulse.journal.>").await;
     client.subscribe_refused("_INBOX.>").await;
     assert!(js.get_stream(TX_STREAM).await.is_err());
     client

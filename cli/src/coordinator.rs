@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use alloy::primitives::Address;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use pulse_coordinator::{Coordinator, CoordinatorConfig};
 use tokio_util::sync::CancellationToken;
 
@@ -63,6 +63,40 @@ pub struct RunArgs {
     /// lost disk), the state is rebuilt from L1 and IPFS before the coordinator starts.
     #[arg(long, env = "PULSE_GENESIS")]
     genesis: Option<PathBuf>,
+    /// This coordinator's name in the lease: of several coordinators against one NATS, one
+    /// is active and the others stand by until it stops renewing the lease. Restarted
+    /// under the same name, a coordinator takes its lease back at once. Letters, digits,
+    /// `-` and `_`.
+    #[arg(long, env = "PULSE_COORDINATOR_NAME", default_value = "coordinator", value_parser = parse_name)]
+    name: String,
+    /// How long the lease outlives its last renewal: the time a standby waits before it
+    /// takes over from a coordinator that died (e.g. 10s).
+    #[arg(long, default_value = "10s", value_parser = parse_lease_ttl)]
+    lease_ttl: Duration,
+}
+
+fn parse_name(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty()
+        && s.len() <= 64
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if ok {
+        Ok(s.to_owned())
+    } else {
+        Err(format!(
+            "{s:?} is not a coordinator name: use 1 to 64 letters, digits, '-' or '_'"
+        ))
+    }
+}
+
+fn parse_lease_ttl(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d < Duration::from_secs(1) || d > Duration::from_secs(600) {
+        return Err(format!(
+            "a lease of {s} is out of range: use 1s to 10m (renewed every third of it)"
+        ));
+    }
+    Ok(d)
 }
 
 /// A duration like `500ms`, `5s`, `2m`.
@@ -109,18 +143,26 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         job_timeout: args.job_timeout,
         http_addr: args.http,
         genesis,
+        name: args.name,
+        lease_ttl: args.lease_ttl,
     };
     let rt = crate::l1::runtime()?;
     rt.block_on(async move {
-        let c = Coordinator::start(config)
-            .await
-            .context("starting the coordinator")?;
         let shutdown = CancellationToken::new();
         let token = shutdown.clone();
         tokio::spawn(async move {
             wait_for_signal().await;
             token.cancel();
         });
+        // Stands by while another coordinator holds the lease.
+        let c = match Coordinator::start_or_stand_by(config, &shutdown).await {
+            Ok(c) => c,
+            Err(_) if shutdown.is_cancelled() => {
+                tracing::info!("stopped while standing by");
+                return Ok(ExitCode::SUCCESS);
+            }
+            Err(e) => return Err(e.context("starting the coordinator")),
+        };
         let summary = c.run(shutdown).await?;
         tracing::info!(?summary, "coordinator stopped");
         Ok(ExitCode::SUCCESS)

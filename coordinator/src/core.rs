@@ -26,6 +26,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::api::{self, ApiState, Snapshot};
+use crate::journal::{self, Entry, Journal};
+use crate::lease::Lease;
 use crate::metrics::{self, Metrics};
 use crate::sequencer::{self, Command, Refusal, now_ms};
 use crate::store::{BatchRecord, BatchStatus, Store};
@@ -42,6 +44,8 @@ pub struct Summary {
     pub committed_batches: u64,
     /// Proofs refused.
     pub invalid_proofs: u64,
+    /// Transactions of promised batches re-created from the journal at start.
+    pub replayed: u64,
 }
 
 struct OpenBatch {
@@ -61,6 +65,17 @@ pub struct Coordinator {
     sequencer: mpsc::Sender<Command>,
     /// Joined at stop, after `sequencer` is closed.
     sequencer_thread: Option<std::thread::JoinHandle<()>>,
+    /// Where each promise is made durable before it is made.
+    journal: Journal,
+    /// Set when a promise could not be made durable: the coordinator stops, rolling the
+    /// open batch back (its journaled part comes back at the next start).
+    fatal: Option<String>,
+    /// Cancelled at a graceful stop: the lease is released for a standby.
+    lease_release: CancellationToken,
+    /// Cancelled by the lease keeper when another coordinator holds the lease.
+    lease_lost: CancellationToken,
+    /// Stops the renewals (without releasing) when the coordinator is dropped.
+    _lease_abandon: tokio_util::sync::DropGuard,
     ipfs: pulse_ipfs::IpfsClient,
     pipeline: SenderPipeline,
     committed_tx: mpsc::Sender<(u64, Result<Committed, L1Error>)>,
@@ -114,6 +129,41 @@ impl Coordinator {
     /// # Errors
     /// Any of those steps failing, with what was being done.
     pub async fn start(config: CoordinatorConfig) -> Result<Self> {
+        Self::start_or_stand_by(config, &CancellationToken::new()).await
+    }
+
+    /// As [`Coordinator::start`], first taking the lease: while another coordinator holds
+    /// it, this one stands by (until `cancel` fires). The state is opened, rebuilt or
+    /// caught up only once the lease is held.
+    ///
+    /// # Errors
+    /// As [`Coordinator::start`]; also when cancelled while standing by.
+    pub async fn start_or_stand_by(
+        config: CoordinatorConfig,
+        cancel: &CancellationToken,
+    ) -> Result<Self> {
+        let client = config
+            .nats
+            .connect("pulse-coordinator")
+            .await
+            .context("connecting to NATS with the coordinator's credentials")?;
+        let js = jetstream::new(client);
+        let lease = Lease::acquire(&js, &config.name, config.lease_ttl, cancel)
+            .await
+            .context("taking the coordinator lease")?;
+        let lease_release = CancellationToken::new();
+        let lease_lost = CancellationToken::new();
+        // Renewed from now on: a rebuild may take longer than the lease lives. Dropping the
+        // coordinator (or a failed start) stops the renewals without releasing: the lease
+        // then expires, as it does when the process is killed.
+        let lease_abandon = CancellationToken::new();
+        tokio::spawn(lease.keep(
+            lease_release.clone(),
+            lease_abandon.clone(),
+            lease_lost.clone(),
+        ));
+        let abandon_guard = lease_abandon.drop_guard();
+
         std::fs::create_dir_all(&config.state_dir).with_context(|| {
             format!(
                 "creating the state directory {}",
@@ -172,12 +222,6 @@ impl Coordinator {
                 .context("opening the coordinator store")?,
         );
 
-        let client = config
-            .nats
-            .connect("pulse-coordinator")
-            .await
-            .context("connecting to NATS with the coordinator's credentials")?;
-        let js = jetstream::new(client);
         ensure_layout(
             &js,
             LayoutOptions {
@@ -187,6 +231,9 @@ impl Coordinator {
         )
         .await
         .context("setting up the JetStream layout")?;
+        let journal = Journal::open(js.clone(), 1)
+            .await
+            .context("opening the sequencing journal")?;
         pulse_protocol::keys::publish_proving_key(&js, &config.keys_dir)
             .await
             .context("publishing the proving key to the NATS object store")?;
@@ -286,6 +333,11 @@ impl Coordinator {
             verifier: Arc::new(verifier),
             sequencer,
             sequencer_thread: Some(sequencer_thread),
+            journal,
+            fatal: None,
+            lease_release,
+            lease_lost,
+            _lease_abandon: abandon_guard,
             ipfs,
             pipeline,
             committed_tx,
@@ -369,12 +421,31 @@ impl Coordinator {
             }
             self.publish_missing_jobs(n).await;
         }
+        // Batches promised by receipts but not sealed here (a crash, or a standby taking
+        // over): re-created from the journal before any new transaction is taken.
+        if let Err(e) = self.replay_journal().await {
+            // What was re-created so far rolls back.
+            self.open = None;
+            self.stop(api_task).await;
+            return Err(e);
+        }
         self.try_commit_next().await;
         self.refresh_snapshot().await;
 
         loop {
+            if let Some(why) = self.fatal.take() {
+                error!("{why}");
+                // No seal: the open batch rolls back; its journaled part is re-created at
+                // the next start.
+                self.open = None;
+                self.stop(api_task).await;
+                bail!(why);
+            }
             tokio::select! {
                 () = shutdown.cancelled() => break,
+                () = self.lease_lost.cancelled() => {
+                    self.fatal = Some("the coordinator lease is lost (another coordinator is active, or NATS was unreachable for its time to live): this coordinator stops".to_owned());
+                }
                 Some(m) = txs.next() => match m {
                     Ok(m) => self.on_tx(m).await,
                     Err(e) => warn!(error = %e, "transaction stream error"),
@@ -389,7 +460,87 @@ impl Coordinator {
         }
         info!("coordinator stopping");
         self.stop(api_task).await;
+        self.lease_release.cancel();
         Ok(self.summary.clone())
+    }
+
+    /// Re-creates, from the journal, the batches whose transactions were promised (receipts
+    /// sent) but that this state does not hold: the open batch a crash rolled back, or the
+    /// sealed-but-uncommitted batches of an active coordinator this one took over from.
+    /// Each is applied in the journaled order at its journaled time, so it seals to the same
+    /// roots; batches this store already holds only teach it their transactions, so that
+    /// redeliveries are recognised.
+    async fn replay_journal(&mut self) -> Result<()> {
+        let batches = journal::read(&self.js)
+            .await
+            .context("reading the sequencing journal")?;
+        let ours = self.deployment.to_string();
+        let held = self.next_number - 1;
+        for (&n, b) in &batches {
+            if b.deployment != ours {
+                warn!(
+                    batch = n,
+                    "the journal holds a batch of another deployment; ignored"
+                );
+                continue;
+            }
+            let hashes: Vec<String> = b.txs.iter().map(|(h, _)| h.clone()).collect();
+            if n <= held {
+                self.store
+                    .remember(n, &hashes)
+                    .context("indexing the journal's transactions")?;
+                continue;
+            }
+            if n != self.next_number {
+                bail!(
+                    "the sequencing journal continues at batch {n} but this state holds batches up to {held}: the batches between are lost to it; rebuild from L1 (pulse state rebuild) or ask the operator"
+                );
+            }
+            info!(
+                batch = n,
+                txs = b.txs.len(),
+                sealed = b.sealed,
+                "re-creating a promised batch from the journal"
+            );
+            for (hash, json) in &b.txs {
+                let tx = SignedTransaction::from_json(json).map_err(|e| {
+                    anyhow::anyhow!(
+                        "the journal's transaction {hash} of batch {n} does not parse: {e}"
+                    )
+                })?;
+                let (reply, rx) = oneshot::channel();
+                self.sequencer
+                    .send(Command::Apply {
+                        tx: Box::new(tx),
+                        time: b.time,
+                        reply,
+                    })
+                    .await
+                    .map_err(|_| anyhow::anyhow!("the sequencer has stopped"))?;
+                match rx.await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(Refusal::Rejected(e))) => bail!(
+                        "the journal's batch {n} does not apply to this state: transaction {hash} is refused ({e}); the state is not the one the journal was written on — rebuild it from L1"
+                    ),
+                    Ok(Err(Refusal::Storage(e))) => bail!("re-creating batch {n}: {e}"),
+                    Err(_) => bail!("the sequencer has stopped"),
+                }
+            }
+            self.open = Some(OpenBatch {
+                number: n,
+                first_received: Instant::now(),
+                first_received_ms: now_ms(),
+                hashes: hashes.into_iter().collect(),
+            });
+            self.summary.replayed += b.txs.len() as u64;
+            if b.sealed {
+                self.seal().await;
+                if let Some(why) = self.fatal.take() {
+                    bail!(why);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// A graceful stop keeps what the receipts promised and releases the state: the open
@@ -543,10 +694,12 @@ impl Coordinator {
         }
 
         let (reply, rx) = oneshot::channel();
+        let json = stx.to_json();
         if self
             .sequencer
             .send(Command::Apply {
                 tx: Box::new(stx),
+                time: now_ms() / 1000,
                 reply,
             })
             .await
@@ -556,15 +709,45 @@ impl Coordinator {
             return;
         }
         match rx.await {
-            Ok(Ok(applied)) => {
+            Ok(Ok((applied, time))) => {
+                // The promise is made durable before it is made.
+                let opens = self.open.is_none();
+                let number = self.open.as_ref().map_or(self.next_number, |o| o.number);
+                let mut written = Ok(());
+                if opens {
+                    written = self
+                        .journal
+                        .write(&Entry::Open {
+                            batch: number,
+                            time,
+                            deployment: self.deployment.to_string(),
+                        })
+                        .await;
+                }
+                if written.is_ok() {
+                    written = self
+                        .journal
+                        .write(&Entry::Tx {
+                            batch: number,
+                            hash: hash.clone(),
+                            tx: json,
+                        })
+                        .await;
+                }
+                if let Err(e) = written {
+                    // Left unacknowledged: it comes back after the restart.
+                    self.fatal = Some(format!(
+                        "transaction {hash} was applied but could not be journaled, so no receipt was sent and this coordinator stops: {e}"
+                    ));
+                    return;
+                }
                 let open = self.open.get_or_insert_with(|| OpenBatch {
-                    number: self.next_number,
+                    number,
                     first_received: Instant::now(),
                     first_received_ms: now_ms(),
                     hashes: HashSet::new(),
                 });
                 open.hashes.insert(hash.clone());
-                let number = open.number;
                 let count = open.hashes.len();
                 self.metrics.tx_accepted(open.first_received_ms, count);
                 self.held.entry(number).or_default().push(msg);
@@ -639,11 +822,18 @@ impl Coordinator {
                     }
                 }
                 self.pending.insert(n, record);
+                if let Err(e) = self.journal.write(&Entry::Seal { batch: n }).await {
+                    // The next batch's opening seals it in the journal too.
+                    warn!(batch = n, error = %e, "the seal could not be journaled");
+                }
                 self.publish_missing_jobs(n).await;
             }
             Ok(Ok(None)) => {}
             Ok(Err(e)) => {
-                error!(batch = open.number, error = %e, "sealing failed; its transactions come back from NATS")
+                self.fatal = Some(format!(
+                    "sealing batch {} failed ({e}); this coordinator stops and re-creates the batch from the journal at its next start",
+                    open.number
+                ));
             }
             Err(_) => error!("the sequencer has stopped"),
         }
@@ -925,10 +1115,17 @@ impl Coordinator {
                     )
                     .await;
                 }
+                let mut acked = true;
                 for m in self.held.remove(&n).unwrap_or_default() {
                     if let Err(e) = m.ack().await {
+                        acked = false;
                         warn!(error = %e, "ack of a committed transaction failed; it will be recognised on redelivery");
                     }
+                }
+                // Final and acknowledged: the journal need not remember it (otherwise it
+                // ages out).
+                if acked && let Err(e) = journal::forget_batch(&self.js, n).await {
+                    warn!(batch = n, error = %e, "the journal keeps a committed batch");
                 }
             }
             Err(e) => {

@@ -14,6 +14,8 @@
 pub mod api;
 mod core;
 pub mod follower;
+pub mod journal;
+pub mod lease;
 pub mod metrics;
 pub mod pubdata;
 pub mod rebuild;
@@ -62,7 +64,17 @@ pub struct CoordinatorConfig {
     /// The deployment's genesis: with it, a state directory without a state is rebuilt from
     /// L1 and IPFS at start ([`rebuild`]).
     pub genesis: Option<rebuild::Genesis>,
+    /// This coordinator's name in the lease ([`lease`]): one of several coordinators
+    /// against the same NATS is active, the others stand by. A coordinator restarted under
+    /// the same name takes its lease back at once.
+    pub name: String,
+    /// How long the lease outlives its last renewal: a standby takes over this long after
+    /// the active coordinator stops renewing.
+    pub lease_ttl: Duration,
 }
+
+/// The lease's default time to live.
+pub const LEASE_TTL: Duration = Duration::from_secs(10);
 
 impl std::fmt::Debug for CoordinatorConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -77,6 +89,8 @@ impl std::fmt::Debug for CoordinatorConfig {
             .field("batch_max_txs", &self.batch_max_txs)
             .field("batch_deadline", &self.batch_deadline)
             .field("http_addr", &self.http_addr)
+            .field("name", &self.name)
+            .field("lease_ttl", &self.lease_ttl)
             .finish_non_exhaustive()
     }
 }

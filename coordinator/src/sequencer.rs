@@ -16,12 +16,14 @@ use crate::store::{BatchRecord, BatchStatus, Store};
 
 /// What the sequencer is asked to do.
 pub enum Command {
-    /// Apply a transaction to the open batch (opening one if needed).
+    /// Apply a transaction to the open batch (opening one at `time` if none is open).
     Apply {
         /// The transaction.
         tx: Box<SignedTransaction>,
-        /// Accepted (with what it created) or rejected.
-        reply: oneshot::Sender<Result<Applied, Refusal>>,
+        /// The timestamp (unix seconds) of the batch this opens, if it opens one.
+        time: u64,
+        /// Accepted (with what it created, and the open batch's timestamp) or rejected.
+        reply: oneshot::Sender<Result<(Applied, u64), Refusal>>,
     },
     /// Seal the open batch as `number`.
     Seal {
@@ -77,22 +79,24 @@ fn run(
     deployment: &Deployment,
     mut rx: mpsc::Receiver<Command>,
 ) {
-    let mut open: Option<Batch<'_>> = None;
+    let mut open: Option<(Batch<'_>, u64)> = None;
     while let Some(cmd) = rx.blocking_recv() {
         match cmd {
-            Command::Apply { tx, reply } => {
+            Command::Apply { tx, time, reply } => {
                 if open.is_none() {
-                    match state.begin(now_ms() / 1000, deployment) {
-                        Ok(b) => open = Some(b),
+                    match state.begin(time, deployment) {
+                        Ok(b) => open = Some((b, time)),
                         Err(e) => {
                             let _ = reply.send(Err(Refusal::Storage(e.to_string())));
                             continue;
                         }
                     }
                 }
-                let Some(batch) = open.as_mut() else { continue };
+                let Some((batch, time)) = open.as_mut() else {
+                    continue;
+                };
                 let result = match batch.apply(&tx) {
-                    Ok(a) => Ok(a.clone()),
+                    Ok(a) => Ok((a.clone(), *time)),
                     Err(ApplyError::Rejected(e)) => Err(Refusal::Rejected(e)),
                     Err(ApplyError::Storage(e)) => Err(Refusal::Storage(e.to_string())),
                 };
@@ -105,17 +109,17 @@ fn run(
             } => {
                 let result = match open.take() {
                     None => Ok(None),
-                    Some(batch) if batch.applied().is_empty() => {
+                    Some((batch, _)) if batch.applied().is_empty() => {
                         let _ = batch.rollback();
                         Ok(None)
                     }
-                    Some(batch) => seal(state, store, batch, number, slots, first_received_ms),
+                    Some((batch, _)) => seal(state, store, batch, number, slots, first_received_ms),
                 };
                 let _ = reply.send(result);
             }
         }
     }
-    if let Some(b) = open {
+    if let Some((b, _)) = open {
         let _ = b.rollback();
     }
 }

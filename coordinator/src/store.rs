@@ -167,6 +167,26 @@ impl Store {
         }
     }
 
+    /// Indexes transactions as sequenced into batch `number` (those already indexed keep
+    /// their batch): a store rebuilt from L1, which has no signed transactions, learns them
+    /// from the journal.
+    ///
+    /// # Errors
+    /// [`StoreError`] on a storage failure.
+    pub fn remember(&self, number: u64, hashes: &[String]) -> Result<(), StoreError> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut txs = txn.open_table(TXS)?;
+            for h in hashes {
+                if txs.get(h.as_bytes())?.is_none() {
+                    txs.insert(h.as_bytes(), number)?;
+                }
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
     /// The batch a transaction was sequenced into.
     ///
     /// # Errors

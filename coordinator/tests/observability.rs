@@ -122,6 +122,8 @@ impl Cluster {
             job_timeout: Duration::from_secs(60),
             http_addr: http,
             genesis: None,
+            name: "coordinator".to_owned(),
+            lease_ttl: pulse_coordinator::LEASE_TTL,
         };
         let coordinator = Coordinator::start(config).await.expect("coordinator start");
         let stop = CancellationToken::new();

@@ -65,7 +65,12 @@ pub async fn history(rpc_url: &str, contract: Address) -> Result<History, L1Erro
         .call()
         .await
         .map_err(c)?;
-    let state_root = rollup.stateRoot().block(at.into()).call().await.map_err(c)?;
+    let state_root = rollup
+        .stateRoot()
+        .block(at.into())
+        .call()
+        .await
+        .map_err(c)?;
     let batch_number = u64::try_from(batch_number)
         .map_err(|_| L1Error::BadAnswer("batch number above 2^64".to_owned()))?;
     let mut events = sender::batch_events(&provider, rpc_url, contract, None, Some(at)).await?;

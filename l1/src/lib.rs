@@ -221,7 +221,12 @@ pub async fn status(rpc_url: &str, address: Address, last: usize) -> Result<Roll
         .call()
         .await
         .map_err(c)?;
-    let state_root = rollup.stateRoot().block(at.into()).call().await.map_err(c)?;
+    let state_root = rollup
+        .stateRoot()
+        .block(at.into())
+        .call()
+        .await
+        .map_err(c)?;
     let vk_hash = rollup.vkHash().call().await.map_err(c)?;
     let deployment_id = rollup.deploymentId().call().await.map_err(c)?;
     let owner = rollup.owner().call().await.map_err(c)?;
@@ -229,8 +234,7 @@ pub async fn status(rpc_url: &str, address: Address, last: usize) -> Result<Roll
     let last_batches = if last == 0 {
         Vec::new()
     } else {
-        let mut events =
-            sender::batch_events(&provider, rpc_url, address, None, Some(at)).await?;
+        let mut events = sender::batch_events(&provider, rpc_url, address, None, Some(at)).await?;
         let skip = events.len().saturating_sub(last);
         events.split_off(skip)
     };

@@ -737,8 +737,10 @@ async fn find_batch_event(
     contract: Address,
     number: u64,
 ) -> Result<Option<BatchEvent>, L1Error> {
-    Ok(batch_events(provider, rpc_url, contract, Some(number), None)
-        .await?
-        .into_iter()
-        .last())
+    Ok(
+        batch_events(provider, rpc_url, contract, Some(number), None)
+            .await?
+            .into_iter()
+            .last(),
+    )
 }

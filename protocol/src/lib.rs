@@ -85,6 +85,13 @@ pub const KEY_BUCKET: &str = "pulse-keys";
 pub const SHARE_BUCKET: &str = "pulse-key-shares";
 /// The largest wrapped-key share accepted in [`SHARE_BUCKET`], in bytes.
 pub const MAX_SHARE_BYTES: usize = 16 * 1024;
+/// The coordinator's sequencing journal: subjects `pulse.journal.<batch>`, written by the
+/// active coordinator, read by the one that takes over (only coordinators may).
+pub const JOURNAL_PREFIX: &str = "pulse.journal";
+/// The journal's stream.
+pub const JOURNAL_STREAM: &str = "PULSE_JOURNAL";
+/// The key-value bucket whose one key says which coordinator is active.
+pub const LEASE_BUCKET: &str = "pulse-coordinator-lease";
 
 /// The receipt subject of a transaction (its hash as `TxHash` displays it: `0x` and hex).
 pub fn receipt_subject(tx_hash: &str) -> String {

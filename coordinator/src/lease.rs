@@ -1,0 +1,214 @@
+//! The active coordinator's lease: one key in a JetStream key-value bucket whose entries
+//! expire after the lease's time to live. The active coordinator renews it (a
+//! compare-and-set on the revision it last wrote); a standby waits until the key is gone
+//! (the active one stopped renewing: killed, its machine or network gone) and creates it.
+//!
+//! Two coordinators can never both believe they hold it for longer than one renewal
+//! interval, and L1 is the final fence: the contract takes batch N once, on top of the root
+//! of batch N - 1, so a coordinator that lost its lease without noticing cannot commit a
+//! batch twice.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, kv};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+pub use pulse_protocol::LEASE_BUCKET;
+/// The key the active coordinator holds.
+pub const LEASE_KEY: &str = "active";
+
+/// Why the lease could not be taken or kept.
+#[derive(Debug, thiserror::Error)]
+pub enum LeaseError {
+    /// JetStream refused or did not answer.
+    #[error(
+        "the coordinator lease on NATS JetStream ({what}): {reason}; check that JetStream runs and this coordinator's user may use the {LEASE_BUCKET} bucket"
+    )]
+    Nats {
+        /// What was being done.
+        what: &'static str,
+        /// The server's answer.
+        reason: String,
+    },
+    /// Another coordinator holds it now.
+    #[error("the coordinator lease was taken over by `{0}`: this coordinator stops")]
+    Lost(String),
+    /// Asked to stop while waiting.
+    #[error("stopped while waiting for the coordinator lease")]
+    Cancelled,
+}
+
+fn nats(what: &'static str, e: impl std::fmt::Display) -> LeaseError {
+    LeaseError::Nats {
+        what,
+        reason: e.to_string(),
+    }
+}
+
+/// A held lease.
+pub struct Lease {
+    kv: kv::Store,
+    holder: String,
+    revision: u64,
+    ttl: Duration,
+}
+
+async fn bucket(js: &jetstream::Context, ttl: Duration) -> Result<kv::Store, LeaseError> {
+    js.create_or_update_key_value(kv::Config {
+        bucket: LEASE_BUCKET.to_owned(),
+        description: "which coordinator is active (expires unless renewed)".to_owned(),
+        history: 1,
+        max_age: ttl,
+        storage: jetstream::stream::StorageType::File,
+        ..Default::default()
+    })
+    .await
+    .map_err(|e| nats("opening the bucket", e))
+}
+
+impl Lease {
+    /// Takes the lease for `holder`, waiting (as a standby) while another coordinator holds
+    /// it. A coordinator restarted under the same name takes its own lease back at once.
+    ///
+    /// # Errors
+    /// [`LeaseError::Nats`]; [`LeaseError::Cancelled`] when `cancel` fires first.
+    pub async fn acquire(
+        js: &jetstream::Context,
+        holder: &str,
+        ttl: Duration,
+        cancel: &CancellationToken,
+    ) -> Result<Self, LeaseError> {
+        let kv = bucket(js, ttl).await?;
+        let mut waiting_for: Option<String> = None;
+        loop {
+            match kv.entry(LEASE_KEY).await.map_err(|e| nats("reading", e))? {
+                Some(e) if e.operation == kv::Operation::Put => {
+                    let current = String::from_utf8_lossy(&e.value).into_owned();
+                    if current == holder {
+                        let revision = kv
+                            .update(LEASE_KEY, holder.to_owned().into(), e.revision)
+                            .await
+                            .map_err(|e| nats("taking back its own lease", e))?;
+                        info!(holder, "coordinator lease taken back");
+                        return Ok(Self {
+                            kv,
+                            holder: holder.to_owned(),
+                            revision,
+                            ttl,
+                        });
+                    }
+                    if waiting_for.as_deref() != Some(current.as_str()) {
+                        info!(active = %current, "standing by: another coordinator holds the lease");
+                        waiting_for = Some(current);
+                    }
+                }
+                _ => match kv.create(LEASE_KEY, holder.to_owned().into()).await {
+                    Ok(revision) => {
+                        info!(
+                            holder,
+                            "coordinator lease taken: this coordinator is active"
+                        );
+                        return Ok(Self {
+                            kv,
+                            holder: holder.to_owned(),
+                            revision,
+                            ttl,
+                        });
+                    }
+                    // Another standby was quicker.
+                    Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {}
+                    Err(e) => return Err(nats("taking the lease", e)),
+                },
+            }
+            tokio::select! {
+                () = cancel.cancelled() => return Err(LeaseError::Cancelled),
+                () = tokio::time::sleep(ttl / 5) => {}
+            }
+        }
+    }
+
+    /// Renews the lease.
+    ///
+    /// # Errors
+    /// [`LeaseError::Lost`] when another coordinator holds it now (or it expired and was
+    /// taken); [`LeaseError::Nats`] when JetStream does not answer (the caller retries
+    /// until the time to live runs out).
+    pub async fn renew(&mut self) -> Result<(), LeaseError> {
+        match self
+            .kv
+            .update(LEASE_KEY, self.holder.clone().into(), self.revision)
+            .await
+        {
+            Ok(r) => {
+                self.revision = r;
+                Ok(())
+            }
+            Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => {
+                let now = self
+                    .kv
+                    .get(LEASE_KEY)
+                    .await
+                    .ok()
+                    .flatten()
+                    .map(|v| String::from_utf8_lossy(&v).into_owned())
+                    .unwrap_or_else(|| "nobody".to_owned());
+                Err(LeaseError::Lost(now))
+            }
+            Err(e) => Err(nats("renewing", e)),
+        }
+    }
+
+    /// Keeps the lease, renewing it every third of its time to live, until `release`
+    /// fires (it is released), `abandon` fires (renewals stop; it expires) or it is lost
+    /// (`lost` is cancelled).
+    pub async fn keep(
+        mut self,
+        release: CancellationToken,
+        abandon: CancellationToken,
+        lost: CancellationToken,
+    ) {
+        let every = self.ttl / 3;
+        let mut failing_since: Option<tokio::time::Instant> = None;
+        loop {
+            tokio::select! {
+                biased;
+                () = release.cancelled() => {
+                    self.release().await;
+                    return;
+                }
+                () = abandon.cancelled() => return,
+                () = tokio::time::sleep(every) => {}
+            }
+            match self.renew().await {
+                Ok(()) => failing_since = None,
+                Err(e @ LeaseError::Lost(_)) => {
+                    warn!(error = %e, "coordinator lease lost");
+                    lost.cancel();
+                    return;
+                }
+                Err(e) => {
+                    let since = *failing_since.get_or_insert_with(tokio::time::Instant::now);
+                    warn!(error = %e, "coordinator lease not renewed; retrying");
+                    // Past the time to live a standby may hold it: stop being active.
+                    if since.elapsed() + every >= self.ttl {
+                        warn!("coordinator lease could not be renewed within its time to live");
+                        lost.cancel();
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Gives the lease up, so that a standby takes over at once.
+    pub async fn release(self) {
+        if let Err(e) = self
+            .kv
+            .delete_expect_revision(LEASE_KEY, Some(self.revision))
+            .await
+        {
+            warn!(error = %e, "the coordinator lease was not released; it expires by itself");
+        }
+    }
+}
