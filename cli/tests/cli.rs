@@ -319,6 +319,16 @@ fn coordinator_flags_are_checked_before_anything_starts() {
     let o = pulse_env(&bad, &[]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("unknown unit"), "{}", stderr(&o));
+    for (flag, value, says) in [
+        ("--name", "coordinator a", "not a coordinator name"),
+        ("--lease-ttl", "100ms", "out of range"),
+    ] {
+        let mut bad = base.to_vec();
+        bad.extend([flag, value]);
+        let o = pulse_env(&bad, &[]);
+        assert_eq!(o.status.code(), Some(2), "{flag} {value}");
+        assert!(stderr(&o).contains(says), "{}", stderr(&o));
+    }
 
     let o = pulse_env(&base, &[]);
     assert_eq!(o.status.code(), Some(2));

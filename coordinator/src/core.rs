@@ -142,6 +142,17 @@ impl Coordinator {
         config: CoordinatorConfig,
         cancel: &CancellationToken,
     ) -> Result<Self> {
+        // What is local is checked before anything connects or waits.
+        std::fs::create_dir_all(&config.state_dir).with_context(|| {
+            format!(
+                "creating the state directory {}",
+                config.state_dir.display()
+            )
+        })?;
+        let verifier = VerifierArtifacts::load(&config.keys_dir)
+            .with_context(|| format!("loading the keys in {}", config.keys_dir.display()))?;
+        let params = verifier.manifest.params;
+
         let client = config
             .nats
             .connect("pulse-coordinator")
@@ -164,15 +175,6 @@ impl Coordinator {
         ));
         let abandon_guard = lease_abandon.drop_guard();
 
-        std::fs::create_dir_all(&config.state_dir).with_context(|| {
-            format!(
-                "creating the state directory {}",
-                config.state_dir.display()
-            )
-        })?;
-        let verifier = VerifierArtifacts::load(&config.keys_dir)
-            .with_context(|| format!("loading the keys in {}", config.keys_dir.display()))?;
-        let params = verifier.manifest.params;
         // A state directory without a state (a new disk, a lost one): rebuilt from L1 and
         // IPFS when the deployment's genesis is known.
         if let Some(genesis) = &config.genesis

@@ -219,6 +219,22 @@ pub fn fold(entries: impl IntoIterator<Item = Entry>) -> Result<Batches, Journal
     Ok(out)
 }
 
+/// Decodes entry number `seq` as read from the stream.
+///
+/// # Errors
+/// [`JournalError::Inconsistent`] naming the entry when it does not parse (or is larger
+/// than an entry can be).
+pub fn decode(seq: u64, bytes: &[u8]) -> Result<Entry, JournalError> {
+    if bytes.len() > MAX_ENTRY_BYTES as usize {
+        return Err(JournalError::Inconsistent(format!(
+            "entry {seq} is {} bytes, above the {MAX_ENTRY_BYTES} an entry can be",
+            bytes.len()
+        )));
+    }
+    serde_json::from_slice(bytes)
+        .map_err(|e| JournalError::Inconsistent(format!("entry {seq} does not parse ({e})")))
+}
+
 /// Reads the whole journal, in order, up to its last entry at the time of the call.
 ///
 /// # Errors
@@ -254,9 +270,7 @@ pub async fn read(js: &jetstream::Context) -> Result<Batches, JournalError> {
     {
         let m = m.map_err(|e| nats("reading an entry", e))?;
         let seq = m.info().map(|i| i.stream_sequence).unwrap_or(last_seq);
-        let entry: Entry = serde_json::from_slice(&m.payload)
-            .map_err(|e| JournalError::Inconsistent(format!("entry {seq} does not parse ({e})")))?;
-        entries.push(entry);
+        entries.push(decode(seq, &m.payload)?);
         if seq >= last_seq {
             break;
         }

@@ -382,3 +382,40 @@ pub fn differential(data: &[u8]) {
         Err(finding) => panic!("native rules and circuit disagree: {finding}"),
     }
 }
+
+/// The coordinator's sequencing journal as a coordinator taking over reads it from
+/// JetStream: one entry per line, each decoded (its own encoding must read back equal),
+/// then folded into batches. When the fold accepts the entries, the batches come in order,
+/// every one but the last is sealed, and every transaction entry lands in exactly one batch.
+pub fn journal(data: &[u8]) {
+    use pulse_coordinator::journal::{self, Entry};
+    let mut entries = Vec::new();
+    for (i, line) in data.split(|&b| b == b'\n').enumerate() {
+        let Ok(e) = journal::decode(i as u64, line) else {
+            return;
+        };
+        let again = serde_json::to_vec(&e).expect("an entry encodes");
+        assert_eq!(
+            journal::decode(0, &again).expect("its own encoding reads back"),
+            e,
+            "an entry changed through its encoding"
+        );
+        entries.push(e);
+    }
+    let tx_entries = entries
+        .iter()
+        .filter(|e| matches!(e, Entry::Tx { .. }))
+        .count();
+    let Ok(batches) = journal::fold(entries) else {
+        return;
+    };
+    let last = batches.keys().next_back().copied();
+    for (n, b) in &batches {
+        assert!(
+            b.sealed || Some(*n) == last,
+            "batch {n} is followed by another but not sealed"
+        );
+    }
+    let folded: usize = batches.values().map(|b| b.txs.len()).sum();
+    assert_eq!(folded, tx_entries, "a transaction entry was lost or doubled");
+}
