@@ -361,6 +361,20 @@ fn sign(key: &PrivateKey, signer: u64, nonce: u64, body: TxBody) -> SignedTransa
     sign_for(&here(), key, signer, nonce, body)
 }
 
+/// A new patient's self-registration, with a fresh key.
+fn new_patient(rng: &mut ChaCha20Rng) -> SignedTransaction {
+    let k = PrivateKey::random(rng);
+    sign(
+        &k,
+        0,
+        0,
+        TxBody::Register {
+            public_key: k.public_key(),
+            role: Role::Patient,
+        },
+    )
+}
+
 fn accepted(r: &Receipt) -> u64 {
     match &r.status {
         ReceiptStatus::Accepted { batch, .. } => *batch,
@@ -786,21 +800,7 @@ async fn a_restarted_coordinator_and_a_crashed_worker_lose_nothing_and_commit_on
     let mut rng = ChaCha20Rng::seed_from_u64(9);
     let mut batch_of = Vec::new();
     for _ in 0..4 {
-        let k = PrivateKey::random(&mut rng);
-        let r = submit(
-            &client,
-            &js,
-            &sign(
-                &k,
-                0,
-                0,
-                TxBody::Register {
-                    public_key: k.public_key(),
-                    role: Role::Patient,
-                },
-            ),
-        )
-        .await;
+        let r = submit(&client, &js, &new_patient(&mut rng)).await;
         batch_of.push(accepted(&r));
     }
     // Jobs are out (no worker yet); kill the coordinator before anything is committed.
@@ -870,19 +870,8 @@ async fn a_revoked_worker_is_cut_off_and_the_other_completes_the_batches() {
     let (revoked, _cache_a) = spawn_real_worker(a_nats, "hospital-a", stop.clone());
     let (kept, _cache_b) = spawn_real_worker(b_nats, "hospital-b", stop.clone());
     let mut rng = ChaCha20Rng::seed_from_u64(13);
-    let register = async |rng: &mut ChaCha20Rng| {
-        let k = PrivateKey::random(rng);
-        let tx = sign(
-            &k,
-            0,
-            0,
-            TxBody::Register {
-                public_key: k.public_key(),
-                role: Role::Patient,
-            },
-        );
-        accepted(&submit(&client, &js, &tx).await)
-    };
+    let register =
+        async |rng: &mut ChaCha20Rng| accepted(&submit(&client, &js, &new_patient(rng)).await);
     let mut last = 0;
     for _ in 0..2 {
         last = last.max(register(&mut rng).await);
@@ -974,21 +963,7 @@ async fn a_standby_takes_over_from_a_killed_coordinator_and_keeps_every_receipt(
     let mut rng = ChaCha20Rng::seed_from_u64(31);
     let mut promised: BTreeMap<u64, u64> = BTreeMap::new();
     for _ in 0..5 {
-        let k = PrivateKey::random(&mut rng);
-        let r = submit(
-            &client,
-            &js,
-            &sign(
-                &k,
-                0,
-                0,
-                TxBody::Register {
-                    public_key: k.public_key(),
-                    role: Role::Patient,
-                },
-            ),
-        )
-        .await;
+        let r = submit(&client, &js, &new_patient(&mut rng)).await;
         *promised.entry(accepted(&r)).or_default() += 1;
     }
     assert_eq!(

@@ -52,27 +52,11 @@ pub struct History {
 /// lost logs, or a reorg while reading: read again).
 pub async fn history(rpc_url: &str, contract: Address) -> Result<History, L1Error> {
     let (provider, _chain) = connect_to_contract(rpc_url, contract).await?;
-    let rollup = PulseRollup::new(contract, &provider);
-    let c = |e| L1Error::contract(rpc_url, e);
-    // Storage and logs read at one block, so that they agree.
-    let at = provider
-        .get_block_number()
-        .await
-        .map_err(|e| L1Error::rpc(rpc_url, e))?;
-    let batch_number = rollup
-        .batchNumber()
-        .block(at.into())
-        .call()
-        .await
-        .map_err(c)?;
-    let state_root = rollup
-        .stateRoot()
-        .block(at.into())
-        .call()
-        .await
-        .map_err(c)?;
-    let batch_number = u64::try_from(batch_number)
-        .map_err(|_| L1Error::BadAnswer("batch number above 2^64".to_owned()))?;
+    let crate::Head {
+        at,
+        batch_number,
+        state_root,
+    } = crate::head(&provider, rpc_url, contract).await?;
     let mut events = sender::batch_events(&provider, rpc_url, contract, None, Some(at)).await?;
     events.sort_by_key(|e| (e.number, e.block_number));
     for (i, e) in events.iter().enumerate() {

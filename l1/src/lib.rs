@@ -66,6 +66,51 @@ pub(crate) async fn connect_to_contract(
     Ok((provider, chain_id))
 }
 
+/// The contract's batch number and state root at the node's latest block, and that block:
+/// readers that also read the events pin them to it, so that storage and logs agree (a node
+/// can show a new batch number a moment before it serves the new block's logs).
+pub(crate) struct Head {
+    pub(crate) at: u64,
+    pub(crate) batch_number: u64,
+    pub(crate) state_root: U256,
+}
+
+/// Reads [`Head`].
+///
+/// # Errors
+/// [`L1Error::Rpc`] when the node does not answer; [`L1Error::BadAnswer`] for a batch number
+/// above 2^64.
+pub(crate) async fn head(
+    provider: &RootProvider,
+    rpc_url: &str,
+    contract: Address,
+) -> Result<Head, L1Error> {
+    let rollup = PulseRollup::new(contract, provider);
+    let c = |e| L1Error::contract(rpc_url, e);
+    let at = provider
+        .get_block_number()
+        .await
+        .map_err(|e| L1Error::rpc(rpc_url, e))?;
+    let batch_number = rollup
+        .batchNumber()
+        .block(at.into())
+        .call()
+        .await
+        .map_err(c)?;
+    let state_root = rollup
+        .stateRoot()
+        .block(at.into())
+        .call()
+        .await
+        .map_err(c)?;
+    Ok(Head {
+        at,
+        batch_number: u64::try_from(batch_number)
+            .map_err(|_| L1Error::BadAnswer("batch number above 2^64".to_owned()))?,
+        state_root,
+    })
+}
+
 fn parse_url(rpc_url: &str) -> Result<alloy::transports::http::reqwest::Url, L1Error> {
     let url: alloy::transports::http::reqwest::Url =
         rpc_url
@@ -210,23 +255,11 @@ pub async fn status(rpc_url: &str, address: Address, last: usize) -> Result<Roll
     let (provider, chain_id) = connect_to_contract(rpc_url, address).await?;
     let rollup = PulseRollup::new(address, &provider);
     let c = |e| L1Error::contract(rpc_url, e);
-    // Storage and logs read at one block, so that the batch number and the events agree.
-    let at = provider
-        .get_block_number()
-        .await
-        .map_err(|e| L1Error::rpc(rpc_url, e))?;
-    let batch_number = rollup
-        .batchNumber()
-        .block(at.into())
-        .call()
-        .await
-        .map_err(c)?;
-    let state_root = rollup
-        .stateRoot()
-        .block(at.into())
-        .call()
-        .await
-        .map_err(c)?;
+    let Head {
+        at,
+        batch_number,
+        state_root,
+    } = head(&provider, rpc_url, address).await?;
     let vk_hash = rollup.vkHash().call().await.map_err(c)?;
     let deployment_id = rollup.deploymentId().call().await.map_err(c)?;
     let owner = rollup.owner().call().await.map_err(c)?;
@@ -241,8 +274,7 @@ pub async fn status(rpc_url: &str, address: Address, last: usize) -> Result<Roll
     Ok(RollupStatus {
         address,
         chain_id,
-        batch_number: u64::try_from(batch_number)
-            .map_err(|_| L1Error::BadAnswer("batch number above 2^64".to_owned()))?,
+        batch_number,
         state_root,
         vk_hash,
         deployment_id,
