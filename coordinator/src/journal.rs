@@ -240,14 +240,28 @@ pub fn decode(seq: u64, bytes: &[u8]) -> Result<Entry, JournalError> {
 /// # Errors
 /// [`JournalError`].
 pub async fn read(js: &jetstream::Context) -> Result<Batches, JournalError> {
-    let mut stream = js
+    // A JetStream request can fail on a loaded server; the read is retried before the
+    // coordinator gives up starting (entries out of place are never retried).
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match read_once(js).await {
+            Err(e @ JournalError::Nats { .. }) if tries < 3 => {
+                tracing::warn!(error = %e, "reading the sequencing journal; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+async fn read_once(js: &jetstream::Context) -> Result<Batches, JournalError> {
+    let stream = js
         .get_stream(JOURNAL_STREAM)
         .await
         .map_err(|e| nats("opening the stream", e))?;
-    let info = stream
-        .info()
-        .await
-        .map_err(|e| nats("reading the stream's state", e))?;
+    // The state as `get_stream` just read it.
+    let info = stream.cached_info();
     let last_seq = info.state.last_sequence;
     if info.state.messages == 0 {
         return Ok(Batches::new());
