@@ -73,6 +73,10 @@ pub struct RunArgs {
     /// takes over from a coordinator that died (e.g. 10s).
     #[arg(long, default_value = "10s", value_parser = parse_lease_ttl)]
     lease_ttl: Duration,
+    /// Copies JetStream keeps of each stream and bucket: 3 on a three-node NATS cluster
+    /// (give every node's URL in --nats-url, separated by commas), 1 on a single server.
+    #[arg(long, env = "PULSE_NATS_REPLICAS", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=5))]
+    nats_replicas: u64,
 }
 
 fn parse_name(s: &str) -> Result<String, String> {
@@ -145,6 +149,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         genesis,
         name: args.name,
         lease_ttl: args.lease_ttl,
+        nats_replicas: usize::try_from(args.nats_replicas).unwrap_or(1),
     };
     let rt = crate::l1::runtime()?;
     rt.block_on(async move {

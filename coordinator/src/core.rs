@@ -55,6 +55,9 @@ struct OpenBatch {
     hashes: HashSet<String>,
 }
 
+/// Tries at storing a receipt (up to about a minute with the pauses between them).
+const RECEIPT_ATTEMPTS: u32 = 10;
+
 /// A running coordinator.
 pub struct Coordinator {
     config: CoordinatorConfig,
@@ -76,6 +79,11 @@ pub struct Coordinator {
     lease_lost: CancellationToken,
     /// Stops the renewals (without releasing) when the coordinator is dropped.
     _lease_abandon: tokio_util::sync::DropGuard,
+    /// Cancelled when the coordinator is dropped (its `run` ended, or was aborted as a
+    /// killed process's would be): the L1 sender, the HTTP API and the metrics watcher
+    /// stop with it, an L1 commit in flight left as it stands.
+    halt: CancellationToken,
+    _halt_guard: tokio_util::sync::DropGuard,
     ipfs: pulse_ipfs::IpfsClient,
     pipeline: SenderPipeline,
     committed_tx: mpsc::Sender<(u64, Result<Committed, L1Error>)>,
@@ -159,9 +167,15 @@ impl Coordinator {
             .await
             .context("connecting to NATS with the coordinator's credentials")?;
         let js = jetstream::new(client);
-        let lease = Lease::acquire(&js, &config.name, config.lease_ttl, cancel)
-            .await
-            .context("taking the coordinator lease")?;
+        let lease = Lease::acquire(
+            &js,
+            &config.name,
+            config.lease_ttl,
+            config.nats_replicas,
+            cancel,
+        )
+        .await
+        .context("taking the coordinator lease")?;
         let lease_release = CancellationToken::new();
         let lease_lost = CancellationToken::new();
         // Renewed from now on: a rebuild may take longer than the lease lives. Dropping the
@@ -228,12 +242,13 @@ impl Coordinator {
             &js,
             LayoutOptions {
                 job_lease: config.job_lease,
+                replicas: config.nats_replicas,
                 ..LayoutOptions::default()
             },
         )
         .await
         .context("setting up the JetStream layout")?;
-        let journal = Journal::open(js.clone(), 1)
+        let journal = Journal::open(js.clone(), config.nats_replicas)
             .await
             .context("opening the sequencing journal")?;
         pulse_protocol::keys::publish_proving_key(&js, &config.keys_dir)
@@ -300,8 +315,8 @@ impl Coordinator {
             );
         }
 
-        let cancel = CancellationToken::new();
-        let (pipeline, _task) = SenderPipeline::spawn(sender, 64, cancel.clone());
+        let halt = CancellationToken::new();
+        let (pipeline, _task) = SenderPipeline::spawn(sender, 64, halt.clone());
         let (committed_tx, committed_rx) = mpsc::channel(64);
         let (sequencer, sequencer_thread) = sequencer::spawn(
             state.clone(),
@@ -340,6 +355,8 @@ impl Coordinator {
             lease_release,
             lease_lost,
             _lease_abandon: abandon_guard,
+            _halt_guard: halt.clone().drop_guard(),
+            halt,
             ipfs,
             pipeline,
             committed_tx,
@@ -375,12 +392,23 @@ impl Coordinator {
             committed: self.committed_view.clone(),
             metrics: self.metrics.clone(),
         };
+        // The background tasks stop at a graceful stop and when the coordinator is dropped.
+        let background = self.halt.child_token();
+        tokio::spawn({
+            let (shutdown, background) = (shutdown.clone(), background.clone());
+            async move {
+                tokio::select! {
+                    () = shutdown.cancelled() => background.cancel(),
+                    () = background.cancelled() => {}
+                }
+            }
+        });
         tokio::spawn(metrics::watch(
             self.js.clone(),
             self.metrics.clone(),
-            shutdown.clone(),
+            background.clone(),
         ));
-        let api_shutdown = shutdown.clone();
+        let api_shutdown = background;
         let api_task = tokio::spawn(async move {
             let app = api::router(api_state);
             if let Err(e) = axum::serve(listener, app)
@@ -578,16 +606,31 @@ impl Coordinator {
         }
     }
 
+    /// Publishes a receipt and waits until JetStream stores it, trying again for a while
+    /// when it is not (a NATS node lost, the receipts stream electing a new leader): a
+    /// client that missed it cannot get it by resubmitting, since the transaction stream
+    /// drops a repeat of the same hash.
     async fn receipt(&self, id: &str, tx_hash: Option<String>, status: ReceiptStatus) {
         let r = Receipt { tx_hash, status };
         let subject = receipt_subject(id);
-        match self.js.publish(subject, encode(&r).into()).await {
-            Ok(ack) => {
-                if let Err(e) = ack.await {
-                    warn!(error = %e, "receipt not stored");
+        let body = encode(&r);
+        let mut pause = Duration::from_millis(250);
+        for attempt in 1..=RECEIPT_ATTEMPTS {
+            let stored = match self.js.publish(subject.clone(), body.clone().into()).await {
+                Ok(ack) => ack.await.map(|_| ()).map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            match stored {
+                Ok(()) => return,
+                Err(e) if attempt == RECEIPT_ATTEMPTS => {
+                    error!(error = %e, attempts = attempt, "receipt not stored; giving up");
+                }
+                Err(e) => {
+                    warn!(error = %e, retry_in = ?pause, "receipt not stored; trying again");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(4));
                 }
             }
-            Err(e) => warn!(error = %e, "receipt not published"),
         }
     }
 

@@ -108,43 +108,87 @@ pub fn stream_config(replicas: usize) -> stream::Config {
         storage: stream::StorageType::File,
         max_age: JOURNAL_MAX_AGE,
         max_message_size: MAX_ENTRY_BYTES,
-        num_replicas: replicas.max(1),
+        num_replicas: replicas.clamp(1, pulse_protocol::nats::MAX_REPLICAS),
         ..Default::default()
     }
 }
+
+/// Tries at storing one entry before the write fails.
+const WRITE_ATTEMPTS: u32 = 8;
 
 /// The writer the active coordinator holds.
 #[derive(Clone)]
 pub struct Journal {
     js: jetstream::Context,
+    /// Names this writer's entries (`Nats-Msg-Id` = writer.sequence): a retried write
+    /// whose first try was stored after all is dropped by the stream as a duplicate.
+    writer: u64,
+    written: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Journal {
-    /// Creates the stream when missing.
+    /// Creates the stream, or brings an existing one to these settings (a deployment
+    /// that moves to a NATS cluster raises its replicas).
     ///
     /// # Errors
     /// [`JournalError::Nats`].
     pub async fn open(js: jetstream::Context, replicas: usize) -> Result<Self, JournalError> {
-        js.get_or_create_stream(stream_config(replicas))
+        js.create_or_update_stream(stream_config(replicas))
             .await
             .map_err(|e| nats("creating the stream", e))?;
-        Ok(Self { js })
+        Ok(Self {
+            js,
+            // Random per writer (std's hasher keys are).
+            writer: {
+                use std::hash::{BuildHasher, Hasher};
+                std::collections::hash_map::RandomState::new()
+                    .build_hasher()
+                    .finish()
+            },
+            written: std::sync::Arc::default(),
+        })
     }
 
-    /// Writes `entry` and waits until JetStream has stored it.
+    /// Writes `entry` and waits until JetStream has stored it, trying again for a while
+    /// when it is not (a NATS node lost, the stream electing a new leader); the retries
+    /// carry the same message id, so the entry is stored once.
     ///
     /// # Errors
     /// [`JournalError::Nats`] when it is not stored: the promise must then not be made.
     pub async fn write(&self, entry: &Entry) -> Result<(), JournalError> {
         let body = serde_json::to_vec(entry).map_err(|e| nats("encoding an entry", e))?;
         let subject = format!("{JOURNAL_PREFIX}.{}", entry.batch());
-        self.js
-            .publish(subject, body.into())
-            .await
-            .map_err(|e| nats("writing an entry", e))?
-            .await
-            .map_err(|e| nats("storing an entry", e))?;
-        Ok(())
+        let sequence = self
+            .written
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let id = format!("{:016x}.{sequence}", self.writer);
+        let mut pause = Duration::from_millis(250);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut headers = async_nats::HeaderMap::new();
+            headers.insert("Nats-Msg-Id", id.as_str());
+            let stored = match self
+                .js
+                .publish_with_headers(subject.clone(), headers, body.clone().into())
+                .await
+            {
+                Ok(ack) => ack
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| nats("storing an entry", e)),
+                Err(e) => Err(nats("writing an entry", e)),
+            };
+            match stored {
+                Ok(()) => return Ok(()),
+                Err(e) if attempt >= WRITE_ATTEMPTS => return Err(e),
+                Err(e) => {
+                    tracing::warn!(error = %e, retry_in = ?pause, "journal entry not stored; trying again");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(4));
+                }
+            }
+        }
     }
 }
 

@@ -54,13 +54,18 @@ pub struct Lease {
     ttl: Duration,
 }
 
-async fn bucket(js: &jetstream::Context, ttl: Duration) -> Result<kv::Store, LeaseError> {
+async fn bucket(
+    js: &jetstream::Context,
+    ttl: Duration,
+    replicas: usize,
+) -> Result<kv::Store, LeaseError> {
     js.create_or_update_key_value(kv::Config {
         bucket: LEASE_BUCKET.to_owned(),
         description: "which coordinator is active (expires unless renewed)".to_owned(),
         history: 1,
         max_age: ttl,
         storage: jetstream::stream::StorageType::File,
+        num_replicas: replicas.clamp(1, pulse_protocol::nats::MAX_REPLICAS),
         ..Default::default()
     })
     .await
@@ -77,9 +82,10 @@ impl Lease {
         js: &jetstream::Context,
         holder: &str,
         ttl: Duration,
+        replicas: usize,
         cancel: &CancellationToken,
     ) -> Result<Self, LeaseError> {
-        let kv = bucket(js, ttl).await?;
+        let kv = bucket(js, ttl, replicas).await?;
         let mut waiting_for: Option<String> = None;
         loop {
             match kv.entry(LEASE_KEY).await.map_err(|e| nats("reading", e))? {

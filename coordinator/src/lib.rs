@@ -71,6 +71,10 @@ pub struct CoordinatorConfig {
     /// How long the lease outlives its last renewal: a standby takes over this long after
     /// the active coordinator stops renewing.
     pub lease_ttl: Duration,
+    /// Copies JetStream keeps of every stream and bucket the coordinator creates (the
+    /// protocol's, the journal, the lease): 3 on a three-node NATS cluster, so that losing
+    /// one node loses nothing; 1 on a single server.
+    pub nats_replicas: usize,
 }
 
 /// The lease's default time to live.
@@ -91,6 +95,7 @@ impl std::fmt::Debug for CoordinatorConfig {
             .field("http_addr", &self.http_addr)
             .field("name", &self.name)
             .field("lease_ttl", &self.lease_ttl)
+            .field("nats_replicas", &self.nats_replicas)
             .finish_non_exhaustive()
     }
 }

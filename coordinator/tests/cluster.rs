@@ -29,8 +29,8 @@ use pulse_circuits::tx::{Permissions, Role, Scope, SignedTransaction, Transactio
 use pulse_coordinator::rebuild::{self, Genesis, RebuildConfig, RebuildError};
 use pulse_coordinator::{Coordinator, CoordinatorConfig, STATE_FILE};
 use pulse_protocol::{
-    JOB_CONSUMER, JOB_STREAM, JobOutcome, JobResult, ProvingJob, RESULT_SUBJECT, Receipt,
-    ReceiptStatus, TX_SUBJECT, decode, encode, receipt_subject,
+    JOB_CONSUMER, JOB_STREAM, JobOutcome, JobResult, ProvingJob, RECEIPT_STREAM, RESULT_SUBJECT,
+    Receipt, ReceiptStatus, TX_STREAM, TX_SUBJECT, decode, encode, receipt_subject,
 };
 use pulse_prover::{CpuBackend, Prover};
 use pulse_testkit::NatsEndpoint;
@@ -66,7 +66,15 @@ fn keys() -> Arc<KeyArtifacts> {
 
 impl Cluster {
     async fn start() -> Self {
-        let nats = Nats::start();
+        Self::start_with_nats(1).await
+    }
+
+    /// With `nodes` NATS servers (3: a JetStream cluster).
+    async fn start_with_nats(nodes: usize) -> Self {
+        let nats = Nats::start_with(pulse_testkit::NatsOptions {
+            nodes,
+            ..Default::default()
+        });
         let anvil = Anvil::start();
         let ipfs = Ipfs::start();
         let dir = tempfile::tempdir().expect("tempdir");
@@ -129,6 +137,7 @@ impl Cluster {
             genesis: None,
             name: "coordinator".to_owned(),
             lease_ttl: pulse_coordinator::LEASE_TTL,
+            nats_replicas: 1,
         }
     }
 
@@ -394,7 +403,9 @@ async fn wait_for_l1_batch(c: &Cluster, n: u64) -> pulse_l1::RollupStatus {
         let st = pulse_l1::status(&c.anvil.url(), c.contract, 100)
             .await
             .expect("status");
-        if st.batch_number >= n {
+        // The events too: a node can serve a block's storage before its logs.
+        let logged = st.last_batches.last().map_or(0, |b| b.number);
+        if st.batch_number >= n && logged >= n {
             return st;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -1021,5 +1032,408 @@ async fn a_standby_takes_over_from_a_killed_coordinator_and_keeps_every_receipt(
         pulse_l1::contract::word(state_root(&c.dir.path().join("state-b"))),
         st.state_root,
         "L1's root is B's"
+    );
+}
+
+/// Submits as a client that rides out a NATS node's loss: publishes until a quorum stores
+/// the transaction (the hash is the message id, so a repeat is stored once), then reads
+/// the receipt from the receipts stream (a receipt published while the client was
+/// reconnecting is not missed).
+async fn submit_surviving(js: &jetstream::Context, stx: &SignedTransaction) -> Receipt {
+    let id = stx.hash(here().id).expect("hash").to_string();
+    let mut stored = false;
+    let mut why = String::new();
+    // A stream whose leader died takes seconds to elect another: up to a minute.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while std::time::Instant::now() < deadline {
+        let mut h = HeaderMap::new();
+        h.insert("Nats-Msg-Id", id.as_str());
+        let ack = match js
+            .publish_with_headers(TX_SUBJECT, h, stx.to_json().into_bytes().into())
+            .await
+        {
+            Ok(ack) => ack.await.map_err(|e| why = e.to_string()).is_ok(),
+            Err(e) => {
+                why = e.to_string();
+                false
+            }
+        };
+        if ack {
+            stored = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(stored, "the cluster never stored transaction {id}: {why}");
+    let subject = receipt_subject(&id);
+    for _ in 0..300 {
+        // A direct get, as client software reads receipts (it may not read stream info).
+        if let Ok(stream) = js.get_stream_no_info(RECEIPT_STREAM).await
+            && let Ok(m) = stream.direct_get_last_for_subject(&subject).await
+        {
+            return decode(&m.payload).expect("receipt decodes");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no receipt for {id}");
+}
+
+/// A three-node NATS cluster, every stream and bucket at three replicas. Under a workload,
+/// the node leading the transaction stream is killed with SIGKILL: submissions go on
+/// (a quorum of two stores them), the coordinator and the worker move to the other nodes.
+/// The node is restarted and catches up. Every accepted transaction is committed once, no
+/// batch twice, and L1's root is the coordinator's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_killed_nats_node_loses_nothing_and_catches_up_after_restart() {
+    let mut c = Cluster::start_with_nats(3).await;
+    let worker_nats = c.nats.worker("honest");
+    let mut config = c.config(2);
+    config.nats_replicas = 3;
+    let (cancel, task) = start_coordinator(config).await;
+    let stop = CancellationToken::new();
+    let (honest, _cache) = spawn_real_worker(worker_nats, "honest", stop.clone());
+    let (_client, js) = c.js().await;
+
+    let mut rng = ChaCha20Rng::seed_from_u64(41);
+    let mut promised: BTreeMap<u64, u64> = BTreeMap::new();
+    for _ in 0..3 {
+        let r = submit_surviving(&js, &new_patient(&mut rng)).await;
+        *promised.entry(accepted(&r)).or_default() += 1;
+    }
+    // Stream info is the coordinator's to read, not a client's.
+    let observer = jetstream::new(
+        c.nats
+            .coordinator()
+            .connect("test observer")
+            .await
+            .expect("connect"),
+    );
+    let leader = observer
+        .get_stream(TX_STREAM)
+        .await
+        .expect("tx stream")
+        .info()
+        .await
+        .expect("info")
+        .cluster
+        .clone()
+        .and_then(|c| c.leader)
+        .expect("the tx stream has a leader");
+    let victim: usize = leader
+        .strip_prefix("nats-")
+        .and_then(|n| n.parse::<usize>().ok())
+        .map(|n| n - 1)
+        .expect("node names are nats-N");
+    tokio::task::block_in_place(|| c.nats.kill_node(victim));
+    for _ in 0..4 {
+        let r = submit_surviving(&js, &new_patient(&mut rng)).await;
+        *promised.entry(accepted(&r)).or_default() += 1;
+    }
+    tokio::task::block_in_place(|| c.nats.restart_node(victim));
+    for _ in 0..3 {
+        let r = submit_surviving(&js, &new_patient(&mut rng)).await;
+        *promised.entry(accepted(&r)).or_default() += 1;
+    }
+    let last = *promised.keys().last().expect("batches");
+    let st = wait_for_l1_batch(&c, last).await;
+    let numbers: Vec<u64> = st.last_batches.iter().map(|b| b.number).collect();
+    assert_eq!(numbers, (1..=last).collect::<Vec<_>>(), "each batch once");
+    let committed: BTreeMap<u64, u64> = st
+        .last_batches
+        .iter()
+        .map(|b| (b.number, b.tx_count))
+        .collect();
+    assert_eq!(
+        committed, promised,
+        "every receipt's batch holds its transactions"
+    );
+    let (status, body) = c
+        .nats
+        .node_health(victim)
+        .expect("the restarted node answers");
+    assert_eq!(status, 200, "the restarted node caught up: {body}");
+
+    cancel.cancel();
+    let summary = task.await.expect("join coordinator");
+    stop.cancel();
+    let _ = honest.await;
+    assert_eq!(summary.replayed, 0, "no restart, nothing replayed");
+    assert_eq!(
+        pulse_l1::contract::word(state_root(&c.dir.path().join("state"))),
+        st.state_root,
+        "L1's root is the coordinator's"
+    );
+}
+
+/// One JSON-RPC call to the test's anvil.
+async fn anvil_rpc(c: &Cluster, method: &str, params: serde_json::Value) -> serde_json::Value {
+    let port = c.anvil.port();
+    let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params})
+        .to_string();
+    let method = method.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let a = pulse_testkit::http_request(
+            port,
+            "POST",
+            "/",
+            Some(("application/json", body.as_bytes())),
+            Duration::from_secs(10),
+        )
+        .unwrap_or_else(|e| panic!("{method}: {e}"));
+        let v: serde_json::Value = serde_json::from_slice(&a.body).expect("JSON-RPC answer");
+        assert!(v.get("error").is_none(), "{method}: {v}");
+        v["result"].clone()
+    })
+    .await
+    .expect("join")
+}
+
+/// The hashes of the operator's transactions waiting in anvil's pool.
+async fn pending_commits(c: &Cluster) -> Vec<String> {
+    let pool = anvil_rpc(c, "txpool_content", serde_json::json!([])).await;
+    let me = format!("{:#x}", operator().address());
+    pool["pending"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(from, _)| from.to_lowercase() == me)
+        .flat_map(|(_, by_nonce)| by_nonce.as_object().into_iter().flatten())
+        .filter_map(|(_, tx)| tx["hash"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// As the standby test, but A is killed between L1 submission and confirmation: anvil
+/// stops mining, A submits batch 1's commit and dies with it in the pool. B takes over,
+/// re-creates batches 1 and 2 from the journal, proves batch 1 again and sends its commit
+/// with the operator's confirmed nonce, which replaces A's in the pool. Mining resumes:
+/// batch 1 is committed once (by B's transaction; A's is never included), then batch 2.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_standby_takes_over_from_a_coordinator_killed_between_l1_submission_and_confirmation() {
+    let mut c = Cluster::start().await;
+    let (client, js) = c.js().await;
+    let ttl = Duration::from_secs(3);
+    let b_nats = c
+        .nats
+        .endpoint(pulse_access::Role::Coordinator, "coordinator-b");
+    let worker_nats = c.nats.worker("honest");
+
+    let mut a_config = c.config(2);
+    a_config.name = "coordinator-a".to_owned();
+    a_config.lease_ttl = ttl;
+    a_config.batch_deadline = Duration::from_secs(60);
+    let a = Coordinator::start(a_config).await.expect("A starts");
+    let a_task = tokio::spawn(async move { a.run(CancellationToken::new()).await });
+
+    let mut b_config = c.config(2);
+    b_config.nats = b_nats;
+    b_config.name = "coordinator-b".to_owned();
+    b_config.lease_ttl = ttl;
+    b_config.state_dir = c.dir.path().join("state-b");
+    b_config.genesis = Some(c.genesis());
+    let b_stop = CancellationToken::new();
+    let b_token = b_stop.clone();
+    let b_task = tokio::spawn(async move {
+        let b = Coordinator::start_or_stand_by(b_config, &CancellationToken::new())
+            .await
+            .expect("B takes over");
+        b.run(b_token).await.expect("B runs")
+    });
+
+    anvil_rpc(&c, "evm_setAutomine", serde_json::json!([false])).await;
+    let mut rng = ChaCha20Rng::seed_from_u64(43);
+    let mut promised: BTreeMap<u64, u64> = BTreeMap::new();
+    for _ in 0..3 {
+        let r = submit(&client, &js, &new_patient(&mut rng)).await;
+        *promised.entry(accepted(&r)).or_default() += 1;
+    }
+    assert_eq!(promised, BTreeMap::from([(1, 2), (2, 1)]), "A's receipts");
+
+    let stop = CancellationToken::new();
+    let (honest, _cache) = spawn_real_worker(worker_nats, "honest", stop.clone());
+    let mut a_commit = Vec::new();
+    for _ in 0..1200 {
+        a_commit = pending_commits(&c).await;
+        if !a_commit.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        a_commit.len(),
+        1,
+        "A submitted batch 1's commit: {a_commit:?}"
+    );
+    a_task.abort();
+    let _ = a_task.await;
+
+    // B proves batch 1 again and replaces A's commit in the pool.
+    let mut b_commit = Vec::new();
+    for _ in 0..1200 {
+        b_commit = pending_commits(&c).await;
+        if b_commit.len() == 1 && b_commit != a_commit {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        b_commit.len() == 1 && b_commit != a_commit,
+        "B's commit replaced A's: A {a_commit:?}, pool {b_commit:?}"
+    );
+    anvil_rpc(&c, "evm_setAutomine", serde_json::json!([true])).await;
+    anvil_rpc(&c, "evm_mine", serde_json::json!([])).await;
+
+    let st = wait_for_l1_batch(&c, 2).await;
+    let numbers: Vec<u64> = st.last_batches.iter().map(|b| b.number).collect();
+    assert_eq!(numbers, [1, 2], "each batch once");
+    let committed: BTreeMap<u64, u64> = st
+        .last_batches
+        .iter()
+        .map(|b| (b.number, b.tx_count))
+        .collect();
+    assert_eq!(
+        committed, promised,
+        "every receipt's batch holds its transactions"
+    );
+    assert_eq!(
+        format!("{:#x}", st.last_batches[0].tx_hash),
+        b_commit[0],
+        "batch 1 is B's transaction"
+    );
+    let a_receipt = anvil_rpc(
+        &c,
+        "eth_getTransactionReceipt",
+        serde_json::json!([a_commit[0]]),
+    )
+    .await;
+    assert!(
+        a_receipt.is_null(),
+        "A's commit was never included: {a_receipt}"
+    );
+
+    b_stop.cancel();
+    let summary = b_task.await.expect("join B");
+    assert_eq!(
+        summary.replayed, 3,
+        "B re-created every promised transaction"
+    );
+    stop.cancel();
+    let _ = honest.await;
+    assert_eq!(
+        pulse_l1::contract::word(state_root(&c.dir.path().join("state-b"))),
+        st.state_root,
+        "L1's root is B's"
+    );
+}
+
+/// A counter on the coordinator's `/metrics` (0 when absent).
+async fn metric(addr: SocketAddr, name: &str) -> f64 {
+    let name = name.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let a = pulse_testkit::http_request(
+            addr.port(),
+            "GET",
+            "/metrics",
+            None,
+            Duration::from_secs(5),
+        )
+        .expect("metrics answer");
+        a.text()
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix(&format!("{name} "))
+                    .and_then(|v| v.trim().parse().ok())
+            })
+            .unwrap_or(0.0)
+    })
+    .await
+    .expect("join")
+}
+
+/// The IPFS node is killed after batch 1 is sealed and before its proofs are in: the
+/// coordinator cannot publish the batch's data and keeps trying, while it goes on
+/// accepting transactions. The node comes back (same port, same repository) and every
+/// batch is committed once, with its data on IPFS: a rebuild from L1 and IPFS reaches
+/// L1's root.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_ipfs_node_restarted_mid_batch_delays_the_commit_and_loses_nothing() {
+    let mut c = Cluster::start().await;
+    let worker_nats = c.nats.worker("honest");
+    let config = c.config(2);
+    let http = config.http_addr;
+    let (cancel, task) = start_coordinator(config).await;
+    let (client, js) = c.js().await;
+
+    let mut rng = ChaCha20Rng::seed_from_u64(47);
+    let mut promised: BTreeMap<u64, u64> = BTreeMap::new();
+    for _ in 0..2 {
+        let r = submit(&client, &js, &new_patient(&mut rng)).await;
+        *promised.entry(accepted(&r)).or_default() += 1;
+    }
+    tokio::task::block_in_place(|| c.ipfs.stop());
+    let stop = CancellationToken::new();
+    let (honest, _cache) = spawn_real_worker(worker_nats, "honest", stop.clone());
+    let failures = "pulse_coordinator_ipfs_add_failures_total";
+    let mut failed = 0.0;
+    for _ in 0..1200 {
+        failed = metric(http, failures).await;
+        if failed >= 1.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(failed >= 1.0, "batch 1 proved and its data add failed");
+    for _ in 0..2 {
+        let r = submit(&client, &js, &new_patient(&mut rng)).await;
+        *promised.entry(accepted(&r)).or_default() += 1;
+    }
+    assert!(
+        pulse_l1::status(&c.anvil.url(), c.contract, 0)
+            .await
+            .expect("status")
+            .batch_number
+            == 0,
+        "nothing committed without its data"
+    );
+    tokio::task::block_in_place(|| c.ipfs.restart());
+    let r = submit(&client, &js, &new_patient(&mut rng)).await;
+    *promised.entry(accepted(&r)).or_default() += 1;
+
+    let last = *promised.keys().last().expect("batches");
+    let st = wait_for_l1_batch(&c, last).await;
+    let numbers: Vec<u64> = st.last_batches.iter().map(|b| b.number).collect();
+    assert_eq!(numbers, (1..=last).collect::<Vec<_>>(), "each batch once");
+    let committed: BTreeMap<u64, u64> = st
+        .last_batches
+        .iter()
+        .map(|b| (b.number, b.tx_count))
+        .collect();
+    assert_eq!(
+        committed, promised,
+        "every receipt's batch holds its transactions"
+    );
+
+    let report = rebuild::rebuild(
+        &RebuildConfig {
+            l1_rpc: c.anvil.url(),
+            contract: c.contract,
+            ipfs_url: c.ipfs.api_url(),
+            genesis: c.genesis(),
+            out: c.dir.path().join("rebuilt"),
+            fetch_timeout: Duration::from_secs(20),
+        },
+        |_, _| {},
+    )
+    .await
+    .expect("rebuild from L1 and the restarted IPFS node");
+    assert!(report.matches, "{report:?}");
+
+    cancel.cancel();
+    let _ = task.await.expect("join coordinator");
+    stop.cancel();
+    let _ = honest.await;
+    assert_eq!(
+        pulse_l1::contract::word(state_root(&c.dir.path().join("state"))),
+        st.state_root,
+        "L1's root is the coordinator's"
     );
 }

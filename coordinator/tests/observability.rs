@@ -124,6 +124,7 @@ impl Cluster {
             genesis: None,
             name: "coordinator".to_owned(),
             lease_ttl: pulse_coordinator::LEASE_TTL,
+            nats_replicas: 1,
         };
         let coordinator = Coordinator::start(config).await.expect("coordinator start");
         let stop = CancellationToken::new();

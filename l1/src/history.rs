@@ -9,7 +9,7 @@ use alloy::sol_types::SolCall;
 use ark_bn254::Fr;
 
 use crate::contract::{PulseRollup, fr_from_word};
-use crate::sender::{self, BatchEvent};
+use crate::sender::BatchEvent;
 use crate::{L1Error, connect_to_contract};
 
 /// The public inputs one chunk proof of a committed batch was verified against.
@@ -52,12 +52,9 @@ pub struct History {
 /// lost logs, or a reorg while reading: read again).
 pub async fn history(rpc_url: &str, contract: Address) -> Result<History, L1Error> {
     let (provider, _chain) = connect_to_contract(rpc_url, contract).await?;
-    let crate::Head {
-        at,
-        batch_number,
-        state_root,
-    } = crate::head(&provider, rpc_url, contract).await?;
-    let mut events = sender::batch_events(&provider, rpc_url, contract, None, Some(at)).await?;
+    let head = crate::head(&provider, rpc_url, contract).await?;
+    let (batch_number, state_root) = (head.batch_number, head.state_root);
+    let mut events = crate::events_through(&provider, rpc_url, contract, &head).await?;
     events.sort_by_key(|e| (e.number, e.block_number));
     for (i, e) in events.iter().enumerate() {
         let expected = i as u64 + 1;

@@ -111,6 +111,36 @@ pub(crate) async fn head(
     })
 }
 
+/// How long [`events_through`] waits for a node to serve the logs of a block whose storage
+/// it already serves.
+const LOG_LAG_RETRIES: u32 = 20;
+const LOG_LAG_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Every `BatchCommitted` event up to `head.at`. Pinning the block is not enough on every
+/// node: anvil (and load-balanced providers) can answer storage at a block a moment before
+/// their log index holds it. When the last event is short of `head.batch_number`, the read
+/// is repeated, up to two seconds; what it then returns is left to the caller to judge.
+///
+/// # Errors
+/// [`L1Error::Rpc`], [`L1Error::BadAnswer`] as [`sender::batch_events`].
+pub(crate) async fn events_through(
+    provider: &RootProvider,
+    rpc_url: &str,
+    contract: Address,
+    head: &Head,
+) -> Result<Vec<BatchEvent>, L1Error> {
+    let mut tries = 0;
+    loop {
+        let events = sender::batch_events(provider, rpc_url, contract, None, Some(head.at)).await?;
+        let last = events.iter().map(|e| e.number).max().unwrap_or(0);
+        if last >= head.batch_number || tries >= LOG_LAG_RETRIES {
+            return Ok(events);
+        }
+        tries += 1;
+        tokio::time::sleep(LOG_LAG_PAUSE).await;
+    }
+}
+
 fn parse_url(rpc_url: &str) -> Result<alloy::transports::http::reqwest::Url, L1Error> {
     let url: alloy::transports::http::reqwest::Url =
         rpc_url
@@ -255,11 +285,7 @@ pub async fn status(rpc_url: &str, address: Address, last: usize) -> Result<Roll
     let (provider, chain_id) = connect_to_contract(rpc_url, address).await?;
     let rollup = PulseRollup::new(address, &provider);
     let c = |e| L1Error::contract(rpc_url, e);
-    let Head {
-        at,
-        batch_number,
-        state_root,
-    } = head(&provider, rpc_url, address).await?;
+    let head = head(&provider, rpc_url, address).await?;
     let vk_hash = rollup.vkHash().call().await.map_err(c)?;
     let deployment_id = rollup.deploymentId().call().await.map_err(c)?;
     let owner = rollup.owner().call().await.map_err(c)?;
@@ -267,15 +293,15 @@ pub async fn status(rpc_url: &str, address: Address, last: usize) -> Result<Roll
     let last_batches = if last == 0 {
         Vec::new()
     } else {
-        let mut events = sender::batch_events(&provider, rpc_url, address, None, Some(at)).await?;
+        let mut events = events_through(&provider, rpc_url, address, &head).await?;
         let skip = events.len().saturating_sub(last);
         events.split_off(skip)
     };
     Ok(RollupStatus {
         address,
         chain_id,
-        batch_number,
-        state_root,
+        batch_number: head.batch_number,
+        state_root: head.state_root,
         vk_hash,
         deployment_id,
         owner,

@@ -111,13 +111,21 @@ pub struct LayoutOptions {
     pub job_lease: Duration,
     /// Deliveries of a job (see [`JOB_MAX_DELIVER`]).
     pub job_max_deliver: i64,
+    /// Copies of every stream, bucket and consumer: 1 on a single server, 3 on a
+    /// three-node JetStream cluster (which then survives the loss of any one node). At
+    /// most [`MAX_REPLICAS`].
+    pub replicas: usize,
 }
+
+/// The most replicas JetStream keeps of a stream.
+pub const MAX_REPLICAS: usize = 5;
 
 impl Default for LayoutOptions {
     fn default() -> Self {
         Self {
             job_lease: JOB_LEASE,
             job_max_deliver: JOB_MAX_DELIVER,
+            replicas: 1,
         }
     }
 }
@@ -156,12 +164,17 @@ pub async fn ensure_layout(
     js: &jetstream::Context,
     options: LayoutOptions,
 ) -> Result<(), LayoutError> {
+    let replicas = options.replicas.clamp(1, MAX_REPLICAS);
     for (config, consumer) in [
         (tx_stream(), Some(tx_consumer())),
         (receipt_stream(), None),
         (job_stream(), Some(job_consumer(options))),
         (result_stream(), Some(result_consumer())),
     ] {
+        let config = StreamConfig {
+            num_replicas: replicas,
+            ..config
+        };
         let name = config.name.clone();
         js.create_or_update_stream(config)
             .await
@@ -184,6 +197,7 @@ pub async fn ensure_layout(
         history: 1,
         max_age: WORKER_TTL,
         storage: StorageType::File,
+        num_replicas: replicas,
         ..Default::default()
     })
     .await
@@ -196,6 +210,7 @@ pub async fn ensure_layout(
         history: 1,
         max_value_size: i32::try_from(MAX_SHARE_BYTES).unwrap_or(i32::MAX),
         storage: StorageType::File,
+        num_replicas: replicas,
         ..Default::default()
     })
     .await
@@ -205,6 +220,7 @@ pub async fn ensure_layout(
             bucket: KEY_BUCKET.to_owned(),
             description: Some("proving keys, named by their SHA-256".to_owned()),
             storage: StorageType::File,
+            num_replicas: replicas,
             ..Default::default()
         })
         .await

@@ -136,6 +136,45 @@ impl Ipfs {
     pub fn stop(&mut self) {
         self.process.kill();
     }
+
+    /// Kills the daemon if it runs and starts it again on the same port with the same
+    /// repository (what was added is still there), as a node restarted after a crash is.
+    ///
+    /// # Panics
+    /// If the repository's configuration cannot be rewritten, or the daemon does not answer
+    /// within its start-up time (another process may have taken the port meanwhile).
+    pub fn restart(&mut self) {
+        self.process.kill();
+        // The first start chose a free port; pin it, so clients find the node again.
+        let config_path = self.repo.join("config");
+        let mut config: serde_json::Value = std::fs::read(&config_path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_else(|| panic!("js-ipfs: cannot read {}", config_path.display()));
+        config["Addresses"]["API"] = format!("/ip4/127.0.0.1/tcp/{}", self.port).into();
+        std::fs::write(&config_path, config.to_string())
+            .unwrap_or_else(|e| panic!("js-ipfs: cannot write {}: {e}", config_path.display()));
+        // A killed daemon leaves its lock and API file behind.
+        let _ = std::fs::remove_dir_all(self.repo.join("repo.lock"));
+        let _ = std::fs::remove_file(self.repo.join("api"));
+        let mut command = Command::new(Tool::Jsipfs.path());
+        command
+            .arg("daemon")
+            .arg("--offline")
+            .arg("--enable-preload=false")
+            .env("IPFS_PATH", &self.repo)
+            .env_remove("DEBUG")
+            .current_dir(self.dir.path());
+        self.process.spawn(command);
+        let port = self.port;
+        if let Err(failure) = self
+            .process
+            .wait_ready(IPFS_READY_TIMEOUT, || version_answers(port))
+        {
+            self.process
+                .fail(&format!("restart on 127.0.0.1:{port}"), failure);
+        }
+    }
 }
 
 /// The TCP port in an API multiaddr such as `/ip4/127.0.0.1/tcp/41234/http`.

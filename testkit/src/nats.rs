@@ -1,6 +1,6 @@
 //! A NATS server with JetStream, secured as a deployment is: TLS on the client port with a
 //! private CA, and NKey users with per-role permissions (see `pulse_access`). Anonymous
-//! connections are refused.
+//! connections are refused. One server, or a JetStream cluster of several on loopback.
 
 use std::io::{BufRead, BufReader};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
@@ -17,34 +17,65 @@ use crate::{READY_TIMEOUT, Tool};
 /// How long a graceful stop may take before the server is killed.
 const STOP_GRACE: Duration = Duration::from_secs(10);
 
-/// A `nats-server -js` on `127.0.0.1`, with its JetStream store in a temporary directory,
-/// TLS and per-role NKey users ([`Nats::endpoint`] gives a role's connection details).
+/// The cluster's name in every node's `--cluster_name`.
+const CLUSTER_NAME: &str = "pulse";
+
+/// A `nats-server -js` on `127.0.0.1` (or a cluster of them, [`NatsOptions::nodes`]), with
+/// its JetStream store in a temporary directory, TLS and per-role NKey users
+/// ([`Nats::endpoint`] gives a role's connection details).
 ///
-/// [`Nats::stop`] and [`Nats::restart`] keep the port and the store, so a test can take
-/// the server away under a client and bring it back with its streams intact. Dropping the
-/// handle kills the server and removes the store.
+/// [`Nats::stop`] and [`Nats::restart`] keep the ports and the stores, so a test can take
+/// the server away under a client and bring it back with its streams intact;
+/// [`Nats::kill_node`] and [`Nats::restart_node`] do it to one node of a cluster. Dropping
+/// the handle kills every node and removes the stores.
 #[derive(Debug)]
 pub struct Nats {
-    // Declared before `dir` so the server dies before its store is removed.
-    process: ServerProcess,
+    // Declared before `dir` so the servers die before their stores are removed.
+    nodes: Vec<Node>,
     binary: PathBuf,
-    port: u16,
-    store_dir: PathBuf,
     access: Deployment,
     tls: bool,
     dir: TempDir,
 }
 
-/// How [`Nats::start_with`] secures the server.
+/// One nats-server of a [`Nats`].
+#[derive(Debug)]
+struct Node {
+    process: ServerProcess,
+    name: String,
+    port: u16,
+    store_dir: PathBuf,
+    /// The route and monitoring ports, for a node of a cluster.
+    cluster: Option<ClusterPorts>,
+}
+
+#[derive(Clone, Debug)]
+struct ClusterPorts {
+    route: u16,
+    monitor: u16,
+    /// Every node's route URL, separated by commas.
+    routes: String,
+    /// Where the node's own configuration file is written.
+    config_dir: PathBuf,
+}
+
+/// How [`Nats::start_with`] secures and shapes the server.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NatsOptions {
     /// TLS on the client port (on by default; off only to measure what TLS costs).
     pub tls: bool,
+    /// Servers: 1 (the default) is a single server; 3 is a JetStream cluster on loopback
+    /// (routes between the nodes on their own ports, plain TCP since they never leave the
+    /// machine), so streams can keep three replicas and survive the loss of one node.
+    pub nodes: usize,
 }
 
 impl Default for NatsOptions {
     fn default() -> Self {
-        Self { tls: true }
+        Self {
+            tls: true,
+            nodes: 1,
+        }
     }
 }
 
@@ -60,18 +91,23 @@ impl Nats {
         Self::start_with(NatsOptions::default())
     }
 
-    /// As [`Nats::start`], with or without TLS.
+    /// As [`Nats::start`], with or without TLS, one server or a cluster. A cluster is ready
+    /// when every node reports itself healthy (`/healthz`: JetStream up, a meta leader
+    /// elected, every replica current).
     ///
     /// # Panics
-    /// As [`Nats::start`].
+    /// As [`Nats::start`]; for `nodes` of 0.
     #[track_caller]
     pub fn start_with(options: NatsOptions) -> Nats {
+        assert!(
+            options.nodes >= 1,
+            "nats-server: a cluster needs at least one node"
+        );
         let binary = Tool::NatsServer.path();
         let dir = tempfile::Builder::new()
             .prefix("pulse-nats-")
             .tempdir()
             .unwrap_or_else(|e| panic!("nats-server: cannot make a temp dir: {e}"));
-        let store_dir = dir.path().join("jetstream");
         let access_options = DeploymentOptions {
             tls: if options.tls {
                 DeploymentOptions::default().tls
@@ -83,26 +119,53 @@ impl Nats {
         let access = Deployment::init(&dir.path().join("access"), &access_options)
             .unwrap_or_else(|e| panic!("nats-server: setting up its users and TLS: {e}"));
         let config = access.config_path();
-        let tls = options.tls;
-        let mut process = ServerProcess::new("nats-server", dir.path().join("nats-server.log"));
-        let port = start_on_free_port(&mut process, "start", |process, port| {
-            launch(process, &binary, port, &store_dir, &config)
-        });
+        let nodes = if options.nodes == 1 {
+            let store_dir = dir.path().join("jetstream");
+            let mut process = ServerProcess::new("nats-server", dir.path().join("nats-server.log"));
+            let port = start_on_free_port(&mut process, "start", |process, port| {
+                launch(process, &binary, port, &store_dir, &config, None)?;
+                process.wait_ready(READY_TIMEOUT, || jetstream_ready(port))
+            });
+            vec![Node {
+                process,
+                name: "nats-server".to_owned(),
+                port,
+                store_dir,
+                cluster: None,
+            }]
+        } else {
+            start_cluster(&binary, dir.path(), &config, options.nodes)
+        };
         Nats {
-            process,
+            nodes,
             binary,
-            port,
-            store_dir,
             access,
-            tls,
+            tls: options.tls,
             dir,
         }
     }
 
-    /// The client URL, `tls://127.0.0.1:PORT` (`nats://` when started without TLS).
+    /// The client URLs, `tls://127.0.0.1:PORT` (`nats://` when started without TLS), of
+    /// every node, separated by commas (as `NatsEndpoint::url` takes them).
     pub fn url(&self) -> String {
+        (0..self.nodes.len())
+            .map(|i| self.node_url(i))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The client URL of node `i` alone.
+    ///
+    /// # Panics
+    /// If there is no node `i`.
+    pub fn node_url(&self, i: usize) -> String {
         let scheme = if self.tls { "tls" } else { "nats" };
-        format!("{scheme}://127.0.0.1:{}", self.port)
+        format!("{scheme}://127.0.0.1:{}", self.nodes[i].port)
+    }
+
+    /// How many nodes there are.
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
     }
 
     /// The users, credentials files and TLS material.
@@ -115,13 +178,13 @@ impl Nats {
         self.access.ca_path().map(Path::to_owned)
     }
 
-    /// How a user of `role` named `name` connects: the URL, the CA and its credentials.
+    /// How a user of `role` named `name` connects: the URLs, the CA and its credentials.
     /// The `coordinator`, `operator` and `client` users exist from the start; a worker
-    /// named for the first time is added (and the server reloaded), so tests can name
+    /// named for the first time is added (and the servers reloaded), so tests can name
     /// their workers freely.
     ///
     /// # Panics
-    /// If the user cannot be added or the server does not reload.
+    /// If the user cannot be added or a server does not reload.
     pub fn endpoint(&mut self, role: Role, name: &str) -> NatsEndpoint {
         let exists = self
             .access
@@ -165,10 +228,10 @@ impl Nats {
         self.endpoint(Role::Worker, id)
     }
 
-    /// Revokes a user and reloads the server: its connections are closed.
+    /// Revokes a user and reloads the servers: its connections are closed.
     ///
     /// # Panics
-    /// If the user does not exist or the server does not reload.
+    /// If the user does not exist or a server does not reload.
     pub fn revoke(&mut self, role: Role, name: &str) {
         self.access
             .revoke(role, name)
@@ -176,99 +239,255 @@ impl Nats {
         self.reload();
     }
 
-    /// Asks the server to reload its configuration (SIGHUP) and waits until it says it did.
+    /// Asks every running server to reload its configuration (SIGHUP) and waits until each
+    /// says it did. A killed node reads the configuration when it restarts.
     ///
     /// # Panics
-    /// If the server is not running or does not reload within [`READY_TIMEOUT`].
+    /// If no server runs, or one does not reload within [`READY_TIMEOUT`].
     pub fn reload(&mut self) {
         const DONE: &str = "Reloaded server configuration";
-        let before = count_in_log(self.log_path(), DONE);
-        let pid = self
-            .process
-            .pid()
-            .unwrap_or_else(|| panic!("nats-server: reload asked while it is not running"));
-        let status = Command::new("kill")
-            .args(["-HUP", &pid.to_string()])
-            .status()
-            .unwrap_or_else(|e| panic!("nats-server: sending SIGHUP: {e}"));
-        assert!(status.success(), "nats-server: kill -HUP {pid} failed");
-        let start = std::time::Instant::now();
-        while count_in_log(self.log_path(), DONE) <= before {
-            assert!(
-                start.elapsed() < READY_TIMEOUT,
-                "nats-server did not reload its configuration within {READY_TIMEOUT:?}; its log: {}",
-                self.log_path().display()
-            );
-            std::thread::sleep(Duration::from_millis(20));
+        let mut reloaded = 0;
+        for node in &mut self.nodes {
+            if !node.process.is_running() {
+                continue;
+            }
+            node.config(&self.access.config_path());
+            let log = node.process.log_path().to_owned();
+            let before = count_in_log(&log, DONE);
+            let Some(pid) = node.process.pid() else {
+                continue;
+            };
+            let status = Command::new("kill")
+                .args(["-HUP", &pid.to_string()])
+                .status()
+                .unwrap_or_else(|e| panic!("{}: sending SIGHUP: {e}", node.name));
+            assert!(status.success(), "{}: kill -HUP {pid} failed", node.name);
+            let start = std::time::Instant::now();
+            while count_in_log(&log, DONE) <= before {
+                assert!(
+                    start.elapsed() < READY_TIMEOUT,
+                    "{} did not reload its configuration within {READY_TIMEOUT:?}; its log: {}",
+                    node.name,
+                    log.display()
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            reloaded += 1;
+        }
+        assert!(reloaded > 0, "nats-server: reload asked while none runs");
+    }
+
+    /// The client port on `127.0.0.1` (of the first node).
+    pub fn port(&self) -> u16 {
+        self.nodes[0].port
+    }
+
+    /// The JetStream store directory (`-sd`) of the first node, kept across restarts.
+    pub fn store_dir(&self) -> &Path {
+        &self.nodes[0].store_dir
+    }
+
+    /// The first node's log (stdout and stderr of every run).
+    pub fn log_path(&self) -> &Path {
+        self.nodes[0].process.log_path()
+    }
+
+    /// Node `i`'s log.
+    ///
+    /// # Panics
+    /// If there is no node `i`.
+    pub fn node_log_path(&self, i: usize) -> &Path {
+        self.nodes[i].process.log_path()
+    }
+
+    /// Whether every server process is running.
+    pub fn is_running(&mut self) -> bool {
+        self.nodes.iter_mut().all(|n| n.process.is_running())
+    }
+
+    /// Stops every server gracefully (SIGTERM, so JetStream flushes its store), waiting
+    /// until they are gone. The ports and stores stay reserved for [`Nats::restart`].
+    /// Stopping a stopped server does nothing.
+    pub fn stop(&mut self) {
+        for node in &mut self.nodes {
+            node.process.terminate(STOP_GRACE);
         }
     }
 
-    /// The client port on `127.0.0.1`.
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    /// The JetStream store directory (`-sd`), kept across restarts.
-    pub fn store_dir(&self) -> &Path {
-        &self.store_dir
-    }
-
-    /// The server's log (stdout and stderr of every run).
-    pub fn log_path(&self) -> &Path {
-        self.process.log_path()
-    }
-
-    /// Whether the server process is running.
-    pub fn is_running(&mut self) -> bool {
-        self.process.is_running()
-    }
-
-    /// Stops the server gracefully (SIGTERM, so JetStream flushes its store), waiting until
-    /// it is gone. The port and store stay reserved for [`Nats::restart`]. Stopping a
-    /// stopped server does nothing.
-    pub fn stop(&mut self) {
-        self.process.terminate(STOP_GRACE);
-    }
-
-    /// Kills the server at once (SIGKILL), as a crash would. Use [`Nats::restart`] to bring
-    /// it back.
+    /// Kills every server at once (SIGKILL), as a crash would. Use [`Nats::restart`] to
+    /// bring them back.
     pub fn kill(&mut self) {
-        self.process.kill();
+        for node in &mut self.nodes {
+            node.process.kill();
+        }
     }
 
-    /// Stops the server if it runs, then starts it again on the same port with the same
-    /// JetStream store, and waits until it accepts clients.
+    /// Kills node `i` (SIGKILL), as a crash of that machine would, and leaves the others
+    /// running.
     ///
     /// # Panics
-    /// If it does not come back within [`READY_TIMEOUT`] (for instance because another
-    /// process took the port meanwhile).
+    /// If there is no node `i`.
+    pub fn kill_node(&mut self, i: usize) {
+        self.nodes[i].process.kill();
+    }
+
+    /// Stops every server if it runs, then starts them again on the same ports with the
+    /// same JetStream stores, and waits until they accept clients.
+    ///
+    /// # Panics
+    /// If they do not come back within [`READY_TIMEOUT`] (for instance because another
+    /// process took a port meanwhile).
     pub fn restart(&mut self) {
         self.stop();
         let config = self.access.config_path();
-        if let Err(failure) = launch(
-            &mut self.process,
-            &self.binary,
-            self.port,
-            &self.store_dir,
-            &config,
-        ) {
-            self.process
-                .fail(&format!("restart on 127.0.0.1:{}", self.port), failure);
+        for node in &mut self.nodes {
+            node.launch(&self.binary, &config);
+        }
+        for node in &mut self.nodes {
+            node.wait_ready();
         }
     }
 
-    /// The temporary directory holding the store and the log.
+    /// Starts node `i` again (after [`Nats::kill_node`]) on its ports with its store, and
+    /// waits until it reports itself healthy: for a node of a cluster that means it has
+    /// caught up with the meta leader and with every replica it holds.
+    ///
+    /// # Panics
+    /// If there is no node `i`, or it does not come back within [`READY_TIMEOUT`].
+    pub fn restart_node(&mut self, i: usize) {
+        let config = self.access.config_path();
+        let node = &mut self.nodes[i];
+        node.process.terminate(STOP_GRACE);
+        node.launch(&self.binary, &config);
+        node.wait_ready();
+    }
+
+    /// Node `i`'s `/healthz` answer (status and body); `None` when it does not answer or
+    /// is a single server (which has no monitoring port).
+    ///
+    /// # Panics
+    /// If there is no node `i`.
+    pub fn node_health(&self, i: usize) -> Option<(u16, String)> {
+        let monitor = self.nodes[i].cluster.as_ref()?.monitor;
+        health(monitor).ok()
+    }
+
+    /// The temporary directory holding the stores and the logs.
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }
 }
 
+impl Node {
+    /// The configuration this node runs with: the deployment's, and for a node of a
+    /// cluster its own file with its name and cluster settings added (a reload reads them
+    /// from the file, not from the command line).
+    fn config(&self, access_config: &Path) -> PathBuf {
+        let Some(c) = &self.cluster else {
+            return access_config.to_owned();
+        };
+        let text = std::fs::read_to_string(access_config)
+            .unwrap_or_else(|e| panic!("{}: reading {}: {e}", self.name, access_config.display()));
+        let json: String = text.lines().filter(|l| !l.starts_with('#')).collect();
+        let mut config: serde_json::Value = serde_json::from_str(&json).unwrap_or_else(|e| {
+            panic!(
+                "{}: {} is not JSON: {e}",
+                self.name,
+                access_config.display()
+            )
+        });
+        config["server_name"] = self.name.clone().into();
+        config["cluster"] = serde_json::json!({
+            "name": CLUSTER_NAME,
+            "listen": format!("127.0.0.1:{}", c.route),
+            "routes": c.routes.split(',').collect::<Vec<_>>(),
+        });
+        let path = c.config_dir.join(format!("{}.conf", self.name));
+        std::fs::write(&path, config.to_string())
+            .unwrap_or_else(|e| panic!("{}: writing {}: {e}", self.name, path.display()));
+        path
+    }
+
+    fn launch(&mut self, binary: &Path, access_config: &Path) {
+        let config = self.config(access_config);
+        if let Err(failure) = launch(
+            &mut self.process,
+            binary,
+            self.port,
+            &self.store_dir,
+            &config,
+            self.cluster.as_ref(),
+        ) {
+            self.process
+                .fail(&format!("start on 127.0.0.1:{}", self.port), failure);
+        }
+    }
+
+    /// Waits for JetStream in the `INFO` (a single server) or a healthy `/healthz` (a
+    /// cluster node).
+    fn wait_ready(&mut self) {
+        let port = self.port;
+        let monitor = self.cluster.as_ref().map(|c| c.monitor);
+        let ready = self.process.wait_ready(READY_TIMEOUT, || match monitor {
+            Some(m) => health(m).is_ok_and(|(status, _)| status == 200),
+            None => jetstream_ready(port),
+        });
+        if let Err(failure) = ready {
+            self.process
+                .fail(&format!("start on 127.0.0.1:{}", self.port), failure);
+        }
+    }
+}
+
+/// Starts `count` nodes routed to each other, then waits until each is healthy (one node
+/// alone never is: JetStream needs a quorum to elect its meta leader). The ports are taken
+/// free a moment before; a node that loses one to another process fails with its log.
+fn start_cluster(binary: &Path, dir: &Path, config: &Path, count: usize) -> Vec<Node> {
+    let route_ports: Vec<u16> = (0..count).map(|_| crate::free_port()).collect();
+    let routes = route_ports
+        .iter()
+        .map(|p| format!("nats://127.0.0.1:{p}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut nodes: Vec<Node> = route_ports
+        .iter()
+        .enumerate()
+        .map(|(i, &route)| {
+            let name = format!("nats-{}", i + 1);
+            Node {
+                process: ServerProcess::new("nats-server", dir.join(format!("{name}.log"))),
+                port: crate::free_port(),
+                store_dir: dir.join(format!("jetstream-{}", i + 1)),
+                cluster: Some(ClusterPorts {
+                    route,
+                    monitor: crate::free_port(),
+                    routes: routes.clone(),
+                    config_dir: dir.to_owned(),
+                }),
+                name,
+            }
+        })
+        .collect();
+    for node in &mut nodes {
+        node.launch(binary, config);
+    }
+    for node in &mut nodes {
+        node.wait_ready();
+    }
+    nodes
+}
+
+/// Spawns nats-server. A node of a cluster also gets a monitoring port on loopback (its
+/// name and routes are in its configuration file). Returns once it is spawned
+/// (callers wait for readiness as fits them), or with the exit status when it ended at
+/// once.
 fn launch(
     process: &mut ServerProcess,
     binary: &Path,
     port: u16,
     store_dir: &Path,
     config: &Path,
+    cluster: Option<&ClusterPorts>,
 ) -> Result<(), StartFailure> {
     let mut command = Command::new(binary);
     command.arg("-c").arg(config);
@@ -278,8 +497,20 @@ fn launch(
         .args(["-p", &port.to_string()])
         .arg("-sd")
         .arg(store_dir);
+    if let Some(c) = cluster {
+        command.args(["-m", &c.monitor.to_string()]);
+    }
     process.spawn(command);
-    process.wait_ready(READY_TIMEOUT, || jetstream_ready(port))
+    match process.wait_ready(Duration::ZERO, || false) {
+        Err(StartFailure::Exited(status)) => Err(StartFailure::Exited(status)),
+        _ => Ok(()),
+    }
+}
+
+/// `GET /healthz` on a node's monitoring port.
+fn health(monitor: u16) -> std::io::Result<(u16, String)> {
+    let answer = crate::http_request(monitor, "GET", "/healthz", None, Duration::from_secs(2))?;
+    Ok((answer.status, answer.text()))
 }
 
 /// Whether a client connecting to the port gets an `INFO` that announces JetStream.

@@ -195,9 +195,9 @@ fn anvil_start_with_passes_its_arguments() {
 }
 
 #[test]
-fn ipfs_answers_only_on_its_api_port_and_is_gone_after_drop() {
+fn ipfs_answers_only_on_its_api_port_keeps_its_data_across_a_restart_and_is_gone_after_drop() {
     let started = Instant::now();
-    let ipfs = Ipfs::start();
+    let mut ipfs = Ipfs::start();
     eprintln!("js-ipfs ready in {:?}", started.elapsed());
     let (port, dir) = (ipfs.port(), ipfs.dir().to_owned());
     assert_eq!(ipfs.api_url(), format!("http://127.0.0.1:{port}"));
@@ -226,6 +226,38 @@ fn ipfs_answers_only_on_its_api_port_and_is_gone_after_drop() {
         !log.contains("gRPC listening"),
         "a gRPC endpoint listens: {log}"
     );
+
+    // Added, killed, restarted: same port, the content still there.
+    let body = b"--pulse\r\nContent-Disposition: form-data; name=\"file\"; filename=\"f\"\r\n\
+                 Content-Type: application/octet-stream\r\n\r\nkept across a restart\r\n--pulse--\r\n";
+    let added = http_request(
+        port,
+        "POST",
+        "/api/v0/add?pin=true",
+        Some(("multipart/form-data; boundary=pulse", body)),
+        PROBE,
+    )
+    .expect("add");
+    assert_eq!(added.status, 200, "{}", added.text());
+    let text = added.text();
+    let hash = text
+        .split("\"Hash\":\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap_or_else(|| panic!("no hash in {text}"))
+        .to_owned();
+    ipfs.restart();
+    assert_eq!(ipfs.port(), port);
+    let cat = http_request(
+        port,
+        "POST",
+        &format!("/api/v0/cat?arg={hash}"),
+        None,
+        PROBE,
+    )
+    .expect("cat after the restart");
+    assert_eq!(cat.status, 200, "{}", cat.text());
+    assert_eq!(cat.text(), "kept across a restart");
 
     drop(ipfs);
     assert_gone("js-ipfs", port, &dir);

@@ -78,6 +78,21 @@ pub struct ClusterShape {
     /// Run NATS without TLS (credentials still required): only to measure what TLS costs.
     #[arg(long)]
     pub nats_plain_text: bool,
+    /// NATS servers: 1, or 3 for a JetStream cluster on loopback whose streams and buckets
+    /// keep three replicas (the cluster survives the loss of any one node; every component
+    /// is given all three URLs).
+    #[arg(long, default_value_t = 1, value_parser = parse_nats_nodes)]
+    pub nats_nodes: u64,
+}
+
+fn parse_nats_nodes(s: &str) -> Result<u64, String> {
+    match s.trim().parse::<u64>() {
+        Ok(n @ (1 | 3 | 5)) => Ok(n),
+        _ => Err(format!(
+            "{s:?} NATS nodes: use 1, 3 or 5 (a JetStream cluster needs an odd number for its \
+             quorum)"
+        )),
+    }
 }
 
 impl ClusterShape {
@@ -88,6 +103,7 @@ impl ClusterShape {
             format!("--workers={}", self.workers),
             format!("--batch-txs={}", self.batch_txs),
             format!("--batch-deadline={}ms", self.batch_deadline.as_millis()),
+            format!("--nats-nodes={}", self.nats_nodes),
         ];
         if self.nats_plain_text {
             args.push("--nats-plain-text".into());

@@ -198,7 +198,10 @@ async fn run(args: ServeArgs) -> Result<ExitCode> {
     eprintln!("starting nats-server, anvil and the IPFS node on loopback");
     let tls = !shape.nats_plain_text;
     let mut nats = start("nats-server", || {
-        pulse_testkit::Nats::start_with(pulse_testkit::NatsOptions { tls })
+        pulse_testkit::Nats::start_with(pulse_testkit::NatsOptions {
+            tls,
+            nodes: usize::try_from(shape.nats_nodes).unwrap_or(1),
+        })
     })?;
     let anvil = start("anvil", pulse_testkit::Anvil::start)?;
     let ipfs = start("the IPFS node", pulse_testkit::Ipfs::start)?;
@@ -274,6 +277,7 @@ async fn run(args: ServeArgs) -> Result<ExitCode> {
         format!("--batch-deadline={}ms", shape.batch_deadline.as_millis()),
         format!("--http={http}"),
         format!("--genesis={}", genesis_file.display()),
+        format!("--nats-replicas={}", shape.nats_nodes),
     ];
     let coordinator_args = with_ca(coordinator_args, &coordinator_nats);
     services.push(Service::spawn(
