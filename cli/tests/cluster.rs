@@ -512,20 +512,34 @@ fn two_hundred_transactions_to_l1_then_the_client_commands() {
         coordinator_log.contains("state rebuilt from L1 and IPFS"),
         "{coordinator_log}"
     );
-    // A worker is killed (SIGKILL) while this workload is being proven: its job's lease
-    // runs out, the other worker (or its restarted self) proves it.
+    // A worker is killed (SIGKILL) in the middle of a proof of this workload (its log shows
+    // a job picked and not yet proved): the job's lease runs out, and the other worker (or
+    // its restarted self) proves it.
     let worker_pid_file = dir.join("logs").join("worker-1.pid");
     let worker_pid: u64 = std::fs::read_to_string(&worker_pid_file)
         .expect("worker-1's pid file")
         .trim()
         .parse()
         .expect("a pid");
+    let worker_log = dir.join("logs").join("worker-1.log");
+    let in_flight = move || {
+        let log = std::fs::read_to_string(&worker_log).unwrap_or_default();
+        (log.matches("job picked").count(), log.matches("proved").count())
+    };
+    let (picked_before, _) = in_flight();
     let killer = std::thread::spawn(move || {
-        std::thread::sleep(std::time::Duration::from_secs(4));
-        Command::new("kill")
-            .args(["-s", "KILL", &worker_pid.to_string()])
-            .status()
-            .is_ok_and(|s| s.success())
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
+        while std::time::Instant::now() < deadline {
+            let (picked, proved) = in_flight();
+            if picked > picked_before && picked > proved {
+                return Command::new("kill")
+                    .args(["-s", "KILL", &worker_pid.to_string()])
+                    .status()
+                    .is_ok_and(|s| s.success());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        false
     });
     let o = pulse(
         &[
@@ -539,7 +553,10 @@ fn two_hundred_transactions_to_l1_then_the_client_commands() {
         ],
         &cluster,
     );
-    assert!(killer.join().expect("killer"), "worker-1 was killed");
+    assert!(
+        killer.join().expect("killer"),
+        "worker-1 was killed holding a job of this workload"
+    );
     assert!(o.status.success(), "{}", text(&o));
     let noticed = (0..50).any(|_| {
         std::thread::sleep(std::time::Duration::from_millis(200));
