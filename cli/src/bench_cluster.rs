@@ -55,6 +55,10 @@ pub struct ClusterBenchArgs {
     /// Also run with NATS in plain text (credentials still on), to measure what TLS costs.
     #[arg(long)]
     compare_nats_plain_text: bool,
+    /// Also run on this many NATS servers (3: a JetStream cluster, every stream at three
+    /// replicas), to measure what replication costs.
+    #[arg(long, value_parser = ["1", "3", "5"])]
+    compare_nats_nodes: Option<String>,
     /// Write report.json and SVG plots here.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -120,14 +124,18 @@ pub fn run(args: ClusterBenchArgs) -> Result<ExitCode> {
     if args.compare_workers.is_some()
         || args.compare_slots.is_some()
         || args.compare_nats_plain_text
+        || args.compare_nats_nodes.is_some()
     {
         if args.cluster.is_some() {
             bail!(
-                "--compare-workers/--compare-slots/--compare-nats-plain-text start their own clusters: drop --cluster"
+                "--compare-workers/--compare-slots/--compare-nats-plain-text/--compare-nats-nodes start their own clusters: drop --cluster"
             );
         }
         let mut second = args.shape.clone();
         second.nats_plain_text = args.compare_nats_plain_text;
+        if let Some(n) = &args.compare_nats_nodes {
+            second.nats_nodes = n.parse().unwrap_or(1);
+        }
         if let Some(w) = args.compare_workers {
             second.workers = w;
         }
@@ -140,14 +148,15 @@ pub fn run(args: ClusterBenchArgs) -> Result<ExitCode> {
     let mut runs = Vec::new();
     for shape in &shapes {
         let label = format!(
-            "{} worker(s), {} slot(s)/chunk, NATS {}",
+            "{} worker(s), {} slot(s)/chunk, NATS {} on {} server(s)",
             shape.workers,
             shape.slots,
             if shape.nats_plain_text {
                 "plain text"
             } else {
                 "TLS"
-            }
+            },
+            shape.nats_nodes
         );
         if !args.json {
             eprintln!(

@@ -322,6 +322,8 @@ fn coordinator_flags_are_checked_before_anything_starts() {
     for (flag, value, says) in [
         ("--name", "coordinator a", "not a coordinator name"),
         ("--lease-ttl", "100ms", "out of range"),
+        ("--nats-replicas", "0", "--nats-replicas"),
+        ("--nats-replicas", "6", "--nats-replicas"),
     ] {
         let mut bad = base.to_vec();
         bad.extend([flag, value]);
@@ -361,11 +363,18 @@ fn worker_flags_are_checked_before_anything_starts() {
     assert!(stderr(&o).contains("quantum"), "{}", stderr(&o));
 }
 
+/// On a three-node NATS cluster (every stream and bucket at three replicas): the
+/// single-server path is the dev-cluster suite's.
 #[test]
 fn dev_demo_takes_a_workload_to_committed_l1_batches() {
+    let o = pulse(&["dev", "demo", "--nats-nodes", "2"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("odd number"), "{}", stderr(&o));
     let o = pulse(&[
         "dev",
         "demo",
+        "--nats-nodes",
+        "3",
         "--txs",
         "17",
         "--slots",
@@ -400,6 +409,7 @@ fn dev_demo_takes_a_workload_to_committed_l1_batches() {
     assert_eq!(r["l1_root_matches"], true);
     assert_eq!(r["granted_read_ok"], true);
     assert_eq!(r["revoked_read_refused"], true);
+    assert_eq!(r["nats_servers"], 3, "{r}");
     let batches = r["batches"].as_array().expect("batches");
     assert!(!batches.is_empty());
     assert!(

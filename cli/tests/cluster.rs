@@ -524,7 +524,10 @@ fn two_hundred_transactions_to_l1_then_the_client_commands() {
     let worker_log = dir.join("logs").join("worker-1.log");
     let in_flight = move || {
         let log = std::fs::read_to_string(&worker_log).unwrap_or_default();
-        (log.matches("job picked").count(), log.matches("proved").count())
+        (
+            log.matches("job picked").count(),
+            log.matches("proved").count(),
+        )
     };
     let (picked_before, _) = in_flight();
     let killer = std::thread::spawn(move || {

@@ -1066,7 +1066,8 @@ async fn submit_surviving(js: &jetstream::Context, stx: &SignedTransaction) -> R
     }
     assert!(stored, "the cluster never stored transaction {id}: {why}");
     let subject = receipt_subject(&id);
-    for _ in 0..300 {
+    // The coordinator retries a receipt it could not store for up to about a minute.
+    for _ in 0..900 {
         // A direct get, as client software reads receipts (it may not read stream info).
         if let Ok(stream) = js.get_stream_no_info(RECEIPT_STREAM).await
             && let Ok(m) = stream.direct_get_last_for_subject(&subject).await

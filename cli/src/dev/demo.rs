@@ -75,6 +75,8 @@ struct Report {
     rejections: std::collections::BTreeMap<String, u64>,
     granted_read_ok: bool,
     revoked_read_refused: bool,
+    /// NATS servers the cluster gave (a JetStream cluster has several).
+    nats_servers: usize,
 }
 
 /// Invalid transactions sent at the end of the workload.
@@ -630,5 +632,10 @@ async fn workload(args: &DemoArgs, info: &ClusterInfo, say: impl Fn(&str)) -> Re
         rejections: w.rejections,
         granted_read_ok,
         revoked_read_refused,
+        nats_servers: info
+            .nats_url
+            .split(',')
+            .filter(|u| !u.trim().is_empty())
+            .count(),
     })
 }

@@ -107,6 +107,7 @@ pub async fn nats_with_layout() -> (Nats, jetstream::Context) {
         LayoutOptions {
             job_lease: LEASE,
             job_max_deliver: 3,
+            replicas: 1,
         },
     )
     .await
