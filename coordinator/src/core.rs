@@ -84,6 +84,8 @@ pub struct Coordinator {
     /// stop with it, an L1 commit in flight left as it stands.
     halt: CancellationToken,
     _halt_guard: tokio_util::sync::DropGuard,
+    /// Random per start: names this run's job publications (see `publish_missing_jobs`).
+    run_id: u64,
     ipfs: pulse_ipfs::IpfsClient,
     pipeline: SenderPipeline,
     committed_tx: mpsc::Sender<(u64, Result<Committed, L1Error>)>,
@@ -357,6 +359,7 @@ impl Coordinator {
             _lease_abandon: abandon_guard,
             _halt_guard: halt.clone().drop_guard(),
             halt,
+            run_id: crate::random_id(),
             ipfs,
             pipeline,
             committed_tx,
@@ -887,6 +890,9 @@ impl Coordinator {
 
     /// Publishes a job for every chunk of batch `n` that has no proof yet, under a new
     /// generation (so that JetStream's deduplication does not swallow a re-publication).
+    /// The message id also names this run: a coordinator that took over (or restarted
+    /// without its store) re-creates a batch at generation 1 again, and without it its jobs
+    /// would be dropped as duplicates of its predecessor's for the stream's window.
     async fn publish_missing_jobs(&mut self, n: u64) {
         let Some(b) = self.pending.get_mut(&n) else {
             return;
@@ -916,7 +922,10 @@ impl Coordinator {
                 witness: w.clone(),
             };
             let mut headers = HeaderMap::new();
-            headers.insert("Nats-Msg-Id", job.job_id.as_str());
+            headers.insert(
+                "Nats-Msg-Id",
+                format!("{}.{:016x}", job.job_id, self.run_id).as_str(),
+            );
             let published = self
                 .js
                 .publish_with_headers(job_subject(&self.circuit_id), headers, encode(&job).into())

@@ -138,13 +138,7 @@ impl Journal {
             .map_err(|e| nats("creating the stream", e))?;
         Ok(Self {
             js,
-            // Random per writer (std's hasher keys are).
-            writer: {
-                use std::hash::{BuildHasher, Hasher};
-                std::collections::hash_map::RandomState::new()
-                    .build_hasher()
-                    .finish()
-            },
+            writer: crate::random_id(),
             written: std::sync::Arc::default(),
         })
     }

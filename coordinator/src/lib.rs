@@ -77,6 +77,15 @@ pub struct CoordinatorConfig {
     pub nats_replicas: usize,
 }
 
+/// A random 64-bit id (std's hasher keys are random per process and per call), to name
+/// one run's or one writer's messages apart from any other's.
+pub(crate) fn random_id() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish()
+}
+
 /// The lease's default time to live.
 pub const LEASE_TTL: Duration = Duration::from_secs(10);
 

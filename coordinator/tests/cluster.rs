@@ -1126,8 +1126,15 @@ async fn a_killed_nats_node_loses_nothing_and_catches_up_after_restart() {
         .map(|n| n - 1)
         .expect("node names are nats-N");
     tokio::task::block_in_place(|| c.nats.kill_node(victim));
-    for _ in 0..4 {
+    let killed = std::time::Instant::now();
+    for i in 0..4 {
         let r = submit_surviving(&js, &new_patient(&mut rng)).await;
+        if i == 0 {
+            eprintln!(
+                "NATS node {leader} (the transaction stream's leader) killed -> the next transaction's receipt in {:.2} s",
+                killed.elapsed().as_secs_f64()
+            );
+        }
         *promised.entry(accepted(&r)).or_default() += 1;
     }
     tokio::task::block_in_place(|| c.nats.restart_node(victim));
@@ -1230,6 +1237,10 @@ async fn a_standby_takes_over_from_a_coordinator_killed_between_l1_submission_an
     b_config.name = "coordinator-b".to_owned();
     b_config.lease_ttl = ttl;
     b_config.state_dir = c.dir.path().join("state-b");
+    // A's last pull request on the results consumer outlives its kill in this process and
+    // can swallow B's first results (they come back after the consumer's ack wait); B
+    // publishes its jobs again after this long. See the closing note of issue #14.
+    b_config.job_timeout = Duration::from_secs(10);
     b_config.genesis = Some(c.genesis());
     let b_stop = CancellationToken::new();
     let b_token = b_stop.clone();
@@ -1266,6 +1277,7 @@ async fn a_standby_takes_over_from_a_coordinator_killed_between_l1_submission_an
     );
     a_task.abort();
     let _ = a_task.await;
+    let killed = std::time::Instant::now();
 
     // B proves batch 1 again and replaces A's commit in the pool.
     let mut b_commit = Vec::new();
@@ -1280,8 +1292,16 @@ async fn a_standby_takes_over_from_a_coordinator_killed_between_l1_submission_an
         b_commit.len() == 1 && b_commit != a_commit,
         "B's commit replaced A's: A {a_commit:?}, pool {b_commit:?}"
     );
+    let replaced = killed.elapsed();
     anvil_rpc(&c, "evm_setAutomine", serde_json::json!([true])).await;
     anvil_rpc(&c, "evm_mine", serde_json::json!([])).await;
+    let first = wait_for_l1_batch(&c, 1).await;
+    eprintln!(
+        "takeover: A killed with its commit in the pool -> B's commit replaced it in {:.2} s (lease {ttl:?}); batch 1 confirmed {:.2} s after the kill",
+        replaced.as_secs_f64(),
+        killed.elapsed().as_secs_f64()
+    );
+    assert_eq!(first.last_batches.len(), 1);
 
     let st = wait_for_l1_batch(&c, 2).await;
     let numbers: Vec<u64> = st.last_batches.iter().map(|b| b.number).collect();
