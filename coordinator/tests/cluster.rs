@@ -413,6 +413,75 @@ async fn wait_for_l1_batch(c: &Cluster, n: u64) -> pulse_l1::RollupStatus {
     panic!("L1 never reached batch {n}");
 }
 
+/// Active coordinator A and standby B against one cluster ([`start_pair`]).
+struct Pair {
+    a_task: JoinHandle<anyhow::Result<pulse_coordinator::Summary>>,
+    b_task: JoinHandle<pulse_coordinator::Summary>,
+    b_stop: CancellationToken,
+    b_http: SocketAddr,
+}
+
+/// Starts A (active, sealing a batch `a_deadline` after its first transaction) and B
+/// (standing by with an empty state directory, the genesis and its own NATS user, its
+/// config adjusted by `tune_b`), both under a lease of `ttl`. Add the workers' NATS users
+/// first: adding one reloads the server.
+async fn start_pair(
+    c: &mut Cluster,
+    ttl: Duration,
+    a_deadline: Duration,
+    tune_b: impl FnOnce(&mut CoordinatorConfig),
+) -> Pair {
+    let b_nats = c
+        .nats
+        .endpoint(pulse_access::Role::Coordinator, "coordinator-b");
+    let mut a_config = c.config(2);
+    a_config.name = "coordinator-a".to_owned();
+    a_config.lease_ttl = ttl;
+    a_config.batch_deadline = a_deadline;
+    let a = Coordinator::start(a_config).await.expect("A starts");
+    let a_task = tokio::spawn(async move { a.run(CancellationToken::new()).await });
+
+    let mut b_config = c.config(2);
+    b_config.nats = b_nats;
+    b_config.name = "coordinator-b".to_owned();
+    b_config.lease_ttl = ttl;
+    b_config.state_dir = c.dir.path().join("state-b");
+    b_config.genesis = Some(c.genesis());
+    tune_b(&mut b_config);
+    let b_http = b_config.http_addr;
+    let b_stop = CancellationToken::new();
+    let b_token = b_stop.clone();
+    let b_task = tokio::spawn(async move {
+        let b = Coordinator::start_or_stand_by(b_config, &CancellationToken::new())
+            .await
+            .expect("B takes over");
+        b.run(b_token).await.expect("B runs")
+    });
+    Pair {
+        a_task,
+        b_task,
+        b_stop,
+        b_http,
+    }
+}
+
+/// L1 holds batches 1 to the last promised one, each once, each with exactly the
+/// transactions whose receipts named it.
+fn assert_committed_once(st: &pulse_l1::RollupStatus, promised: &BTreeMap<u64, u64>) {
+    let last = promised.keys().last().copied().unwrap_or(0);
+    let numbers: Vec<u64> = st.last_batches.iter().map(|b| b.number).collect();
+    assert_eq!(numbers, (1..=last).collect::<Vec<_>>(), "each batch once");
+    let committed: BTreeMap<u64, u64> = st
+        .last_batches
+        .iter()
+        .map(|b| (b.number, b.tx_count))
+        .collect();
+    assert_eq!(
+        &committed, promised,
+        "every receipt's batch holds its transactions"
+    );
+}
+
 fn state_root(dir: &Path) -> Fr {
     // The coordinator holds the state open; read it through a copy.
     let copy = dir.join("copy.redb");
@@ -942,33 +1011,13 @@ async fn a_standby_takes_over_from_a_killed_coordinator_and_keeps_every_receipt(
     let (client, js) = c.js().await;
     let ttl = Duration::from_secs(3);
     // Users first: adding one reloads the server.
-    let b_nats = c
-        .nats
-        .endpoint(pulse_access::Role::Coordinator, "coordinator-b");
     let worker_nats = c.nats.worker("honest");
-
-    let mut a_config = c.config(2);
-    a_config.name = "coordinator-a".to_owned();
-    a_config.lease_ttl = ttl;
-    a_config.batch_deadline = Duration::from_secs(30);
-    let a = Coordinator::start(a_config).await.expect("A starts");
-    let a_task = tokio::spawn(async move { a.run(CancellationToken::new()).await });
-
-    let mut b_config = c.config(2);
-    b_config.nats = b_nats;
-    b_config.name = "coordinator-b".to_owned();
-    b_config.lease_ttl = ttl;
-    b_config.state_dir = c.dir.path().join("state-b");
-    b_config.genesis = Some(c.genesis());
-    let b_http = b_config.http_addr;
-    let b_stop = CancellationToken::new();
-    let b_token = b_stop.clone();
-    let b_task = tokio::spawn(async move {
-        let b = Coordinator::start_or_stand_by(b_config, &CancellationToken::new())
-            .await
-            .expect("B takes over");
-        b.run(b_token).await.expect("B runs")
-    });
+    let Pair {
+        a_task,
+        b_task,
+        b_stop,
+        b_http,
+    } = start_pair(&mut c, ttl, Duration::from_secs(30), |_| {}).await;
 
     // Five registrations: batches 1 and 2 sealed (no worker yet), batch 3 open with one.
     let mut rng = ChaCha20Rng::seed_from_u64(31);
@@ -1008,17 +1057,7 @@ async fn a_standby_takes_over_from_a_killed_coordinator_and_keeps_every_receipt(
         takeover.as_secs_f64(),
         first.last_batches[0].block_number
     );
-    let numbers: Vec<u64> = st.last_batches.iter().map(|b| b.number).collect();
-    assert_eq!(numbers, [1, 2, 3], "each batch once");
-    let committed: BTreeMap<u64, u64> = st
-        .last_batches
-        .iter()
-        .map(|b| (b.number, b.tx_count))
-        .collect();
-    assert_eq!(
-        committed, promised,
-        "every receipt's batch holds its transactions"
-    );
+    assert_committed_once(&st, &promised);
 
     b_stop.cancel();
     let summary = b_task.await.expect("join B");
@@ -1144,17 +1183,7 @@ async fn a_killed_nats_node_loses_nothing_and_catches_up_after_restart() {
     }
     let last = *promised.keys().last().expect("batches");
     let st = wait_for_l1_batch(&c, last).await;
-    let numbers: Vec<u64> = st.last_batches.iter().map(|b| b.number).collect();
-    assert_eq!(numbers, (1..=last).collect::<Vec<_>>(), "each batch once");
-    let committed: BTreeMap<u64, u64> = st
-        .last_batches
-        .iter()
-        .map(|b| (b.number, b.tx_count))
-        .collect();
-    assert_eq!(
-        committed, promised,
-        "every receipt's batch holds its transactions"
-    );
+    assert_committed_once(&st, &promised);
     let (status, body) = c
         .nats
         .node_health(victim)
@@ -1220,36 +1249,19 @@ async fn a_standby_takes_over_from_a_coordinator_killed_between_l1_submission_an
     let mut c = Cluster::start().await;
     let (client, js) = c.js().await;
     let ttl = Duration::from_secs(3);
-    let b_nats = c
-        .nats
-        .endpoint(pulse_access::Role::Coordinator, "coordinator-b");
     let worker_nats = c.nats.worker("honest");
-
-    let mut a_config = c.config(2);
-    a_config.name = "coordinator-a".to_owned();
-    a_config.lease_ttl = ttl;
-    a_config.batch_deadline = Duration::from_secs(60);
-    let a = Coordinator::start(a_config).await.expect("A starts");
-    let a_task = tokio::spawn(async move { a.run(CancellationToken::new()).await });
-
-    let mut b_config = c.config(2);
-    b_config.nats = b_nats;
-    b_config.name = "coordinator-b".to_owned();
-    b_config.lease_ttl = ttl;
-    b_config.state_dir = c.dir.path().join("state-b");
     // A's last pull request on the results consumer outlives its kill in this process and
     // can swallow B's first results (they come back after the consumer's ack wait); B
     // publishes its jobs again after this long. See the closing note of issue #14.
-    b_config.job_timeout = Duration::from_secs(10);
-    b_config.genesis = Some(c.genesis());
-    let b_stop = CancellationToken::new();
-    let b_token = b_stop.clone();
-    let b_task = tokio::spawn(async move {
-        let b = Coordinator::start_or_stand_by(b_config, &CancellationToken::new())
-            .await
-            .expect("B takes over");
-        b.run(b_token).await.expect("B runs")
-    });
+    let Pair {
+        a_task,
+        b_task,
+        b_stop,
+        b_http: _,
+    } = start_pair(&mut c, ttl, Duration::from_secs(60), |b| {
+        b.job_timeout = Duration::from_secs(10)
+    })
+    .await;
 
     anvil_rpc(&c, "evm_setAutomine", serde_json::json!([false])).await;
     let mut rng = ChaCha20Rng::seed_from_u64(43);
@@ -1304,17 +1316,7 @@ async fn a_standby_takes_over_from_a_coordinator_killed_between_l1_submission_an
     assert_eq!(first.last_batches.len(), 1);
 
     let st = wait_for_l1_batch(&c, 2).await;
-    let numbers: Vec<u64> = st.last_batches.iter().map(|b| b.number).collect();
-    assert_eq!(numbers, [1, 2], "each batch once");
-    let committed: BTreeMap<u64, u64> = st
-        .last_batches
-        .iter()
-        .map(|b| (b.number, b.tx_count))
-        .collect();
-    assert_eq!(
-        committed, promised,
-        "every receipt's batch holds its transactions"
-    );
+    assert_committed_once(&st, &promised);
     assert_eq!(
         format!("{:#x}", st.last_batches[0].tx_hash),
         b_commit[0],
@@ -1421,17 +1423,7 @@ async fn an_ipfs_node_restarted_mid_batch_delays_the_commit_and_loses_nothing() 
 
     let last = *promised.keys().last().expect("batches");
     let st = wait_for_l1_batch(&c, last).await;
-    let numbers: Vec<u64> = st.last_batches.iter().map(|b| b.number).collect();
-    assert_eq!(numbers, (1..=last).collect::<Vec<_>>(), "each batch once");
-    let committed: BTreeMap<u64, u64> = st
-        .last_batches
-        .iter()
-        .map(|b| (b.number, b.tx_count))
-        .collect();
-    assert_eq!(
-        committed, promised,
-        "every receipt's batch holds its transactions"
-    );
+    assert_committed_once(&st, &promised);
 
     let report = rebuild::rebuild(
         &RebuildConfig {
