@@ -55,6 +55,56 @@ fn ms(t: Instant) -> f64 {
     t.elapsed().as_secs_f64() * 1e3
 }
 
+/// Which chunk witness a proof benchmark proves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Witness {
+    /// A full chunk of valid transactions of every kind over a populated state
+    /// ([`pulse_circuits::sample::mixed_chunk`]): what workers prove.
+    Real,
+    /// Every slot a no-op: mostly-zero scalars, cheaper MSMs; the old benchmark's witness.
+    Padding,
+}
+
+impl Witness {
+    /// `real` or `padding`.
+    ///
+    /// # Errors
+    /// Any other name.
+    pub fn parse(name: &str) -> Result<Self, BenchError> {
+        match name {
+            "real" => Ok(Self::Real),
+            "padding" => Ok(Self::Padding),
+            other => Err(BenchError::Workload(format!(
+                "witness {other:?}: use real or padding"
+            ))),
+        }
+    }
+
+    /// The circuit to prove at `params` (the setup always uses the blank one: the keys
+    /// depend only on the shape).
+    ///
+    /// # Errors
+    /// [`BenchError`] when the real chunk cannot be built (a tree too small for
+    /// `2 · slots + 4` accounts).
+    pub fn circuit(self, params: CircuitParams) -> Result<ChunkCircuit, BenchError> {
+        match self {
+            Self::Padding => Ok(ChunkCircuit::blank(params)),
+            Self::Real => {
+                let dir = tempfile::tempdir().map_err(werr)?;
+                let witness = pulse_circuits::sample::mixed_chunk(
+                    dir.path(),
+                    params,
+                    11,
+                    &pulse_circuits::sample::offline_deployment(),
+                )
+                .map_err(werr)?;
+                Ok(ChunkCircuit { params, witness })
+            }
+        }
+    }
+}
+
 /// What [`msm`] measured.
 #[derive(Debug, Clone, Serialize)]
 pub struct MsmReport {
@@ -240,6 +290,8 @@ pub struct ProveReport {
     pub slots: usize,
     /// Tree depth.
     pub depth: usize,
+    /// The witness proved.
+    pub witness: Witness,
     /// Constraints in the circuit.
     pub constraints: usize,
     /// Runs of each prover.
@@ -261,7 +313,7 @@ pub struct ProveReport {
     pub memory: Vec<MemoryReport>,
 }
 
-/// Chunk-circuit proofs (all-padding witness), Pulse against ark-groth16, alternating.
+/// Chunk-circuit proofs of `witness`, Pulse against ark-groth16, alternating.
 /// Both sides prove with the same key; every proof is verified. One Pulse prover makes
 /// all of Pulse's proofs, as a worker does: its first proof builds the constraint
 /// matrices, the later ones reuse them (see [`pulse_prover::groth16`]); the first proof's
@@ -276,6 +328,7 @@ pub fn prove(
     slots: usize,
     depth: usize,
     repeats: usize,
+    witness: Witness,
     save_keys: Option<&Path>,
 ) -> Result<ProveReport, BenchError> {
     let params = CircuitParams::new(slots, depth);
@@ -286,7 +339,7 @@ pub fn prove(
     }
     let pk = keys.pk;
     let pvk = prepare_verifying_key(&pk.vk);
-    let circuit = ChunkCircuit::blank(params);
+    let circuit = witness.circuit(params)?;
     let inputs = circuit.witness.public_inputs();
     let prover = Prover::new(CpuBackend::new(), pk.clone()).map_err(werr)?;
     let constraints = pulse_circuits::circuit::info(params)
@@ -314,6 +367,7 @@ pub fn prove(
     Ok(ProveReport {
         slots,
         depth,
+        witness,
         constraints,
         repeats: repeats.max(1),
         pulse_ms,
@@ -350,6 +404,7 @@ fn check(
 pub fn prove_memory(
     slots: usize,
     depth: usize,
+    witness: Witness,
     which: &str,
     keys_dir: Option<&Path>,
 ) -> Result<MemoryReport, BenchError> {
@@ -370,7 +425,7 @@ pub fn prove_memory(
     };
     let pk = keys.pk;
     let vk = pk.vk.clone();
-    let circuit = ChunkCircuit::blank(params);
+    let circuit = witness.circuit(params)?;
     let inputs = circuit.witness.public_inputs();
     std::fs::write("/proc/self/clear_refs", "5").map_err(werr)?;
     let baseline = status_kib("VmRSS:")?;
@@ -578,6 +633,8 @@ pub struct GpuProveReport {
     pub slots: usize,
     /// Tree depth.
     pub depth: usize,
+    /// The witness proved.
+    pub witness: Witness,
     /// Constraints in the circuit.
     pub constraints: usize,
     /// Runs of each prover.
@@ -609,7 +666,7 @@ pub struct GpuProveReport {
     pub cpu_stages: StageMs,
 }
 
-/// Chunk-circuit proofs (all-padding witness), a prover on the GPU on `device` against one
+/// Chunk-circuit proofs of `witness`, a prover on the GPU on `device` against one
 /// on Pulse's CPU backend, alternating, both with the same key and, each round, the same
 /// randomisers: the two proofs must be equal, and they are verified.
 ///
@@ -620,13 +677,14 @@ pub fn prove_gpu(
     slots: usize,
     depth: usize,
     repeats: usize,
+    witness: Witness,
 ) -> Result<GpuProveReport, BenchError> {
     let params = CircuitParams::new(slots, depth);
     let mut rng = ChaCha20Rng::seed_from_u64(7);
     let keys = artifacts::setup(ChunkCircuit::blank(params), params, &mut rng).map_err(werr)?;
     let pk = keys.pk;
     let pvk = prepare_verifying_key(&pk.vk);
-    let circuit = ChunkCircuit::blank(params);
+    let circuit = witness.circuit(params)?;
     let inputs = circuit.witness.public_inputs();
     let constraints = pulse_circuits::circuit::info(params)
         .map_err(werr)?
@@ -676,6 +734,7 @@ pub fn prove_gpu(
     Ok(GpuProveReport {
         slots,
         depth,
+        witness,
         constraints,
         repeats: repeats.max(1),
         backend,

@@ -1,10 +1,16 @@
 //! Sample batches for tests and benchmarks: a fresh state and a chain of chunk witnesses made
 //! of real, signed self-registrations, so that the proofs made from them are real chunk
-//! proofs of the deployed circuit (used by the L1 tests and `pulse bench l1-gas`).
+//! proofs of the deployed circuit (used by the L1 tests and `pulse bench l1-gas`); and one
+//! chunk of every kind of transaction over a populated state ([`mixed_chunk`]), the witness
+//! the prover benchmarks measure because it is what workers prove.
 
 use std::path::Path;
 
-use rand::SeedableRng;
+use ark_bn254::Fr;
+use ark_std::UniformRand;
+use cid::Cid;
+use cid::multihash::Multihash;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 
 use crate::artifacts::CircuitParams;
@@ -13,7 +19,7 @@ use crate::deployment::{Deployment, DeploymentId};
 use crate::eddsa::PrivateKey;
 use crate::leaf::Roots;
 use crate::state::{ApplyError, State, StateError};
-use crate::tx::{Role, Transaction, TxBody};
+use crate::tx::{Permissions, Role, Scope, Transaction, TxBody};
 
 /// A chain of chunks over a fresh state, as a sequencer would have sealed it.
 #[derive(Clone, Debug)]
@@ -82,4 +88,181 @@ pub fn registration_chain(
         genesis,
         chunks: witnesses,
     })
+}
+
+/// One full chunk of real transactions, as a worker receives it: the state holds a
+/// registrar, a doctor and `slots + 1` patients, each with a record and an all-records
+/// read-write grant to the doctor (committed in a first batch), and the chunk's slots then
+/// cycle through every kind of transaction: a patient registers, a patient adds a record, a
+/// patient grants the doctor one record, the doctor logs an access, a patient revokes a
+/// grant, the doctor adds a record under a write grant. Keys, CIDs, metadata and purposes
+/// are drawn from `seed`; every slot is a distinct account's transaction, so none depends
+/// on another's outcome. The state lives in `dir` (which must not hold one).
+///
+/// # Errors
+/// [`SampleError`] when the store fails or the tree is too small for
+/// `2 · slots + 3` accounts.
+pub fn mixed_chunk(
+    dir: &Path,
+    params: CircuitParams,
+    seed: u64,
+    deployment: &Deployment,
+) -> Result<ChunkWitness, SampleError> {
+    let mut rng = ChaCha20Rng::seed_from_u64(seed);
+    let state = State::open(&dir.join("sample-state.redb"), params.depth)?;
+    let registrar = PrivateKey::random(&mut rng);
+    state.init_genesis(&[registrar.public_key()])?;
+    const REGISTRAR: u64 = 1;
+    let doctor = PrivateKey::random(&mut rng);
+    let sign = |key: &PrivateKey, signer: u64, nonce: u64, body: TxBody| {
+        Transaction {
+            signer,
+            nonce,
+            body,
+        }
+        .sign(key, deployment.id)
+        .map_err(ApplyError::Rejected)
+    };
+    let random_cid = |rng: &mut ChaCha20Rng| {
+        let digest: [u8; 32] = rng.r#gen();
+        let hash = Multihash::<64>::wrap(0x12, &digest)
+            .unwrap_or_else(|_| unreachable!("32 bytes fit a 64-byte multihash"));
+        Cid::new_v1(0x55, hash)
+    };
+    let read_write = Permissions {
+        read: true,
+        write: true,
+    };
+    let far = u64::MAX / 2;
+
+    struct Patient {
+        key: PrivateKey,
+        id: u64,
+        nonce: u64,
+        record: u64,
+        grant: u64,
+    }
+    let mut batch = state.begin(1_000, deployment)?;
+    let doctor_id = batch
+        .apply(&sign(
+            &registrar,
+            REGISTRAR,
+            0,
+            TxBody::Register {
+                public_key: doctor.public_key(),
+                role: Role::Doctor,
+            },
+        )?)?
+        .new_account
+        .unwrap_or_default();
+    let mut doctor_nonce = 0;
+    let mut patients = Vec::new();
+    for _ in 0..=params.slots {
+        let key = PrivateKey::random(&mut rng);
+        let register = TxBody::Register {
+            public_key: key.public_key(),
+            role: Role::Patient,
+        };
+        let id = batch
+            .apply(&sign(&key, 0, 0, register)?)?
+            .new_account
+            .unwrap_or_default();
+        let add = TxBody::AddRecord {
+            patient: id,
+            cid: random_cid(&mut rng),
+            metadata_hash: Fr::rand(&mut rng),
+            grant: None,
+        };
+        let record = batch
+            .apply(&sign(&key, id, 1, add)?)?
+            .new_record
+            .unwrap_or_default();
+        let grant = TxBody::Grant {
+            grantee: doctor_id,
+            scope: Scope::All,
+            permissions: read_write,
+            expires_at: far,
+        };
+        let grant = batch
+            .apply(&sign(&key, id, 2, grant)?)?
+            .new_grant
+            .unwrap_or_default();
+        patients.push(Patient {
+            key,
+            id,
+            nonce: 3,
+            record,
+            grant,
+        });
+    }
+    let roots_before = batch.commit()?;
+
+    let mut batch = state.begin(2_000, deployment)?;
+    for (slot, p) in (0..params.slots).zip(patients.iter_mut()) {
+        let stx = match slot % 6 {
+            0 => {
+                let key = PrivateKey::random(&mut rng);
+                let body = TxBody::Register {
+                    public_key: key.public_key(),
+                    role: Role::Patient,
+                };
+                sign(&key, 0, 0, body)?
+            }
+            1 => {
+                let body = TxBody::AddRecord {
+                    patient: p.id,
+                    cid: random_cid(&mut rng),
+                    metadata_hash: Fr::rand(&mut rng),
+                    grant: None,
+                };
+                p.nonce += 1;
+                sign(&p.key, p.id, p.nonce - 1, body)?
+            }
+            2 => {
+                let body = TxBody::Grant {
+                    grantee: doctor_id,
+                    scope: Scope::Record(p.record),
+                    permissions: Permissions {
+                        read: true,
+                        write: false,
+                    },
+                    expires_at: rng.gen_range(3_000..far),
+                };
+                p.nonce += 1;
+                sign(&p.key, p.id, p.nonce - 1, body)?
+            }
+            3 => {
+                let body = TxBody::AccessLog {
+                    record: p.record,
+                    grant: p.grant,
+                    purpose: Fr::rand(&mut rng),
+                };
+                doctor_nonce += 1;
+                sign(&doctor, doctor_id, doctor_nonce - 1, body)?
+            }
+            4 => {
+                let body = TxBody::Revoke { grant: p.grant };
+                p.nonce += 1;
+                sign(&p.key, p.id, p.nonce - 1, body)?
+            }
+            _ => {
+                let body = TxBody::AddRecord {
+                    patient: p.id,
+                    cid: random_cid(&mut rng),
+                    metadata_hash: Fr::rand(&mut rng),
+                    grant: Some(p.grant),
+                };
+                doctor_nonce += 1;
+                sign(&doctor, doctor_id, doctor_nonce - 1, body)?
+            }
+        };
+        batch.apply(&stx)?;
+    }
+    let chunk = batch
+        .chunks(roots_before, params.slots)
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| unreachable!("a batch of {} transactions has a chunk", params.slots));
+    batch.rollback()?;
+    Ok(chunk)
 }

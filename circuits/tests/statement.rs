@@ -911,3 +911,31 @@ fn witnesses_survive_their_wire_form_and_bad_shapes_are_named() {
     let err = serde_json::from_value::<ChunkWitness>(big).expect_err("r is not canonical");
     assert!(!err.to_string().is_empty());
 }
+
+#[test]
+fn the_mixed_sample_chunk_fills_every_slot_with_every_kind_and_satisfies_the_circuit() {
+    let params = CircuitParams::new(6, 6);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let witness = pulse_circuits::sample::mixed_chunk(
+        dir.path(),
+        params,
+        9,
+        &pulse_circuits::sample::offline_deployment(),
+    )
+    .expect("mixed chunk");
+    let kinds: BTreeSet<String> = witness
+        .slots
+        .iter()
+        .map(|s| format!("{:?}", s.tx.kind))
+        .collect();
+    assert_eq!(witness.slots.len(), 6);
+    assert_eq!(
+        kinds,
+        ["AccessLog", "AddRecord", "Grant", "Register", "Revoke"]
+            .map(String::from)
+            .into(),
+        "every slot real, every kind present"
+    );
+    assert_ne!(witness.roots_before, witness.roots_after);
+    assert!(satisfied(params, witness));
+}

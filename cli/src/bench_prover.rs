@@ -12,7 +12,7 @@ use std::process::{Command, ExitCode};
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
-use pulse_bench::prover::{self, MemoryReport, StageMs};
+use pulse_bench::prover::{self, MemoryReport, StageMs, Witness};
 use pulse_gpu::{Api, Device};
 
 /// `--backend` and `--device` of `pulse bench msm|ntt|prove`.
@@ -44,6 +44,56 @@ impl BackendArgs {
             .with_context(|| format!("opening {api} device {}", self.device.unwrap_or(0)))?;
         Ok(Some(device))
     }
+}
+
+/// `pulse bench buckets`.
+#[allow(clippy::print_stdout)]
+pub fn buckets(slots: usize, depth: usize, json: bool) -> Result<ExitCode> {
+    let r = pulse_bench::buckets::run(slots, depth).context("measuring bucket balance")?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "GPU MSM bucket balance, chunk of {} real transactions at depth {} ({} constraints)",
+        r.slots, r.depth, r.constraints
+    );
+    println!(
+        "  {:<7} {:>8} {:>6} {:>6} {:>6} {:>3} {:>9} {:>22} {:>22}",
+        "scalars",
+        "n",
+        "zero",
+        "one",
+        "small",
+        "c",
+        "largest",
+        "before worst/mean",
+        "after worst/mean (cap)"
+    );
+    for m in &r.msms {
+        println!(
+            "  {:<7} {:>8} {:>5.1}% {:>5.1}% {:>5.1}% {:>3} {:>9} {:>12.1} (path {:>7}) {:>7.2} ({:>3}, path {:>4})",
+            m.scalars,
+            m.n,
+            100.0 * m.zero,
+            100.0 * m.one,
+            100.0 * m.small,
+            m.c,
+            m.largest_bucket,
+            m.before_worst_over_mean,
+            m.before.critical_path,
+            m.after_worst_over_mean,
+            m.cap,
+            m.after.critical_path,
+        );
+    }
+    println!(
+        "  worst/mean: the busiest thread's additions (after: summed over the schedule's launches,"
+    );
+    println!(
+        "  its critical path) over the mean, the additions spread evenly over one thread per bucket"
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `pulse bench msm`.
@@ -132,26 +182,29 @@ pub fn prove(
     slots: usize,
     depth: usize,
     repeats: usize,
+    witness: &str,
     memory_of: Option<&str>,
     json: bool,
     backend: &BackendArgs,
 ) -> Result<ExitCode> {
+    let witness_name = witness;
+    let witness = Witness::parse(witness)?;
     if let Some(which) = memory_of {
         let keys = std::env::var_os(KEYS_ENV).map(PathBuf::from);
-        let m = prover::prove_memory(slots, depth, which, keys.as_deref())
+        let m = prover::prove_memory(slots, depth, witness, which, keys.as_deref())
             .context("measuring peak memory")?;
         println!("{}", serde_json::to_string(&m)?);
         return Ok(ExitCode::SUCCESS);
     }
     if let Some(device) = backend.open()? {
-        let r = prover::prove_gpu(device, slots, depth, repeats)
+        let r = prover::prove_gpu(device, slots, depth, repeats, witness)
             .context("running the prove benchmark")?;
         if json {
             println!("{}", serde_json::to_string_pretty(&r)?);
             return Ok(ExitCode::SUCCESS);
         }
         println!(
-            "Groth16 chunk proof, slots {} depth {} ({} constraints), {} runs each (medians), proofs equal and verified",
+            "Groth16 chunk proof, slots {} depth {} ({} constraints, {witness_name} witness), {} runs each (medians), proofs equal and verified",
             r.slots, r.depth, r.constraints, r.repeats
         );
         println!("  device           {}", r.device);
@@ -179,10 +232,11 @@ pub fn prove(
     // The children load the keys this run makes instead of each running the setup again.
     let keys = std::env::temp_dir().join(format!("pulse-bench-keys-{}", std::process::id()));
     let measured = (|| {
-        let mut r = prover::prove(slots, depth, repeats, Some(&keys))
+        let mut r = prover::prove(slots, depth, repeats, witness, Some(&keys))
             .context("running the prove benchmark")?;
         for which in ["ark", "pulse"] {
-            r.memory.push(memory_in_child(slots, depth, which, &keys)?);
+            r.memory
+                .push(memory_in_child(slots, depth, witness_name, which, &keys)?);
         }
         anyhow::Ok(r)
     })();
@@ -196,7 +250,7 @@ pub fn prove(
         return Ok(ExitCode::SUCCESS);
     }
     println!(
-        "Groth16 chunk proof, slots {} depth {} ({} constraints), {} runs each (medians), all verified",
+        "Groth16 chunk proof, slots {} depth {} ({} constraints, {witness_name} witness), {} runs each (medians), all verified",
         r.slots, r.depth, r.constraints, r.repeats
     );
     println!("  ark-groth16      {:>10.1} ms", r.ark_ms);
@@ -241,7 +295,13 @@ fn print_stages(who: &str, s: &StageMs) {
 /// Where a memory child finds the keys the parent saved.
 const KEYS_ENV: &str = "PULSE_BENCH_KEYS";
 
-fn memory_in_child(slots: usize, depth: usize, which: &str, keys: &Path) -> Result<MemoryReport> {
+fn memory_in_child(
+    slots: usize,
+    depth: usize,
+    witness: &str,
+    which: &str,
+    keys: &Path,
+) -> Result<MemoryReport> {
     let exe = std::env::current_exe().context("finding the pulse binary")?;
     let out = Command::new(exe)
         .args([
@@ -251,6 +311,8 @@ fn memory_in_child(slots: usize, depth: usize, which: &str, keys: &Path) -> Resu
             &slots.to_string(),
             "--depth",
             &depth.to_string(),
+            "--witness",
+            witness,
         ])
         .args(["--memory-of", which])
         .env(KEYS_ENV, keys)

@@ -146,6 +146,20 @@ enum BenchCommand {
         #[command(flatten)]
         backend: bench_prover::BackendArgs,
     },
+    /// How evenly the GPU MSM's bucket sums spread over threads on a real chunk witness
+    /// (A, B, C assignments and H), before and after balancing, and on random scalars: the
+    /// host model of the kernels' schedule, so no GPU is needed.
+    Buckets {
+        /// Transaction slots per chunk.
+        #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=1024))]
+        slots: u64,
+        /// Tree depth (at least log2 of 2 · slots + 4).
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(3..=64))]
+        depth: u64,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// NTT over Fr: Pulse's CPU backend against ark-poly's radix-2 FFT, or with
     /// `--backend cuda|opencl` a GPU against Pulse's CPU backend.
     Ntt {
@@ -174,6 +188,10 @@ enum BenchCommand {
         /// Runs of each prover; the median is reported.
         #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=100))]
         repeats: u64,
+        /// The chunk proved: real (every slot a valid transaction, of every kind, over a
+        /// populated state: what workers prove) or padding (all no-ops; cheaper MSMs).
+        #[arg(long, default_value = "real", value_parser = ["real", "padding"])]
+        witness: String,
         /// Internal: prove once with this prover and print its peak memory as JSON.
         #[arg(long, hide = true, value_parser = ["ark", "pulse"])]
         memory_of: Option<String>,
@@ -332,6 +350,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 },
         } => bench_prover::msm(log_size, repeats as usize, json, &backend),
         Command::Bench {
+            command: BenchCommand::Buckets { slots, depth, json },
+        } => bench_prover::buckets(slots as usize, depth as usize, json),
+        Command::Bench {
             command:
                 BenchCommand::Ntt {
                     log_size,
@@ -349,6 +370,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Worker {
             command: worker::WorkerCommand::Selftest(args),
         } => worker::selftest(args),
+        Command::Worker {
+            command: worker::WorkerCommand::Kernels(args),
+        } => worker::kernels(args),
         Command::Worker {
             command: worker::WorkerCommand::Check(args),
         } => worker::check(args),
@@ -386,6 +410,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     slots,
                     depth,
                     repeats,
+                    witness,
                     memory_of,
                     json,
                     backend,
@@ -394,6 +419,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             slots as usize,
             depth as usize,
             repeats as usize,
+            &witness,
             memory_of.as_deref(),
             json,
             &backend,

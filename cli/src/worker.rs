@@ -27,6 +27,33 @@ pub enum WorkerCommand {
     /// credentials and CA, checks everything a worker needs works, and that what a worker
     /// must not do is refused by the server. Ends with `N passed, M failed`.
     Check(CheckArgs),
+    /// Compile the CUDA kernels for given architectures into a kernel cache, for GPU
+    /// machines that have the NVIDIA driver but not NVRTC (copy the folder there and point
+    /// PULSE_KERNEL_CACHE at it). Needs NVRTC here, no GPU.
+    Kernels(KernelsArgs),
+}
+
+/// `pulse worker kernels`.
+#[derive(clap::Args)]
+pub struct KernelsArgs {
+    /// A CUDA architecture to build for, as the device reports it: sm_80 (A100), sm_86,
+    /// sm_89 (RTX 40xx, L4), sm_90 (H100, H200). Repeat for several.
+    #[arg(long = "arch", required = true)]
+    archs: Vec<String>,
+    /// The folder to write the kernels into (created if missing).
+    #[arg(long)]
+    cache: std::path::PathBuf,
+}
+
+/// `pulse worker kernels`.
+#[allow(clippy::print_stdout)]
+pub fn kernels(args: KernelsArgs) -> Result<ExitCode> {
+    let written = pulse_gpu::cuda::prebuild(&args.archs, &args.cache)
+        .with_context(|| format!("building CUDA kernels for {}", args.archs.join(", ")))?;
+    for path in written {
+        println!("{}", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `pulse worker check`.
@@ -174,6 +201,83 @@ struct CheckReport {
     detail: String,
 }
 
+/// The tree depth the capacity table is computed at (the benchmarks' depth).
+const CAPACITY_DEPTH: usize = 20;
+
+/// The largest chunk a device of some memory holds, from the circuit's shape and the GPU
+/// prover's layout ([`pulse_gpu::ProverFootprint`]).
+#[derive(Serialize)]
+struct Capacity {
+    /// `24 GiB`, …, or `this device (79.6 GiB)`.
+    memory: String,
+    memory_bytes: u64,
+    /// The most slots with every MSM in one pass, and that chunk's constraints.
+    slots_one_pass: usize,
+    constraints_one_pass: usize,
+    /// The most slots with MSMs cut into the smallest passes.
+    slots_in_passes: usize,
+    constraints_in_passes: usize,
+}
+
+/// The capacity table for 24, 40 and 80 GiB and this device's `memory` bytes. The chunk
+/// circuit grows linearly in its slots, so two syntheses (one and two slots) give every
+/// size.
+fn capacity(memory: u64) -> Result<Vec<Capacity>> {
+    use pulse_circuits::artifacts::CircuitParams;
+    let one = pulse_circuits::circuit::info(CircuitParams::new(1, CAPACITY_DEPTH))?;
+    let two = pulse_circuits::circuit::info(CircuitParams::new(2, CAPACITY_DEPTH))?;
+    let inputs = one.public_inputs + 1;
+    let shape = |slots: usize| {
+        let extra = slots.saturating_sub(1);
+        let constraints =
+            one.constraints_total + extra * (two.constraints_total - one.constraints_total);
+        let witness =
+            one.witness_variables + extra * (two.witness_variables - one.witness_variables);
+        let domain = (constraints + inputs).next_power_of_two();
+        (
+            constraints,
+            pulse_gpu::ProverFootprint::new(inputs, witness, domain),
+        )
+    };
+    // The most slots (up to 2^20) for which `fits` holds; footprints grow with slots.
+    let largest = |fits: &dyn Fn(&pulse_gpu::ProverFootprint) -> bool| {
+        let (mut lo, mut hi) = (0usize, 1usize << 20);
+        while lo < hi {
+            let mid = (lo + hi).div_ceil(2);
+            if fits(&shape(mid).1) {
+                lo = mid;
+            } else {
+                hi = mid - 1;
+            }
+        }
+        (lo, if lo == 0 { 0 } else { shape(lo).0 })
+    };
+    const GIB: u64 = 1 << 30;
+    let mut sizes: Vec<(String, u64)> = [24u64, 40, 80]
+        .iter()
+        .map(|g| (format!("{g} GiB"), g * GIB))
+        .collect();
+    sizes.push((
+        format!("this device ({:.1} GiB)", memory as f64 / GIB as f64),
+        memory,
+    ));
+    Ok(sizes
+        .into_iter()
+        .map(|(label, bytes)| {
+            let (slots_one_pass, constraints_one_pass) = largest(&|f| f.fits(bytes, false));
+            let (slots_in_passes, constraints_in_passes) = largest(&|f| f.fits(bytes, true));
+            Capacity {
+                memory: label,
+                memory_bytes: bytes,
+                slots_one_pass,
+                constraints_one_pass,
+                slots_in_passes,
+                constraints_in_passes,
+            }
+        })
+        .collect())
+}
+
 /// `pulse worker selftest --json`.
 #[derive(Serialize)]
 struct SelftestReport {
@@ -182,6 +286,7 @@ struct SelftestReport {
     compute_units: u32,
     open_seconds: f64,
     checks: Vec<CheckReport>,
+    capacity: Vec<Capacity>,
     passed: usize,
     failed: usize,
 }
@@ -247,6 +352,7 @@ pub fn selftest(args: SelftestArgs) -> Result<ExitCode> {
     if let Some(e) = print_error {
         return Err(e).context("printing the self-test");
     }
+    let capacity = capacity(info.memory_bytes).context("sizing chunks for the device")?;
     if args.json {
         let report = SelftestReport {
             device: info.label(),
@@ -254,11 +360,35 @@ pub fn selftest(args: SelftestArgs) -> Result<ExitCode> {
             compute_units: info.compute_units,
             open_seconds,
             checks,
+            capacity,
             passed: summary.passed,
             failed: summary.failed,
         };
         writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
     } else {
+        writeln!(
+            out,
+            "largest chunk at depth {CAPACITY_DEPTH} with the key's bases resident (MSMs in one pass; cut into passes):"
+        )?;
+        for c in &capacity {
+            let show = |slots: usize, constraints: usize| {
+                if slots == 0 {
+                    "none".to_string()
+                } else {
+                    format!(
+                        "{slots} slots ({:.2}M constraints)",
+                        constraints as f64 / 1e6
+                    )
+                }
+            };
+            writeln!(
+                out,
+                "  {:<24} {:>34}; {}",
+                c.memory,
+                show(c.slots_one_pass, c.constraints_one_pass),
+                show(c.slots_in_passes, c.constraints_in_passes)
+            )?;
+        }
         writeln!(out, "{} passed, {} failed", summary.passed, summary.failed)?;
     }
     Ok(if summary.failed == 0 {

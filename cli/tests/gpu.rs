@@ -75,7 +75,24 @@ fn check_selftest_passed(o: &Output, label_prefix: &str) {
     let last = lines.last().copied().unwrap_or_default();
     let (passed, failed) = counts(last).unwrap_or_else(|| panic!("last line `{last}`:\n{out}"));
     assert_eq!(failed, 0, "{out}");
-    let checks = &lines[1..lines.len() - 1];
+    // The checks, then the capacity table (24, 40, 80 GiB and the device), then the counts.
+    let table = lines
+        .iter()
+        .position(|l| l.starts_with("largest chunk at depth 20"))
+        .unwrap_or_else(|| panic!("no capacity table:\n{out}"));
+    let checks = &lines[1..table];
+    let sizes = &lines[table + 1..lines.len() - 1];
+    assert_eq!(sizes.len(), 4, "{out}");
+    for (line, size) in sizes
+        .iter()
+        .zip(["24 GiB", "40 GiB", "80 GiB", "this device ("])
+    {
+        assert!(line.trim_start().starts_with(size), "{line}");
+        assert!(
+            line.contains(" slots (") && line.contains("M constraints)"),
+            "{line}"
+        );
+    }
     assert!(passed >= 10, "{out}");
     assert_eq!(checks.len(), passed, "{out}");
     for line in checks {
@@ -174,12 +191,13 @@ fn bench_prove_on_the_gpu_makes_the_cpus_proof() {
         "--slots",
         "1",
         "--depth",
-        "2",
+        "3",
         "--repeats",
         "1",
         "--json",
     ]);
     assert!(prove["constraints"].as_u64().unwrap_or(0) > 0, "{prove}");
+    assert_eq!(prove["witness"], "real", "{prove}");
     assert!(
         prove["gpu_stages"]["msm_total"].as_f64().unwrap_or(0.0) > 0.0,
         "{prove}"

@@ -8,10 +8,14 @@
  *   3. msm_scan_*     exclusive prefix sums of the sizes, per window, in three passes;
  *   4. msm_scatter    one thread per (window, scalar): each point index (with the digit's
  *                     sign in bit 31) lands in its bucket's run of one flat list;
- *   5. *_bucket_sum   one thread per bucket: the sum of its points (mixed additions);
+ *   5. *_sum_list,    the bucket sums, balanced: one thread per piece of at most `cap`
+ *      *_sum_partials points of a bucket, then levels of threads adding a split bucket's
+ *                     partials, until each bucket has one (src/buckets.rs plans them on
+ *                     the host from the counts of step 2);
  *   6. *_bucket_reduce one thread per segment of buckets: Σ d·B_d over the segment with
  *                     the running-sum trick, plus the segment's offset times its sum;
- *   7. *_window_sum   one thread per window: the sum of its segments.
+ *   7. *_window_step  the sum of each window's segments, as a tree of ⌈log₂ segs⌉
+ *                     launches.
  *
  * The host combines the window sums by doubling (Horner); that is c·windows doublings,
  * not worth a launch. Steps 1–4 depend only on the scalars and are shared by G1 and G2.
@@ -20,6 +24,7 @@
 
 #define DIGIT_SIGN 0x80000000u
 #define DIGIT_MAGNITUDE 0x7fffffffu
+#define NO_PARTIAL 0xffffffffu
 
 KERNEL void msm_digits(GLOBAL const fr_t *scalars, GLOBAL uint *digits, uint n, uint c,
                        uint windows) {

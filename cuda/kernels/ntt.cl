@@ -1,5 +1,6 @@
-/* Radix-2 NTT over Fr (Cooley–Tukey, decimation in time): a bit-reversal permutation, then
- * log₂ n stages of n/2 butterflies, one thread each. The twiddles ω^t, t < n/2, are
+/* NTT over Fr (Cooley–Tukey, decimation in time): a bit-reversal permutation, then
+ * log₂ n stages of n/2 butterflies: three at a time by fr_ntt_radix8 (one pass over memory
+ * per three stages), the last log₂ n mod 3 one at a time by fr_ntt_stage. The twiddles ω^t, t < n/2, are
  * computed once per size and direction by fr_powers and stay on the device; stage s (span
  * = 2^s) reads them with stride n/(2·span). Element-wise kernels cover the coset shifts,
  * the 1/n scaling and the Groth16 quotient step. */
@@ -31,6 +32,36 @@ KERNEL void fr_ntt_stage(GLOBAL fr_t *a, GLOBAL const fr_t *twiddles, uint n, ui
   fr_t v = fr_mul(a[i1], twiddles[j * stride]);
   a[i0] = fr_add(u, v);
   a[i1] = fr_sub(u, v);
+}
+
+/* Three stages in one pass (radix 8): stages s, s+1, s+2 of the transform above, each
+ * thread holding in registers the 8 elements b + m·2^s (m < 8) that those stages mix,
+ * with b = (t >> s) << (s+3) | (t mod 2^s) for thread t < n/8. In stage s+l the pair
+ * (m, m + 2^l), m with bit l clear, takes the twiddle ω_{2h}^j, h = 2^(s+l),
+ * j = (t mod 2^s) + (m mod 2^l)·2^s: the same butterflies as three fr_ntt_stage launches,
+ * with one global read and write of each element instead of three. */
+KERNEL void fr_ntt_radix8(GLOBAL fr_t *a, GLOBAL const fr_t *twiddles, uint n, uint s) {
+  ulong t = GLOBAL_ID();
+  if (t >= n / 8) return;
+  ulong span = (ulong)1 << s;
+  ulong low = t & (span - 1);
+  ulong b = ((t >> s) << (s + 3)) | low;
+  fr_t x[8];
+  for (uint m = 0; m < 8; m++) x[m] = a[b + m * span];
+  for (uint l = 0; l < 3; l++) {
+    uint h = 1u << l;
+    /* twiddles holds ω_n^k, k < n/2; ω_{2·2^(s+l)} = ω_n^(n >> (s+l+1)). */
+    ulong stride = (ulong)n >> (s + l + 1);
+    for (uint m = 0; m < 8; m++) {
+      if (m & h) continue;
+      ulong j = low + (ulong)(m & (h - 1)) * span;
+      fr_t u = x[m];
+      fr_t v = fr_mul(x[m + h], twiddles[j * stride]);
+      x[m] = fr_add(u, v);
+      x[m + h] = fr_sub(u, v);
+    }
+  }
+  for (uint m = 0; m < 8; m++) a[b + m * span] = x[m];
 }
 
 /* out[i] = g^i for i < n; each thread starts at g^(t·run) by square-and-multiply and

@@ -13,10 +13,10 @@ use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use ark_bn254::Fr;
+use ark_bn254::{Fr, g1, g2};
 use ark_ec::short_weierstrass::{Affine, Projective};
 use pulse_prover::backend::{check_msm_request, check_ntt_len};
-use pulse_prover::{BackendError, MsmBackend, NttBackend};
+use pulse_prover::{AssignmentSums, Backend, BackendError, MsmBackend, NttBackend};
 
 use crate::device::{Api, Device, DeviceInfo, GpuError};
 use crate::msm::{self, GpuCurve, MAX_PASS, Plan, ResidentBases};
@@ -199,6 +199,39 @@ impl<P: GpuCurve> MsmBackend<P> for GpuBackend {
     }
 }
 
+impl Backend for GpuBackend {
+    /// The three MSMs over the assignment with the scalar work shared
+    /// ([`msm::msm_assignment`]).
+    fn msm_assignment(
+        &self,
+        a: &GpuBases<g1::Config>,
+        b_g1: &GpuBases<g1::Config>,
+        b_g2: &GpuBases<g2::Config>,
+        range: Range<usize>,
+        scalars: &[Fr],
+    ) -> Result<AssignmentSums, BackendError> {
+        for len in [a.bases.len, b_g1.bases.len, b_g2.bases.len] {
+            check_msm_request(len, &range, scalars.len())?;
+        }
+        // The G2 sums' scratch is the larger; the sorted pass is in it.
+        let pass = self.pass_for::<g2::Config>(scalars.len())?;
+        let _turn = self.turn()?;
+        let r = msm::msm_assignment(
+            &*self.dev,
+            [&a.bases, &b_g1.bases, &b_g2.bases],
+            range,
+            scalars,
+            pass,
+        )?;
+        Ok(AssignmentSums {
+            a: r.a,
+            b_g1: r.b_g1,
+            b_g2: r.b_g2,
+            times: r.times,
+        })
+    }
+}
+
 impl NttBackend<Fr> for GpuBackend {
     fn ntt(&self, values: &mut [Fr]) -> Result<(), BackendError> {
         self.transform(values, |v, dev, t| v.transform(dev, t, false))
@@ -241,5 +274,94 @@ impl NttBackend<Fr> for GpuBackend {
             return Err(BackendError::ZeroShift);
         }
         Ok(self.quotient_on_device(a, b, c, shift, z_inv)?)
+    }
+}
+
+/// The device memory a Groth16 prover on [`GpuBackend`] holds for one circuit: the proving
+/// key's bases (resident), and the larger of the two jobs that take turns on the device,
+/// the quotient's six domain-sized vectors and the largest MSM pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProverFootprint {
+    /// Bytes of resident bases: `a`, `b` (G1 and G2) over the assignment, `l` over the
+    /// witness, `h` over the domain.
+    pub bases: u64,
+    /// Scratch of the largest MSM run in one pass.
+    pub msm: u64,
+    /// Scratch of the smallest pass an MSM may be cut into.
+    pub msm_min: u64,
+    /// The quotient's vectors and tables.
+    pub quotient: u64,
+}
+
+impl ProverFootprint {
+    /// The footprint of a circuit with `inputs` instance variables (the constant one
+    /// included), `witness` witness variables and a QAP domain of `domain` rows.
+    pub fn new(inputs: usize, witness: usize, domain: usize) -> Self {
+        let m = (inputs + witness) as u64;
+        let h = domain.saturating_sub(1) as u64;
+        let g1 = <ark_bn254::g1::Config as GpuCurve>::affine_bytes() as u64;
+        let g2 = <ark_bn254::g2::Config as GpuCurve>::affine_bytes() as u64;
+        let (j1, j2) = (
+            <ark_bn254::g1::Config as GpuCurve>::jacobian_bytes(),
+            <ark_bn254::g2::Config as GpuCurve>::jacobian_bytes(),
+        );
+        let pass = |n: u64| (n as usize).clamp(1, MAX_PASS);
+        Self {
+            bases: m * (2 * g1 + g2) + witness as u64 * g1 + h * g1,
+            msm: Plan::new(pass(m))
+                .scratch_bytes(j2)
+                .max(Plan::new(pass(m.max(h))).scratch_bytes(j1)),
+            msm_min: Plan::new(pass(m).min(MIN_PASS))
+                .scratch_bytes(j2)
+                .max(Plan::new(pass(m.max(h)).min(MIN_PASS)).scratch_bytes(j1)),
+            quotient: 6 * 32 * domain as u64,
+        }
+    }
+
+    /// Bytes with every MSM in one pass (the fastest way).
+    pub fn total(&self) -> u64 {
+        self.bases + self.msm.max(self.quotient)
+    }
+
+    /// Bytes with the MSMs cut into the smallest passes: below this the bases do not stay
+    /// resident and the worker proves on the CPU.
+    pub fn minimum(&self) -> u64 {
+        self.bases + self.msm_min.max(self.quotient)
+    }
+
+    /// Whether the prover fits a device of `memory` bytes within the backend's default
+    /// budget (90 %), all MSMs in one pass or (`passes`) cut into the smallest.
+    pub fn fits(&self, memory: u64, passes: bool) -> bool {
+        let need = if passes { self.minimum() } else { self.total() };
+        need <= memory / 10 * 9
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_footprint_counts_every_resident_base_and_the_larger_job() {
+        // 2 instance + 3 witness variables, a domain of 8 rows: a, b₁ (64 B) and b₂ (128 B)
+        // over 5, l over 3, h over 7.
+        let f = ProverFootprint::new(2, 3, 8);
+        assert_eq!(f.bases, 5 * (64 + 64 + 128) + 3 * 64 + 7 * 64);
+        assert_eq!(f.quotient, 6 * 32 * 8);
+        assert_eq!(f.total(), f.bases + f.msm.max(f.quotient));
+        assert!(f.minimum() <= f.total());
+        assert!(f.fits(f.total() * 10 / 9 + 10, false));
+        assert!(
+            !f.fits(f.minimum(), true),
+            "the budget is 90 % of the memory"
+        );
+        // Larger circuits never need less.
+        let mut last = 0;
+        for k in 6..24 {
+            let n = 1usize << k;
+            let t = ProverFootprint::new(10, n - 20, n).total();
+            assert!(t > last, "{k}");
+            last = t;
+        }
     }
 }

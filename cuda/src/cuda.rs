@@ -406,18 +406,33 @@ fn describe(index: usize) -> Result<DeviceInfo, GpuError> {
     })
 }
 
-/// Loads the program for `arch` from the cache, or compiles and caches it.
+/// Loads the program for `arch` from the cache, or compiles and caches it. Without NVRTC
+/// on this machine, a CUBIN for `arch` built elsewhere ([`prebuild`], `pulse worker
+/// kernels`) and copied into the cache is loaded instead, whatever NVRTC made it.
 fn load_module(
     ctx: &Arc<CudaContext>,
     program: &str,
     arch: &str,
 ) -> Result<Arc<CudaModule>, GpuError> {
-    let (major, minor) = nvrtc_version()?;
-    let file = format!(
-        "{}-{arch}-nvrtc{major}.{minor}.cubin",
-        source::program_hash(program)
-    );
-    let path = cache_dir(|key| std::env::var_os(key)).map(|dir| dir.join(file));
+    let dir = cache_dir(|key| std::env::var_os(key));
+    let (major, minor) = match nvrtc_version() {
+        Ok(v) => v,
+        Err(GpuError::Unavailable { api, reason }) => {
+            return load_prebuilt(ctx, program, arch, dir.as_deref()).ok_or_else(|| {
+                let place = dir.map_or("the kernel cache".into(), |d| d.display().to_string());
+                GpuError::Unavailable {
+                    api,
+                    reason: format!(
+                        "{reason}; nor are there prebuilt kernels for {arch} in {place} (run \
+                         `pulse worker kernels --arch {arch} --cache DIR` where NVRTC is \
+                         installed and copy DIR there, or set PULSE_KERNEL_CACHE to it)"
+                    ),
+                }
+            });
+        }
+        Err(e) => return Err(e),
+    };
+    let path = dir.map(|dir| dir.join(cache_file(program, arch, major, minor)));
     if let Some(path) = &path
         && let Some(cubin) = read_cached(path)
     {
@@ -450,6 +465,78 @@ fn load_module(
     }
     ctx.load_module(Ptx::from_binary(compiled.cubin))
         .or_driver("loading the kernels")
+}
+
+/// The cache's name for the program compiled for `arch` by NVRTC `major.minor`.
+fn cache_file(program: &str, arch: &str, major: i32, minor: i32) -> String {
+    format!(
+        "{}-{arch}-nvrtc{major}.{minor}.cubin",
+        source::program_hash(program)
+    )
+}
+
+/// A cached CUBIN of this program for `arch` from any NVRTC, newest name first.
+fn load_prebuilt(
+    ctx: &Arc<CudaContext>,
+    program: &str,
+    arch: &str,
+    dir: Option<&Path>,
+) -> Option<Arc<CudaModule>> {
+    let prefix = format!("{}-{arch}-nvrtc", source::program_hash(program));
+    let mut names: Vec<PathBuf> = fs::read_dir(dir?)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(&prefix) && n.ends_with(".cubin"))
+        })
+        .collect();
+    names.sort();
+    names.into_iter().rev().find_map(|path| {
+        let cubin = read_cached(&path)?;
+        match ctx.load_module(Ptx::from_binary(cubin)) {
+            Ok(module) => {
+                tracing::info!(path = %path.display(), "prebuilt CUDA kernels loaded (no NVRTC here)");
+                Some(module)
+            }
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %reason(e), "prebuilt CUDA kernels did not load");
+                None
+            }
+        }
+    })
+}
+
+/// Compiles Pulse's kernels for each architecture in `archs` (`sm_80`, `sm_90`, …) and
+/// stores them in `dir` under the cache's names, so that a machine with the NVIDIA driver
+/// but no NVRTC loads them (copy `dir` to its kernel cache, or point `PULSE_KERNEL_CACHE`
+/// at it). Needs NVRTC here, no GPU. Returns the files written.
+///
+/// # Errors
+/// [`GpuError::Unavailable`] without NVRTC, [`GpuError::Unsupported`] for a virtual
+/// architecture, [`GpuError::Build`] with NVRTC's log, [`GpuError::Driver`] when `dir`
+/// cannot be written.
+pub fn prebuild(archs: &[String], dir: &Path) -> Result<Vec<PathBuf>, GpuError> {
+    let (major, minor) = nvrtc_version()?;
+    let program = source::program();
+    let mut written = Vec::new();
+    for arch in archs {
+        if !arch.starts_with("sm_") {
+            return Err(GpuError::Unsupported(format!(
+                "architecture {arch:?}: a device loads a CUBIN, so name a real one (sm_80, sm_90)"
+            )));
+        }
+        let compiled = compile(&program, arch)?;
+        let path = dir.join(cache_file(&program, arch, major, minor));
+        write_cached(&path, &compiled.cubin).map_err(|e| GpuError::Driver {
+            api: Api::Cuda,
+            what: format!("writing {}", path.display()),
+            reason: e.to_string(),
+        })?;
+        written.push(path);
+    }
+    Ok(written)
 }
 
 /// Where compiled kernels are kept; `var` reads the environment.

@@ -17,6 +17,7 @@
 #![warn(missing_docs)]
 
 pub mod backend;
+pub mod buckets;
 pub mod cuda;
 pub mod device;
 pub mod msm;
@@ -27,7 +28,7 @@ pub mod source;
 
 use std::sync::Arc;
 
-pub use backend::GpuBackend;
+pub use backend::{GpuBackend, ProverFootprint};
 pub use device::{Api, Arg, Buffer, Device, DeviceInfo, GpuError};
 
 /// Opens device `index` (default 0) of `api` and builds the kernels for it.

@@ -2,6 +2,7 @@
 //! `kernels/msm.cl`): data layout, the window plan, memory use, the launches.
 
 use std::ops::Range;
+use std::time::{Duration, Instant};
 
 use ark_bn254::{Fq, Fq2, Fr, g1, g2};
 use ark_ec::AdditiveGroup;
@@ -9,7 +10,13 @@ use ark_ec::AffineRepr;
 use ark_ec::short_weierstrass::{Affine, Projective, SWCurveConfig};
 use ark_ff::{BigInt, Fp, MontBackend, MontConfig, Zero};
 
+use crate::buckets::Schedule;
 use crate::device::{Arg, Buffer, Device, GpuError};
+
+/// `u32`s as the device's little-endian words.
+fn u32_bytes(words: &[u32]) -> Vec<u8> {
+    words.iter().flat_map(|w| w.to_le_bytes()).collect()
+}
 
 /// A field element as the kernels lay it out: little-endian 32-bit limbs of the Montgomery
 /// form, which are the bytes of arkworks' little-endian `u64` limbs.
@@ -183,16 +190,20 @@ impl Plan {
         }
     }
 
-    /// Device bytes one pass allocates for a group with `jacobian` bytes per point.
+    /// Device bytes one pass allocates for a group with `jacobian` bytes per point, at
+    /// most, whatever the scalars (the bucket-sum partials are bounded by
+    /// [`Schedule::max_partials`]).
     pub fn scratch_bytes(&self, jacobian: usize) -> u64 {
         let n = u64::from(self.n);
         let w = u64::from(self.windows);
         let b = u64::from(self.buckets);
+        let partials = Schedule::max_partials(self);
         32 * n // scalars
             + 2 * 4 * w * n // digits, list
-            + 3 * 4 * w * b // counts, offsets, cursors
+            + 4 * 4 * w * b // counts, offsets, cursors, refs
             + 4 * w * u64::from(self.blocks)
-            + jacobian as u64 * w * (b + u64::from(self.segs) + 1)
+            + 8 * partials // the schedule's (start, len) items, all levels
+            + jacobian as u64 * (partials + w * (u64::from(self.segs) + 1))
     }
 }
 
@@ -245,21 +256,83 @@ pub fn msm<P: GpuCurve>(
     let pass = pass.clamp(1, MAX_PASS);
     let mut total = Projective::<P>::zero();
     for (k, chunk) in scalars.chunks(pass).enumerate() {
-        let first = range.start + k * pass;
-        total += msm_pass::<P>(dev, bases, first, chunk)?;
+        let sorted = sort_pass(dev, chunk)?;
+        total += sum_pass::<P>(dev, bases, range.start + k * pass, &sorted)?;
     }
     Ok(total)
 }
 
-fn msm_pass<P: GpuCurve>(
+/// `Σ sᵢ·aᵢ`, `Σ sᵢ·bᵢ` in G1 and in G2 over the same `scalars` and `range` of the three
+/// base sets: each pass is sorted once ([`sort_pass`]) and summed three times, so the
+/// digits, the bucket sort and the schedule are shared. Also returns the time of each
+/// (the shared work counted in the first).
+///
+/// # Errors
+/// Device errors; [`GpuError::Unsupported`] for a range past any base set.
+pub fn msm_assignment(
     dev: &dyn Device,
-    bases: &ResidentBases,
-    first: usize,
+    [a, b_g1, b_g2]: [&ResidentBases; 3],
+    range: Range<usize>,
     scalars: &[Fr],
-) -> Result<Projective<P>, GpuError> {
-    if scalars.is_empty() {
-        return Ok(Projective::zero());
+    pass: usize,
+) -> Result<AssignmentMsms, GpuError> {
+    for bases in [a, b_g1, b_g2] {
+        if range.end > bases.len || range.len() != scalars.len() {
+            return Err(GpuError::Unsupported(format!(
+                "MSM over {range:?} with {} scalars on {} bases",
+                scalars.len(),
+                bases.len
+            )));
+        }
     }
+    let pass = pass.clamp(1, MAX_PASS);
+    let mut out = AssignmentMsms::default();
+    for (k, chunk) in scalars.chunks(pass).enumerate() {
+        let first = range.start + k * pass;
+        let t = Instant::now();
+        let sorted = sort_pass(dev, chunk)?;
+        out.a += sum_pass::<g1::Config>(dev, a, first, &sorted)?;
+        out.times[0] += t.elapsed();
+        let t = Instant::now();
+        out.b_g1 += sum_pass::<g1::Config>(dev, b_g1, first, &sorted)?;
+        out.times[1] += t.elapsed();
+        let t = Instant::now();
+        out.b_g2 += sum_pass::<g2::Config>(dev, b_g2, first, &sorted)?;
+        out.times[2] += t.elapsed();
+    }
+    Ok(out)
+}
+
+/// What [`msm_assignment`] returns.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AssignmentMsms {
+    /// Over the first base set (G1).
+    pub a: Projective<g1::Config>,
+    /// Over the second (G1).
+    pub b_g1: Projective<g1::Config>,
+    /// Over the third (G2).
+    pub b_g2: Projective<g2::Config>,
+    /// Time of each.
+    pub times: [Duration; 3],
+}
+
+/// The part of one MSM pass that depends only on the scalars, done on the device and kept
+/// there: the digits sorted by bucket (the list), and the bucket-sum schedule with its
+/// items and bucket references uploaded. Several MSMs over the same scalars (A and B in G1
+/// and G2) share one.
+pub struct SortedPass {
+    plan: Plan,
+    list: Buffer,
+    schedule: Schedule,
+    items: Vec<Buffer>,
+    refs: Buffer,
+}
+
+/// Sorts `scalars` (one pass, at most [`MAX_PASS`], not empty) into buckets on the device.
+///
+/// # Errors
+/// Device errors.
+pub fn sort_pass(dev: &dyn Device, scalars: &[Fr]) -> Result<SortedPass, GpuError> {
     let plan = Plan::new(scalars.len());
     let Plan {
         n,
@@ -267,14 +340,9 @@ fn msm_pass<P: GpuCurve>(
         windows,
         buckets,
         blocks,
-        seg_len,
-        segs,
+        ..
     } = plan;
-    let first = u32::try_from(first)
-        .map_err(|_| GpuError::Unsupported(format!("base index {first} exceeds 32 bits")))?;
     let (nu, wu, bu) = (n as usize, windows as usize, buckets as usize);
-    let jac = P::jacobian_bytes();
-
     let scalar_buf = dev.alloc(nu * 32)?;
     dev.write(&scalar_buf, 0, &to_device(scalars))?;
     let digits = dev.alloc(4 * wu * nu)?;
@@ -355,27 +423,95 @@ fn msm_pass<P: GpuCurve>(
         ],
     )?;
 
+    // The bucket sums, balanced over threads by a schedule made from the counts.
+    let mut count_bytes = vec![0u8; 4 * wu * bu];
+    dev.read(&counts, 0, &mut count_bytes)?;
+    let sizes: Vec<u32> = count_bytes
+        .chunks_exact(4)
+        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    let schedule = Schedule::new(&sizes, &plan);
+    let mut items = Vec::with_capacity(schedule.levels.len());
+    for level in &schedule.levels {
+        let buf = dev.alloc(4 * level.items.len())?;
+        dev.write(&buf, 0, &u32_bytes(&level.items))?;
+        items.push(buf);
+    }
+    let refs = dev.alloc(4 * wu * bu)?;
+    dev.write(&refs, 0, &u32_bytes(&schedule.refs))?;
+    // The read of the counts waited for every launch above, so their scratch can go.
+    drop((scalar_buf, digits, cursors, offsets, counts, block_sums));
+    Ok(SortedPass {
+        plan,
+        list,
+        schedule,
+        items,
+        refs,
+    })
+}
+
+/// `Σ scalars[i]·bases[first + i]` for the scalars of `sorted`.
+///
+/// # Errors
+/// Device errors.
+pub fn sum_pass<P: GpuCurve>(
+    dev: &dyn Device,
+    bases: &ResidentBases,
+    first: usize,
+    sorted: &SortedPass,
+) -> Result<Projective<P>, GpuError> {
+    let Plan {
+        c,
+        windows,
+        buckets,
+        seg_len,
+        segs,
+        ..
+    } = sorted.plan;
+    let first = u32::try_from(first)
+        .map_err(|_| GpuError::Unsupported(format!("base index {first} exceeds 32 bits")))?;
+    let wu = windows as usize;
+    let jac = P::jacobian_bytes();
+    let schedule = &sorted.schedule;
     let prefix = P::PREFIX;
-    let sums = dev.alloc(jac * wu * bu)?;
-    dev.launch(
-        &format!("{prefix}_bucket_sum"),
-        wu * bu,
-        &[
-            Arg::Buf(&bases.buffer),
-            Arg::U32(first),
-            Arg::Buf(&list),
-            Arg::Buf(&offsets),
-            Arg::Buf(&counts),
-            Arg::Buf(&sums),
-            Arg::U32(windows * buckets),
-        ],
-    )?;
+    let partials = dev.alloc(jac * (schedule.partials as usize).max(1))?;
+    for (i, (level, items)) in schedule.levels.iter().zip(&sorted.items).enumerate() {
+        let threads = level.threads();
+        let count = Arg::U32(threads as u32);
+        if i == 0 {
+            dev.launch(
+                &format!("{prefix}_sum_list"),
+                threads,
+                &[
+                    Arg::Buf(&bases.buffer),
+                    Arg::U32(first),
+                    Arg::Buf(&sorted.list),
+                    Arg::Buf(items),
+                    Arg::Buf(&partials),
+                    Arg::U32(level.out),
+                    count,
+                ],
+            )?;
+        } else {
+            dev.launch(
+                &format!("{prefix}_sum_partials"),
+                threads,
+                &[
+                    Arg::Buf(&partials),
+                    Arg::Buf(items),
+                    Arg::U32(level.out),
+                    count,
+                ],
+            )?;
+        }
+    }
     let segments = dev.alloc(jac * wu * segs as usize)?;
     dev.launch(
         &format!("{prefix}_bucket_reduce"),
         wu * segs as usize,
         &[
-            Arg::Buf(&sums),
+            Arg::Buf(&partials),
+            Arg::Buf(&sorted.refs),
             Arg::Buf(&segments),
             Arg::U32(windows),
             Arg::U32(buckets),
@@ -383,24 +519,33 @@ fn msm_pass<P: GpuCurve>(
             Arg::U32(segs),
         ],
     )?;
-    let window_sums = dev.alloc(jac * wu)?;
-    dev.launch(
-        &format!("{prefix}_window_sum"),
-        wu,
-        &[
-            Arg::Buf(&segments),
-            Arg::Buf(&window_sums),
-            Arg::U32(windows),
-            Arg::U32(segs),
-        ],
-    )?;
-    let mut out = vec![0u8; jac * wu];
-    dev.read(&window_sums, 0, &mut out)?;
+    let mut len = segs;
+    while len > 1 {
+        let half = len.div_ceil(2);
+        dev.launch(
+            &format!("{prefix}_window_step"),
+            wu * half as usize,
+            &[
+                Arg::Buf(&segments),
+                Arg::U32(windows),
+                Arg::U32(segs),
+                Arg::U32(len),
+                Arg::U32(half),
+            ],
+        )?;
+        len = half;
+    }
+    // Segment 0 of each window holds the window's sum: one read of all segments (a few
+    // hundred KB) rather than a synchronising read per window.
+    let mut all = vec![0u8; jac * wu * segs as usize];
+    dev.read(&segments, 0, &mut all)?;
+    let out: Vec<u8> = all
+        .chunks_exact(jac * segs as usize)
+        .flat_map(|window| window[..jac].iter().copied())
+        .collect();
     // The buffers the kernels used stay alive until here, past the read that waits for
     // them.
-    drop((
-        scalar_buf, digits, cursors, list, offsets, counts, block_sums, sums, segments,
-    ));
+    drop((partials, segments));
 
     // Horner over the windows, top first: c doublings between them.
     let mut acc = Projective::<P>::zero();

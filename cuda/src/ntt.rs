@@ -144,7 +144,22 @@ impl DeviceVec {
             self.n as usize,
             &[Arg::Buf(&self.buf), Arg::U32(self.n), Arg::U32(self.log)],
         )?;
-        for s in 0..self.log {
+        // Three stages per pass while three remain, then single stages.
+        let mut s = 0;
+        while s + 3 <= self.log {
+            dev.launch(
+                "fr_ntt_radix8",
+                (self.n / 8) as usize,
+                &[
+                    Arg::Buf(&self.buf),
+                    Arg::Buf(&twiddles),
+                    Arg::U32(self.n),
+                    Arg::U32(s),
+                ],
+            )?;
+            s += 3;
+        }
+        for s in s..self.log {
             let half = 1u32 << s;
             dev.launch(
                 "fr_ntt_stage",

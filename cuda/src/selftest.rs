@@ -66,7 +66,8 @@ impl Default for Options {
             field_values: 256,
             g1_sizes: vec![1, 2, 31, 300, 5000],
             g2_sizes: vec![1, 17, 300],
-            ntt_logs: vec![0, 1, 2, 5, 10, 13],
+            // Every remainder of log₂ n mod 3 (radix-8 passes, then single stages).
+            ntt_logs: vec![0, 1, 2, 3, 5, 9, 10, 13],
         }
     }
 }
@@ -105,6 +106,11 @@ pub fn run(backend: &GpuBackend, opts: &Options, report: &mut dyn FnMut(&Check))
         record(msm_check::<ark_bn254::g2::Config>(backend, n, &mut rng));
     }
     record(msm_edge_check(backend, &mut rng));
+    record(msm_skew_check(backend, &mut rng));
+    record(size_edge_check(backend, &mut rng));
+    for n in [0, 1, 300, 4099] {
+        record(assignment_check(backend, n, &mut rng));
+    }
     for &log in &opts.ntt_logs {
         record(ntt_check(backend, log, &mut rng));
     }
@@ -379,9 +385,160 @@ fn msm_edge_check(backend: &GpuBackend, rng: &mut ChaCha20Rng) -> Check {
     )
 }
 
+/// Scalars that pile into few buckets, as real witnesses do, so that the balanced bucket
+/// sums split them (see `buckets`): one bucket of exactly the cap (16 at n = 16), one over
+/// it (n = 17), all ones and all equal at n = 5000 (a bucket over cap², three levels), and
+/// a witness-like mix (60 % zero, 30 % one, 10 % random); G2 with all ones.
+fn msm_skew_check(backend: &GpuBackend, rng: &mut ChaCha20Rng) -> Check {
+    let three = Fr::from(3u64);
+    let big = random_points::<ark_bn254::g1::Config>(5000, rng);
+    let witness_like: Vec<Fr> = (0..5000)
+        .map(|_| match rng.gen_range(0..10) {
+            0..=5 => Fr::ZERO,
+            6..=8 => Fr::ONE,
+            _ => Fr::rand(rng),
+        })
+        .collect();
+    let equal = Fr::rand(rng);
+    let g1_cases: Vec<(&str, Vec<G1Affine>, Vec<Fr>)> = vec![
+        (
+            "16 points in one bucket",
+            big[..16].to_vec(),
+            vec![three; 16],
+        ),
+        (
+            "17 points in one bucket",
+            big[..17].to_vec(),
+            vec![three; 17],
+        ),
+        ("all scalars one", big.clone(), vec![Fr::ONE; 5000]),
+        ("all scalars equal", big.clone(), vec![equal; 5000]),
+        ("witness-like scalars", big, witness_like),
+    ];
+    let g2 = random_points::<ark_bn254::g2::Config>(700, rng);
+    timed(
+        "msm skewed scalars (buckets split across threads)".into(),
+        || {
+            let err = |e: pulse_prover::BackendError| GpuError::Unsupported(e.to_string());
+            for (what, bases, scalars) in g1_cases {
+                let want = G1Projective::msm(&bases, &scalars).unwrap_or_default();
+                let n = bases.len();
+                let prepared =
+                    MsmBackend::<ark_bn254::g1::Config>::prepare(backend, bases).map_err(err)?;
+                let got =
+                    MsmBackend::<ark_bn254::g1::Config>::msm(backend, &prepared, 0..n, &scalars)
+                        .map_err(err)?;
+                if got != want {
+                    return Ok(Err(format!("g1, {what}: device and arkworks differ")));
+                }
+            }
+            let ones = vec![Fr::ONE; g2.len()];
+            let want = G2Projective::msm(&g2, &ones).unwrap_or_default();
+            let prepared =
+                MsmBackend::<ark_bn254::g2::Config>::prepare(backend, g2).map_err(err)?;
+            let got =
+                MsmBackend::<ark_bn254::g2::Config>::msm(backend, &prepared, 0..ones.len(), &ones)
+                    .map_err(err)?;
+            if got != want {
+                return Ok(Err("g2, all scalars one: device and arkworks differ".into()));
+            }
+            Ok(Ok(()))
+        },
+    )
+}
+
+/// The three MSMs over one assignment with the scalar work shared (one sort, three sums),
+/// against arkworks: edge scalars, and among the bases infinity, a repeated point and its
+/// negation; sizes 0, 1 and non-powers of two, and a sub-range.
+fn assignment_check(backend: &GpuBackend, n: usize, rng: &mut ChaCha20Rng) -> Check {
+    let mut a = random_points::<ark_bn254::g1::Config>(n, rng);
+    let mut b1 = random_points::<ark_bn254::g1::Config>(n, rng);
+    let b2 = random_points::<ark_bn254::g2::Config>(n, rng);
+    if n >= 4 {
+        a[1] = G1Affine::identity();
+        a[2] = a[3];
+        b1[2] = -b1[3];
+    }
+    let scalars = test_scalars(n, rng);
+    let (lo, hi) = (n / 3, n - n / 4);
+    let want = |lo: usize, hi: usize| {
+        (
+            G1Projective::msm(&a[lo..hi], &scalars[lo..hi]).unwrap_or_default(),
+            G1Projective::msm(&b1[lo..hi], &scalars[lo..hi]).unwrap_or_default(),
+            G2Projective::msm(&b2[lo..hi], &scalars[lo..hi]).unwrap_or_default(),
+        )
+    };
+    let (whole, part) = (want(0, n), want(lo, hi));
+    timed(
+        format!("msm over an assignment n={n} (A, B in G1 and G2, one sort)"),
+        || {
+            let err = |e: pulse_prover::BackendError| GpuError::Unsupported(e.to_string());
+            let pa = MsmBackend::<ark_bn254::g1::Config>::prepare(backend, a).map_err(err)?;
+            let pb1 = MsmBackend::<ark_bn254::g1::Config>::prepare(backend, b1).map_err(err)?;
+            let pb2 = MsmBackend::<ark_bn254::g2::Config>::prepare(backend, b2).map_err(err)?;
+            for ((lo, hi), want) in [((0, n), whole), ((lo, hi), part)] {
+                let got = pulse_prover::Backend::msm_assignment(
+                    backend,
+                    &pa,
+                    &pb1,
+                    &pb2,
+                    lo..hi,
+                    &scalars[lo..hi],
+                )
+                .map_err(err)?;
+                if (got.a, got.b_g1, got.b_g2) != want {
+                    return Ok(Err(format!(
+                        "over {lo}..{hi}: A {}, B₁ {}, B₂ {} (equal to arkworks)",
+                        got.a == want.0,
+                        got.b_g1 == want.1,
+                        got.b_g2 == want.2
+                    )));
+                }
+            }
+            Ok(Ok(()))
+        },
+    )
+}
+
+/// Sizes the kernels must refuse or treat as empty: an NTT of 0 or 12 elements is refused
+/// (not a power of two) as the CPU backend refuses it; an MSM of no scalars is zero.
+fn size_edge_check(backend: &GpuBackend, rng: &mut ChaCha20Rng) -> Check {
+    let bases = random_points::<ark_bn254::g1::Config>(3, rng);
+    timed(
+        "sizes 0 and non-powers of two (NTT refused, empty MSM)".into(),
+        || {
+            let err = |e: pulse_prover::BackendError| GpuError::Unsupported(e.to_string());
+            for len in [0usize, 12] {
+                let mut v = vec![Fr::ONE; len];
+                let got = backend.ntt(&mut v);
+                let want = CpuBackend::new().ntt(&mut vec![Fr::ONE; len]);
+                if got.is_ok() || got != want {
+                    return Ok(Err(format!(
+                        "NTT of {len}: device {got:?}, CPU backend {want:?}"
+                    )));
+                }
+            }
+            let prepared =
+                MsmBackend::<ark_bn254::g1::Config>::prepare(backend, bases).map_err(err)?;
+            let empty = MsmBackend::<ark_bn254::g1::Config>::msm(backend, &prepared, 1..1, &[])
+                .map_err(err)?;
+            if empty != G1Projective::default() {
+                return Ok(Err("an MSM of no scalars is not zero".into()));
+            }
+            Ok(Ok(()))
+        },
+    )
+}
+
 fn ntt_check(backend: &GpuBackend, log: u32, rng: &mut ChaCha20Rng) -> Check {
     let n = 1usize << log;
-    let values: Vec<Fr> = (0..n).map(|_| Fr::rand(rng)).collect();
+    let mut values: Vec<Fr> = (0..n).map(|_| Fr::rand(rng)).collect();
+    // Edge values among the random ones: 0, 1 and r - 1.
+    for (i, v) in [Fr::ZERO, Fr::ONE, -Fr::ONE].into_iter().enumerate() {
+        if let Some(x) = values.get_mut(i * n / 3) {
+            *x = v;
+        }
+    }
     let shift = Fr::GENERATOR;
     let cpu = CpuBackend::new();
     timed(
@@ -408,6 +565,11 @@ fn ntt_check(backend: &GpuBackend, log: u32, rng: &mut ChaCha20Rng) -> Check {
             backend.coset_intt(&mut got, shift).map_err(err)?;
             if got != values {
                 return Ok(Err("inverse coset NTT does not return the input".into()));
+            }
+            let mut zeros = vec![Fr::ZERO; n];
+            backend.ntt(&mut zeros).map_err(err)?;
+            if zeros.iter().any(|z| *z != Fr::ZERO) {
+                return Ok(Err("the NTT of zeros is not zero".into()));
             }
             Ok(Ok(()))
         },

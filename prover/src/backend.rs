@@ -149,18 +149,59 @@ pub trait NttBackend<F: FftField>: Send + Sync {
 }
 
 /// Everything the BN254 Groth16 prover needs from a backend: MSMs in G1 and G2 and NTTs
-/// over Fr. Implemented for every type that implements the three parts.
+/// over Fr, and the three MSMs over the assignment together.
 pub trait Backend:
     MsmBackend<ark_bn254::g1::Config> + MsmBackend<ark_bn254::g2::Config> + NttBackend<ark_bn254::Fr>
 {
+    /// `Σ zᵢ·aᵢ`, `Σ zᵢ·bᵢ` in G1 and `Σ zᵢ·bᵢ` in G2: three MSMs over the same scalars
+    /// and range, so a backend may share what depends only on the scalars (a GPU's digit
+    /// decomposition and bucket sort). The default runs the three one after another
+    /// through [`MsmBackend::msm`] (each is parallel inside, and one MSM's digits at a
+    /// time stay in memory), timing each.
+    ///
+    /// # Errors
+    /// As [`MsmBackend::msm`].
+    fn msm_assignment(
+        &self,
+        a: &<Self as MsmBackend<ark_bn254::g1::Config>>::Bases,
+        b_g1: &<Self as MsmBackend<ark_bn254::g1::Config>>::Bases,
+        b_g2: &<Self as MsmBackend<ark_bn254::g2::Config>>::Bases,
+        range: Range<usize>,
+        scalars: &[ark_bn254::Fr],
+    ) -> Result<AssignmentSums, BackendError> {
+        use ark_bn254::{g1, g2};
+        use std::time::Instant;
+        let t = Instant::now();
+        let a = MsmBackend::<g1::Config>::msm(self, a, range.clone(), scalars)?;
+        let ta = t.elapsed();
+        let t = Instant::now();
+        let b_g1 = MsmBackend::<g1::Config>::msm(self, b_g1, range.clone(), scalars)?;
+        let tb1 = t.elapsed();
+        let t = Instant::now();
+        let b_g2 = MsmBackend::<g2::Config>::msm(self, b_g2, range, scalars)?;
+        Ok(AssignmentSums {
+            a,
+            b_g1,
+            b_g2,
+            times: [ta, tb1, t.elapsed()],
+        })
+    }
 }
 
-impl<T> Backend for T where
-    T: MsmBackend<ark_bn254::g1::Config>
-        + MsmBackend<ark_bn254::g2::Config>
-        + NttBackend<ark_bn254::Fr>
-{
+/// The three MSMs over the assignment ([`Backend::msm_assignment`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AssignmentSums {
+    /// `Σ zᵢ·aᵢ`.
+    pub a: ark_bn254::G1Projective,
+    /// `Σ zᵢ·bᵢ` in G1.
+    pub b_g1: ark_bn254::G1Projective,
+    /// `Σ zᵢ·bᵢ` in G2.
+    pub b_g2: ark_bn254::G2Projective,
+    /// Time spent on each (work shared by the three counted in the first).
+    pub times: [std::time::Duration; 3],
 }
+
+impl Backend for crate::CpuBackend {}
 
 /// Checks an MSM request against `len` prepared bases; for backends to share.
 ///

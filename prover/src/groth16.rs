@@ -111,6 +111,28 @@ pub struct QapWitness {
 }
 
 impl QapWitness {
+    /// The witness of `circuit` without a proving key: the assignment and all `n - 1`
+    /// coefficients of `h` on the circuit's domain of `n` rows (a key's `h_query` has as
+    /// many). For measuring what a prover's MSMs are given (`pulse bench buckets`), where a
+    /// setup would cost more than the measurement; [`Prover::witness`] is the same with
+    /// the key's checks.
+    ///
+    /// # Errors
+    /// [`ProveError::Synthesis`], [`ProveError::Unsatisfied`], backend errors.
+    pub fn compute<B: Backend, C: ConstraintSynthesizer<Fr>>(
+        backend: &B,
+        circuit: C,
+    ) -> Result<Self, ProveError> {
+        let syn = synthesize(circuit, None)?;
+        let mut h = quotient(backend, &syn)?;
+        h.truncate(h.len().saturating_sub(1));
+        Ok(Self {
+            assignment: syn.assignment,
+            num_inputs: syn.num_inputs,
+            h,
+        })
+    }
+
     /// The public inputs (without the leading 1), as `Groth16::verify` takes them.
     pub fn public_inputs(&self) -> &[Fr] {
         &self.assignment[1..self.num_inputs]
@@ -388,36 +410,8 @@ impl<B: Backend> Prover<B> {
         Ok(h)
     }
 
-    /// The R1CS-to-QAP witness map: the coefficients of `h = (A·B - C)/Z` on the smallest
-    /// power-of-two domain holding the constraints and the public-input rows.
-    #[tracing::instrument(skip_all, fields(constraints = syn.shape.num_constraints, inputs = syn.num_inputs))]
     fn quotient(&self, syn: &Synthesized) -> Result<Vec<Fr>, ProveError> {
-        let num_constraints = syn.shape.num_constraints;
-        let rows = num_constraints + syn.num_inputs;
-        let n = rows.next_power_of_two();
-        if n.trailing_zeros() > <Fr as ark_ff::FftField>::TWO_ADICITY {
-            return Err(ProveError::DomainTooLarge(n));
-        }
-        let z = &syn.assignment;
-        let [ma, mb, mc] = &syn.shape.matrices;
-        let mut a = evaluate_rows(ma, z, n)?;
-        let mut b = evaluate_rows(mb, z, n)?;
-        let mut c = evaluate_rows(mc, z, n)?;
-        if let Some(bad) = (0..num_constraints)
-            .into_par_iter()
-            .find_first(|&i| a[i] * b[i] != c[i])
-        {
-            return Err(ProveError::Unsatisfied { constraint: bad });
-        }
-        a[num_constraints..rows].copy_from_slice(&z[..syn.num_inputs]);
-
-        let g = <Fr as ark_ff::FftField>::GENERATOR;
-        // Z(x) = xⁿ - 1 is the constant gⁿ - 1 on the coset; g generates Fr*, so gⁿ ≠ 1.
-        let z_inv = (g.pow([n as u64]) - Fr::ONE)
-            .inverse()
-            .ok_or(ProveError::DomainTooLarge(n))?;
-        self.backend.quotient(&mut a, &mut b, &mut c, g, z_inv)?;
-        Ok(a)
+        quotient(&self.backend, syn)
     }
 
     /// The reduction and the five MSMs over all their bases. The MSMs over the assignment
@@ -437,7 +431,7 @@ impl<B: Backend> Prover<B> {
         };
         let z = &syn.assignment;
         let witness = &z[syn.num_inputs..];
-        let ((h, reduction, h_msm), (((a, b1), l), b2)) = rayon::join(
+        let ((h, reduction, h_msm), (ab, l)) = rayon::join(
             || {
                 let t = Instant::now();
                 let h = self.h_coefficients(syn);
@@ -446,26 +440,30 @@ impl<B: Backend> Prover<B> {
                 (h, reduction, h_msm)
             },
             || {
-                // One after another: each is parallel over its windows already, and one
-                // MSM's digits at a time (not four) sit beside the reduction's vectors.
-                let a = whole(Query::A, z);
-                let b1 = whole(Query::BG1, z);
-                let l = whole(Query::L, witness);
-                (((a, b1), l), whole(Query::BG2, z))
+                // The three over the assignment together (a backend may share their
+                // scalar work), then L; one after another (each is parallel over its
+                // windows already, and one MSM's digits at a time sit beside the
+                // reduction's vectors).
+                let ab = self.msm_assignment(z);
+                (ab, whole(Query::L, witness))
             },
         );
         h?;
         let Some(h) = h_msm else {
             return Err(ProveError::ConstraintSystem("no MSM over h"));
         };
+        let ab = ab?;
         timings.reduction = reduction;
-        timings.msm_a = a.1;
-        timings.msm_b_g1 = b1.1;
-        timings.msm_b_g2 = b2.1;
+        [timings.msm_a, timings.msm_b_g1, timings.msm_b_g2] = ab.times;
         timings.msm_l = l.1;
         timings.msm_h = h.1;
-        let mut sums = a.0?;
-        for part in [b1.0?, b2.0?, l.0?, h.0?] {
+        let mut sums = MsmSums {
+            a: ab.a,
+            b_g1: ab.b_g1,
+            b_g2: ab.b_g2,
+            ..MsmSums::default()
+        };
+        for part in [l.0?, h.0?] {
             sums += &part;
         }
         Ok(sums)
@@ -486,6 +484,31 @@ impl<B: Backend> Prover<B> {
         range: Range<usize>,
     ) -> Result<MsmSums, ProveError> {
         self.msm_scalars(query, range, witness.scalars(query))
+    }
+
+    /// The three MSMs over the whole assignment `z` (A, B in G1 and G2), through
+    /// [`Backend::msm_assignment`].
+    fn msm_assignment(&self, z: &[Fr]) -> Result<crate::AssignmentSums, ProveError> {
+        let len = self.query_len(Query::A);
+        for q in [Query::BG1, Query::BG2] {
+            if self.query_len(q) != len {
+                return Err(ProveError::KeyMismatch {
+                    what: "b_query length against a_query",
+                    expected: len,
+                    got: self.query_len(q),
+                });
+            }
+        }
+        if z.len() != len {
+            return Err(ProveError::KeyMismatch {
+                what: "MSM bases for the witness",
+                expected: z.len(),
+                got: len,
+            });
+        }
+        Ok(self
+            .backend
+            .msm_assignment(&self.a, &self.b_g1, &self.b_g2, 0..len, z)?)
     }
 
     /// [`Self::msm_part`] with the query's full scalar vector given directly.
@@ -555,6 +578,38 @@ struct Synthesized {
     shape: Arc<Shape>,
     num_inputs: usize,
     assignment: Vec<Fr>,
+}
+
+/// The R1CS-to-QAP witness map: the coefficients of `h = (A·B - C)/Z` on the smallest
+/// power-of-two domain holding the constraints and the public-input rows.
+#[tracing::instrument(skip_all, fields(constraints = syn.shape.num_constraints, inputs = syn.num_inputs))]
+fn quotient<B: Backend>(backend: &B, syn: &Synthesized) -> Result<Vec<Fr>, ProveError> {
+    let num_constraints = syn.shape.num_constraints;
+    let rows = num_constraints + syn.num_inputs;
+    let n = rows.next_power_of_two();
+    if n.trailing_zeros() > <Fr as ark_ff::FftField>::TWO_ADICITY {
+        return Err(ProveError::DomainTooLarge(n));
+    }
+    let z = &syn.assignment;
+    let [ma, mb, mc] = &syn.shape.matrices;
+    let mut a = evaluate_rows(ma, z, n)?;
+    let mut b = evaluate_rows(mb, z, n)?;
+    let mut c = evaluate_rows(mc, z, n)?;
+    if let Some(bad) = (0..num_constraints)
+        .into_par_iter()
+        .find_first(|&i| a[i] * b[i] != c[i])
+    {
+        return Err(ProveError::Unsatisfied { constraint: bad });
+    }
+    a[num_constraints..rows].copy_from_slice(&z[..syn.num_inputs]);
+
+    let g = <Fr as ark_ff::FftField>::GENERATOR;
+    // Z(x) = xⁿ - 1 is the constant gⁿ - 1 on the coset; g generates Fr*, so gⁿ ≠ 1.
+    let z_inv = (g.pow([n as u64]) - Fr::ONE)
+        .inverse()
+        .ok_or(ProveError::DomainTooLarge(n))?;
+    backend.quotient(&mut a, &mut b, &mut c, g, z_inv)?;
+    Ok(a)
 }
 
 /// Runs `circuit` in prove mode. With `kept` matrices, only the assignment is computed;

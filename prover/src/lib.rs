@@ -14,6 +14,6 @@ pub mod backend;
 pub mod cpu;
 pub mod groth16;
 
-pub use backend::{Backend, BackendError, MsmBackend, NttBackend};
+pub use backend::{AssignmentSums, Backend, BackendError, MsmBackend, NttBackend};
 pub use cpu::CpuBackend;
 pub use groth16::{MsmSums, ProveError, Prover, QapWitness, Query, StageTimings};
