@@ -235,6 +235,17 @@ pub fn upload_bases<P: GpuCurve>(
     })
 }
 
+/// Checks that `range` lies within `bases` and holds `scalars` scalars.
+fn fits(bases: &ResidentBases, range: &Range<usize>, scalars: usize) -> Result<(), GpuError> {
+    if range.end > bases.len || range.len() != scalars {
+        return Err(GpuError::Unsupported(format!(
+            "MSM over {range:?} with {scalars} scalars on {} bases",
+            bases.len
+        )));
+    }
+    Ok(())
+}
+
 /// `Σ scalars[i]·bases[range.start + i]`, in passes of at most `pass` scalars.
 ///
 /// # Errors
@@ -246,13 +257,7 @@ pub fn msm<P: GpuCurve>(
     scalars: &[Fr],
     pass: usize,
 ) -> Result<Projective<P>, GpuError> {
-    if range.end > bases.len || range.len() != scalars.len() {
-        return Err(GpuError::Unsupported(format!(
-            "MSM over {range:?} with {} scalars on {} bases",
-            scalars.len(),
-            bases.len
-        )));
-    }
+    fits(bases, &range, scalars.len())?;
     let pass = pass.clamp(1, MAX_PASS);
     let mut total = Projective::<P>::zero();
     for (k, chunk) in scalars.chunks(pass).enumerate() {
@@ -277,13 +282,7 @@ pub fn msm_assignment(
     pass: usize,
 ) -> Result<AssignmentMsms, GpuError> {
     for bases in [a, b_g1, b_g2] {
-        if range.end > bases.len || range.len() != scalars.len() {
-            return Err(GpuError::Unsupported(format!(
-                "MSM over {range:?} with {} scalars on {} bases",
-                scalars.len(),
-                bases.len
-            )));
-        }
+        fits(bases, &range, scalars.len())?;
     }
     let pass = pass.clamp(1, MAX_PASS);
     let mut out = AssignmentMsms::default();

@@ -354,35 +354,39 @@ fn msm_edge_check(backend: &GpuBackend, rng: &mut ChaCha20Rng) -> Check {
     ];
     timed(
         "msm edge cases (doubling, opposite points, infinity, zero scalars)".into(),
-        || {
-            let err = |e: pulse_prover::BackendError| GpuError::Unsupported(e.to_string());
-            for (what, bases, scalars) in g1_cases {
-                let want = G1Projective::msm(&bases, &scalars).unwrap_or_default();
-                let n = bases.len();
-                let prepared =
-                    MsmBackend::<ark_bn254::g1::Config>::prepare(backend, bases).map_err(err)?;
-                let got =
-                    MsmBackend::<ark_bn254::g1::Config>::msm(backend, &prepared, 0..n, &scalars)
-                        .map_err(err)?;
-                if got != want {
-                    return Ok(Err(format!("g1, {what}: device and arkworks differ")));
-                }
-            }
-            for (what, bases, scalars) in g2_cases {
-                let want = G2Projective::msm(&bases, &scalars).unwrap_or_default();
-                let n = bases.len();
-                let prepared =
-                    MsmBackend::<ark_bn254::g2::Config>::prepare(backend, bases).map_err(err)?;
-                let got =
-                    MsmBackend::<ark_bn254::g2::Config>::msm(backend, &prepared, 0..n, &scalars)
-                        .map_err(err)?;
-                if got != want {
-                    return Ok(Err(format!("g2, {what}: device and arkworks differ")));
-                }
-            }
-            Ok(Ok(()))
+        || match cases_agree(backend, g1_cases)? {
+            Ok(()) => cases_agree(backend, g2_cases),
+            failed => Ok(failed),
         },
     )
+}
+
+/// A named MSM: what it checks, its bases, its scalars.
+type MsmCase<'a, P> = (&'a str, Vec<Affine<P>>, Vec<Fr>);
+
+/// Each MSM on the device against arkworks; the first that differs, by name.
+fn cases_agree<P: GpuCurve>(
+    backend: &GpuBackend,
+    cases: Vec<MsmCase<'_, P>>,
+) -> Result<Result<(), String>, GpuError>
+where
+    Projective<P>: VariableBaseMSM<MulBase = Affine<P>, ScalarField = Fr>,
+    GpuBackend: MsmBackend<P>,
+{
+    let err = |e: pulse_prover::BackendError| GpuError::Unsupported(e.to_string());
+    for (what, bases, scalars) in cases {
+        let want: Projective<P> = VariableBaseMSM::msm(&bases, &scalars).unwrap_or_default();
+        let n = bases.len();
+        let prepared = MsmBackend::<P>::prepare(backend, bases).map_err(err)?;
+        let got = MsmBackend::<P>::msm(backend, &prepared, 0..n, &scalars).map_err(err)?;
+        if got != want {
+            return Ok(Err(format!(
+                "{}, {what}: device and arkworks differ",
+                P::PREFIX
+            )));
+        }
+    }
+    Ok(Ok(()))
 }
 
 /// Scalars that pile into few buckets, as real witnesses do, so that the balanced bucket
@@ -419,30 +423,11 @@ fn msm_skew_check(backend: &GpuBackend, rng: &mut ChaCha20Rng) -> Check {
     timed(
         "msm skewed scalars (buckets split across threads)".into(),
         || {
-            let err = |e: pulse_prover::BackendError| GpuError::Unsupported(e.to_string());
-            for (what, bases, scalars) in g1_cases {
-                let want = G1Projective::msm(&bases, &scalars).unwrap_or_default();
-                let n = bases.len();
-                let prepared =
-                    MsmBackend::<ark_bn254::g1::Config>::prepare(backend, bases).map_err(err)?;
-                let got =
-                    MsmBackend::<ark_bn254::g1::Config>::msm(backend, &prepared, 0..n, &scalars)
-                        .map_err(err)?;
-                if got != want {
-                    return Ok(Err(format!("g1, {what}: device and arkworks differ")));
-                }
-            }
             let ones = vec![Fr::ONE; g2.len()];
-            let want = G2Projective::msm(&g2, &ones).unwrap_or_default();
-            let prepared =
-                MsmBackend::<ark_bn254::g2::Config>::prepare(backend, g2).map_err(err)?;
-            let got =
-                MsmBackend::<ark_bn254::g2::Config>::msm(backend, &prepared, 0..ones.len(), &ones)
-                    .map_err(err)?;
-            if got != want {
-                return Ok(Err("g2, all scalars one: device and arkworks differ".into()));
+            match cases_agree(backend, g1_cases)? {
+                Ok(()) => cases_agree(backend, vec![("all scalars one", g2, ones)]),
+                failed => Ok(failed),
             }
-            Ok(Ok(()))
         },
     )
 }
