@@ -1,6 +1,6 @@
 //! How evenly the GPU MSM's bucket sums spread over threads on the scalars a worker really
 //! proves: the A, B and C (`L`) assignments and the `H` coefficients of one full chunk of
-//! real transactions ([`pulse_circuits::sample::mixed_chunk`]), next to uniform random
+//! real transactions ([`Witness::Real`]), next to uniform random
 //! scalars of the same length.
 //!
 //! The figure is the worst thread's additions over the mean, for the one-thread-per-bucket
@@ -15,8 +15,6 @@
 use ark_bn254::Fr;
 use ark_ff::{BigInteger, One, PrimeField, UniformRand, Zero};
 use pulse_circuits::artifacts::CircuitParams;
-use pulse_circuits::circuit::ChunkCircuit;
-use pulse_circuits::sample;
 use pulse_gpu::buckets::{Balance, Schedule, bucket_counts};
 use pulse_gpu::msm::{MAX_PASS, Plan};
 use pulse_prover::{CpuBackend, QapWitness, Query};
@@ -24,6 +22,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use serde::Serialize;
 
+use crate::prover::Witness;
 use crate::statement::BenchError;
 
 /// One MSM's scalars and their bucket balance.
@@ -129,17 +128,14 @@ pub fn measure(name: &str, scalars: &[Fr]) -> MsmBuckets {
 /// [`BenchError`] when the chunk cannot be built or its witness computed.
 pub fn run(slots: usize, depth: usize) -> Result<BucketsReport, BenchError> {
     let params = CircuitParams::new(slots, depth);
-    let dir = tempfile::tempdir().map_err(werr)?;
-    let witness =
-        sample::mixed_chunk(dir.path(), params, 11, &sample::offline_deployment()).map_err(werr)?;
-    let circuit = ChunkCircuit { params, witness };
-    let qap = QapWitness::compute(&CpuBackend::new(), circuit).map_err(werr)?;
+    let qap =
+        QapWitness::compute(&CpuBackend::new(), Witness::Real.circuit(params)?).map_err(werr)?;
     let constraints = pulse_circuits::circuit::info(params)
         .map_err(werr)?
         .constraints_total;
     let assignment = qap.scalars(Query::A);
     let padding =
-        QapWitness::compute(&CpuBackend::new(), ChunkCircuit::blank(params)).map_err(werr)?;
+        QapWitness::compute(&CpuBackend::new(), Witness::Padding.circuit(params)?).map_err(werr)?;
     let mut rng = ChaCha20Rng::seed_from_u64(5);
     let random: Vec<Fr> = (0..assignment.len()).map(|_| Fr::rand(&mut rng)).collect();
     Ok(BucketsReport {
