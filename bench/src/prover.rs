@@ -273,7 +273,10 @@ impl StageMs {
 /// Peak memory of one proof (see [`prove_memory`]).
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct MemoryReport {
-    /// `pulse` or `ark`.
+    /// `ark`; `pulse` (the prover given the key directory's constraint matrices, as
+    /// `pulse setup` writes them: every proof computes only the assignment); or
+    /// `pulse-first` (a prover without them, whose first proof synthesizes the matrices
+    /// through `ark-relations`, as ark-groth16 does on every proof).
     pub prover: String,
     /// Resident set just before the proof (process, circuit, proving key), bytes.
     pub baseline_rss_bytes: u64,
@@ -281,6 +284,9 @@ pub struct MemoryReport {
     pub peak_rss_bytes: u64,
     /// `peak - baseline`: what the proof itself added at its peak.
     pub proof_peak_bytes: u64,
+    /// Bytes of the compact constraint matrices held in the baseline (`pulse` only).
+    #[serde(default)]
+    pub constraints_bytes: u64,
 }
 
 /// What [`prove`] measured.
@@ -298,8 +304,9 @@ pub struct ProveReport {
     pub repeats: usize,
     /// Median milliseconds, Pulse.
     pub pulse_ms: f64,
-    /// Milliseconds of Pulse's first proof, which also builds the constraint matrices that
-    /// later proofs with the same prover reuse (included in `pulse_ms` as one of the runs).
+    /// Milliseconds of Pulse's first proof (included in `pulse_ms` as one of the runs). The
+    /// prover is given the constraint matrices the setup took, as a worker is given them
+    /// with the key, so its first proof builds none.
     pub pulse_first_ms: f64,
     /// Median milliseconds, ark-groth16.
     pub ark_ms: f64,
@@ -315,8 +322,8 @@ pub struct ProveReport {
 
 /// Chunk-circuit proofs of `witness`, Pulse against ark-groth16, alternating.
 /// Both sides prove with the same key; every proof is verified. One Pulse prover makes
-/// all of Pulse's proofs, as a worker does: its first proof builds the constraint
-/// matrices, the later ones reuse them (see [`pulse_prover::groth16`]); the first proof's
+/// all of Pulse's proofs, as a worker does, with the constraint matrices the setup took
+/// (`constraints.r1cs`; see [`pulse_prover::Prover::with_constraints`]); the first proof's
 /// time is reported on its own too.
 ///
 /// # Errors
@@ -341,7 +348,11 @@ pub fn prove(
     let pvk = prepare_verifying_key(&pk.vk);
     let circuit = witness.circuit(params)?;
     let inputs = circuit.witness.public_inputs();
-    let prover = Prover::new(CpuBackend::new(), pk.clone()).map_err(werr)?;
+    let constraints = keys
+        .constraints
+        .ok_or_else(|| BenchError::Workload("the setup gave no constraint matrices".into()))?;
+    let prover =
+        Prover::with_constraints(CpuBackend::new(), pk.clone(), constraints).map_err(werr)?;
     let constraints = pulse_circuits::circuit::info(params)
         .map_err(werr)?
         .constraints_total;
@@ -427,16 +438,29 @@ pub fn prove_memory(
     let vk = pk.vk.clone();
     let circuit = witness.circuit(params)?;
     let inputs = circuit.witness.public_inputs();
+    let constraints = match which {
+        "pulse" => Some(keys.constraints.ok_or_else(|| {
+            BenchError::Workload("the key directory has no constraints.r1cs".into())
+        })?),
+        _ => None,
+    };
+    let constraints_bytes = constraints.as_ref().map_or(0, |c| c.memory_bytes() as u64);
     std::fs::write("/proc/self/clear_refs", "5").map_err(werr)?;
     let baseline = status_kib("VmRSS:")?;
-    let proof = match which {
-        "ark" => Groth16::<Bn254>::create_random_proof_with_reduction(circuit, &pk, &mut rng)
+    let proof = match (which, constraints) {
+        ("ark", _) => Groth16::<Bn254>::create_random_proof_with_reduction(circuit, &pk, &mut rng)
             .map_err(werr)?,
-        "pulse" => Prover::new(CpuBackend::new(), pk)
+        ("pulse", Some(constraints)) => {
+            Prover::with_constraints(CpuBackend::new(), pk, constraints)
+                .map_err(werr)?
+                .prove(circuit, &mut rng)
+                .map_err(werr)?
+        }
+        ("pulse-first", _) => Prover::new(CpuBackend::new(), pk)
             .map_err(werr)?
             .prove(circuit, &mut rng)
             .map_err(werr)?,
-        other => return Err(BenchError::Workload(format!("unknown prover {other}"))),
+        (other, _) => return Err(BenchError::Workload(format!("unknown prover {other}"))),
     };
     let peak = status_kib("VmHWM:")?;
     check(&prepare_verifying_key(&vk), &proof, &inputs, which)?;
@@ -445,6 +469,7 @@ pub fn prove_memory(
         baseline_rss_bytes: baseline * 1024,
         peak_rss_bytes: peak * 1024,
         proof_peak_bytes: peak.saturating_sub(baseline) * 1024,
+        constraints_bytes,
     })
 }
 

@@ -26,6 +26,7 @@ use std::fs::{self, File};
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 
 use ark_bn254::{Bn254, Fr};
 use ark_ff::UniformRand;
@@ -40,6 +41,8 @@ use rand::{CryptoRng, RngCore};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::r1cs::{R1cs, R1csError};
+
 /// The version of the Pulse circuit; part of every [`CircuitId`]. Bump it whenever the
 /// constraints change for the same [`CircuitParams`], so that old keys are refused.
 /// Version 2 added the deployment id as the fourth public input and the last input of
@@ -52,6 +55,8 @@ pub const PROVING_KEY_FILE: &str = "proving.key";
 pub const VERIFYING_KEY_FILE: &str = "verifying.key";
 /// File name of the manifest inside a key directory.
 pub const MANIFEST_FILE: &str = "manifest.json";
+/// File name of the constraint matrices inside a key directory (see [`crate::r1cs`]).
+pub const CONSTRAINTS_FILE: &str = "constraints.r1cs";
 
 /// What [`Manifest::created_by`] says for artifacts written by this build.
 pub const CREATED_BY: &str = concat!("pulse ", env!("CARGO_PKG_VERSION"));
@@ -336,6 +341,9 @@ pub enum ArtifactError {
     /// Constraint synthesis, setup or proving failed inside the proof system.
     #[error("proof system error: {0}")]
     Synthesis(#[from] SynthesisError),
+    /// The circuit's constraint matrices could not be taken at setup.
+    #[error("taking the constraint matrices at setup: {0}")]
+    Constraints(R1csError),
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -401,6 +409,12 @@ pub struct Manifest {
     pub public_inputs: usize,
     /// The program that made the keys, `pulse x.y.z`.
     pub created_by: String,
+    /// SHA-256 of `constraints.r1cs`, the circuit's constraint matrices ([`crate::r1cs`]),
+    /// for key directories that have one (made by `pulse setup` since the file was added;
+    /// older directories load without it, and their provers build the matrices on their
+    /// first proof).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub constraints_hash: Option<Hash32>,
 }
 
 /// Groth16 keys for one circuit, with their manifest.
@@ -419,6 +433,10 @@ pub struct Manifest {
 ///   accepts, and [`prove_reference`] checks every proof it makes.
 /// - `verifying.key`: the verifying key, canonical **compressed** encoding (small; fully
 ///   validated on load). Its SHA-256 is the [`vk_hash`].
+/// - `constraints.r1cs` (when the manifest names its hash): the circuit's constraint
+///   matrices in the compact format of [`crate::r1cs`], for provers that take them instead
+///   of synthesizing them (`pulse_prover::Prover::with_constraints`). Checked against its
+///   hash and the key's sizes on load.
 /// - `manifest.json`: the [`Manifest`], written last, so a directory whose writing was
 ///   interrupted has no manifest and is refused.
 #[derive(Debug, Clone)]
@@ -427,6 +445,8 @@ pub struct KeyArtifacts {
     pub manifest: Manifest,
     /// The proving key; `pk.vk` is the verifying key.
     pub pk: ProvingKey<Bn254>,
+    /// The constraint matrices, when the keys came with them.
+    pub constraints: Option<Arc<R1cs>>,
 }
 
 /// The verifier's half of a key directory: the manifest and the verifying key, without the
@@ -446,12 +466,13 @@ struct Shape {
     instance_variables: usize,
 }
 
-/// Wraps a circuit to report stages and record the constraint system's shape during setup,
-/// so that the circuit is synthesized only once.
+/// Wraps a circuit to report stages and record the constraint system's shape and matrices
+/// during setup, so that the circuit is synthesized only once.
 struct Observed<'a, C> {
     inner: C,
     progress: &'a dyn Fn(Stage),
     shape: &'a Cell<Option<Shape>>,
+    constraints: &'a Cell<Option<Result<R1cs, R1csError>>>,
 }
 
 impl<C: ConstraintSynthesizer<Fr>> ConstraintSynthesizer<Fr> for Observed<'_, C> {
@@ -464,6 +485,10 @@ impl<C: ConstraintSynthesizer<Fr>> ConstraintSynthesizer<Fr> for Observed<'_, C>
             constraints: cs.num_constraints(),
             instance_variables: cs.num_instance_variables(),
         }));
+        // Finalising here is what the generator does next (inlining then finds nothing left
+        // to inline), so the matrices taken are the ones the key is made from.
+        cs.finalize();
+        self.constraints.set(Some(R1cs::of_finalized(&cs)));
         (self.progress)(Stage::Setup);
         Ok(())
     }
@@ -498,13 +523,28 @@ where
     R: RngCore + CryptoRng,
 {
     let shape = Cell::new(None);
+    let constraints = Cell::new(None);
     let observed = Observed {
         inner: circuit,
         progress,
         shape: &shape,
+        constraints: &constraints,
     };
     let (pk, _vk) = Groth16::<Bn254>::circuit_specific_setup(observed, rng)?;
     let shape = shape.get().ok_or(SynthesisError::MissingCS)?;
+    let constraints = constraints
+        .take()
+        .ok_or(SynthesisError::MissingCS)?
+        .map_err(ArtifactError::Constraints)?;
+    if constraints.num_variables() != pk.a_query.len()
+        || constraints.num_constraints() != shape.constraints
+    {
+        return Err(ArtifactError::ShapeMismatch {
+            what: "variables",
+            key: pk.a_query.len(),
+            circuit: constraints.num_variables(),
+        });
+    }
     let public_inputs = pk.vk.gamma_abc_g1.len().saturating_sub(1);
     if shape.instance_variables != pk.vk.gamma_abc_g1.len() {
         return Err(ArtifactError::ShapeMismatch {
@@ -532,8 +572,13 @@ where
         constraints: shape.constraints,
         public_inputs,
         created_by: CREATED_BY.to_string(),
+        constraints_hash: Some(Hash32::digest(&constraints.to_bytes())),
     };
-    Ok(KeyArtifacts { manifest, pk })
+    Ok(KeyArtifacts {
+        manifest,
+        pk,
+        constraints: Some(Arc::new(constraints)),
+    })
 }
 
 impl KeyArtifacts {
@@ -612,6 +657,28 @@ impl KeyArtifacts {
                 found: vk_hash_written,
             });
         }
+        match (&self.constraints, self.manifest.constraints_hash) {
+            (Some(r1cs), Some(expected)) => {
+                let bytes = r1cs.to_bytes();
+                let found =
+                    write_atomically(&dir.join(CONSTRAINTS_FILE), |w| Ok(w.write_all(&bytes)?))?;
+                if found != expected {
+                    return Err(ArtifactError::HashMismatch {
+                        path: dir.join(CONSTRAINTS_FILE),
+                        what: "the constraint matrices being written",
+                        expected,
+                        found,
+                    });
+                }
+            }
+            (None, None) => {}
+            _ => {
+                return Err(ArtifactError::Corrupt {
+                    path: dir.join(CONSTRAINTS_FILE),
+                    reason: "the manifest and the keys disagree on whether constraint matrices come with them".into(),
+                });
+            }
+        }
         let json = serde_json::to_vec_pretty(&self.manifest).map_err(|e| ArtifactError::Io {
             path: manifest_path.clone(),
             source: io::Error::other(e),
@@ -686,8 +753,80 @@ impl KeyArtifacts {
                 found: embedded,
             });
         }
-        Ok(Self { manifest, pk })
+        let constraints = match manifest.constraints_hash {
+            Some(expected) => Some(Arc::new(read_constraints(
+                dir,
+                expected,
+                &manifest,
+                pk.a_query.len(),
+            )?)),
+            None => None,
+        };
+        Ok(Self {
+            manifest,
+            pk,
+            constraints,
+        })
     }
+}
+
+/// Reads `constraints.r1cs` from the key directory `dir`, checking its hash against
+/// `expected` (the manifest's `constraints_hash`), its format, and its sizes against the
+/// manifest and the proving key (`variables`: the length of its `a_query`).
+///
+/// # Errors
+/// [`ArtifactError::Io`], [`ArtifactError::HashMismatch`], [`ArtifactError::Corrupt`], each
+/// naming the file.
+pub fn read_constraints(
+    dir: &Path,
+    expected: Hash32,
+    manifest: &Manifest,
+    variables: usize,
+) -> Result<R1cs, ArtifactError> {
+    let path = dir.join(CONSTRAINTS_FILE);
+    let bytes = fs::read(&path).map_err(|source| ArtifactError::Io {
+        path: path.clone(),
+        source,
+        hint: RERUN_SETUP,
+    })?;
+    let found = Hash32::digest(&bytes);
+    if found != expected {
+        return Err(ArtifactError::HashMismatch {
+            path,
+            what: "file contents",
+            expected,
+            found,
+        });
+    }
+    let r1cs = R1cs::from_bytes(&bytes).map_err(|e| ArtifactError::Corrupt {
+        path: path.clone(),
+        reason: e.to_string(),
+    })?;
+    for (what, want, got) in [
+        (
+            "constraints (manifest)",
+            manifest.constraints,
+            r1cs.num_constraints(),
+        ),
+        (
+            "instance variables (public inputs and the constant 1)",
+            manifest.public_inputs + 1,
+            r1cs.num_instance(),
+        ),
+        (
+            "variables (the proving key's a_query)",
+            variables,
+            r1cs.num_variables(),
+        ),
+    ] {
+        if want != got {
+            return Err(ArtifactError::Corrupt {
+                path,
+                reason: format!("it has {got} {what}, the keys {want}"),
+            });
+        }
+    }
+    Ok(r1cs)
 }
 
 impl VerifierArtifacts {
@@ -1469,7 +1608,15 @@ mod tests {
             .map(|e| e.expect("entry").file_name().into_string().expect("utf8"))
             .collect();
         names.sort();
-        assert_eq!(names, [MANIFEST_FILE, PROVING_KEY_FILE, VERIFYING_KEY_FILE]);
+        assert_eq!(
+            names,
+            [
+                CONSTRAINTS_FILE,
+                MANIFEST_FILE,
+                PROVING_KEY_FILE,
+                VERIFYING_KEY_FILE
+            ]
+        );
 
         let vk_bytes = fs::read(dir.path().join(VERIFYING_KEY_FILE)).expect("read vk");
         assert_eq!(Hash32::digest(&vk_bytes), keys.manifest.vk_hash);
@@ -1477,6 +1624,8 @@ mod tests {
         let loaded = KeyArtifacts::load(dir.path()).expect("load");
         assert_eq!(loaded.manifest, keys.manifest);
         assert_eq!(loaded.pk, keys.pk);
+        assert_eq!(loaded.constraints, keys.constraints);
+        assert!(keys.constraints.is_some() && keys.manifest.constraints_hash.is_some());
         let proof = prove_reference(&loaded, toy(11, 13), &mut rng(11)).expect("prove");
         VerifierArtifacts::load(dir.path())
             .expect("load verifier")
@@ -1521,6 +1670,18 @@ mod tests {
         pk.truncate(mid);
         fs::write(&pk_path, &pk).expect("write");
         expect_hash_mismatch(d, PROVING_KEY_FILE);
+
+        // A flipped byte in the constraint matrices, then no matrices at all.
+        keys.write(d).expect("write");
+        let r1cs_path = d.join(CONSTRAINTS_FILE);
+        let mut r1cs = fs::read(&r1cs_path).expect("read");
+        let last = r1cs.len() - 1;
+        r1cs[last] ^= 1;
+        fs::write(&r1cs_path, &r1cs).expect("write");
+        expect_hash_mismatch(d, CONSTRAINTS_FILE);
+        fs::remove_file(&r1cs_path).expect("rm");
+        let err = KeyArtifacts::load(d).expect_err("missing matrices");
+        assert!(err.to_string().contains(CONSTRAINTS_FILE), "{err}");
 
         // The verifying key of another setup.
         keys.write(d).expect("write");

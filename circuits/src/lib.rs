@@ -17,6 +17,8 @@
 //! - [`sample`]: sample chunk chains of real transactions for tests and benchmarks.
 //! - [`artifacts`], [`solidity`]: Groth16 keys and proofs with their identity, and the
 //!   Solidity verifier generated from a verifying key.
+//! - [`r1cs`]: a circuit's constraint matrices in a compact form and their file format
+//!   (`constraints.r1cs` in a key directory), for provers that do not synthesize them.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -31,6 +33,7 @@ pub mod json;
 pub mod leaf;
 pub mod merkle;
 pub mod poseidon;
+pub mod r1cs;
 pub mod sample;
 pub mod solidity;
 pub mod state;

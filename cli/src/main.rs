@@ -193,7 +193,7 @@ enum BenchCommand {
         #[arg(long, default_value = "real", value_parser = ["real", "padding"])]
         witness: String,
         /// Internal: prove once with this prover and print its peak memory as JSON.
-        #[arg(long, hide = true, value_parser = ["ark", "pulse"])]
+        #[arg(long, hide = true, value_parser = ["ark", "pulse", "pulse-first"])]
         memory_of: Option<String>,
         /// Print JSON.
         #[arg(long)]

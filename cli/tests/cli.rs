@@ -156,6 +156,7 @@ fn setup_writes_keys_and_a_verifier_and_refuses_to_overwrite() {
     for f in [
         "proving.key",
         "verifying.key",
+        "constraints.r1cs",
         "manifest.json",
         "PulseChunkVerifier.sol",
     ] {
@@ -418,4 +419,40 @@ fn dev_demo_takes_a_workload_to_committed_l1_batches() {
             .all(|b| b["l1_tx"].as_str().is_some_and(|t| t.starts_with("0x"))),
         "{r}"
     );
+}
+
+/// `pulse bench prove` on the CPU: both provers' proofs verify (it fails otherwise), and the
+/// peak memory of one proof is measured in child processes for ark-groth16, Pulse with the
+/// key directory's constraint matrices, and Pulse building them on its first proof.
+#[test]
+fn bench_prove_measures_each_provers_memory() {
+    let o = pulse(&[
+        "bench",
+        "prove",
+        "--slots",
+        "1",
+        "--depth",
+        "3",
+        "--repeats",
+        "1",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).expect("report JSON");
+    assert_eq!(r["witness"], "real", "{r}");
+    let memory = r["memory"].as_array().expect("memory");
+    let names: Vec<&str> = memory.iter().filter_map(|m| m["prover"].as_str()).collect();
+    assert_eq!(names, ["ark", "pulse", "pulse-first"], "{r}");
+    for m in memory {
+        let peak = m["peak_rss_bytes"].as_u64().expect("peak");
+        let baseline = m["baseline_rss_bytes"].as_u64().expect("baseline");
+        assert!(peak >= baseline && baseline > 0, "{m}");
+        assert_eq!(m["proof_peak_bytes"].as_u64(), Some(peak - baseline), "{m}");
+        let with_matrices = m["prover"] == "pulse";
+        assert_eq!(
+            m["constraints_bytes"].as_u64().unwrap_or(0) > 0,
+            with_matrices,
+            "{m}"
+        );
+    }
 }

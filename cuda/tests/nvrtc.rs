@@ -8,8 +8,10 @@ use std::time::Instant;
 use pulse_gpu::cuda::{self, Compiled};
 use pulse_gpu::{GpuError, source};
 
-/// Ampere (A100) and Hopper (H100, H200).
-const ARCHS: [&str; 2] = ["sm_80", "sm_90"];
+/// Ampere (A100), as PTX, and Hopper (H100, H200), through to a CUBIN. One CUBIN is enough
+/// to know that ptxas takes the program (each takes about two minutes of a core here);
+/// `scripts/gpu-check --package` builds every architecture's.
+const ARCHS: [&str; 2] = ["compute_80", "sm_90"];
 
 fn compile(source: &str, arch: &str) -> Result<Compiled, GpuError> {
     match cuda::compile(source, arch) {
@@ -42,14 +44,18 @@ fn check(arch: &str) {
         .filter(|name| !compiled.ptx.contains(&format!(".entry {name}(")))
         .collect();
     assert!(missing.is_empty(), "{arch}: no PTX entry for {missing:?}");
-    assert!(
-        compiled.cubin.starts_with(b"\x7fELF"),
-        "{arch}: NVRTC's CUBIN is not an ELF image"
-    );
+    if arch.starts_with("sm_") {
+        assert!(
+            compiled.cubin.starts_with(b"\x7fELF"),
+            "{arch}: NVRTC's CUBIN is not an ELF image"
+        );
+    } else {
+        assert!(compiled.cubin.is_empty(), "{arch}: PTX only");
+    }
 }
 
 #[test]
-fn the_program_compiles_cleanly_for_sm_80() {
+fn the_program_compiles_cleanly_to_ptx_for_compute_80() {
     check(ARCHS[0]);
 }
 

@@ -255,6 +255,19 @@ fn main() {
     seed.extend_from_slice(&pk[..pk.len().min(2048)]);
     put(&dir, "keys", "vk_head_pk_head", &seed);
 
+    // Constraint matrices: a small circuit's (the fixture's are hundreds of kilobytes).
+    let r1cs = pulse_circuits::r1cs::R1cs::from_matrices(
+        2,
+        4,
+        [
+            vec![vec![(Fr::from(1u64), 2)], vec![(Fr::from(3u64), 1), (-Fr::from(1u64), 3)]],
+            vec![vec![(Fr::from(1u64), 2)], vec![(Fr::from(1u64), 0)]],
+            vec![vec![(Fr::from(1u64), 3)], vec![]],
+        ],
+    )
+    .expect("small matrices");
+    put(&dir, "keys", "r1cs_small", &r1cs.to_bytes());
+
     let mut rng = ChaCha20Rng::seed_from_u64(3);
     let kf = KeyFile::new(key(4), Some(4));
     put(&dir, "key_file", "patient", kf.to_json().as_bytes());

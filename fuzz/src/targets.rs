@@ -12,6 +12,7 @@ use pulse_circuits::artifacts::{
 };
 use pulse_circuits::circuit::{ChunkCircuit, Weakening, weaken_for_tests};
 use pulse_circuits::differential::{self, Report};
+use pulse_circuits::r1cs::{R1cs, Which};
 use pulse_circuits::tx::{MAX_TX_JSON_BYTES, SignedTransaction};
 use pulse_client::KeyFile;
 use pulse_coordinator::pubdata::BatchData;
@@ -206,11 +207,15 @@ fn key_dir() -> &'static PathBuf {
     })
 }
 
-/// A key folder as a worker or the coordinator loads it: the input is cut into the
+/// A key folder as a worker or the coordinator loads it (an input that starts with the
+/// magic bytes of `constraints.r1cs` is that file instead): the input is cut into the
 /// verifying key and the proving key (and, when its first byte says so, the manifest's
 /// text); otherwise the manifest is the fixture's with the hashes of the fuzzed files, so
 /// that loading gets past the hash checks to the deserialisation.
 pub fn keys(data: &[u8]) {
+    if data.starts_with(pulse_circuits::r1cs::MAGIC) {
+        return constraints_file(data);
+    }
     let Some((&mode, rest)) = data.split_first() else {
         return;
     };
@@ -229,6 +234,8 @@ pub fn keys(data: &[u8]) {
         Some(t) => t.to_vec(),
         None => {
             let mut m = f.keys.manifest.clone();
+            // The constraint matrices have their own inputs (above).
+            m.constraints_hash = None;
             m.vk_hash = Hash32::digest(vk);
             m.pk_hash = Hash32::digest(pk);
             serde_json::to_vec(&m).unwrap_or_default()
@@ -241,6 +248,23 @@ pub fn keys(data: &[u8]) {
         return;
     }
     let _ = KeyArtifacts::load(dir);
+}
+
+/// A key directory's `constraints.r1cs`, as a worker reads it from its key cache: refused
+/// with an error, or read into matrices whose encoding is the input again (the format has
+/// one encoding per matrix set), and whose rows evaluate without a panic. Part of the
+/// `keys` target: inputs that start with the file's magic bytes come here.
+fn constraints_file(data: &[u8]) {
+    let Ok(r) = R1cs::from_bytes(data) else {
+        return;
+    };
+    assert_eq!(r.to_bytes(), data, "an r1cs file read back differently");
+    let z: Vec<Fr> = (0..r.num_variables() as u64).map(Fr::from).collect();
+    for i in 0..r.num_constraints().min(64) {
+        for which in [Which::A, Which::B, Which::C] {
+            assert!(r.evaluate_row(which, i, &z).is_some(), "row {i} names a missing variable");
+        }
+    }
 }
 
 /// A client key file's text, as `pulse` reads `--key FILE`.

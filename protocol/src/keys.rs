@@ -3,11 +3,12 @@
 //! that it got exactly that key.
 //!
 //! A key directory written by `pulse setup` (`pulse_circuits::artifacts::KeyArtifacts::write`)
-//! is published as two objects:
+//! is published as two or three objects:
 //!
 //! | object name | content |
 //! |---|---|
 //! | `<pk_hash>` | `proving.key`, byte for byte |
+//! | `<pk_hash>.r1cs` | `constraints.r1cs`, byte for byte, when the manifest names its hash |
 //! | `<pk_hash>.manifest` | `manifest.json`, byte for byte |
 //!
 //! [`publish_proving_key`] (the coordinator) puts them there, once; [`fetch_proving_key`]
@@ -24,7 +25,7 @@ use std::time::Duration;
 use async_nats::jetstream::object_store::{ObjectInfo, ObjectMetadata, ObjectStore};
 use async_nats::jetstream::{self, context::GetStreamErrorKind, stream::Stream};
 use pulse_circuits::artifacts::{
-    Hash32, MANIFEST_FILE, Manifest, PROVING_KEY_FILE, hash32_from_hex,
+    CONSTRAINTS_FILE, Hash32, MANIFEST_FILE, Manifest, PROVING_KEY_FILE, hash32_from_hex,
 };
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -33,6 +34,9 @@ use crate::KEY_BUCKET;
 
 /// Suffix of the manifest object's name: `<pk_hash>.manifest`.
 pub const MANIFEST_SUFFIX: &str = ".manifest";
+
+/// Suffix of the constraint matrices' object name: `<pk_hash>.r1cs`.
+pub const CONSTRAINTS_SUFFIX: &str = ".r1cs";
 
 /// The file in a cached key directory that records that its `proving.key` was hashed and
 /// matched the directory's name, so that later runs trust it without hashing it again.
@@ -316,7 +320,7 @@ pub async fn publish_proving_key(
     let mut file = tokio::fs::File::open(&pk_path)
         .await
         .map_err(io_err(&pk_path, "cannot read the proving key"))?;
-    let put = put_once(
+    let mut put = put_once(
         &store,
         &name,
         format!(
@@ -328,7 +332,30 @@ pub async fn publish_proving_key(
         &mut file,
     )
     .await?;
-    // The manifest goes second: a reader that finds it finds the key too.
+    if let Some(expected) = manifest.constraints_hash {
+        let path = key_dir.join(CONSTRAINTS_FILE);
+        let (found, size) = hash_file(&path).await?;
+        if found != expected {
+            return Err(KeyError::KeyDirMismatch {
+                path,
+                expected,
+                found,
+            });
+        }
+        let mut file = tokio::fs::File::open(&path)
+            .await
+            .map_err(io_err(&path, "cannot read the constraint matrices"))?;
+        put |= put_once(
+            &store,
+            &format!("{name}{CONSTRAINTS_SUFFIX}"),
+            format!("constraint matrices of Pulse proving key {name}"),
+            size,
+            &found,
+            &mut file,
+        )
+        .await?;
+    }
+    // The manifest goes last: a reader that finds it finds the key (and matrices) too.
     let put_manifest = put_once(
         &store,
         &manifest_name,
@@ -358,6 +385,14 @@ async fn cached(dir: &Path, pk_hash: &Hash32) -> Result<bool, KeyError> {
         return Ok(false);
     };
     if manifest.pk_hash != *pk_hash {
+        return Ok(false);
+    }
+    if manifest.constraints_hash.is_some()
+        && tokio::fs::metadata(dir.join(CONSTRAINTS_FILE))
+            .await
+            .is_err()
+    {
+        // An entry from before the key came with its matrices (its loader checks the hash).
         return Ok(false);
     }
     let pk_path = dir.join(PROVING_KEY_FILE);
@@ -399,7 +434,8 @@ fn temp_dir_name(cache_dir: &Path, pk_hash: &Hash32) -> PathBuf {
 }
 
 /// Fetches proving key `pk_hash` from the object store [`KEY_BUCKET`] into
-/// `cache_dir/<pk_hash>/` (holding `proving.key` and `manifest.json`) and returns that
+/// `cache_dir/<pk_hash>/` (holding `proving.key`, `manifest.json` and, when the manifest names
+/// it, `constraints.r1cs`) and returns that
 /// directory. A copy already in the cache is used when it checks out (see [`VERIFIED_MARKER`]);
 /// otherwise the key is streamed into a temporary directory while being hashed,
 /// `progress(done, total)` is called with the bytes received, and the directory is renamed
@@ -440,7 +476,7 @@ pub async fn fetch_proving_key(
         .await
         .map_err(io_err(cache_dir, "cannot create the key cache directory"))?;
     let tmp = temp_dir_name(cache_dir, &hash);
-    let result = download(&store, &hash, &manifest_bytes, &tmp, progress).await;
+    let result = download(&store, &hash, &manifest, &manifest_bytes, &tmp, progress).await;
     let result = match result {
         Ok(()) => install(&tmp, &dir, &hash).await,
         Err(e) => Err(e),
@@ -477,33 +513,68 @@ async fn read_small_object(
     Ok(bytes)
 }
 
-/// Streams the key into `tmp/proving.key` while hashing it, writes the manifest and the
-/// marker; refuses a key that does not hash to `hash`.
+/// Streams the key into `tmp/proving.key` (and its matrices into `tmp/constraints.r1cs`
+/// when the manifest names them) while hashing, writes the manifest and the marker; refuses
+/// an object that does not hash to what names it.
 async fn download(
     store: &ObjectStore,
     hash: &Hash32,
+    manifest: &Manifest,
     manifest_bytes: &[u8],
     tmp: &Path,
     progress: &(dyn Fn(u64, u64) + Sync),
 ) -> Result<(), KeyError> {
-    use async_nats::jetstream::object_store::GetErrorKind;
     let name = hash.to_hex();
-    let mut object = match store.get(&name).await {
+    tokio::fs::create_dir_all(tmp)
+        .await
+        .map_err(io_err(tmp, "cannot write to the key cache"))?;
+    let done = download_object(store, &name, hash, &tmp.join(PROVING_KEY_FILE), progress).await?;
+    if let Some(expected) = manifest.constraints_hash {
+        let object = format!("{name}{CONSTRAINTS_SUFFIX}");
+        download_object(
+            store,
+            &object,
+            &expected,
+            &tmp.join(CONSTRAINTS_FILE),
+            &|_, _| {},
+        )
+        .await?;
+    }
+    let manifest_path = tmp.join(MANIFEST_FILE);
+    tokio::fs::write(&manifest_path, manifest_bytes)
+        .await
+        .map_err(io_err(&manifest_path, "cannot write to the key cache"))?;
+    let marker_path = tmp.join(VERIFIED_MARKER);
+    tokio::fs::write(&marker_path, marker_text(hash, done))
+        .await
+        .map_err(io_err(&marker_path, "cannot write to the key cache"))?;
+    Ok(())
+}
+
+/// Streams object `name` into `path` while hashing it; refuses it unless it hashes to
+/// `expected`. Returns its length.
+async fn download_object(
+    store: &ObjectStore,
+    name: &str,
+    expected: &Hash32,
+    path: &Path,
+    progress: &(dyn Fn(u64, u64) + Sync),
+) -> Result<u64, KeyError> {
+    use async_nats::jetstream::object_store::GetErrorKind;
+    let mut object = match store.get(name).await {
         Ok(o) => o,
         Err(e) if e.kind() == GetErrorKind::NotFound => {
-            return Err(KeyError::NotPublished { pk_hash: name });
+            return Err(KeyError::NotPublished {
+                pk_hash: name.to_owned(),
+            });
         }
         Err(e) => return Err(nats(format!("getting {name}"), e)),
     };
     let total = object.info().size as u64;
-    tokio::fs::create_dir_all(tmp)
+    let write_err = io_err(path, "cannot write to the key cache");
+    let mut file = tokio::fs::File::create(path)
         .await
-        .map_err(io_err(tmp, "cannot write to the key cache"))?;
-    let pk_path = tmp.join(PROVING_KEY_FILE);
-    let write_err = io_err(&pk_path, "cannot write to the key cache");
-    let mut file = tokio::fs::File::create(&pk_path)
-        .await
-        .map_err(io_err(&pk_path, "cannot write to the key cache"))?;
+        .map_err(io_err(path, "cannot write to the key cache"))?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut done = 0u64;
@@ -518,7 +589,7 @@ async fn download(
         }
         hasher.update(&buf[..n]);
         file.write_all(&buf[..n]).await.map_err(|e| KeyError::Io {
-            path: pk_path.clone(),
+            path: path.to_path_buf(),
             source: e,
             hint: "cannot write to the key cache",
         })?;
@@ -526,24 +597,15 @@ async fn download(
         progress(done, total);
     }
     let found = Hash32(hasher.finalize().into());
-    if found != *hash {
+    if found != *expected {
         return Err(KeyError::HashMismatch {
-            pk_hash: name,
-            expected: *hash,
+            pk_hash: name.to_owned(),
+            expected: *expected,
             found,
         });
     }
     file.sync_all().await.map_err(write_err)?;
-    drop(file);
-    let manifest_path = tmp.join(MANIFEST_FILE);
-    tokio::fs::write(&manifest_path, manifest_bytes)
-        .await
-        .map_err(io_err(&manifest_path, "cannot write to the key cache"))?;
-    let marker_path = tmp.join(VERIFIED_MARKER);
-    tokio::fs::write(&marker_path, marker_text(hash, done))
-        .await
-        .map_err(io_err(&marker_path, "cannot write to the key cache"))?;
-    Ok(())
+    Ok(done)
 }
 
 /// Renames the downloaded directory into place. A stale or corrupt entry already there is

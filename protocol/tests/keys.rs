@@ -1,6 +1,6 @@
 //! Proving keys in the NATS object store, on a real nats-server: a real (small) chunk-circuit
-//! key published once, fetched into a cache (miss, then hit), and refused when the object
-//! under its name is not that key.
+//! key and its constraint matrices published once, fetched into a cache (miss, then hit), and
+//! refused when the object under a name is not what the name says.
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -183,6 +183,51 @@ async fn keys_are_published_once_fetched_cached_and_checked() {
     fetch_proving_key(&wjs, &pk_hash, &cache, &no_progress)
         .await
         .expect("fetch after repair");
+
+    // The constraint matrices travel with the key and are checked the same way.
+    let r1cs_object = format!("{pk_hash}.r1cs");
+    let r1cs_bytes =
+        std::fs::read(key_dir.join(artifacts::CONSTRAINTS_FILE)).expect("read the matrices");
+    let cached_r1cs = cache.join(&pk_hash).join(artifacts::CONSTRAINTS_FILE);
+    assert_eq!(
+        std::fs::read(&cached_r1cs).expect("cached matrices"),
+        r1cs_bytes
+    );
+    // An entry that lost them is fetched again.
+    std::fs::remove_file(&cached_r1cs).expect("rm cached matrices");
+    fetch_proving_key(&wjs, &pk_hash, &cache, &no_progress)
+        .await
+        .expect("fetch the missing matrices");
+    assert_eq!(std::fs::read(&cached_r1cs).expect("refetched"), r1cs_bytes);
+    std::fs::remove_dir_all(cache.join(&pk_hash)).expect("clear cache");
+    let mut bad_r1cs = r1cs_bytes.clone();
+    bad_r1cs[r1cs_bytes.len() / 2] ^= 1;
+    store
+        .put(r1cs_object.as_str(), &mut bad_r1cs.as_slice())
+        .await
+        .expect("put corrupt matrices");
+    let err = fetch_proving_key(&wjs, &pk_hash, &cache, &no_progress)
+        .await
+        .expect_err("corrupt matrices");
+    match &err {
+        KeyError::HashMismatch {
+            pk_hash: object,
+            expected,
+            found,
+        } => {
+            assert_eq!(object, &r1cs_object);
+            assert_eq!(Some(*expected), keys.manifest.constraints_hash);
+            assert_eq!(*found, Hash32::digest(&bad_r1cs));
+        }
+        other => panic!("expected a hash mismatch, got {other:?}"),
+    }
+    assert!(entries(&cache).is_empty(), "{:?}", entries(&cache));
+    publish_proving_key(&js, &key_dir)
+        .await
+        .expect("repair the matrices");
+    fetch_proving_key(&wjs, &pk_hash, &cache, &no_progress)
+        .await
+        .expect("fetch after repairing the matrices");
 
     // A key directory whose key does not match its manifest is never published.
     std::fs::write(key_dir.join(PROVING_KEY_FILE), &bad).expect("corrupt key dir");

@@ -12,7 +12,9 @@
 //!    constraint system without matrices: no linear-combination map, no inlining), as
 //!    provers that read the matrices from the key file do (rapidsnark, snarkjs). A later
 //!    circuit of another shape is still caught: its assignment must fit the key's sizes
-//!    and satisfy every row of the kept matrices.
+//!    and satisfy every row of the kept matrices. A prover made with
+//!    [`Prover::with_constraints`] (the matrices `pulse setup` writes beside the keys)
+//!    never builds them. They are kept compact ([`R1cs`]: eight bytes an entry).
 //! 2. **Reduction** (the R1CS-to-QAP witness map of libsnark, ark-groth16's
 //!    `LibsnarkReduction`): evaluations of `A·z`, `B·z`, `C·z` on the domain (the public
 //!    inputs appended as extra rows of `A`), interpolated by an inverse NTT, evaluated on a
@@ -34,13 +36,13 @@ use std::time::{Duration, Instant};
 
 use ark_bn254::{Bn254, Fr, G1Affine, G1Projective, G2Affine, G2Projective, g1, g2};
 use ark_ec::{AffineRepr, CurveGroup};
-use ark_ff::{Field, One, UniformRand, Zero};
+use ark_ff::{Field, UniformRand, Zero};
 use ark_groth16::{Groth16, PreparedVerifyingKey, Proof, ProvingKey, VerifyingKey};
 use ark_relations::gr1cs::{
-    ConstraintSynthesizer, ConstraintSystem, Matrix, OptimizationGoal, R1CS_PREDICATE_LABEL,
-    SynthesisError, SynthesisMode,
+    ConstraintSynthesizer, ConstraintSystem, OptimizationGoal, SynthesisError, SynthesisMode,
 };
 use ark_std::rand::{CryptoRng, RngCore};
+use pulse_circuits::r1cs::{self, R1cs, R1csError, Which};
 use rayon::prelude::*;
 
 use crate::backend::{Backend, BackendError, MsmBackend};
@@ -216,8 +218,9 @@ pub struct Prover<B: Backend> {
     backend: B,
     vk: VerifyingKey<Bn254>,
     pvk: PreparedVerifyingKey<Bn254>,
-    /// The constraint matrices, from the first proof that verified.
-    shape: OnceLock<Arc<Shape>>,
+    /// The constraint matrices: given ([`Self::with_constraints`]), or from the first proof
+    /// that verified.
+    shape: OnceLock<Arc<R1cs>>,
     beta_g1: G1Affine,
     delta_g1: G1Affine,
     a: G1Bases<B>,
@@ -275,6 +278,51 @@ impl<B: Backend> Prover<B> {
             beta_g1,
             delta_g1,
         })
+    }
+
+    /// [`Self::new`] with the circuit's constraint matrices given (as `pulse setup` writes
+    /// them beside the keys), so that no proof synthesizes them: every proof, the first
+    /// included, computes only the assignment. The matrices must be the key's circuit's: a
+    /// witness that does not satisfy them is refused ([`ProveError::Unsatisfied`]), and a
+    /// proof made against the wrong ones would not verify.
+    ///
+    /// # Errors
+    /// As [`Self::new`], and [`ProveError::KeyMismatch`] when the matrices' variables differ
+    /// from the key's.
+    pub fn with_constraints(
+        backend: B,
+        pk: ProvingKey<Bn254>,
+        r1cs: Arc<R1cs>,
+    ) -> Result<Self, ProveError> {
+        for (what, expected, got) in [
+            (
+                "constraint system variables against a_query",
+                pk.a_query.len(),
+                r1cs.num_variables(),
+            ),
+            (
+                "constraint system instance variables against gamma_abc_g1",
+                pk.vk.gamma_abc_g1.len(),
+                r1cs.num_instance(),
+            ),
+        ] {
+            if expected != got {
+                return Err(ProveError::KeyMismatch {
+                    what,
+                    expected,
+                    got,
+                });
+            }
+        }
+        let prover = Self::new(backend, pk)?;
+        let _ = prover.shape.set(r1cs);
+        Ok(prover)
+    }
+
+    /// The constraint matrices proofs are checked and reduced with: given to
+    /// [`Self::with_constraints`], or kept from the first proof that verified; `None` before.
+    pub fn constraints(&self) -> Option<&Arc<R1cs>> {
+        self.shape.get()
     }
 
     /// The verifying key of the proving key this prover holds.
@@ -368,7 +416,7 @@ impl<B: Backend> Prover<B> {
         &self,
         circuit: C,
         timings: &mut StageTimings,
-    ) -> Result<(Synthesized, Option<Arc<Shape>>), ProveError> {
+    ) -> Result<(Synthesized, Option<Arc<R1cs>>), ProveError> {
         let t = Instant::now();
         let kept = self.shape.get();
         let syn = synthesize(circuit, kept)?;
@@ -566,35 +614,35 @@ impl<B: Backend> Prover<B> {
     }
 }
 
-/// The constraint matrices of a circuit shape.
-struct Shape {
-    /// `[A, B, C]`, one row per constraint.
-    matrices: [Matrix<Fr>; 3],
-    num_constraints: usize,
-}
-
 /// A synthesized constraint system, reduced to what the prover needs.
 struct Synthesized {
-    shape: Arc<Shape>,
+    shape: Arc<R1cs>,
     num_inputs: usize,
     assignment: Vec<Fr>,
 }
 
 /// The R1CS-to-QAP witness map: the coefficients of `h = (A·B - C)/Z` on the smallest
 /// power-of-two domain holding the constraints and the public-input rows.
-#[tracing::instrument(skip_all, fields(constraints = syn.shape.num_constraints, inputs = syn.num_inputs))]
+#[tracing::instrument(skip_all, fields(constraints = syn.shape.num_constraints(), inputs = syn.num_inputs))]
 fn quotient<B: Backend>(backend: &B, syn: &Synthesized) -> Result<Vec<Fr>, ProveError> {
-    let num_constraints = syn.shape.num_constraints;
+    let num_constraints = syn.shape.num_constraints();
     let rows = num_constraints + syn.num_inputs;
     let n = rows.next_power_of_two();
     if n.trailing_zeros() > <Fr as ark_ff::FftField>::TWO_ADICITY {
         return Err(ProveError::DomainTooLarge(n));
     }
     let z = &syn.assignment;
-    let [ma, mb, mc] = &syn.shape.matrices;
-    let mut a = evaluate_rows(ma, z, n)?;
-    let mut b = evaluate_rows(mb, z, n)?;
-    let mut c = evaluate_rows(mc, z, n)?;
+    let r1cs = &syn.shape;
+    if r1cs.num_instance() != syn.num_inputs || r1cs.num_variables() != z.len() {
+        return Err(ProveError::KeyMismatch {
+            what: "constraint system variables",
+            expected: z.len(),
+            got: r1cs.num_variables(),
+        });
+    }
+    let mut a = evaluate_rows(r1cs, Which::A, z, n)?;
+    let mut b = evaluate_rows(r1cs, Which::B, z, n)?;
+    let mut c = evaluate_rows(r1cs, Which::C, z, n)?;
     if let Some(bad) = (0..num_constraints)
         .into_par_iter()
         .find_first(|&i| a[i] * b[i] != c[i])
@@ -617,7 +665,7 @@ fn quotient<B: Backend>(backend: &B, syn: &Synthesized) -> Result<Vec<Fr>, Prove
 #[tracing::instrument(skip_all, fields(kept = kept.is_some()))]
 fn synthesize<C: ConstraintSynthesizer<Fr>>(
     circuit: C,
-    kept: Option<&Arc<Shape>>,
+    kept: Option<&Arc<R1cs>>,
 ) -> Result<Synthesized, ProveError> {
     let cs = ConstraintSystem::new_ref();
     cs.set_optimization_goal(OptimizationGoal::Constraints);
@@ -636,7 +684,13 @@ fn synthesize<C: ConstraintSynthesizer<Fr>>(
     };
     let shape = match kept {
         Some(shape) => shape.clone(),
-        None => Arc::new(extract_shape(&cs)?),
+        None => {
+            let num_variables = assignment.len();
+            let matrices = r1cs::matrices_of(&cs).map_err(shape_error)?;
+            // The linear combinations go before the matrices are compacted.
+            drop(cs);
+            Arc::new(R1cs::from_matrices(num_inputs, num_variables, matrices).map_err(shape_error)?)
+        }
     };
     Ok(Synthesized {
         shape,
@@ -645,43 +699,26 @@ fn synthesize<C: ConstraintSynthesizer<Fr>>(
     })
 }
 
-/// The R1CS matrices of a finalised constraint system built with matrices.
-fn extract_shape(cs: &ark_relations::gr1cs::ConstraintSystemRef<Fr>) -> Result<Shape, ProveError> {
-    let num_constraints = cs.num_constraints();
-    let mut by_predicate = cs.to_matrices()?;
-    let mut r1cs = by_predicate
-        .remove(R1CS_PREDICATE_LABEL)
-        .ok_or(ProveError::ConstraintSystem("no R1CS constraints"))?
-        .into_iter();
-    let (Some(ma), Some(mb), Some(mc)) = (r1cs.next(), r1cs.next(), r1cs.next()) else {
-        return Err(ProveError::ConstraintSystem("R1CS needs three matrices"));
-    };
-    if ma.len() != num_constraints || mb.len() != num_constraints || mc.len() != num_constraints {
-        return Err(ProveError::ConstraintSystem(
-            "matrix rows differ from the constraint count",
-        ));
+fn shape_error(e: R1csError) -> ProveError {
+    match e {
+        R1csError::Synthesis(e) => ProveError::Synthesis(e),
+        _ => ProveError::ConstraintSystem("the constraint system's matrices are malformed"),
     }
-    Ok(Shape {
-        matrices: [ma, mb, mc],
-        num_constraints,
-    })
 }
+
 /// `M·z` row by row, zero-padded to `n` entries.
-fn evaluate_rows(m: &Matrix<Fr>, z: &[Fr], n: usize) -> Result<Vec<Fr>, ProveError> {
+fn evaluate_rows(r1cs: &R1cs, which: Which, z: &[Fr], n: usize) -> Result<Vec<Fr>, ProveError> {
     let mut out = vec![Fr::zero(); n];
-    let ok = out[..m.len()]
+    let ok = out[..r1cs.num_constraints()]
         .par_iter_mut()
-        .zip(m.par_iter())
-        .all(|(o, row)| {
-            let mut acc = Fr::zero();
-            for (coeff, i) in row {
-                let Some(v) = z.get(*i) else {
-                    return false;
-                };
-                acc += if coeff.is_one() { *v } else { *v * coeff };
+        .enumerate()
+        .with_min_len(1024)
+        .all(|(i, o)| match r1cs.evaluate_row(which, i, z) {
+            Some(v) => {
+                *o = v;
+                true
             }
-            *o = acc;
-            true
+            None => false,
         });
     if ok {
         Ok(out)

@@ -2,6 +2,8 @@
 //! proof for the same randomisers, sharded MSMs assemble the same proof, and tampering is
 //! caught.
 
+use std::sync::Arc;
+
 use ark_bn254::{Bn254, Fr};
 use ark_ec::{AffineRepr, CurveGroup};
 use ark_ff::{Field, One, UniformRand};
@@ -12,6 +14,7 @@ use ark_relations::gr1cs::{
 };
 use pulse_circuits::artifacts::{self, CircuitParams};
 use pulse_circuits::circuit::ChunkCircuit;
+use pulse_circuits::r1cs::R1cs;
 use pulse_prover::{CpuBackend, MsmSums, ProveError, Prover, Query};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
@@ -289,4 +292,69 @@ fn later_proofs_reuse_the_first_proofs_matrices() {
         prover.prove(Toy::new(3, false, rounds + 1), &mut r),
         Err(ProveError::KeyMismatch { .. })
     ));
+}
+
+#[test]
+fn a_prover_given_the_matrices_proves_as_ark_groth16_from_its_first_proof() {
+    let mut r = rng(27);
+    let rounds = 7;
+    let pk = toy_key(rounds, &mut r);
+    let r1cs = Arc::new(R1cs::of_circuit(Toy::new(0, false, rounds)).expect("matrices"));
+    let prover =
+        Prover::with_constraints(CpuBackend::new(), pk.clone(), r1cs.clone()).expect("prover");
+    assert!(Arc::ptr_eq(prover.constraints().expect("kept"), &r1cs));
+    for (x, bit) in [(9u64, true), (2, false)] {
+        let circuit = Toy::new(x, bit, rounds);
+        let (rr, ss) = (Fr::rand(&mut r), Fr::rand(&mut r));
+        let (proof, _) = prover
+            .prove_with_randomness(circuit.clone(), rr, ss)
+            .expect("prove");
+        let expect = Groth16::<Bn254>::create_proof_with_reduction(circuit, &pk, rr, ss)
+            .expect("ark-groth16 proves");
+        assert_eq!(proof, expect, "x = {x}");
+    }
+    let mut liar = Toy::new(5, true, rounds);
+    liar.lie = true;
+    assert!(matches!(
+        prover.prove(liar, &mut r),
+        Err(ProveError::Unsatisfied { .. })
+    ));
+
+    // Matrices of another circuit: refused when the sizes differ; unsatisfied otherwise.
+    let other = Arc::new(R1cs::of_circuit(Toy::new(0, false, rounds + 1)).expect("matrices"));
+    assert!(matches!(
+        Prover::with_constraints(CpuBackend::new(), pk.clone(), other),
+        Err(ProveError::KeyMismatch { .. })
+    ));
+    // Same sizes, other rows: `out · 1 = 0` in every row, which no true claim here meets.
+    let m = r1cs.num_constraints();
+    let same_size = R1cs::from_matrices(
+        r1cs.num_instance(),
+        r1cs.num_variables(),
+        [
+            vec![vec![(Fr::one(), 1)]; m],
+            vec![vec![(Fr::one(), 0)]; m],
+            vec![Vec::new(); m],
+        ],
+    )
+    .expect("matrices");
+    let prover =
+        Prover::with_constraints(CpuBackend::new(), pk, Arc::new(same_size)).expect("prover");
+    assert!(matches!(
+        prover.prove(Toy::new(3, false, rounds), &mut r),
+        Err(ProveError::Unsatisfied { .. })
+    ));
+}
+
+#[test]
+fn setup_writes_the_matrices_the_prover_builds() {
+    let mut r = rng(28);
+    let params = CircuitParams::new(1, 3);
+    let keys = artifacts::setup(ChunkCircuit::blank(params), params, &mut r).expect("setup");
+    let given = keys.constraints.clone().expect("setup takes the matrices");
+    let prover = Prover::new(CpuBackend::new(), keys.pk).expect("prover");
+    let circuit = ChunkCircuit::blank(params);
+    prover.prove(circuit, &mut r).expect("prove");
+    assert_eq!(**prover.constraints().expect("kept"), *given);
+    assert_eq!(given.num_constraints(), keys.manifest.constraints);
 }

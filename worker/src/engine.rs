@@ -21,11 +21,12 @@ use ark_ff::UniformRand;
 use ark_groth16::{Proof, ProvingKey, VerifyingKey};
 use ark_serialize::{CanonicalDeserialize, Compress, Validate};
 use pulse_circuits::artifacts::{
-    Hash32, MANIFEST_FILE, Manifest, PROVING_KEY_FILE, ProofArtifact, vk_hash,
+    self, Hash32, MANIFEST_FILE, Manifest, PROVING_KEY_FILE, ProofArtifact, vk_hash,
 };
 use pulse_circuits::circuit::{ChunkCircuit, ChunkWitness};
+use pulse_circuits::r1cs::R1cs;
 use pulse_gpu::{Api, Device, GpuBackend, GpuError};
-use pulse_prover::{BackendError, CpuBackend, ProveError, Prover, StageTimings};
+use pulse_prover::{Backend, BackendError, CpuBackend, ProveError, Prover, StageTimings};
 
 use crate::config::BackendKind;
 
@@ -194,8 +195,17 @@ struct Run {
     gpu_fallback: Option<String>,
 }
 
-/// Reads a key cache entry: its manifest, and its proving key checked against it.
-fn read_key(dir: &Path) -> Result<(Manifest, ProvingKey<Bn254>), LoadError> {
+/// A key cache entry read: the manifest, the proving key, and the constraint matrices when
+/// the key came with them.
+struct KeyFiles {
+    manifest: Manifest,
+    pk: ProvingKey<Bn254>,
+    constraints: Option<Arc<R1cs>>,
+}
+
+/// Reads a key cache entry: its manifest, its proving key checked against it, and its
+/// `constraints.r1cs` when the manifest names one (checked against its hash and the key).
+fn read_key(dir: &Path) -> Result<KeyFiles, LoadError> {
     let manifest_path = dir.join(MANIFEST_FILE);
     let read_err = |path: &Path, reason: String| LoadError::Read {
         path: path.display().to_string(),
@@ -235,11 +245,38 @@ fn read_key(dir: &Path) -> Result<(Manifest, ProvingKey<Bn254>), LoadError> {
             manifest.public_inputs
         )));
     }
-    Ok((manifest, pk))
+    let constraints = match manifest.constraints_hash {
+        Some(expected) => Some(Arc::new(
+            artifacts::read_constraints(dir, expected, &manifest, pk.a_query.len())
+                .map_err(|e| inconsistent(e.to_string()))?,
+        )),
+        None => None,
+    };
+    Ok(KeyFiles {
+        manifest,
+        pk,
+        constraints,
+    })
 }
 
-fn cpu_prover(pk: ProvingKey<Bn254>) -> Result<Prover<CpuBackend>, LoadError> {
-    Prover::new(CpuBackend::new(), pk).map_err(|source| LoadError::Backend {
+/// A prover for `pk` on `backend`, given the key's constraint matrices when it has them (so
+/// no proof synthesizes them).
+fn prover_on<B: Backend>(
+    backend: B,
+    pk: ProvingKey<Bn254>,
+    constraints: Option<Arc<R1cs>>,
+) -> Result<Prover<B>, ProveError> {
+    match constraints {
+        Some(r1cs) => Prover::with_constraints(backend, pk, r1cs),
+        None => Prover::new(backend, pk),
+    }
+}
+
+fn cpu_prover(
+    pk: ProvingKey<Bn254>,
+    constraints: Option<Arc<R1cs>>,
+) -> Result<Prover<CpuBackend>, LoadError> {
+    prover_on(CpuBackend::new(), pk, constraints).map_err(|source| LoadError::Backend {
         backend: "cpu",
         source,
     })
@@ -269,20 +306,25 @@ impl Loaded {
     /// # Errors
     /// [`LoadError`].
     pub fn load(dir: &Path, hardware: &Hardware) -> Result<Self, LoadError> {
-        let (manifest, pk) = read_key(dir)?;
+        let KeyFiles {
+            manifest,
+            pk,
+            constraints,
+        } = read_key(dir)?;
         let vk = pk.vk.clone();
         let engine = match hardware {
-            Hardware::Cpu => Engine::Cpu(Box::new(cpu_prover(pk)?)),
+            Hardware::Cpu => Engine::Cpu(Box::new(cpu_prover(pk, constraints)?)),
             Hardware::Gpu {
                 device,
                 memory_limit,
             } => {
                 let api = device.info().api;
-                let state = match Prover::new(GpuBackend::on(device.clone(), *memory_limit), pk) {
+                let backend = GpuBackend::on(device.clone(), *memory_limit);
+                let state = match prover_on(backend, pk, constraints.clone()) {
                     Ok(prover) => OnGpu::Device(Arc::new(prover)),
                     Err(ProveError::Backend(BackendError::OutOfMemory(reason))) => {
                         // The key was consumed on the way to the device: read it again.
-                        let cpu = Arc::new(cpu_prover(read_key(dir)?.1)?);
+                        let cpu = Arc::new(cpu_prover(read_key(dir)?.pk, constraints)?);
                         warn_fallback(&manifest, api, &reason);
                         OnGpu::FellBack { cpu, reason }
                     }
@@ -334,7 +376,7 @@ impl Loaded {
             return Ok((cpu.clone(), reason.clone()));
         }
         let cpu = read_key(&self.dir)
-            .and_then(|(_, pk)| cpu_prover(pk))
+            .and_then(|k| cpu_prover(k.pk, k.constraints))
             .map_err(|e| {
                 format!("the GPU ran out of memory ({reason}) and the key could not be prepared on the CPU: {e}")
             })?;

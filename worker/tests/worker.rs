@@ -1,7 +1,7 @@
 //! The worker against a real nats-server laid out as the coordinator lays it out, with a real
 //! chunk-circuit key and real chunk witnesses: proofs that verify, bad messages that do not
 //! stop it, failures reported, a crashed worker's job finished by another, NATS restarted
-//! under it, a clean shutdown.
+//! under it, a clean shutdown; a key's constraint matrices checked when it loads.
 
 mod common;
 
@@ -9,12 +9,12 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use common::*;
-use pulse_circuits::artifacts::Hash32;
+use pulse_circuits::artifacts::{self, Hash32};
 use pulse_protocol::nats::{LayoutOptions, ensure_layout};
 use pulse_protocol::{JobOutcome, WorkerInfo, encode};
 use pulse_testkit::Nats;
 use pulse_testkit::NatsEndpoint;
-use pulse_worker::{WorkerConfig, WorkerSummary};
+use pulse_worker::{Hardware, Loaded, WorkerConfig, WorkerSummary};
 
 const SOON: Duration = Duration::from_secs(120);
 
@@ -291,4 +291,50 @@ async fn an_unreachable_server_is_a_clear_error() {
         .await
         .expect_err("bad id");
     assert!(format!("{err:#}").contains("worker id"), "{err:#}");
+}
+
+/// A key cache entry's constraint matrices are used when they check out and refused, with
+/// the file named, when they were altered or lost; the key still proves without them when
+/// its manifest names none (an entry from before keys came with them).
+#[test]
+fn the_constraint_matrices_of_a_key_are_checked_at_load() {
+    let f = fixture();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("entry");
+    std::fs::create_dir(&dir).expect("mkdir");
+    for entry in std::fs::read_dir(&f.key_dir).expect("read the key dir") {
+        let entry = entry.expect("entry");
+        std::fs::copy(entry.path(), dir.join(entry.file_name())).expect("copy");
+    }
+    let r1cs_path = dir.join(artifacts::CONSTRAINTS_FILE);
+    let good = std::fs::read(&r1cs_path).expect("the key dir has its matrices");
+
+    let loaded = Loaded::load(&dir, &Hardware::Cpu).expect("loads with its matrices");
+    let proved = loaded.prove(f.chain[0].clone()).expect("proved");
+    check_artifact(&proved.artifact, &f.chain[0]);
+
+    let mut bad = good.clone();
+    let last = bad.len() - 1;
+    bad[last] ^= 1;
+    std::fs::write(&r1cs_path, &bad).expect("alter");
+    let err = Loaded::load(&dir, &Hardware::Cpu)
+        .err()
+        .expect("altered matrices are refused");
+    assert!(err.to_string().contains("constraints.r1cs"), "{err}");
+
+    std::fs::remove_file(&r1cs_path).expect("remove");
+    let err = Loaded::load(&dir, &Hardware::Cpu)
+        .err()
+        .expect("missing matrices are refused");
+    assert!(err.to_string().contains("constraints.r1cs"), "{err}");
+
+    // A manifest without `constraints_hash`: the prover builds the matrices itself.
+    let manifest_path = dir.join(artifacts::MANIFEST_FILE);
+    let mut manifest: artifacts::Manifest =
+        serde_json::from_slice(&std::fs::read(&manifest_path).expect("read")).expect("manifest");
+    manifest.constraints_hash = None;
+    std::fs::write(&manifest_path, serde_json::to_vec(&manifest).expect("json")).expect("write");
+    let loaded = Loaded::load(&dir, &Hardware::Cpu).expect("loads without matrices");
+    let proved = loaded.prove(f.chain[1].clone()).expect("proved");
+    check_artifact(&proved.artifact, &f.chain[1]);
 }
