@@ -770,6 +770,25 @@ impl KeyArtifacts {
     }
 }
 
+/// A key directory's file, refused unless its SHA-256 is `expected` (the manifest's).
+fn read_hashed(path: &Path, expected: Hash32) -> Result<Vec<u8>, ArtifactError> {
+    let bytes = fs::read(path).map_err(|source| ArtifactError::Io {
+        path: path.to_path_buf(),
+        source,
+        hint: RERUN_SETUP,
+    })?;
+    let found = Hash32::digest(&bytes);
+    if found != expected {
+        return Err(ArtifactError::HashMismatch {
+            path: path.to_path_buf(),
+            what: "file contents",
+            expected,
+            found,
+        });
+    }
+    Ok(bytes)
+}
+
 /// Reads `constraints.r1cs` from the key directory `dir`, checking its hash against
 /// `expected` (the manifest's `constraints_hash`), its format, and its sizes against the
 /// manifest and the proving key (`variables`: the length of its `a_query`).
@@ -784,20 +803,7 @@ pub fn read_constraints(
     variables: usize,
 ) -> Result<R1cs, ArtifactError> {
     let path = dir.join(CONSTRAINTS_FILE);
-    let bytes = fs::read(&path).map_err(|source| ArtifactError::Io {
-        path: path.clone(),
-        source,
-        hint: RERUN_SETUP,
-    })?;
-    let found = Hash32::digest(&bytes);
-    if found != expected {
-        return Err(ArtifactError::HashMismatch {
-            path,
-            what: "file contents",
-            expected,
-            found,
-        });
-    }
+    let bytes = read_hashed(&path, expected)?;
     let r1cs = R1cs::from_bytes(&bytes).map_err(|e| ArtifactError::Corrupt {
         path: path.clone(),
         reason: e.to_string(),
@@ -836,20 +842,7 @@ impl VerifierArtifacts {
         let manifest = read_manifest(&dir.join(MANIFEST_FILE))?;
 
         let path = dir.join(VERIFYING_KEY_FILE);
-        let bytes = fs::read(&path).map_err(|source| ArtifactError::Io {
-            path: path.clone(),
-            source,
-            hint: RERUN_SETUP,
-        })?;
-        let found = Hash32::digest(&bytes);
-        if found != manifest.vk_hash {
-            return Err(ArtifactError::HashMismatch {
-                path,
-                what: "file contents",
-                expected: manifest.vk_hash,
-                found,
-            });
-        }
+        let bytes = read_hashed(&path, manifest.vk_hash)?;
         let mut slice = bytes.as_slice();
         let vk = VerifyingKey::<Bn254>::deserialize_compressed(&mut slice).map_err(|e| {
             ArtifactError::Corrupt {
