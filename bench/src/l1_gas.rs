@@ -113,8 +113,12 @@ pub async fn run(
     let chain =
         sample::registration_chain(dir.path(), params, total, 11, 1_800_000_000, &deployment)
             .map_err(|e| L1GasError::Prove(e.to_string()))?;
-    let prover = Prover::new(CpuBackend::new(), keys.pk.clone())
-        .map_err(|e| L1GasError::Prove(e.to_string()))?;
+    // The matrices the setup took, as a worker gets them with the key.
+    let prover = match keys.constraints.clone() {
+        Some(r1cs) => Prover::with_constraints(CpuBackend::new(), keys.pk.clone(), r1cs),
+        None => Prover::new(CpuBackend::new(), keys.pk.clone()),
+    }
+    .map_err(|e| L1GasError::Prove(e.to_string()))?;
     let mut chunks = Vec::with_capacity(total);
     for (i, w) in chain.chunks.into_iter().enumerate() {
         progress(&format!("proving chunk {}/{total}", i + 1));
