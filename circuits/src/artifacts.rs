@@ -536,14 +536,17 @@ where
         .take()
         .ok_or(SynthesisError::MissingCS)?
         .map_err(ArtifactError::Constraints)?;
-    if constraints.num_variables() != pk.a_query.len()
-        || constraints.num_constraints() != shape.constraints
-    {
-        return Err(ArtifactError::ShapeMismatch {
-            what: "variables",
-            key: pk.a_query.len(),
-            circuit: constraints.num_variables(),
-        });
+    for (what, key, circuit) in [
+        ("variables", pk.a_query.len(), constraints.num_variables()),
+        (
+            "constraints",
+            shape.constraints,
+            constraints.num_constraints(),
+        ),
+    ] {
+        if key != circuit {
+            return Err(ArtifactError::ShapeMismatch { what, key, circuit });
+        }
     }
     let public_inputs = pk.vk.gamma_abc_g1.len().saturating_sub(1);
     if shape.instance_variables != pk.vk.gamma_abc_g1.len() {
