@@ -15,6 +15,13 @@
 //! stored for the hash (a direct get), which answers a transaction the coordinator had
 //! seen before. A stored rejection is not taken as the answer to a message JetStream
 //! stored afresh (the coordinator will judge it again); a stored acceptance is.
+//!
+//! The subscription is the fast path, not the only one. On a NATS cluster the client's
+//! server tells the others of its subscription asynchronously, so a receipt published on
+//! another server in that moment reaches the stream but not the subscriber (and a
+//! reconnect loses what was sent meanwhile). While it waits, the client therefore also
+//! reads the stored receipts again, at widening intervals ([`POLL_FIRST`] up to
+//! [`POLL_MAX`]), and takes one stored after the one it first saw.
 
 use std::time::Duration;
 
@@ -28,6 +35,11 @@ use pulse_protocol::{
     DecodeError, RECEIPT_STREAM, Receipt, ReceiptStatus, TX_SUBJECT, decode, receipt_subject,
 };
 use tokio::time::Instant;
+
+/// The first re-read of the stored receipts while waiting on the subscription.
+pub const POLL_FIRST: Duration = Duration::from_millis(500);
+/// The widest interval between re-reads of the stored receipts.
+pub const POLL_MAX: Duration = Duration::from_secs(4);
 
 /// Publishes a transaction signed for `deployment` (the cluster's: its hash is taken there)
 /// and waits, at most `timeout` in all, for the coordinator's first decision: an `accepted`
@@ -99,20 +111,22 @@ pub async fn submit_raw(
 
     let decisive =
         |s: &ReceiptStatus| !matches!(s, ReceiptStatus::Rejected { .. }) || ack.duplicate;
-    if let Some(stored) = stored_receipt(js, &subject, msg_id, deadline, timeout).await?
-        && decisive(&stored.status)
+    let stored = stored_receipt(js, &subject, msg_id, deadline, timeout).await?;
+    if let Some((_, receipt)) = &stored
+        && decisive(&receipt.status)
     {
-        return Ok(stored);
+        return Ok(stored.expect("just matched").1);
     }
-    next_receipt(
-        &mut receipts,
-        msg_id,
+    let wait = Wait {
+        js,
+        subject: &subject,
+        tx_hash: msg_id,
         deadline,
         timeout,
-        "the coordinator's receipt",
-        |_| true,
-    )
-    .await
+        stage: "the coordinator's receipt",
+    };
+    wait.next(&mut receipts, stored.map(|(seq, _)| seq), |_| true)
+        .await
 }
 
 /// Waits, at most `timeout`, for the decision on a transaction already submitted (an
@@ -156,12 +170,22 @@ async fn wait_for(
     let deadline = Instant::now() + timeout;
     let subject = receipt_subject(tx_hash);
     let mut receipts = listen(js, &subject, tx_hash, deadline, timeout).await?;
-    if let Some(stored) = stored_receipt(js, &subject, tx_hash, deadline, timeout).await?
-        && wanted(&stored.status)
+    let stored = stored_receipt(js, &subject, tx_hash, deadline, timeout).await?;
+    if let Some((_, receipt)) = &stored
+        && wanted(&receipt.status)
     {
-        return Ok(stored);
+        return Ok(stored.expect("just matched").1);
     }
-    next_receipt(&mut receipts, tx_hash, deadline, timeout, stage, wanted).await
+    let wait = Wait {
+        js,
+        subject: &subject,
+        tx_hash,
+        deadline,
+        timeout,
+        stage,
+    };
+    wait.next(&mut receipts, stored.map(|(seq, _)| seq), wanted)
+        .await
 }
 
 /// Subscribes to the receipt subject and makes sure the server has the subscription
@@ -192,21 +216,21 @@ async fn listen(
     Ok(sub)
 }
 
-/// The last receipt stored for the transaction, if any.
+/// The last receipt stored for the transaction, with its stream sequence, if any.
 async fn stored_receipt(
     js: &jetstream::Context,
     subject: &str,
     tx_hash: &str,
     deadline: Instant,
     timeout: Duration,
-) -> Result<Option<Receipt>, SubmitError> {
+) -> Result<Option<(u64, Receipt)>, SubmitError> {
     let got = within(deadline, timeout, tx_hash, "the stored receipts", async {
         let stream = js
             .get_stream_no_info(RECEIPT_STREAM)
             .await
             .map_err(|e| e.to_string())?;
         match stream.direct_get_last_for_subject(subject).await {
-            Ok(msg) => Ok(Some(msg.payload)),
+            Ok(msg) => Ok(Some((msg.sequence, msg.payload))),
             Err(e) if e.kind() == DirectGetErrorKind::NotFound => Ok(None),
             Err(e) => Err(e.to_string()),
         }
@@ -216,31 +240,88 @@ async fn stored_receipt(
         action: "read the stored receipts",
         reason: format!("{reason} (is the receipts stream {RECEIPT_STREAM} created?)"),
     })?;
-    got.map(|payload| check_receipt(&payload, tx_hash))
+    got.map(|(seq, payload)| check_receipt(&payload, tx_hash).map(|r| (seq, r)))
         .transpose()
 }
 
-/// The next receipt on the subscription that `wanted` accepts.
-async fn next_receipt(
-    receipts: &mut async_nats::Subscriber,
-    tx_hash: &str,
+/// One wait for a receipt: the subscription, and the stored receipts read again.
+struct Wait<'a> {
+    js: &'a jetstream::Context,
+    subject: &'a str,
+    tx_hash: &'a str,
     deadline: Instant,
     timeout: Duration,
     stage: &'static str,
-    wanted: impl Fn(&ReceiptStatus) -> bool,
-) -> Result<Receipt, SubmitError> {
-    loop {
-        let msg = within(deadline, timeout, tx_hash, stage, receipts.next())
-            .await?
-            .ok_or_else(|| SubmitError::Nats {
-                action: "wait for the receipt",
-                reason: "the connection was closed".to_owned(),
-            })?;
-        let receipt = check_receipt(&msg.payload, tx_hash)?;
-        if wanted(&receipt.status) {
-            return Ok(receipt);
+}
+
+impl Wait<'_> {
+    /// The next receipt that `wanted` accepts: from the subscription, or a stored one
+    /// newer than `seen` (the stream sequence of the receipt stored when waiting began).
+    /// A failed re-read is not an error (the subscription may still answer); it is tried
+    /// again at the next interval.
+    async fn next(
+        &self,
+        receipts: &mut async_nats::Subscriber,
+        seen: Option<u64>,
+        wanted: impl Fn(&ReceiptStatus) -> bool,
+    ) -> Result<Receipt, SubmitError> {
+        let mut seen = seen;
+        let mut interval = POLL_FIRST;
+        let mut poll_at = Instant::now() + interval;
+        loop {
+            let live = tokio::time::timeout_at(poll_at.min(self.deadline), receipts.next());
+            match live.await {
+                Ok(Some(msg)) => {
+                    let receipt = check_receipt(&msg.payload, self.tx_hash)?;
+                    if wanted(&receipt.status) {
+                        return Ok(receipt);
+                    }
+                    tracing::debug!(
+                        tx = self.tx_hash,
+                        "intermediate receipt; waiting for the next"
+                    );
+                }
+                Ok(None) => {
+                    return Err(SubmitError::Nats {
+                        action: "wait for the receipt",
+                        reason: "the connection was closed".to_owned(),
+                    });
+                }
+                Err(_) if Instant::now() >= self.deadline => {
+                    return Err(SubmitError::Timeout {
+                        tx_hash: self.tx_hash.to_owned(),
+                        waited: self.timeout,
+                        stage: self.stage,
+                    });
+                }
+                Err(_) => {
+                    match stored_receipt(
+                        self.js,
+                        self.subject,
+                        self.tx_hash,
+                        self.deadline,
+                        self.timeout,
+                    )
+                    .await
+                    {
+                        Ok(Some((seq, receipt))) if seen.is_none_or(|s| seq > s) => {
+                            if wanted(&receipt.status) {
+                                tracing::debug!(
+                                    tx = self.tx_hash,
+                                    "receipt read from the stream (the subscription missed it)"
+                                );
+                                return Ok(receipt);
+                            }
+                            seen = Some(seq);
+                        }
+                        Ok(_) | Err(SubmitError::Nats { .. }) => {}
+                        Err(e) => return Err(e),
+                    }
+                    interval = (interval * 2).min(POLL_MAX);
+                    poll_at = Instant::now() + interval;
+                }
+            }
         }
-        tracing::debug!(tx = tx_hash, "intermediate receipt; waiting for the next");
     }
 }
 
@@ -392,5 +473,111 @@ mod tests {
             check_receipt(b"{\"v\":2}", "0xab"),
             Err(SubmitError::BadReceipt { .. })
         ));
+    }
+
+    /// What the coordinator would store: the receipt, on its subject, in the stream.
+    async fn store(js: &jetstream::Context, hash: &str, status: ReceiptStatus) -> u64 {
+        let receipt = Receipt {
+            tx_hash: Some(hash.to_owned()),
+            status,
+        };
+        js.publish(
+            receipt_subject(hash),
+            pulse_protocol::encode(&receipt).into(),
+        )
+        .await
+        .expect("publish")
+        .await
+        .expect("stored")
+        .sequence
+    }
+
+    fn refused() -> ReceiptStatus {
+        ReceiptStatus::Rejected {
+            reason: "stale_nonce".into(),
+            message: "an older answer".into(),
+        }
+    }
+
+    /// A receipt stored while the subscription hears nothing (as when a cluster's other
+    /// servers had not yet learnt of it) is read from the stream; the one stored before
+    /// the wait began is not taken for it.
+    #[tokio::test]
+    async fn a_receipt_the_subscription_missed_is_read_from_the_stream() {
+        let nats = pulse_testkit::Nats::start();
+        let coordinator = jetstream::new(
+            nats.coordinator()
+                .connect("coordinator")
+                .await
+                .expect("connect"),
+        );
+        pulse_protocol::nats::ensure_layout(&coordinator, Default::default())
+            .await
+            .expect("layout");
+        let js = jetstream::new(nats.client().connect("client").await.expect("connect"));
+        let hash = "0x5eed";
+        let subject = receipt_subject(hash);
+        let before = store(&coordinator, hash, refused()).await;
+        // A subscription that the receipt never reaches.
+        let mut deaf = js
+            .client()
+            .subscribe(receipt_subject("0xdeaf"))
+            .await
+            .expect("subscribe");
+        let wait = |timeout| Wait {
+            js: &js,
+            subject: &subject,
+            tx_hash: hash,
+            deadline: Instant::now() + timeout,
+            timeout,
+            stage: "the test's receipt",
+        };
+
+        // Nothing newer: a timeout, not the old rejection.
+        let e = wait(Duration::from_secs(2))
+            .next(&mut deaf, Some(before), |_| true)
+            .await
+            .expect_err("nothing new was stored");
+        assert!(matches!(e, SubmitError::Timeout { .. }), "{e}");
+
+        let later = {
+            let coordinator = coordinator.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(1500)).await;
+                let accepted = ReceiptStatus::Accepted {
+                    batch: 4,
+                    new_account: None,
+                    new_record: None,
+                    new_grant: None,
+                };
+                store(&coordinator, hash, accepted).await;
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                let committed = ReceiptStatus::Committed {
+                    batch: 4,
+                    l1_tx: "0x01".into(),
+                };
+                store(&coordinator, hash, committed).await
+            })
+        };
+        let got = wait(Duration::from_secs(20))
+            .next(&mut deaf, Some(before), |_| true)
+            .await
+            .expect("the stored acceptance");
+        assert!(
+            matches!(got.status, ReceiptStatus::Accepted { batch: 4, .. }),
+            "{got:?}"
+        );
+        // A wait for the commit takes the commit, not the acceptance.
+        let got = wait(Duration::from_secs(20))
+            .next(&mut deaf, Some(before), |s| {
+                !matches!(s, ReceiptStatus::Accepted { .. })
+            })
+            .await
+            .expect("the stored commit");
+        assert!(
+            matches!(got.status, ReceiptStatus::Committed { batch: 4, .. }),
+            "{got:?}"
+        );
+        later.await.expect("publisher");
     }
 }

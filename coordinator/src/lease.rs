@@ -46,6 +46,31 @@ fn nats(what: &'static str, e: impl std::fmt::Display) -> LeaseError {
     }
 }
 
+/// The pause before another try after a failed read or create of the lease.
+const RETRY: Duration = Duration::from_millis(250);
+
+/// Failures of the lease bucket while taking the lease, forgiven for one time to live.
+///
+/// A bucket just created on a JetStream cluster answers "no responders" to reads until
+/// its replicas are up, and a stream leader's election makes requests time out for a few
+/// seconds: both pass. A failure that lasts a whole time to live does not.
+#[derive(Default)]
+struct Transient {
+    since: Option<std::time::Instant>,
+}
+
+impl Transient {
+    /// Records `error`: `Ok` while failures have lasted less than `ttl`, else the error.
+    fn note(&mut self, error: LeaseError, ttl: Duration) -> Result<(), LeaseError> {
+        let since = *self.since.get_or_insert_with(std::time::Instant::now);
+        if since.elapsed() >= ttl {
+            return Err(error);
+        }
+        warn!(%error, "the coordinator lease bucket did not answer; trying again");
+        Ok(())
+    }
+}
+
 /// A held lease.
 pub struct Lease {
     kv: kv::Store,
@@ -77,7 +102,9 @@ impl Lease {
     /// it. A coordinator restarted under the same name takes its own lease back at once.
     ///
     /// # Errors
-    /// [`LeaseError::Nats`]; [`LeaseError::Cancelled`] when `cancel` fires first.
+    /// [`LeaseError::Nats`] when the bucket cannot be made, or fails to answer for a whole
+    /// time to live (shorter failures are retried); [`LeaseError::Cancelled`] when `cancel`
+    /// fires first.
     pub async fn acquire(
         js: &jetstream::Context,
         holder: &str,
@@ -87,8 +114,23 @@ impl Lease {
     ) -> Result<Self, LeaseError> {
         let kv = bucket(js, ttl, replicas).await?;
         let mut waiting_for: Option<String> = None;
+        let mut failing = Transient::default();
         loop {
-            match kv.entry(LEASE_KEY).await.map_err(|e| nats("reading", e))? {
+            let entry = match kv.entry(LEASE_KEY).await {
+                Ok(entry) => {
+                    failing = Transient::default();
+                    entry
+                }
+                Err(e) => {
+                    failing.note(nats("reading", e), ttl)?;
+                    tokio::select! {
+                        () = cancel.cancelled() => return Err(LeaseError::Cancelled),
+                        () = tokio::time::sleep(RETRY) => {}
+                    }
+                    continue;
+                }
+            };
+            match entry {
                 Some(e) if e.operation == kv::Operation::Put => {
                     let current = String::from_utf8_lossy(&e.value).into_owned();
                     if current == holder {
@@ -124,7 +166,14 @@ impl Lease {
                     }
                     // Another standby was quicker.
                     Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {}
-                    Err(e) => return Err(nats("taking the lease", e)),
+                    Err(e) => {
+                        failing.note(nats("taking the lease", e), ttl)?;
+                        tokio::select! {
+                            () = cancel.cancelled() => return Err(LeaseError::Cancelled),
+                            () = tokio::time::sleep(RETRY) => {}
+                        }
+                        continue;
+                    }
                 },
             }
             tokio::select! {
@@ -216,5 +265,28 @@ impl Lease {
         {
             warn!(error = %e, "the coordinator lease was not released; it expires by itself");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_are_forgiven_for_one_time_to_live_only() {
+        let ttl = Duration::from_millis(300);
+        let failure = || nats("reading", "no responders");
+        let mut failing = Transient::default();
+        assert!(failing.note(failure(), ttl).is_ok());
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(failing.note(failure(), ttl).is_ok());
+        std::thread::sleep(ttl);
+        let e = failing
+            .note(failure(), ttl)
+            .expect_err("a failure lasting the ttl");
+        assert!(e.to_string().contains("no responders"), "{e}");
+        // A success in between starts the count again.
+        let mut failing = Transient::default();
+        assert!(failing.note(failure(), ttl).is_ok());
     }
 }
