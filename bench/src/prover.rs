@@ -674,8 +674,9 @@ pub struct GpuProveReport {
     pub cpu_prepare_ms: f64,
     /// Median milliseconds, the GPU prover.
     pub gpu_ms: f64,
-    /// Milliseconds of the GPU prover's first proof (it builds the constraint matrices;
-    /// included in `gpu_ms` as one of the runs).
+    /// Milliseconds of the GPU prover's first proof (the kernels' first launches, with the
+    /// constraint matrices given as a worker has them; included in `gpu_ms` as one of the
+    /// runs).
     pub gpu_first_ms: f64,
     /// Median milliseconds, the CPU prover.
     pub cpu_ms: f64,
@@ -692,8 +693,9 @@ pub struct GpuProveReport {
 }
 
 /// Chunk-circuit proofs of `witness`, a prover on the GPU on `device` against one
-/// on Pulse's CPU backend, alternating, both with the same key and, each round, the same
-/// randomisers: the two proofs must be equal, and they are verified.
+/// on Pulse's CPU backend, alternating, both with the same key and constraint matrices
+/// and, each round, the same randomisers: the two proofs must be equal, and they are
+/// verified.
 ///
 /// # Errors
 /// Setup or proving failures, proofs that differ, or a proof that does not verify.
@@ -707,6 +709,9 @@ pub fn prove_gpu(
     let params = CircuitParams::new(slots, depth);
     let mut rng = ChaCha20Rng::seed_from_u64(7);
     let keys = artifacts::setup(ChunkCircuit::blank(params), params, &mut rng).map_err(werr)?;
+    let matrices = keys
+        .constraints
+        .ok_or_else(|| BenchError::Workload("the setup gave no constraint matrices".into()))?;
     let pk = keys.pk;
     let pvk = prepare_verifying_key(&pk.vk);
     let circuit = witness.circuit(params)?;
@@ -715,11 +720,14 @@ pub fn prove_gpu(
         .map_err(werr)?
         .constraints_total;
     let (backend, label) = describe(&device);
+    // Both provers take the setup's constraint matrices, as workers do (from the key's
+    // `constraints.r1cs`): no proof, the first included, synthesizes them.
     let t = Instant::now();
-    let gpu = Prover::new(GpuBackend::on(device, None), pk.clone()).map_err(werr)?;
+    let gpu = Prover::with_constraints(GpuBackend::on(device, None), pk.clone(), matrices.clone())
+        .map_err(werr)?;
     let gpu_prepare_ms = ms(t);
     let t = Instant::now();
-    let cpu = Prover::new(CpuBackend::new(), pk).map_err(werr)?;
+    let cpu = Prover::with_constraints(CpuBackend::new(), pk, matrices).map_err(werr)?;
     let cpu_prepare_ms = ms(t);
     let (mut on_gpu, mut on_cpu) = (Vec::new(), Vec::new());
     let (mut gpu_stages, mut cpu_stages) = (Vec::new(), Vec::new());

@@ -439,17 +439,92 @@ impl Node {
     }
 }
 
-/// Starts `count` nodes routed to each other, then waits until each is healthy (one node
-/// alone never is: JetStream needs a quorum to elect its meta leader). The ports are taken
-/// free a moment before; a node that loses one to another process fails with its log.
+/// Starts `count` nodes routed to each other, then waits until every one is healthy (one
+/// node alone never is: JetStream needs a quorum to elect its meta leader).
+///
+/// The ports are taken free a moment before, so another process can take one first: a
+/// node that exits saying so makes the whole cluster start again on fresh ports (up to
+/// [`CLUSTER_ATTEMPTS`] times). While waiting, every node is watched, not only the one
+/// waited on: a node that died leaves the others without their quorum, and the failure
+/// names it with its log.
 fn start_cluster(binary: &Path, dir: &Path, config: &Path, count: usize) -> Vec<Node> {
+    for attempt in 1..=CLUSTER_ATTEMPTS {
+        let mut nodes = cluster_nodes(dir, count);
+        let mut failed = None;
+        for (i, node) in nodes.iter_mut().enumerate() {
+            let config = node.config(config);
+            let cluster = node.cluster.as_ref();
+            if let Err(f) = launch(
+                &mut node.process,
+                binary,
+                node.port,
+                &node.store_dir,
+                &config,
+                cluster,
+            ) {
+                failed = Some((i, f));
+                break;
+            }
+        }
+        let failed = match failed {
+            Some(f) => f,
+            None => match wait_cluster(&mut nodes) {
+                Ok(()) => return nodes,
+                Err(f) => f,
+            },
+        };
+        let (i, failure) = failed;
+        let port_lost = nodes[i].process.log_says_port_in_use();
+        if !port_lost || attempt == CLUSTER_ATTEMPTS {
+            let states: Vec<String> = nodes
+                .iter_mut()
+                .map(|n| {
+                    let state = if n.process.is_running() {
+                        "running"
+                    } else {
+                        "stopped"
+                    };
+                    format!("{} {state}", n.name)
+                })
+                .collect();
+            for (j, n) in nodes.iter_mut().enumerate() {
+                if j != i {
+                    n.process.kill();
+                }
+            }
+            let port = nodes[i].port;
+            nodes[i].process.fail(
+                &format!(
+                    "start on 127.0.0.1:{port} as one of a {count}-node cluster ({})",
+                    states.join(", ")
+                ),
+                failure,
+            );
+        }
+        for node in &mut nodes {
+            node.process.kill();
+            let _ = std::fs::remove_dir_all(&node.store_dir);
+        }
+        eprintln!(
+            "nats-server: {} lost a port to another process; starting the cluster again on fresh ports",
+            nodes[i].name
+        );
+    }
+    unreachable!("the last attempt returns or fails")
+}
+
+/// Tries at starting a cluster whose ports another process took first.
+const CLUSTER_ATTEMPTS: usize = 3;
+
+/// The nodes of a cluster on fresh ports, not yet started.
+fn cluster_nodes(dir: &Path, count: usize) -> Vec<Node> {
     let route_ports: Vec<u16> = (0..count).map(|_| crate::free_port()).collect();
     let routes = route_ports
         .iter()
         .map(|p| format!("nats://127.0.0.1:{p}"))
         .collect::<Vec<_>>()
         .join(",");
-    let mut nodes: Vec<Node> = route_ports
+    route_ports
         .iter()
         .enumerate()
         .map(|(i, &route)| {
@@ -467,14 +542,42 @@ fn start_cluster(binary: &Path, dir: &Path, config: &Path, count: usize) -> Vec<
                 name,
             }
         })
-        .collect();
-    for node in &mut nodes {
-        node.launch(binary, config);
+        .collect()
+}
+
+/// How long a cluster's nodes get, together, to be healthy: twice a single server's
+/// [`READY_TIMEOUT`], for the meta leader's election on a loaded machine.
+const CLUSTER_READY_TIMEOUT: Duration = Duration::from_secs(2 * READY_TIMEOUT.as_secs());
+
+/// Waits until every node's `/healthz` answers 200, all within [`CLUSTER_READY_TIMEOUT`];
+/// the first node that exits, or one still unhealthy at the end, is the failure.
+fn wait_cluster(nodes: &mut [Node]) -> Result<(), (usize, StartFailure)> {
+    let start = std::time::Instant::now();
+    let mut healthy = vec![false; nodes.len()];
+    loop {
+        for (i, node) in nodes.iter_mut().enumerate() {
+            if healthy[i] {
+                continue;
+            }
+            let monitor = node.cluster.as_ref().map(|c| c.monitor);
+            let ready = || monitor.is_some_and(|m| health(m).is_ok_and(|(s, _)| s == 200));
+            match node.process.wait_ready(Duration::ZERO, ready) {
+                Ok(()) => healthy[i] = true,
+                Err(StartFailure::Exited(status)) => {
+                    return Err((i, StartFailure::Exited(status)));
+                }
+                Err(StartFailure::TimedOut(_)) => {}
+            }
+        }
+        if healthy.iter().all(|&h| h) {
+            return Ok(());
+        }
+        if start.elapsed() > CLUSTER_READY_TIMEOUT {
+            let i = healthy.iter().position(|&h| !h).unwrap_or(0);
+            return Err((i, StartFailure::TimedOut(CLUSTER_READY_TIMEOUT)));
+        }
+        std::thread::sleep(Duration::from_millis(100));
     }
-    for node in &mut nodes {
-        node.wait_ready();
-    }
-    nodes
 }
 
 /// Spawns nats-server. A node of a cluster also gets a monitoring port on loopback (its
