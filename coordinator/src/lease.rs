@@ -71,6 +71,14 @@ impl Transient {
     }
 }
 
+/// Sleeps for `d`, or returns [`LeaseError::Cancelled`] as soon as `cancel` fires.
+async fn pause(cancel: &CancellationToken, d: Duration) -> Result<(), LeaseError> {
+    tokio::select! {
+        () = cancel.cancelled() => Err(LeaseError::Cancelled),
+        () = tokio::time::sleep(d) => Ok(()),
+    }
+}
+
 /// A held lease.
 pub struct Lease {
     kv: kv::Store,
@@ -123,10 +131,7 @@ impl Lease {
                 }
                 Err(e) => {
                     failing.note(nats("reading", e), ttl)?;
-                    tokio::select! {
-                        () = cancel.cancelled() => return Err(LeaseError::Cancelled),
-                        () = tokio::time::sleep(RETRY) => {}
-                    }
+                    pause(cancel, RETRY).await?;
                     continue;
                 }
             };
@@ -168,18 +173,12 @@ impl Lease {
                     Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {}
                     Err(e) => {
                         failing.note(nats("taking the lease", e), ttl)?;
-                        tokio::select! {
-                            () = cancel.cancelled() => return Err(LeaseError::Cancelled),
-                            () = tokio::time::sleep(RETRY) => {}
-                        }
+                        pause(cancel, RETRY).await?;
                         continue;
                     }
                 },
             }
-            tokio::select! {
-                () = cancel.cancelled() => return Err(LeaseError::Cancelled),
-                () = tokio::time::sleep(ttl / 5) => {}
-            }
+            pause(cancel, ttl / 5).await?;
         }
     }
 
