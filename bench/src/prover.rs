@@ -29,6 +29,7 @@ use ark_poly::{EvaluationDomain, Radix2EvaluationDomain};
 use ark_std::UniformRand;
 use pulse_circuits::artifacts::{self, CircuitParams};
 use pulse_circuits::circuit::ChunkCircuit;
+use pulse_gpu::msm::{self, Plan};
 use pulse_gpu::{Device, GpuBackend};
 use pulse_prover::cpu::msm::{GLV_BITS, window_bits};
 use pulse_prover::{CpuBackend, MsmBackend, NttBackend, Prover, StageTimings};
@@ -510,6 +511,12 @@ pub struct GpuMsmReport {
     pub cpu_ms: f64,
     /// `gpu_ms / cpu_ms`: below 1 means the GPU is faster.
     pub ratio: f64,
+    /// Median milliseconds of the same MSM on the device with GLV's split (what the
+    /// backend runs) and without it (254-bit digits, twice the windows), alternating, in
+    /// the same run: `[glv, plain]`, through `pulse_gpu::msm` directly.
+    pub glv_plain_ms: [f64; 2],
+    /// `glv_plain_ms[0] / glv_plain_ms[1]`: below 1 means GLV is faster.
+    pub glv_ratio: f64,
 }
 
 /// Runs `run` on the GPU side and the CPU side `repeats + 1` times each, alternating which
@@ -560,14 +567,14 @@ pub fn msm_gpu(
     let mut rng = ChaCha20Rng::seed_from_u64(log_size.into());
     let (bases, scalars) = msm_inputs(n, &mut rng);
     let (backend, label) = describe(&device);
-    let gpu = GpuBackend::on(device, None);
+    let gpu = GpuBackend::on(device.clone(), None);
     let cpu = CpuBackend::new();
     let t = Instant::now();
     let gpu_bases =
         MsmBackend::<ark_bn254::g1::Config>::prepare(&gpu, bases.clone()).map_err(werr)?;
     let gpu_prepare_ms = ms(t);
     let t = Instant::now();
-    let cpu_bases = cpu.prepare(bases).map_err(werr)?;
+    let cpu_bases = cpu.prepare(bases.clone()).map_err(werr)?;
     let cpu_prepare_ms = ms(t);
     let (gpu_ms, cpu_ms) = alternate(
         repeats,
@@ -581,6 +588,20 @@ pub fn msm_gpu(
             .map_err(werr)
         },
     )?;
+    drop(gpu_bases);
+    let resident = msm::upload_bases(device.as_ref(), &bases).map_err(werr)?;
+    let (glv_ms, plain_ms) = alternate(repeats, "the MSMs with and without GLV", |glv| {
+        let plan = if glv { Plan::new } else { Plan::plain };
+        msm::msm_with::<ark_bn254::g1::Config>(
+            device.as_ref(),
+            &resident,
+            0..n,
+            &scalars,
+            msm::MAX_PASS,
+            plan,
+        )
+        .map_err(werr)
+    })?;
     Ok(GpuMsmReport {
         log_size,
         repeats: repeats.max(1),
@@ -591,6 +612,8 @@ pub fn msm_gpu(
         gpu_ms,
         cpu_ms,
         ratio: gpu_ms / cpu_ms,
+        glv_plain_ms: [glv_ms, plain_ms],
+        glv_ratio: glv_ms / plain_ms,
     })
 }
 

@@ -119,6 +119,10 @@ pub fn msm(log_size: u32, repeats: usize, json: bool, backend: &BackendArgs) -> 
             r.cpu_ms, r.cpu_prepare_ms
         );
         println!("  ratio gpu/cpu    {:>10.3}", r.ratio);
+        println!(
+            "  device, GLV      {:>10.1} ms  against {:.1} ms without: ratio {:.3}",
+            r.glv_plain_ms[0], r.glv_plain_ms[1], r.glv_ratio
+        );
         return Ok(ExitCode::SUCCESS);
     }
     let r = prover::msm(log_size, repeats).context("running the MSM benchmark")?;

@@ -3,10 +3,13 @@
 /* The bucket sums, balanced (see src/buckets.rs): level 0, one thread per piece of a
  * bucket's run in the sorted list, items[2t] its start and items[2t + 1] its length, the
  * sum written to partials[out + t]. `first` is the index of the MSM's range in the
- * resident bases. */
+ * resident bases. Entries from `endo_from` on are GLV's second halves (see
+ * msm_digits_glv): entry endo_from + i stands for φ(P_i); without GLV, endo_from is
+ * 0xffffffff. */
 KERNEL void POINT_sum_list(GLOBAL const POINT_affine *bases, uint first,
                            GLOBAL const uint *list, GLOBAL const uint *items,
-                           GLOBAL POINT_jac *partials, uint out, uint count) {
+                           GLOBAL POINT_jac *partials, uint out, uint count,
+                           uint endo_from) {
   ulong t = GLOBAL_ID();
   if (t >= count) return;
   uint start = items[2 * t];
@@ -14,7 +17,13 @@ KERNEL void POINT_sum_list(GLOBAL const POINT_affine *bases, uint first,
   POINT_jac acc = POINT_infinity();
   for (uint k = 0; k < len; k++) {
     uint e = list[start + k];
-    POINT_affine p = bases[(ulong)first + (e & DIGIT_MAGNITUDE)];
+    uint index = e & DIGIT_MAGNITUDE;
+    POINT_affine p;
+    if (index >= endo_from) {
+      p = POINT_endo(bases[(ulong)first + (index - endo_from)]);
+    } else {
+      p = bases[(ulong)first + index];
+    }
     if (e & DIGIT_SIGN) p = POINT_affine_neg(p);
     acc = POINT_add_affine(acc, p);
   }

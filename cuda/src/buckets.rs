@@ -43,7 +43,31 @@ pub const NO_PARTIAL: u32 = u32::MAX;
 /// kernel computes them: `d ∈ [-2^(c-1), 2^(c-1)]`, a digit above `2^(c-1)` taken as
 /// `d - 2^c` with a carry into the next window.
 pub fn signed_digits(s: &Fr, c: u32, windows: u32) -> Vec<i32> {
-    let limbs = s.into_bigint().0;
+    digits_of(s.into_bigint().0, c, windows)
+}
+
+/// The digit rows one scalar puts in a pass planned by `plan`, as the device makes them:
+/// its own digits, or with GLV those of its two halves ([`crate::glv::split`]; a negative
+/// half's digits negated), the second standing for φ of the base.
+pub fn plan_digits(s: &Fr, plan: &Plan) -> Vec<Vec<i32>> {
+    if !plan.glv {
+        return vec![signed_digits(s, plan.c, plan.windows)];
+    }
+    crate::glv::split(s)
+        .iter()
+        .map(|h| {
+            let m = h.magnitude;
+            let digits = digits_of([m as u64, (m >> 64) as u64, 0, 0], plan.c, plan.windows);
+            if h.negative {
+                digits.into_iter().map(|d| -d).collect()
+            } else {
+                digits
+            }
+        })
+        .collect()
+}
+
+fn digits_of(limbs: [u64; 4], c: u32, windows: u32) -> Vec<i32> {
     let bit = |i: u32| -> u32 {
         let (l, b) = ((i / 64) as usize, i % 64);
         if l < 4 {
@@ -79,9 +103,13 @@ pub fn bucket_counts(scalars: &[Fr], plan: &Plan) -> Vec<u32> {
             || vec![0u32; size],
             |mut counts, chunk| {
                 for s in chunk {
-                    for (w, d) in signed_digits(s, plan.c, plan.windows).iter().enumerate() {
-                        if *d != 0 {
-                            counts[w * plan.buckets as usize + d.unsigned_abs() as usize - 1] += 1;
+                    for row in plan_digits(s, plan) {
+                        for (w, d) in row.iter().enumerate() {
+                            if *d != 0 {
+                                counts
+                                    [w * plan.buckets as usize + d.unsigned_abs() as usize - 1] +=
+                                    1;
+                            }
                         }
                     }
                 }
@@ -302,6 +330,34 @@ mod tests {
                     "c = {c}, s = {:?}",
                     s.into_bigint().to_bits_le().len()
                 );
+            }
+        }
+    }
+
+    /// With GLV, the two rows recompose the scalar through λ, within the plan's windows:
+    /// Σ d₁,w·2^(c·w) + λ·Σ d₂,w·2^(c·w) = s.
+    #[test]
+    fn glv_digit_rows_recompose_the_scalar() {
+        let lambda = crate::glv::constants().lambda;
+        let mut rng = ark_std::test_rng();
+        let mut values = vec![Fr::ZERO, Fr::ONE, -Fr::ONE, lambda, -lambda];
+        values.extend((0..50).map(|_| Fr::rand(&mut rng)));
+        for n in [1, 100, 1 << 12, 1 << 20] {
+            let plan = Plan::new(n);
+            for s in &values {
+                let rows = plan_digits(s, &plan);
+                assert_eq!(rows.len(), 2);
+                let value = |row: &[i32]| {
+                    row.iter().rev().fold(Fr::ZERO, |acc, d| {
+                        let m = Fr::from(u64::from(d.unsigned_abs()));
+                        acc * Fr::from(2u64).pow([u64::from(plan.c)]) + if *d < 0 { -m } else { m }
+                    })
+                };
+                assert_eq!(value(&rows[0]) + lambda * value(&rows[1]), *s, "{plan:?}");
+                for row in &rows {
+                    assert_eq!(row.len(), plan.windows as usize);
+                    assert!(row.iter().all(|d| d.unsigned_abs() <= 1 << (plan.c - 1)));
+                }
             }
         }
     }

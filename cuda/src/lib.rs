@@ -5,6 +5,7 @@
 //! - [`source`]: the kernel program, assembled from `kernels/` with generated constants.
 //! - [`device`]: the [`Device`] seam (allocate, copy, launch) with its two implementations,
 //!   [`opencl`] (`opencl3`) and [`cuda`] (`cudarc`, NVRTC). `unsafe` lives only there.
+//! - [`glv`]: the scalar split that halves the MSM's windows (GLV), with its host model.
 //! - [`msm`], [`ntt`]: the host side of the algorithms, written once against [`Device`].
 //! - [`backend`]: [`GpuBackend`], implementing `pulse_prover::Backend`: proving-key bases
 //!   uploaded once and kept resident, memory budgeted, NTT twiddles cached on the device.
@@ -20,6 +21,7 @@ pub mod backend;
 pub mod buckets;
 pub mod cuda;
 pub mod device;
+pub mod glv;
 pub mod msm;
 pub mod ntt;
 pub mod opencl;

@@ -153,11 +153,16 @@ const SCAN_BLOCK: u32 = 256;
 /// How one pass is cut: window width, windows, buckets, reduction segments.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Plan {
-    /// Scalars in the pass.
+    /// Digit entries per window: the scalars, or twice as many with GLV (both halves).
     pub n: u32,
+    /// Scalars in the pass.
+    pub scalars: u32,
+    /// Whether the scalars are split by GLV ([`crate::glv`]).
+    pub glv: bool,
     /// Window width in bits.
     pub c: u32,
-    /// Windows: enough that the top one, signed, never carries out of 255 bits.
+    /// Windows: enough that the top one, signed, never carries out of the scalar's bits
+    /// plus one (255 bits; 129 for GLV's halves).
     pub windows: u32,
     /// Buckets per window: digit magnitudes 1..=2^(c-1).
     pub buckets: u32,
@@ -170,17 +175,33 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// The plan for `n` scalars (`n ≤ MAX_PASS`). The width grows with `log₂ n` so that
-    /// buckets hold a few dozen points each (the bucket sums are the parallel part) while
-    /// the reduction's serial runs stay short.
-    pub fn new(n: usize) -> Self {
+    /// The plan for `scalars` scalars (at most [`MAX_PASS`]), split by GLV: what the
+    /// device runs.
+    pub fn new(scalars: usize) -> Self {
+        Self::with(scalars, true)
+    }
+
+    /// The plan without the GLV split, 254-bit digits over twice the windows: kept to
+    /// measure GLV against, in the same run.
+    pub fn plain(scalars: usize) -> Self {
+        Self::with(scalars, false)
+    }
+
+    /// The width grows with `log₂ n` of the digit entries so that buckets hold a few dozen
+    /// points each (the bucket sums are the parallel part) while the reduction's serial
+    /// runs stay short.
+    fn with(scalars: usize, glv: bool) -> Self {
+        let n = if glv { 2 * scalars } else { scalars };
         let log = usize::BITS - n.max(1).leading_zeros();
         let c = log.saturating_sub(4).clamp(4, 16);
-        let windows = 255u32.div_ceil(c);
+        let bits = if glv { crate::glv::HALF_BITS + 1 } else { 255 };
+        let windows = bits.div_ceil(c);
         let buckets = 1u32 << (c - 1);
         let seg_len = (buckets / 256).max(1).min(buckets);
         Self {
             n: n as u32,
+            scalars: scalars as u32,
+            glv,
             c,
             windows,
             buckets,
@@ -198,12 +219,18 @@ impl Plan {
         let w = u64::from(self.windows);
         let b = u64::from(self.buckets);
         let partials = Schedule::max_partials(self);
-        32 * n // scalars
+        32 * u64::from(self.scalars)
             + 2 * 4 * w * n // digits, list
             + 4 * 4 * w * b // counts, offsets, cursors, refs
             + 4 * w * u64::from(self.blocks)
             + 8 * partials // the schedule's (start, len) items, all levels
             + jacobian as u64 * (partials + w * (u64::from(self.segs) + 1))
+    }
+
+    /// The first digit entry that stands for φ of a base (GLV's second halves), or
+    /// `u32::MAX` without GLV: the `*_sum_list` kernels' `endo_from`.
+    pub fn endo_from(&self) -> u32 {
+        if self.glv { self.scalars } else { u32::MAX }
     }
 }
 
@@ -257,11 +284,27 @@ pub fn msm<P: GpuCurve>(
     scalars: &[Fr],
     pass: usize,
 ) -> Result<Projective<P>, GpuError> {
+    msm_with(dev, bases, range, scalars, pass, Plan::new)
+}
+
+/// [`msm`] with passes planned by `plan` ([`Plan::new`], GLV, or [`Plan::plain`]): for
+/// measuring and testing one against the other.
+///
+/// # Errors
+/// As [`msm`].
+pub fn msm_with<P: GpuCurve>(
+    dev: &dyn Device,
+    bases: &ResidentBases,
+    range: Range<usize>,
+    scalars: &[Fr],
+    pass: usize,
+    plan: fn(usize) -> Plan,
+) -> Result<Projective<P>, GpuError> {
     fits(bases, &range, scalars.len())?;
     let pass = pass.clamp(1, MAX_PASS);
     let mut total = Projective::<P>::zero();
     for (k, chunk) in scalars.chunks(pass).enumerate() {
-        let sorted = sort_pass(dev, chunk)?;
+        let sorted = sort_pass_planned(dev, chunk, plan(chunk.len()))?;
         total += sum_pass::<P>(dev, bases, range.start + k * pass, &sorted)?;
     }
     Ok(total)
@@ -327,12 +370,31 @@ pub struct SortedPass {
     refs: Buffer,
 }
 
-/// Sorts `scalars` (one pass, at most [`MAX_PASS`], not empty) into buckets on the device.
+/// Sorts `scalars` (one pass, at most [`MAX_PASS`], not empty) into buckets on the device,
+/// split by GLV.
 ///
 /// # Errors
 /// Device errors.
 pub fn sort_pass(dev: &dyn Device, scalars: &[Fr]) -> Result<SortedPass, GpuError> {
-    let plan = Plan::new(scalars.len());
+    sort_pass_planned(dev, scalars, Plan::new(scalars.len()))
+}
+
+/// [`sort_pass`] by a given plan for `scalars` ([`Plan::new`] or [`Plan::plain`]).
+///
+/// # Errors
+/// Device errors; [`GpuError::Unsupported`] for a plan made for another length.
+pub fn sort_pass_planned(
+    dev: &dyn Device,
+    scalars: &[Fr],
+    plan: Plan,
+) -> Result<SortedPass, GpuError> {
+    if plan.scalars as usize != scalars.len() {
+        return Err(GpuError::Unsupported(format!(
+            "an MSM plan for {} scalars given {}",
+            plan.scalars,
+            scalars.len()
+        )));
+    }
     let Plan {
         n,
         c,
@@ -342,16 +404,20 @@ pub fn sort_pass(dev: &dyn Device, scalars: &[Fr]) -> Result<SortedPass, GpuErro
         ..
     } = plan;
     let (nu, wu, bu) = (n as usize, windows as usize, buckets as usize);
-    let scalar_buf = dev.alloc(nu * 32)?;
+    let scalar_buf = dev.alloc(scalars.len() * 32)?;
     dev.write(&scalar_buf, 0, &to_device(scalars))?;
     let digits = dev.alloc(4 * wu * nu)?;
     dev.launch(
-        "msm_digits",
-        nu,
+        if plan.glv {
+            "msm_digits_glv"
+        } else {
+            "msm_digits"
+        },
+        scalars.len(),
         &[
             Arg::Buf(&scalar_buf),
             Arg::Buf(&digits),
-            Arg::U32(n),
+            Arg::U32(plan.scalars),
             Arg::U32(c),
             Arg::U32(windows),
         ],
@@ -489,6 +555,7 @@ pub fn sum_pass<P: GpuCurve>(
                     Arg::Buf(&partials),
                     Arg::U32(level.out),
                     count,
+                    Arg::U32(sorted.plan.endo_from()),
                 ],
             )?;
         } else {
@@ -562,15 +629,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn plans_cover_255_bits_without_overflowing_32_bit_positions() {
+    fn plans_cover_the_scalars_bits_without_overflowing_32_bit_positions() {
         for log in 0..=22 {
-            let p = Plan::new(1 << log);
-            assert!(p.c * p.windows >= 255, "{p:?}");
-            assert!(u64::from(p.windows) * u64::from(p.n) < 1 << 32, "{p:?}");
-            assert!(p.seg_len * p.segs >= p.buckets, "{p:?}");
-            assert!(p.blocks * SCAN_BLOCK >= p.buckets, "{p:?}");
+            for (p, bits) in [
+                (Plan::new(1 << log), crate::glv::HALF_BITS + 1),
+                (Plan::plain(1 << log), 255),
+            ] {
+                assert!(p.c * p.windows >= bits, "{p:?}");
+                // Entries and the sign bit share a list word.
+                assert!(u64::from(p.n) < 1 << 31, "{p:?}");
+                assert!(u64::from(p.windows) * u64::from(p.n) < 1 << 32, "{p:?}");
+                assert!(p.seg_len * p.segs >= p.buckets, "{p:?}");
+                assert!(p.blocks * SCAN_BLOCK >= p.buckets, "{p:?}");
+                assert_eq!(p.n, if p.glv { 2 } else { 1 } * p.scalars, "{p:?}");
+            }
         }
-        assert_eq!(Plan::new(1 << 20).c, 16);
+        assert_eq!(Plan::plain(1 << 20).c, 16);
+        let glv = Plan::new(1 << 20);
+        assert_eq!((glv.c, glv.windows), (16, 9));
+        assert_eq!(glv.endo_from(), 1 << 20);
     }
 
     #[test]

@@ -23,6 +23,7 @@ const SELFTEST: &str = include_str!("../kernels/selftest.cl");
 /// Every kernel the host launches, for build checks.
 pub const KERNELS: &[&str] = &[
     "msm_digits",
+    "msm_digits_glv",
     "msm_count",
     "msm_scan_blocks",
     "msm_scan_tops",
@@ -59,6 +60,7 @@ pub fn program() -> String {
     s.push_str(FQ2);
     s.push_str(&CURVE.replace("POINT_", "g1_").replace("BASE_", "fq_"));
     s.push_str(&CURVE.replace("POINT_", "g2_").replace("BASE_", "fq2_"));
+    s.push_str(&glv_constants());
     s.push_str(MSM);
     s.push_str(&MSM_CURVE.replace("POINT_", "g1_"));
     s.push_str(&MSM_CURVE.replace("POINT_", "g2_"));
@@ -93,22 +95,50 @@ fn neg_inv32(p0: u32) -> u32 {
 }
 
 fn field_constants(name: &str, modulus: BigInt<4>, one: BigInt<4>) -> String {
-    let list = |x: [u32; 8]| {
-        x.iter()
-            .map(|l| format!("0x{l:08x}u"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
     let p = limbs32(modulus);
     format!(
         "\n/* {name}: generated from arkworks' constants */\n\
          CONSTANT uint {name}_P[LIMBS] = {{{}}};\n\
          CONSTANT uint {name}_R[LIMBS] = {{{}}};\n\
          #define {name}_INV 0x{:08x}u\n",
-        list(p),
-        list(limbs32(one)),
+        list(&p),
+        list(&limbs32(one)),
         neg_inv32(p[0]),
     )
+}
+
+fn list(x: &[u32]) -> String {
+    x.iter()
+        .map(|l| format!("0x{l:08x}u"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The GLV split's integers and the two β in Montgomery form (`msm.cl`, `src/glv.rs`).
+fn glv_constants() -> String {
+    let c = crate::glv::constants();
+    let l = crate::glv::limbs32;
+    let mut s = String::from("\n/* GLV: generated from arkworks' constants (src/glv.rs) */\n");
+    for (name, x, n) in [
+        ("GLV_G1", &c.g1, 5),
+        ("GLV_G2", &c.g2, 3),
+        ("GLV_N11", &c.n11, 4),
+        ("GLV_N12", &c.n12, 2),
+        ("GLV_N21", &c.n21, 2),
+        ("GLV_N22", &c.n22, 4),
+    ] {
+        s.push_str(&format!(
+            "CONSTANT uint {name}[{n}] = {{{}}};\n",
+            list(&l(x, n))
+        ));
+    }
+    for (name, beta) in [("GLV_BETA_G1", c.beta_g1), ("GLV_BETA_G2", c.beta_g2)] {
+        s.push_str(&format!(
+            "CONSTANT uint {name}[LIMBS] = {{{}}};\n",
+            list(&limbs32(beta.0))
+        ));
+    }
+    s
 }
 
 #[cfg(test)]

@@ -90,3 +90,107 @@ fn a_kernel_that_does_not_compile_comes_back_with_the_compilers_log() {
         Ok(_) => panic!("a program with an undeclared name must not build"),
     }
 }
+
+/// GLV against the plain digits and arkworks, on the device, in G1 and G2: the scalars
+/// that stress the split (0, 1, -1, λ, -λ, λ², 2¹²⁸ ± 1, random) over sizes 1, 2 and
+/// non-powers of two, with infinity, a repeated base and its negation among the bases; and
+/// a base beside its own φ (λ·P, -λ·P) under scalars whose halves put φ(P) and λ·P in one
+/// bucket (doubling) or φ(P) and -λ·P (opposite points).
+#[test]
+fn glv_msms_agree_with_plain_digits_and_arkworks() {
+    use ark_ff::{Field, One, Zero};
+    use pulse_gpu::glv;
+    use pulse_gpu::msm::{self, GpuCurve, Plan};
+
+    fn check<P: GpuCurve>(
+        dev: &dyn pulse_gpu::Device,
+        what: &str,
+        bases: &[ark_ec::short_weierstrass::Affine<P>],
+        scalars: &[Fr],
+    ) where
+        ark_ec::short_weierstrass::Projective<P>:
+            VariableBaseMSM<MulBase = ark_ec::short_weierstrass::Affine<P>, ScalarField = Fr>,
+    {
+        let want: ark_ec::short_weierstrass::Projective<P> =
+            VariableBaseMSM::msm(bases, scalars).expect("same lengths");
+        let resident = msm::upload_bases(dev, bases).expect("upload");
+        let n = bases.len();
+        for (name, plan) in [
+            ("glv", Plan::new as fn(usize) -> Plan),
+            ("plain", Plan::plain),
+        ] {
+            let got = msm::msm_with::<P>(dev, &resident, 0..n, scalars, n, plan).expect("msm");
+            assert_eq!(got, want, "{} {what}, n = {n}, {name}", P::PREFIX);
+        }
+    }
+
+    let dev = common::device();
+    let mut rng = ChaCha20Rng::seed_from_u64(11);
+    let lambda = glv::constants().lambda;
+    let two128 = Fr::from(2u64).pow([128u64]);
+    let edges = [
+        Fr::zero(),
+        Fr::one(),
+        -Fr::one(),
+        lambda,
+        -lambda,
+        lambda * lambda,
+        two128 - Fr::one(),
+        two128,
+        two128 + Fr::one(),
+    ];
+    for n in [1usize, 2, 9, 300, 4099] {
+        let scalars: Vec<Fr> = (0..n)
+            .map(|i| {
+                if i % 2 == 0 {
+                    edges[(i / 2) % edges.len()]
+                } else {
+                    Fr::rand(&mut rng)
+                }
+            })
+            .collect();
+        let mut g1: Vec<G1Affine> = (0..n)
+            .map(|_| (G1Projective::generator() * Fr::rand(&mut rng)).into_affine())
+            .collect();
+        if n >= 9 {
+            g1[3] = G1Affine::identity();
+            g1[5] = g1[4];
+            g1[7] = -g1[4];
+        }
+        check(dev.as_ref(), "edge scalars", &g1, &scalars);
+        let m = n.min(300);
+        let g2: Vec<G2Affine> = (0..m)
+            .map(|_| (G2Projective::generator() * Fr::rand(&mut rng)).into_affine())
+            .collect();
+        check(dev.as_ref(), "edge scalars", &g2, &scalars[..m]);
+    }
+
+    // A base beside λ·P. On P, scalar s puts φ(P) in window 0's bucket |d| (d the first
+    // digit of s's second half); on ±λ·P, the small scalar |d| (its own first half, whole)
+    // puts ±λ·P in the same bucket: with one of the two signs the bucket doubles, with the
+    // other it cancels to infinity.
+    let plan = Plan::new(2);
+    let (s, d) = (1u64..)
+        .map(|k| Fr::from(k) * lambda)
+        .map(|s| (s, pulse_gpu::buckets::plan_digits(&s, &plan)[1][0]))
+        .find(|(_, d)| *d != 0)
+        .expect("some multiple of λ has a non-zero first digit");
+    let t = Fr::from(u64::from(d.unsigned_abs()));
+    assert_eq!(pulse_gpu::buckets::plan_digits(&t, &plan)[0][0], d.abs());
+    let five = Fr::from(5u64);
+    let p = (G1Projective::generator() * Fr::rand(&mut rng)).into_affine();
+    let lp = (p * lambda).into_affine();
+    check(dev.as_ref(), "φ(P) meets λP", &[p, lp], &[s, t]);
+    check(dev.as_ref(), "φ(P) meets -λP", &[p, -lp], &[s, t]);
+    let q = (G2Projective::generator() * Fr::rand(&mut rng)).into_affine();
+    let lq = (q * lambda).into_affine();
+    check(dev.as_ref(), "φ(Q) meets λQ", &[q, lq], &[s, t]);
+    check(dev.as_ref(), "φ(Q) meets -λQ", &[q, -lq], &[s, t]);
+    // And both together with P's first half in play: 5λ + 5 on P, 5 on λ·P.
+    check(
+        dev.as_ref(),
+        "P, φ(P) and λP",
+        &[p, lp, -lp],
+        &[five * lambda + five, five, five],
+    );
+}
