@@ -30,6 +30,7 @@ use ark_std::UniformRand;
 use pulse_circuits::artifacts::{self, CircuitParams};
 use pulse_circuits::circuit::ChunkCircuit;
 use pulse_gpu::msm::{self, Plan};
+use pulse_gpu::ntt::{DeviceVec, Passes};
 use pulse_gpu::{Device, GpuBackend};
 use pulse_prover::cpu::msm::{GLV_BITS, window_bits};
 use pulse_prover::{CpuBackend, MsmBackend, NttBackend, Prover, StageTimings};
@@ -634,6 +635,14 @@ pub struct GpuNttReport {
     pub cpu_ms: f64,
     /// `gpu_ms / cpu_ms`: below 1 means the GPU is faster.
     pub ratio: f64,
+    /// Median milliseconds of the forward NTT on the device with its stages through local
+    /// memory (what the backend runs) and in register passes (three stages a pass), in the
+    /// same run: `[local, registers]`.
+    pub local_registers_ms: [f64; 2],
+    /// `local_registers_ms[0] / local_registers_ms[1]`: below 1 means local memory is faster.
+    pub local_ratio: f64,
+    /// Passes over device memory after the bit reversal: `[local, registers]`.
+    pub passes: [u32; 2],
 }
 
 /// Forward NTT of `2^log_size` random elements, the GPU on `device` against Pulse's CPU
@@ -651,7 +660,7 @@ pub fn ntt_gpu(
     let mut rng = ChaCha20Rng::seed_from_u64(log_size.into());
     let input: Vec<Fr> = (0..n).map(|_| Fr::rand(&mut rng)).collect();
     let (backend, label) = describe(&device);
-    let gpu = GpuBackend::on(device, None);
+    let gpu = GpuBackend::on(device.clone(), None);
     let cpu = CpuBackend::new();
     let (gpu_ms, cpu_ms) = alternate(repeats, &format!("the {backend} and CPU NTTs"), |on_gpu| {
         let mut v = input.clone();
@@ -663,6 +672,26 @@ pub fn ntt_gpu(
         .map_err(werr)?;
         Ok(v)
     })?;
+    // The same transform with its stages through local memory (what the backend runs)
+    // and in register passes, on the device, copies included as above.
+    let tables = pulse_gpu::ntt::Tables::default();
+    let (local_ms, registers_ms) = alternate(
+        repeats,
+        "the NTTs through local memory and in registers",
+        |local| {
+            let passes = if local {
+                Passes::Local
+            } else {
+                Passes::Registers
+            };
+            let v = DeviceVec::upload(device.as_ref(), &input).map_err(werr)?;
+            v.transform_with(device.as_ref(), &tables, false, passes)
+                .map_err(werr)?;
+            let mut out = input.clone();
+            v.download(device.as_ref(), &mut out).map_err(werr)?;
+            Ok(out)
+        },
+    )?;
     Ok(GpuNttReport {
         log_size,
         repeats: repeats.max(1),
@@ -671,6 +700,12 @@ pub fn ntt_gpu(
         gpu_ms,
         cpu_ms,
         ratio: gpu_ms / cpu_ms,
+        local_registers_ms: [local_ms, registers_ms],
+        local_ratio: local_ms / registers_ms,
+        passes: [
+            Passes::Local.count(log_size),
+            Passes::Registers.count(log_size),
+        ],
     })
 }
 

@@ -163,6 +163,14 @@ pub fn ntt(log_size: u32, repeats: usize, json: bool, backend: &BackendArgs) -> 
         );
         println!("  pulse cpu        {:>10.2} ms", r.cpu_ms);
         println!("  ratio gpu/cpu    {:>10.3}", r.ratio);
+        println!(
+            "  device, local    {:>10.2} ms  ({} passes) against {:.2} ms in registers ({} passes): ratio {:.3}",
+            r.local_registers_ms[0],
+            r.passes[0],
+            r.local_registers_ms[1],
+            r.passes[1],
+            r.local_ratio
+        );
         return Ok(ExitCode::SUCCESS);
     }
     let r = prover::ntt(log_size, repeats).context("running the NTT benchmark")?;

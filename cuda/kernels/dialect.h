@@ -5,7 +5,8 @@
  * PoCL on CPUs). This header maps the few places where the two differ: qualifiers, the
  * thread index, 32-bit atomics and the integer type names. Everything else is the common
  * subset: structs passed by value, fixed-size arrays, 32×32→64-bit products through
- * `ulong`, no recursion, no dynamic allocation.
+ * `ulong`, no recursion, no dynamic allocation; local memory only as fixed-size arrays
+ * declared in a kernel's body.
  */
 #if defined(__CUDACC_RTC__) || defined(__CUDACC__)
 #define PULSE_CUDA 1
@@ -18,6 +19,13 @@ typedef unsigned long long ulong;
 #define DEVICE_CALL __device__ __noinline__
 #define GLOBAL_ID() ((ulong)blockIdx.x * (ulong)blockDim.x + (ulong)threadIdx.x)
 #define ATOMIC_INC(p) atomicAdd((p), 1u)
+/* Work-groups (thread blocks) sharing local (shared) memory. */
+#define LOCAL_ARRAY(type, name, len) __shared__ type name[len]
+#define BARRIER() __syncthreads()
+#define GROUP_ID() ((ulong)blockIdx.x)
+#define NUM_GROUPS() ((ulong)gridDim.x)
+#define LOCAL_ID() ((uint)threadIdx.x)
+#define LOCAL_SIZE() ((uint)blockDim.x)
 #else
 #define PULSE_OPENCL 1
 #define KERNEL __kernel
@@ -27,6 +35,12 @@ typedef unsigned long long ulong;
 #define DEVICE_CALL static
 #define GLOBAL_ID() ((ulong)get_global_id(0))
 #define ATOMIC_INC(p) atomic_inc(p)
+#define LOCAL_ARRAY(type, name, len) __local type name[len]
+#define BARRIER() barrier(CLK_LOCAL_MEM_FENCE)
+#define GROUP_ID() ((ulong)get_group_id(0))
+#define NUM_GROUPS() ((ulong)get_num_groups(0))
+#define LOCAL_ID() ((uint)get_local_id(0))
+#define LOCAL_SIZE() ((uint)get_local_size(0))
 #endif
 
 /* Limbs of a 256-bit field element: little-endian 32-bit words, the same bytes as

@@ -1,6 +1,8 @@
 /* NTT over Fr (Cooley–Tukey, decimation in time): a bit-reversal permutation, then
- * log₂ n stages of n/2 butterflies: three at a time by fr_ntt_radix8 (one pass over memory
- * per three stages), the last log₂ n mod 3 one at a time by fr_ntt_stage. The twiddles ω^t, t < n/2, are
+ * log₂ n stages of n/2 butterflies, up to NTT_LOCAL_LOG of them per pass over memory by
+ * fr_ntt_local (each work-group holds a block of 2^k elements in local memory through k
+ * stages): 2^20 takes two passes. The register-only passes (fr_ntt_radix8, three stages a
+ * pass, and fr_ntt_stage, one) are kept to measure against. The twiddles ω^t, t < n/2, are
  * computed once per size and direction by fr_powers and stay on the device; stage s (span
  * = 2^s) reads them with stride n/(2·span). Element-wise kernels cover the coset shifts,
  * the 1/n scaling and the Groth16 quotient step. */
@@ -62,6 +64,45 @@ KERNEL void fr_ntt_radix8(GLOBAL fr_t *a, GLOBAL const fr_t *twiddles, uint n, u
     }
   }
   for (uint m = 0; m < 8; m++) a[b + m * span] = x[m];
+}
+
+/* Stages s … s+k-1 (k ≤ NTT_LOCAL_LOG) through local memory. Block B (of n/2^k) is the
+ * 2^k elements whose index bits s … s+k-1 vary, the others fixed by B: element m of the
+ * block is index (B >> s) << (s+k) | m << s | (B mod 2^s), so the block's stages are the
+ * block's own butterflies. A work-group loads a block, runs the k stages with a barrier
+ * after each (any group size: threads stride over the 2^(k-1) butterflies), stores it, and
+ * goes on to block B + (number of groups) until none is left. In stage s+l the pair
+ * (m, m + 2^l), m with bit l clear, takes the twiddle ω_{2h}^j, h = 2^(s+l),
+ * j = (m mod 2^l)·2^s + (B mod 2^s), as fr_ntt_stage would. */
+KERNEL void fr_ntt_local(GLOBAL fr_t *a, GLOBAL const fr_t *twiddles, uint n, uint s,
+                         uint k) {
+  LOCAL_ARRAY(fr_t, x, 1 << NTT_LOCAL_LOG);
+  uint count = 1u << k;
+  ulong blocks = (ulong)n >> k;
+  ulong span = (ulong)1 << s;
+  uint lid = LOCAL_ID();
+  uint size = LOCAL_SIZE();
+  for (ulong block = GROUP_ID(); block < blocks; block += NUM_GROUPS()) {
+    ulong low = block & (span - 1);
+    ulong base = ((block >> s) << (s + k)) | low;
+    for (uint m = lid; m < count; m += size) x[m] = a[base + ((ulong)m << s)];
+    BARRIER();
+    for (uint l = 0; l < k; l++) {
+      uint h = 1u << l;
+      ulong stride = (ulong)n >> (s + l + 1);
+      for (uint q = lid; q < count / 2; q += size) {
+        uint m0 = ((q >> l) << (l + 1)) | (q & (h - 1));
+        ulong j = ((ulong)(m0 & (h - 1)) << s) | low;
+        fr_t u = x[m0];
+        fr_t v = fr_mul(x[m0 + h], twiddles[j * stride]);
+        x[m0] = fr_add(u, v);
+        x[m0 + h] = fr_sub(u, v);
+      }
+      BARRIER();
+    }
+    for (uint m = lid; m < count; m += size) a[base + ((ulong)m << s)] = x[m];
+    BARRIER();
+  }
 }
 
 /* out[i] = g^i for i < n; each thread starts at g^(t·run) by square-and-multiply and

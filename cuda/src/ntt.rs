@@ -1,6 +1,7 @@
 //! The host side of the GPU NTT (kernels in `kernels/ntt.cl`): twiddle and coset-power
-//! tables built on the device and cached there, the stage launches, and the whole Groth16
-//! quotient kept on the device from the first transform to the last.
+//! tables built on the device and cached there, the stage launches (up to [`LOCAL_LOG`]
+//! stages a pass through local memory), and the whole Groth16 quotient kept on the device
+//! from the first transform to the last.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -13,6 +14,35 @@ use crate::msm::{from_device, to_device};
 
 /// Elements each thread of `fr_powers` steps through.
 const POWERS_RUN: u32 = 64;
+
+/// Stages per pass through local memory: a work-group's block is `2^LOCAL_LOG` elements
+/// (32 KiB), within the local memory of every GPU Pulse targets (48 KiB and up).
+pub const LOCAL_LOG: u32 = 10;
+
+/// Threads asked for per block of `fr_ntt_local` (the device may group them otherwise; the
+/// kernel works with any group size).
+const LOCAL_THREADS: usize = 256;
+
+/// How the transform's stages are grouped into passes over device memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Passes {
+    /// Up to [`LOCAL_LOG`] stages a pass through local memory (`fr_ntt_local`): what the
+    /// backend runs; 2^20 takes two passes.
+    Local,
+    /// Three stages a pass in registers (`fr_ntt_radix8`), then single stages: kept to
+    /// measure against; 2^20 takes eight.
+    Registers,
+}
+
+impl Passes {
+    /// The passes over memory after the bit reversal, for `2^log` elements.
+    pub fn count(self, log: u32) -> u32 {
+        match self {
+            Passes::Local => log.div_ceil(LOCAL_LOG),
+            Passes::Registers => log / 3 + log % 3,
+        }
+    }
+}
 
 /// A table's key: `(log₂ n, g)` in Montgomery limbs.
 type TableKey = (u32, [u64; 4]);
@@ -129,6 +159,20 @@ impl DeviceVec {
         tables: &Tables,
         inverse: bool,
     ) -> Result<(), GpuError> {
+        self.transform_with(dev, tables, inverse, Passes::Local)
+    }
+
+    /// [`DeviceVec::transform`] with the stages grouped as `passes` says.
+    ///
+    /// # Errors
+    /// Device errors.
+    pub fn transform_with(
+        &self,
+        dev: &dyn Device,
+        tables: &Tables,
+        inverse: bool,
+        passes: Passes,
+    ) -> Result<(), GpuError> {
         if self.n <= 1 {
             return Ok(());
         }
@@ -144,6 +188,26 @@ impl DeviceVec {
             self.n as usize,
             &[Arg::Buf(&self.buf), Arg::U32(self.n), Arg::U32(self.log)],
         )?;
+        if passes == Passes::Local {
+            let mut s = 0;
+            while s < self.log {
+                let k = LOCAL_LOG.min(self.log - s);
+                let blocks = (self.n >> k) as usize;
+                dev.launch(
+                    "fr_ntt_local",
+                    blocks * LOCAL_THREADS.min(1 << (k - 1)),
+                    &[
+                        Arg::Buf(&self.buf),
+                        Arg::Buf(&twiddles),
+                        Arg::U32(self.n),
+                        Arg::U32(s),
+                        Arg::U32(k),
+                    ],
+                )?;
+                s += k;
+            }
+            return self.finish(dev, inverse);
+        }
         // Three stages per pass while three remain, then single stages.
         let mut s = 0;
         while s + 3 <= self.log {
@@ -173,6 +237,11 @@ impl DeviceVec {
                 ],
             )?;
         }
+        self.finish(dev, inverse)
+    }
+
+    /// After the stages: the 1/n scaling of an inverse transform.
+    fn finish(&self, dev: &dyn Device, inverse: bool) -> Result<(), GpuError> {
         if inverse {
             let n_inv = Fr::from(self.n)
                 .inverse()
@@ -264,4 +333,21 @@ pub fn quotient(
     da.download(dev, a)?;
     drop((db, dc, zb));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_passes_cover_2_to_the_20_in_two() {
+        assert_eq!(Passes::Local.count(20), 2);
+        assert_eq!(Passes::Registers.count(20), 8);
+        assert_eq!(Passes::Local.count(10), 1);
+        assert_eq!(Passes::Local.count(11), 2);
+        assert_eq!(Passes::Local.count(0), 0);
+        // The kernel's block must fit its local array: the program is built with the same
+        // constant.
+        assert!(crate::source::program().contains(&format!("#define NTT_LOCAL_LOG {LOCAL_LOG}")));
+    }
 }

@@ -66,8 +66,8 @@ impl Default for Options {
             field_values: 256,
             g1_sizes: vec![1, 2, 31, 300, 5000],
             g2_sizes: vec![1, 17, 300],
-            // Every remainder of log₂ n mod 3 (radix-8 passes, then single stages).
-            ntt_logs: vec![0, 1, 2, 3, 5, 9, 10, 13],
+            // One local pass short of, at and past a full block (2^10), then two passes.
+            ntt_logs: vec![0, 1, 2, 3, 5, 9, 10, 11, 13],
         }
     }
 }

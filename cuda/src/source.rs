@@ -40,6 +40,7 @@ pub const KERNELS: &[&str] = &[
     "fr_bit_reverse",
     "fr_ntt_stage",
     "fr_ntt_radix8",
+    "fr_ntt_local",
     "fr_powers",
     "fr_mul_each",
     "fr_scale",
@@ -64,6 +65,10 @@ pub fn program() -> String {
     s.push_str(MSM);
     s.push_str(&MSM_CURVE.replace("POINT_", "g1_"));
     s.push_str(&MSM_CURVE.replace("POINT_", "g2_"));
+    s.push_str(&format!(
+        "\n#define NTT_LOCAL_LOG {}\n",
+        crate::ntt::LOCAL_LOG
+    ));
     s.push_str(NTT);
     for field in ["fq_", "fr_", "fq2_"] {
         s.push_str(&SELFTEST.replace("FIELD_", field));

@@ -194,3 +194,51 @@ fn glv_msms_agree_with_plain_digits_and_arkworks() {
         &[five * lambda + five, five, five],
     );
 }
+
+/// The NTT through local memory against the register passes and the CPU backend, forward
+/// and inverse, at every size to 2^14 and at 2^16 (passes of 10 and 6 stages), with 0, 1 and
+/// r - 1 among the values and an all-zero vector.
+#[test]
+fn local_memory_ntt_agrees_with_register_passes_and_the_cpu() {
+    use ark_ff::{One, Zero};
+    use pulse_gpu::ntt::{DeviceVec, Passes, Tables};
+    use pulse_prover::{CpuBackend, NttBackend};
+
+    let dev = common::device();
+    let tables = Tables::default();
+    let mut rng = ChaCha20Rng::seed_from_u64(12);
+    let cpu = CpuBackend::new();
+    for log in (0..=14).chain([16]) {
+        let n = 1usize << log;
+        let mut values: Vec<Fr> = (0..n).map(|_| Fr::rand(&mut rng)).collect();
+        for (i, v) in [Fr::zero(), Fr::one(), -Fr::one()].into_iter().enumerate() {
+            values[(i * n / 3).min(n - 1)] = v;
+        }
+        for input in [values.clone(), vec![Fr::zero(); n]] {
+            let mut want = input.clone();
+            cpu.ntt(&mut want).expect("cpu ntt");
+            for passes in [Passes::Local, Passes::Registers] {
+                let v = DeviceVec::upload(dev.as_ref(), &input).expect("upload");
+                v.transform_with(dev.as_ref(), &tables, false, passes)
+                    .expect("ntt");
+                let mut got = vec![Fr::zero(); n];
+                v.download(dev.as_ref(), &mut got).expect("download");
+                let first_difference =
+                    |a: &[Fr], b: &[Fr]| a.iter().zip(b).position(|(x, y)| x != y);
+                assert_eq!(
+                    first_difference(&got, &want),
+                    None,
+                    "forward, 2^{log}, {passes:?}"
+                );
+                v.transform_with(dev.as_ref(), &tables, true, passes)
+                    .expect("intt");
+                v.download(dev.as_ref(), &mut got).expect("download");
+                assert_eq!(
+                    first_difference(&got, &input),
+                    None,
+                    "round trip, 2^{log}, {passes:?}"
+                );
+            }
+        }
+    }
+}
