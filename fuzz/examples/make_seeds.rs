@@ -267,6 +267,12 @@ fn main() {
     )
     .expect("small matrices");
     put(&dir, "keys", "r1cs_small", &r1cs.to_bytes());
+    // The same with 603,979,780 variables declared (bytes 20..24): a fuzz finding, the
+    // harness built a witness that long and timed out; a worker refuses the count against
+    // its key.
+    let mut many = r1cs.to_bytes();
+    many[20..24].copy_from_slice(&0x2400_0004u32.to_le_bytes());
+    put(&dir, "keys", "r1cs_many_variables", &many);
 
     let mut rng = ChaCha20Rng::seed_from_u64(3);
     let kf = KeyFile::new(key(4), Some(4));
