@@ -242,3 +242,72 @@ fn local_memory_ntt_agrees_with_register_passes_and_the_cpu() {
         }
     }
 }
+
+/// The device's GLV digits, read back, against the host model (`buckets::plan_digits`,
+/// built on `glv::split`) for 20,000 scalars: random, small, near r, near 2¹²⁸ and
+/// multiples of λ, at three window widths (n = 1, 5,000 and 20,000 give c = 4, 10, 12).
+#[test]
+fn device_glv_digits_match_the_host_model() {
+    use ark_ff::{Field, One, Zero};
+    use pulse_gpu::buckets::plan_digits;
+    use pulse_gpu::msm::{Plan, to_device};
+    use pulse_gpu::{Arg, glv};
+
+    const SIGN: u32 = 0x8000_0000;
+    let dev = common::device();
+    let mut rng = ChaCha20Rng::seed_from_u64(13);
+    let lambda = glv::constants().lambda;
+    let two128 = Fr::from(2u64).pow([128u64]);
+    let all: Vec<Fr> = (0..20_000u64)
+        .map(|i| match i % 6 {
+            0 => Fr::from(i),
+            1 => -Fr::from(i),
+            2 => two128 + Fr::from(i) - Fr::from(10_000u64),
+            3 => lambda * Fr::from(i),
+            4 => Fr::one() - lambda * Fr::from(i),
+            _ => Fr::rand(&mut rng),
+        })
+        .chain([Fr::zero(), Fr::one(), -Fr::one()])
+        .collect();
+    for n in [1usize, 5_000, 20_000] {
+        let scalars = &all[..n];
+        let plan = Plan::new(n);
+        let entries = plan.n as usize;
+        let windows = plan.windows as usize;
+        let input = dev.alloc(32 * n).expect("alloc");
+        dev.write(&input, 0, &to_device(scalars)).expect("write");
+        let digits = dev.alloc(4 * windows * entries).expect("alloc");
+        dev.launch(
+            "msm_digits_glv",
+            n,
+            &[
+                Arg::Buf(&input),
+                Arg::Buf(&digits),
+                Arg::U32(n as u32),
+                Arg::U32(plan.c),
+                Arg::U32(plan.windows),
+            ],
+        )
+        .expect("launch");
+        let mut bytes = vec![0u8; 4 * windows * entries];
+        dev.read(&digits, 0, &mut bytes).expect("read");
+        let word = |k: usize| u32::from_le_bytes(bytes[4 * k..4 * k + 4].try_into().expect("4"));
+        for (i, s) in scalars.iter().enumerate() {
+            for (half, row) in plan_digits(s, &plan).iter().enumerate() {
+                for (w, d) in row.iter().enumerate() {
+                    let want = if *d < 0 {
+                        d.unsigned_abs() | SIGN
+                    } else {
+                        *d as u32
+                    };
+                    let got = word(w * entries + half * n + i);
+                    assert_eq!(
+                        got, want,
+                        "scalar {i} ({s}), half {half}, window {w}, c = {}",
+                        plan.c
+                    );
+                }
+            }
+        }
+    }
+}
