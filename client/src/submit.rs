@@ -111,12 +111,6 @@ pub async fn submit_raw(
 
     let decisive =
         |s: &ReceiptStatus| !matches!(s, ReceiptStatus::Rejected { .. }) || ack.duplicate;
-    let stored = stored_receipt(js, &subject, msg_id, deadline, timeout).await?;
-    if let Some((_, receipt)) = &stored
-        && decisive(&receipt.status)
-    {
-        return Ok(stored.expect("just matched").1);
-    }
     let wait = Wait {
         js,
         subject: &subject,
@@ -125,8 +119,7 @@ pub async fn submit_raw(
         timeout,
         stage: "the coordinator's receipt",
     };
-    wait.next(&mut receipts, stored.map(|(seq, _)| seq), |_| true)
-        .await
+    wait.first(&mut receipts, decisive, |_| true).await
 }
 
 /// Waits, at most `timeout`, for the decision on a transaction already submitted (an
@@ -170,12 +163,6 @@ async fn wait_for(
     let deadline = Instant::now() + timeout;
     let subject = receipt_subject(tx_hash);
     let mut receipts = listen(js, &subject, tx_hash, deadline, timeout).await?;
-    let stored = stored_receipt(js, &subject, tx_hash, deadline, timeout).await?;
-    if let Some((_, receipt)) = &stored
-        && wanted(&receipt.status)
-    {
-        return Ok(stored.expect("just matched").1);
-    }
     let wait = Wait {
         js,
         subject: &subject,
@@ -184,8 +171,7 @@ async fn wait_for(
         timeout,
         stage,
     };
-    wait.next(&mut receipts, stored.map(|(seq, _)| seq), wanted)
-        .await
+    wait.first(&mut receipts, &wanted, &wanted).await
 }
 
 /// Subscribes to the receipt subject and makes sure the server has the subscription
@@ -255,6 +241,30 @@ struct Wait<'a> {
 }
 
 impl Wait<'_> {
+    /// The receipt stored for the transaction if `take_stored` accepts it; otherwise the
+    /// next that `wanted` accepts ([`Wait::next`], newer than the stored one).
+    async fn first(
+        &self,
+        receipts: &mut async_nats::Subscriber,
+        take_stored: impl Fn(&ReceiptStatus) -> bool,
+        wanted: impl Fn(&ReceiptStatus) -> bool,
+    ) -> Result<Receipt, SubmitError> {
+        let stored = stored_receipt(
+            self.js,
+            self.subject,
+            self.tx_hash,
+            self.deadline,
+            self.timeout,
+        )
+        .await?;
+        let seen = match stored {
+            Some((_, receipt)) if take_stored(&receipt.status) => return Ok(receipt),
+            Some((seq, _)) => Some(seq),
+            None => None,
+        };
+        self.next(receipts, seen, wanted).await
+    }
+
     /// The next receipt that `wanted` accepts: from the subscription, or a stored one
     /// newer than `seen` (the stream sequence of the receipt stored when waiting began).
     /// A failed re-read is not an error (the subscription may still answer); it is tried
