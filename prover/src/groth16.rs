@@ -135,6 +135,37 @@ impl QapWitness {
         })
     }
 
+    /// [`Self::compute`] with the circuit's constraint matrices given (as `pulse setup`
+    /// writes them beside the keys), so that synthesis computes only the assignment: what
+    /// the machine that makes a split proof's witness runs, holding no base of the key.
+    /// `h_len` is the key's `h_query` length (the coefficients kept).
+    ///
+    /// # Errors
+    /// As [`Self::compute`], and [`ProveError::KeyMismatch`] when the circuit's variables
+    /// or `h_len` disagree with the matrices.
+    pub fn with_constraints<B: Backend, C: ConstraintSynthesizer<Fr>>(
+        backend: &B,
+        circuit: C,
+        r1cs: &Arc<R1cs>,
+        h_len: usize,
+    ) -> Result<Self, ProveError> {
+        let syn = synthesize(circuit, Some(r1cs))?;
+        let mut h = quotient(backend, &syn)?;
+        if h_len >= h.len() {
+            return Err(ProveError::KeyMismatch {
+                what: "h_query",
+                expected: h.len() - 1,
+                got: h_len,
+            });
+        }
+        h.truncate(h_len);
+        Ok(Self {
+            assignment: syn.assignment,
+            num_inputs: syn.num_inputs,
+            h,
+        })
+    }
+
     /// The public inputs (without the leading 1), as `Groth16::verify` takes them.
     pub fn public_inputs(&self) -> &[Fr] {
         &self.assignment[1..self.num_inputs]
@@ -601,16 +632,29 @@ impl<B: Backend> Prover<B> {
     /// randomisers `r`, `s`.
     #[tracing::instrument(skip_all)]
     pub fn prove_from_shards(&self, sums: &MsmSums, r: Fr, s: Fr) -> Proof<Bn254> {
-        let delta = self.delta_g1.into_group();
-        let a = sums.a + self.vk.alpha_g1 + delta * r;
-        let b_g1 = sums.b_g1 + self.beta_g1 + delta * s;
-        let b_g2: G2Projective = sums.b_g2 + self.vk.beta_g2 + self.vk.delta_g2 * s;
-        let c = a * s + b_g1 * r - delta * (r * s) + sums.l + sums.h;
-        Proof {
-            a: a.into_affine(),
-            b: G2Affine::from(b_g2),
-            c: c.into_affine(),
-        }
+        assemble(&self.vk, self.beta_g1, self.delta_g1, sums, r, s)
+    }
+}
+
+/// The Groth16 proof from the five MSM sums, the key's `vk`, `β·G₁`, `δ·G₁`, and the
+/// randomisers `r`, `s`.
+pub(crate) fn assemble(
+    vk: &VerifyingKey<Bn254>,
+    beta_g1: G1Affine,
+    delta_g1: G1Affine,
+    sums: &MsmSums,
+    r: Fr,
+    s: Fr,
+) -> Proof<Bn254> {
+    let delta = delta_g1.into_group();
+    let a = sums.a + vk.alpha_g1 + delta * r;
+    let b_g1 = sums.b_g1 + beta_g1 + delta * s;
+    let b_g2: G2Projective = sums.b_g2 + vk.beta_g2 + vk.delta_g2 * s;
+    let c = a * s + b_g1 * r - delta * (r * s) + sums.l + sums.h;
+    Proof {
+        a: a.into_affine(),
+        b: G2Affine::from(b_g2),
+        c: c.into_affine(),
     }
 }
 
