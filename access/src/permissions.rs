@@ -10,7 +10,8 @@ use std::str::FromStr;
 
 use pulse_protocol::{
     JOB_CONSUMER, JOB_PREFIX, JOB_STREAM, JOURNAL_PREFIX, KEY_BUCKET, RECEIPT_PREFIX,
-    RECEIPT_STREAM, RESULT_SUBJECT, SHARE_BUCKET, TX_SUBJECT, WORKER_BUCKET,
+    RECEIPT_STREAM, RESULT_SUBJECT, SHARD_PREFIX, SHARD_STREAM, SHARE_BUCKET, SPLIT_BUCKET,
+    TX_SUBJECT, WORKER_BUCKET, shard_consumer,
 };
 use serde::{Deserialize, Serialize};
 
@@ -119,6 +120,7 @@ pub fn permissions(role: Role, name: &str) -> Permissions {
             publish: vec![
                 format!("{RECEIPT_PREFIX}.>"),
                 format!("{JOB_PREFIX}.>"),
+                format!("{SHARD_PREFIX}.>"),
                 format!("{JOURNAL_PREFIX}.>"),
                 "$JS.API.>".into(),
                 "$JS.ACK.>".into(),
@@ -131,30 +133,56 @@ pub fn permissions(role: Role, name: &str) -> Permissions {
         Role::Worker => {
             let registry = kv_stream(WORKER_BUCKET);
             let keys = obj_stream(KEY_BUCKET);
+            let split = obj_stream(SPLIT_BUCKET);
+            let shards = shard_consumer(name);
+            let mut publish = vec![
+                // The job consumer: its info, pulling, and acknowledging what it got.
+                format!("$JS.API.STREAM.INFO.{JOB_STREAM}"),
+                format!("$JS.API.CONSUMER.INFO.{JOB_STREAM}.{JOB_CONSUMER}"),
+                format!("$JS.API.CONSUMER.MSG.NEXT.{JOB_STREAM}.{JOB_CONSUMER}"),
+                format!("$JS.ACK.{JOB_STREAM}.{JOB_CONSUMER}.>"),
+                // Results.
+                RESULT_SUBJECT.to_owned(),
+                // Its own registry entry, and nobody else's.
+                format!("$JS.API.STREAM.INFO.{registry}"),
+                format!("$KV.{WORKER_BUCKET}.{name}"),
+                format!("$JS.API.DIRECT.GET.{registry}.$KV.{WORKER_BUCKET}.{name}"),
+                // Reading the proving keys: an object is read through an ephemeral
+                // ordered consumer on the store's stream, which it may create and
+                // delete there and nowhere else.
+                format!("$JS.API.STREAM.INFO.{keys}"),
+                format!("$JS.API.DIRECT.GET.{keys}.>"),
+                format!("$JS.API.STREAM.MSG.GET.{keys}"),
+                format!("$JS.API.CONSUMER.CREATE.{keys}"),
+                format!("$JS.API.CONSUMER.CREATE.{keys}.>"),
+                format!("$JS.API.CONSUMER.DELETE.{keys}.>"),
+                format!("$JS.FC.{keys}.>"),
+                // Its own shard jobs (the coordinator makes the consumer), nobody
+                // else's.
+                format!("$JS.API.STREAM.INFO.{SHARD_STREAM}"),
+                format!("$JS.API.CONSUMER.INFO.{SHARD_STREAM}.{shards}"),
+                format!("$JS.API.CONSUMER.MSG.NEXT.{SHARD_STREAM}.{shards}"),
+                format!("$JS.ACK.{SHARD_STREAM}.{shards}.>"),
+                // Writing shard scalars (as the assembler of a split proof): new
+                // chunks and their metadata, never a purge; readers check every
+                // object against the hash that names it.
+                format!("$O.{SPLIT_BUCKET}.C.>"),
+                format!("$O.{SPLIT_BUCKET}.M.>"),
+            ];
+            // Reading shard scalars, as the keys are read.
+            for api in [
+                format!("$JS.API.STREAM.INFO.{split}"),
+                format!("$JS.API.DIRECT.GET.{split}.>"),
+                format!("$JS.API.STREAM.MSG.GET.{split}"),
+                format!("$JS.API.CONSUMER.CREATE.{split}"),
+                format!("$JS.API.CONSUMER.CREATE.{split}.>"),
+                format!("$JS.API.CONSUMER.DELETE.{split}.>"),
+                format!("$JS.FC.{split}.>"),
+            ] {
+                publish.push(api);
+            }
             Permissions {
-                publish: vec![
-                    // The job consumer: its info, pulling, and acknowledging what it got.
-                    format!("$JS.API.STREAM.INFO.{JOB_STREAM}"),
-                    format!("$JS.API.CONSUMER.INFO.{JOB_STREAM}.{JOB_CONSUMER}"),
-                    format!("$JS.API.CONSUMER.MSG.NEXT.{JOB_STREAM}.{JOB_CONSUMER}"),
-                    format!("$JS.ACK.{JOB_STREAM}.{JOB_CONSUMER}.>"),
-                    // Results.
-                    RESULT_SUBJECT.to_owned(),
-                    // Its own registry entry, and nobody else's.
-                    format!("$JS.API.STREAM.INFO.{registry}"),
-                    format!("$KV.{WORKER_BUCKET}.{name}"),
-                    format!("$JS.API.DIRECT.GET.{registry}.$KV.{WORKER_BUCKET}.{name}"),
-                    // Reading the proving keys: an object is read through an ephemeral
-                    // ordered consumer on the store's stream, which it may create and
-                    // delete there and nowhere else.
-                    format!("$JS.API.STREAM.INFO.{keys}"),
-                    format!("$JS.API.DIRECT.GET.{keys}.>"),
-                    format!("$JS.API.STREAM.MSG.GET.{keys}"),
-                    format!("$JS.API.CONSUMER.CREATE.{keys}"),
-                    format!("$JS.API.CONSUMER.CREATE.{keys}.>"),
-                    format!("$JS.API.CONSUMER.DELETE.{keys}.>"),
-                    format!("$JS.FC.{keys}.>"),
-                ],
+                publish,
                 subscribe: vec![inbox],
             }
         }
@@ -208,6 +236,17 @@ mod tests {
         );
         assert!(!p.publish.iter().any(|s| s.starts_with(RECEIPT_PREFIX)));
         assert_eq!(p.subscribe, vec!["_INBOX_worker_h1.>".to_owned()]);
+        // Its own shard jobs only, and no purge of the shard scalars.
+        assert!(
+            p.publish
+                .contains(&"$JS.API.CONSUMER.MSG.NEXT.PULSE_SHARDS.shard-h1".to_owned())
+        );
+        assert!(
+            !p.publish
+                .iter()
+                .any(|s| s.contains("PULSE_SHARDS.shard-h2") || s.contains("PULSE_SHARDS.>"))
+        );
+        assert!(!p.publish.iter().any(|s| s.contains("PURGE")));
     }
 
     #[test]

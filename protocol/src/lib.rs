@@ -11,6 +11,15 @@
 //! | job results (workers → coordinator) | [`RESULT_SUBJECT`] | [`RESULT_STREAM`] | work queue |
 //! | worker registry and heartbeats | key = worker id | KV bucket [`WORKER_BUCKET`] | entries expire after [`WORKER_TTL`] |
 //! | proving keys, by hash ([`keys`]) | name = pk hash | object store [`KEY_BUCKET`] | kept |
+//! | shard jobs of split proofs (coordinator → one worker) | [`shard_subject`] | [`SHARD_STREAM`] | work queue; each worker pulls its own through [`shard_consumer`] |
+//! | a split proof's shard scalars, by hash | name = SHA-256 | object store [`SPLIT_BUCKET`] | deleted when the batch is final or the split abandoned |
+//!
+//! A **split proof** shards one chunk's MSMs by base range across workers: a proving job
+//! that carries a plan ([`ProvingJob::split`]) asks a worker (the assembler) for the
+//! chunk's witness cut into one scalars object per shard ([`JobOutcome::Witnessed`]); the
+//! coordinator sends each shard to one worker ([`ShardJob`]), which answers the shard's
+//! partial sums ([`JobOutcome::Shard`]); the coordinator adds them, forms the proof with
+//! fresh randomisers, and checks it as every proof.
 //!
 //! A job's lease is JetStream's ack wait ([`JOB_LEASE`]): a worker proving a job sends an
 //! in-progress acknowledgement every [`HEARTBEAT_INTERVAL`]; a worker that stops sending them
@@ -21,10 +30,11 @@
 pub mod keys;
 pub mod messages;
 pub mod nats;
+pub mod split;
 
 pub use messages::{
-    DecodeError, JobOutcome, JobResult, ProvingJob, Receipt, ReceiptStatus, WorkerInfo, decode,
-    encode,
+    DecodeError, JobOutcome, JobResult, MAX_SHARDS, ProvingJob, Receipt, ReceiptStatus,
+    ResidentShard, ScalarsRef, ShardJob, ShardSpan, WorkerInfo, decode, encode,
 };
 
 use std::time::Duration;
@@ -92,6 +102,26 @@ pub const JOURNAL_PREFIX: &str = "pulse.journal";
 pub const JOURNAL_STREAM: &str = "PULSE_JOURNAL";
 /// The key-value bucket whose one key says which coordinator is active.
 pub const LEASE_BUCKET: &str = "pulse-coordinator-lease";
+/// Prefix of the shard-job subjects: [`shard_subject`].
+pub const SHARD_PREFIX: &str = "pulse.shards";
+/// The stream of shard jobs: a work queue, one filtered consumer per worker.
+pub const SHARD_STREAM: &str = "PULSE_SHARDS";
+/// The object store of split proofs' shard scalars, named by their SHA-256 (hex).
+pub const SPLIT_BUCKET: &str = "pulse-split";
+/// The largest shard-scalars object accepted, in bytes (2^24 scalars: a shard of a chunk
+/// of about 8M constraints).
+pub const MAX_SCALARS_BYTES: u64 = 512 * 1024 * 1024;
+
+/// The subject of the shard jobs sent to worker `worker_id`.
+pub fn shard_subject(worker_id: &str) -> String {
+    format!("{SHARD_PREFIX}.{worker_id}")
+}
+
+/// The durable consumer through which worker `worker_id` pulls its shard jobs (created by
+/// the coordinator when it first sends that worker a shard).
+pub fn shard_consumer(worker_id: &str) -> String {
+    format!("shard-{worker_id}")
+}
 
 /// The receipt subject of a transaction (its hash as `TxHash` displays it: `0x` and hex).
 pub fn receipt_subject(tx_hash: &str) -> String {
@@ -107,11 +137,56 @@ pub fn job_id(batch: u64, chunk: usize, generation: u32) -> String {
 /// The batch and chunk a [`job_id`] names; `None` for any other text (a result naming
 /// one comes from a worker, so it is outside input).
 pub fn parse_job_id(id: &str) -> Option<(u64, usize)> {
+    parse_job_id_generation(id).map(|(b, c, _)| (b, c))
+}
+
+/// The batch, chunk and generation a [`job_id`] names.
+pub fn parse_job_id_generation(id: &str) -> Option<(u64, usize, u32)> {
     let mut parts = id.split('-');
     let b = parts.next()?.strip_prefix('b')?.parse().ok()?;
     let c = parts.next()?.strip_prefix('c')?.parse().ok()?;
-    parts.next()?.strip_prefix('g')?.parse::<u32>().ok()?;
-    parts.next().is_none().then_some((b, c))
+    let g = parts.next()?.strip_prefix('g')?.parse::<u32>().ok()?;
+    parts.next().is_none().then_some((b, c, g))
+}
+
+/// What a [`shard_job_id`] names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ShardId {
+    /// The batch.
+    pub batch: u64,
+    /// The chunk in it.
+    pub chunk: usize,
+    /// The batch's job generation.
+    pub generation: u32,
+    /// The shard's index in its plan.
+    pub shard: usize,
+    /// Which sending of the shard (0 first; a re-lease or a check sends it again).
+    pub lease: u32,
+}
+
+/// The id of a shard job: `b{batch}-c{chunk}-g{generation}-s{shard}-l{lease}`.
+pub fn shard_job_id(id: ShardId) -> String {
+    format!(
+        "b{}-c{}-g{}-s{}-l{}",
+        id.batch, id.chunk, id.generation, id.shard, id.lease
+    )
+}
+
+/// What a [`shard_job_id`] names; `None` for any other text.
+pub fn parse_shard_job_id(text: &str) -> Option<ShardId> {
+    let mut parts = text.split('-');
+    let batch = parts.next()?.strip_prefix('b')?.parse().ok()?;
+    let chunk = parts.next()?.strip_prefix('c')?.parse().ok()?;
+    let generation = parts.next()?.strip_prefix('g')?.parse().ok()?;
+    let shard = parts.next()?.strip_prefix('s')?.parse().ok()?;
+    let lease = parts.next()?.strip_prefix('l')?.parse().ok()?;
+    parts.next().is_none().then_some(ShardId {
+        batch,
+        chunk,
+        generation,
+        shard,
+        lease,
+    })
 }
 
 /// The job subject for a circuit (its id in hex): workers filter by the circuits they hold.
@@ -121,7 +196,7 @@ pub fn job_subject(circuit_id: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{job_id, parse_job_id};
+    use super::{ShardId, job_id, parse_job_id, parse_shard_job_id, shard_job_id};
 
     #[test]
     fn job_ids_parse_strictly() {
@@ -130,5 +205,18 @@ mod tests {
         assert_eq!(parse_job_id("b3-c1-g2-x"), None);
         assert_eq!(parse_job_id("x3-c1-g2"), None);
         assert_eq!(parse_job_id("b18446744073709551616-c1-g2"), None);
+        let shard = ShardId {
+            batch: 3,
+            chunk: 1,
+            generation: 2,
+            shard: 4,
+            lease: 5,
+        };
+        assert_eq!(shard_job_id(shard), "b3-c1-g2-s4-l5");
+        assert_eq!(parse_shard_job_id(&shard_job_id(shard)), Some(shard));
+        assert_eq!(parse_job_id(&shard_job_id(shard)), None);
+        assert_eq!(parse_shard_job_id(&job_id(3, 1, 2)), None);
+        assert_eq!(parse_shard_job_id("b3-c1-g2-s4-l5-x"), None);
+        assert_eq!(parse_shard_job_id("b3-c1-g2-s-1-l5"), None);
     }
 }

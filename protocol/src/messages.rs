@@ -202,10 +202,62 @@ pub struct ProvingJob {
     pub vk_hash: String,
     /// The chunk witness.
     pub witness: ChunkWitness,
+    /// Empty for a whole proof. Otherwise the chunk is proved split, by these shards, and
+    /// the job asks only for its witness: the scalars of each shard, stored in the object
+    /// store `SPLIT_BUCKET` and named in a [`JobOutcome::Witnessed`] result.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub split: Vec<ShardSpan>,
 }
 
 impl Message for ProvingJob {
     const KIND: &'static str = "proving job";
+}
+
+/// The most shards a split proof has.
+pub const MAX_SHARDS: usize = 64;
+
+/// A shard of a split proof: a range `[start, end)` of every query's bases (A and B share
+/// one: they run over the same assignment).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShardSpan {
+    /// Bases of `a_query`, `b_g1_query` and `b_g2_query`.
+    pub assignment: [u64; 2],
+    /// Bases of `l_query`.
+    pub l: [u64; 2],
+    /// Bases of `h_query`.
+    pub h: [u64; 2],
+}
+
+/// A stored object of shard scalars: its name (hex SHA-256 of its bytes) and size.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScalarsRef {
+    /// Hex SHA-256 of the object's bytes, which is also its name.
+    pub sha256: String,
+    /// Its size in bytes.
+    pub bytes: u64,
+}
+
+/// One shard of a split proof, sent to one worker (on its own subject).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShardJob {
+    /// `pulse_protocol::shard_job_id`: batch, chunk, generation, shard, lease.
+    pub job_id: String,
+    /// The circuit (hex id).
+    pub circuit_id: String,
+    /// The proving key's hash (hex SHA-256 of the key file): the bases come from it.
+    pub pk_hash: String,
+    /// The shard's ranges of the key's bases.
+    pub span: ShardSpan,
+    /// Its scalars, in the object store `SPLIT_BUCKET`.
+    pub scalars: ScalarsRef,
+}
+
+impl Message for ShardJob {
+    const KIND: &'static str = "shard job";
+    const MAX_BYTES: usize = 64 * 1024;
 }
 
 /// A worker's answer to a job.
@@ -241,6 +293,26 @@ pub enum JobOutcome {
         /// The backend that proved it (`cpu`, `cuda`, `opencl`).
         backend: String,
     },
+    /// The witness of a split proof ([`ProvingJob::split`]) is made and stored.
+    Witnessed {
+        /// One scalars object per shard, in the plan's order.
+        scalars: Vec<ScalarsRef>,
+        /// Seconds spent on the assignment.
+        witness_seconds: f64,
+        /// Seconds spent on the quotient's coefficients (the NTTs).
+        reduction_seconds: f64,
+    },
+    /// A shard's partial sums ([`ShardJob`]).
+    Shard {
+        /// The five sums, compressed (`pulse_prover::split::encode_sums`), in hex.
+        sums: String,
+        /// Seconds spent on the MSMs.
+        msm_seconds: f64,
+        /// Seconds spent reading and preparing the shard's bases (0 when resident).
+        load_seconds: f64,
+        /// The backend that computed them.
+        backend: String,
+    },
     /// The worker could not prove it (the job goes back to the queue).
     Failed {
         /// Why, for the operator.
@@ -270,6 +342,23 @@ pub struct WorkerInfo {
     pub current_job: Option<String>,
     /// Unix seconds of this heartbeat.
     pub heartbeat_at: u64,
+    /// The most memory it gives to a proving key's bases, in bytes; `None`: no limit. A
+    /// key whose bases are larger is proved split across workers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_memory_bytes: Option<u64>,
+    /// The shards of proving keys whose bases it holds resident.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resident: Vec<ResidentShard>,
+}
+
+/// A shard of a proving key held resident by a worker.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResidentShard {
+    /// The key (hex SHA-256).
+    pub pk_hash: String,
+    /// The ranges held.
+    pub span: ShardSpan,
 }
 
 impl Message for WorkerInfo {

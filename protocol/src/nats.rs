@@ -76,6 +76,36 @@ pub fn job_stream() -> StreamConfig {
     }
 }
 
+/// The shard-jobs stream: a work queue whose consumers each filter one worker's subject.
+pub fn shard_stream() -> StreamConfig {
+    StreamConfig {
+        name: SHARD_STREAM.to_owned(),
+        description: Some("shards of split proofs, one subject per worker".to_owned()),
+        subjects: vec![format!("{SHARD_PREFIX}.>")],
+        retention: RetentionPolicy::WorkQueue,
+        storage: StorageType::File,
+        max_message_size: 64 * 1024,
+        ..Default::default()
+    }
+}
+
+/// Worker `worker_id`'s consumer of its shard jobs: the job consumer's lease and
+/// deliveries, filtered to [`shard_subject`]. The coordinator creates it (idempotently)
+/// before it sends that worker a shard.
+pub fn shard_consumer_config(worker_id: &str, options: LayoutOptions) -> pull::Config {
+    pull::Config {
+        durable_name: Some(shard_consumer(worker_id)),
+        description: Some(format!("shards for worker {worker_id}")),
+        filter_subject: shard_subject(worker_id),
+        ack_policy: AckPolicy::Explicit,
+        ack_wait: options.job_lease,
+        max_deliver: options.job_max_deliver,
+        max_ack_pending: 1_000,
+        num_replicas: options.replicas.clamp(1, MAX_REPLICAS),
+        ..Default::default()
+    }
+}
+
 /// The job-results stream: a work queue.
 pub fn result_stream() -> StreamConfig {
     StreamConfig {
@@ -170,6 +200,7 @@ pub async fn ensure_layout(
         (receipt_stream(), None),
         (job_stream(), Some(job_consumer(options))),
         (result_stream(), Some(result_consumer())),
+        (shard_stream(), None),
     ] {
         let config = StreamConfig {
             num_replicas: replicas,
@@ -225,6 +256,20 @@ pub async fn ensure_layout(
         })
         .await
         .map_err(|e| err(&format!("object store {KEY_BUCKET}"), e))?;
+    }
+    if js.get_object_store(SPLIT_BUCKET).await.is_err() {
+        js.create_object_store(object_store::Config {
+            bucket: SPLIT_BUCKET.to_owned(),
+            description: Some(
+                "split proofs' shard scalars, named by their SHA-256; deleted when their batch is final"
+                    .to_owned(),
+            ),
+            storage: StorageType::File,
+            num_replicas: replicas,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| err(&format!("object store {SPLIT_BUCKET}"), e))?;
     }
     Ok(())
 }
