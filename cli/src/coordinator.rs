@@ -77,6 +77,25 @@ pub struct RunArgs {
     /// (give every node's URL in --nats-url, separated by commas), 1 on a single server.
     #[arg(long, env = "PULSE_NATS_REPLICAS", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=5))]
     nats_replicas: u64,
+    /// When to prove a chunk split across workers (its MSMs sharded by base range): auto
+    /// (when no live worker's --base-memory holds the whole proving key), never, or always.
+    #[arg(long, env = "PULSE_SPLIT", default_value = "auto")]
+    split: pulse_coordinator::split::SplitMode,
+    /// The most shards of one split proof.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(2..=64))]
+    max_shards: u64,
+    /// With --split auto, also split when more workers are idle than chunks wait (lower
+    /// batch latency on an idle cluster).
+    #[arg(long)]
+    split_for_latency: bool,
+    /// A shard unanswered this long goes to another worker (its worker's silence in the
+    /// registry sends it sooner).
+    #[arg(long, default_value = "2m", value_parser = parse_duration)]
+    shard_timeout: Duration,
+    /// A split proof not done this long after its plan falls back to a whole proof where a
+    /// worker can hold the key, else is planned again.
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    split_deadline: Duration,
 }
 
 fn parse_name(s: &str) -> Result<String, String> {
@@ -150,6 +169,13 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         name: args.name,
         lease_ttl: args.lease_ttl,
         nats_replicas: usize::try_from(args.nats_replicas).unwrap_or(1),
+        split: pulse_coordinator::split::SplitConfig {
+            mode: args.split,
+            max_shards: usize::try_from(args.max_shards).unwrap_or(4),
+            latency: args.split_for_latency,
+            shard_timeout: args.shard_timeout,
+            deadline: args.split_deadline,
+        },
     };
     let rt = crate::l1::runtime()?;
     rt.block_on(async move {

@@ -115,6 +115,32 @@ pub fn check(args: CheckArgs) -> Result<ExitCode> {
     })
 }
 
+/// A size in bytes: a number, optionally followed by KiB, MiB, GiB (or KB, MB, GB, taken
+/// as the same powers of two).
+fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        "t" | "tb" | "tib" => 40,
+        _ => {
+            return Err(format!(
+                "`{text}` is not a size: write bytes, or a number with KiB, MiB, GiB or TiB"
+            ));
+        }
+    };
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a size: it must start with a whole number"))?;
+    n.checked_mul(1u64 << shift)
+        .filter(|&b| b > 0)
+        .ok_or_else(|| format!("`{text}` is not a size above zero that fits in 64 bits"))
+}
+
 /// `pulse worker run`.
 #[derive(clap::Args)]
 pub struct RunArgs {
@@ -138,6 +164,11 @@ pub struct RunArgs {
     /// shared with other work; keys and jobs that do not fit are proved on the CPU.
     #[arg(long, env = "PULSE_GPU_MEMORY_LIMIT")]
     gpu_memory_limit: Option<u64>,
+    /// The most memory to give a proving key's bases: bytes, or with a unit (512MiB,
+    /// 8GiB). Announced to the coordinator, which proves a larger key split across
+    /// workers, this one holding a shard of it. No limit when not given.
+    #[arg(long, env = "PULSE_BASE_MEMORY", value_parser = parse_size)]
+    base_memory: Option<u64>,
     /// Stop after this many jobs.
     #[arg(long)]
     max_jobs: Option<u64>,
@@ -158,6 +189,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         .map_err(|e| anyhow::anyhow!("--backend {}: {e}", args.backend))?;
     config.device = args.device;
     config.gpu_memory_limit = args.gpu_memory_limit;
+    config.base_memory = args.base_memory;
     config.max_jobs = args.max_jobs;
     config.metrics_addr = args.metrics_addr;
     let rt = crate::l1::runtime()?;
@@ -406,4 +438,28 @@ fn open(api: Api, index: Option<usize>) -> Result<GpuBackend> {
             index.unwrap_or(0)
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_parse_with_units_and_refuse_the_rest() {
+        assert_eq!(parse_size("1024"), Ok(1024));
+        assert_eq!(parse_size("64MiB"), Ok(64 << 20));
+        assert_eq!(parse_size("2 GiB"), Ok(2 << 30));
+        assert_eq!(parse_size("3k"), Ok(3 << 10));
+        for bad in [
+            "",
+            "0",
+            "MiB",
+            "1.5GiB",
+            "12 parsecs",
+            "-1",
+            "99999999999TiB",
+        ] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -47,6 +47,10 @@ pub struct Snapshot {
     pub committed_batches: u64,
     /// Invalid proofs by worker.
     pub invalid_proofs: BTreeMap<String, u64>,
+    /// Split proofs accepted by this run.
+    pub split_proofs: u64,
+    /// Their shards.
+    pub shards: u64,
     /// The rollup contract.
     pub contract: String,
 }
@@ -109,6 +113,17 @@ fn error(code: StatusCode, message: String) -> Response {
     (code, Json(json!({ "error": message }))).into_response()
 }
 
+/// The shard count of a split proof's prover entry (`split:{shards}:{workers}`), `None` for
+/// a whole proof's (a worker id).
+pub(crate) fn split_shards(prover: &str) -> Option<u64> {
+    prover
+        .strip_prefix("split:")?
+        .split(':')
+        .next()?
+        .parse()
+        .ok()
+}
+
 async fn status(AxState(s): AxState<ApiState>) -> Response {
     let snap = match s.snapshot.read() {
         Ok(g) => g.clone(),
@@ -127,6 +142,8 @@ async fn status(AxState(s): AxState<ApiState>) -> Response {
                 "txs": b.tx_hashes.len(),
                 "chunks": b.chunks.len(),
                 "proofs": b.proofs.iter().filter(|p| p.is_some()).count(),
+                "split_proofs": b.provers.iter().flatten().filter(|p| split_shards(p).is_some()).count(),
+                "shards": b.provers.iter().flatten().filter_map(|p| split_shards(p)).sum::<u64>(),
                 "data_cid": b.data_cid,
                 "l1_tx": b.l1_tx,
                 "l1_gas": b.l1_gas,
@@ -155,6 +172,8 @@ async fn status(AxState(s): AxState<ApiState>) -> Response {
         "rejected": snap.rejected,
         "committed_batches": snap.committed_batches,
         "invalid_proofs": snap.invalid_proofs,
+        "split_proofs": snap.split_proofs,
+        "shards": snap.shards,
         "contract": snap.contract,
         "batches": batches,
     }))

@@ -1,5 +1,7 @@
 //! The coordinator's event loop.
 
+mod split_flow;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -17,9 +19,10 @@ use pulse_l1::{BatchCommit, ChunkProof, Committed, L1Error, L1Sender, SenderConf
 use pulse_protocol::nats::{LayoutOptions, ensure_layout};
 use pulse_protocol::{
     JOB_STREAM, JobOutcome, JobResult, ProvingJob, RESULT_CONSUMER, RESULT_STREAM, Receipt,
-    ReceiptStatus, TX_CONSUMER, TX_STREAM, decode, encode, job_id, job_subject, parse_job_id,
-    receipt_subject,
+    ReceiptStatus, TX_CONSUMER, TX_STREAM, decode, encode, job_id, job_subject,
+    parse_job_id_generation, parse_shard_job_id, receipt_subject,
 };
+use pulse_prover::split::KeyHeader;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -30,6 +33,7 @@ use crate::journal::{self, Entry, Journal};
 use crate::lease::Lease;
 use crate::metrics::{self, Metrics};
 use crate::sequencer::{self, Command, Refusal, now_ms};
+use crate::split::SplitChunk;
 use crate::store::{BatchRecord, BatchStatus, Store};
 use crate::{CoordinatorConfig, STATE_FILE, STORE_FILE, pubdata};
 
@@ -46,6 +50,12 @@ pub struct Summary {
     pub invalid_proofs: u64,
     /// Transactions of promised batches re-created from the journal at start.
     pub replayed: u64,
+    /// Chunk proofs assembled from shards (split proofs) and accepted.
+    pub split_proofs: u64,
+    /// Shards of those proofs.
+    pub shards: u64,
+    /// Shards a check showed to be wrong (each also counts as an invalid proof).
+    pub bad_shards: u64,
 }
 
 struct OpenBatch {
@@ -113,6 +123,17 @@ pub struct Coordinator {
     vk_hash: String,
     /// The deployment transactions must be signed for (the contract's `deploymentId()`).
     deployment: Deployment,
+    /// The proving key's header: its queries' sizes (for split plans) and what a split
+    /// proof is assembled with.
+    key: Arc<KeyHeader>,
+    /// Chunks being proved split, by batch and chunk.
+    splits: HashMap<(u64, usize), SplitChunk>,
+    /// Chunks no live worker can take now (whole or split), with the reason said.
+    split_blocked: HashMap<(u64, usize), String>,
+    /// Workers whose shard consumer this run has made.
+    shard_consumers: HashSet<String>,
+    /// When the split proofs were last looked after.
+    split_ticked: Instant,
 }
 
 fn receipt_id(msg: &Message) -> Option<String> {
@@ -162,6 +183,16 @@ impl Coordinator {
         let verifier = VerifierArtifacts::load(&config.keys_dir)
             .with_context(|| format!("loading the keys in {}", config.keys_dir.display()))?;
         let params = verifier.manifest.params;
+        let key_path = config
+            .keys_dir
+            .join(pulse_circuits::artifacts::PROVING_KEY_FILE);
+        let key = KeyHeader::read(&key_path).context("reading the proving key's header")?;
+        if key.vk != verifier.vk {
+            bail!(
+                "{} is not the proving key of the verifying key beside it: run pulse setup again",
+                key_path.display()
+            );
+        }
 
         let client = config
             .nats
@@ -377,6 +408,11 @@ impl Coordinator {
             sealed_views: BTreeMap::new(),
             metrics: Arc::new(metrics),
             deployment,
+            key: Arc::new(key),
+            splits: HashMap::new(),
+            split_blocked: HashMap::new(),
+            shard_consumers: HashSet::new(),
+            split_ticked: Instant::now(),
         })
     }
 
@@ -904,45 +940,78 @@ impl Coordinator {
         if let Err(e) = self.store.put(b) {
             error!(batch = n, error = %e, "cannot record the job generation");
         }
-        let params = self.verifier.manifest.params;
-        for (i, w) in b.chunks.iter().enumerate() {
-            if b.proofs[i].is_some() {
+        let generation = b.generation;
+        let missing: Vec<usize> = (0..b.chunks.len())
+            .filter(|&i| b.proofs[i].is_none())
+            .collect();
+        for i in missing {
+            // A split in progress goes on until its deadline: its shards have their own
+            // retries, and a new plan would throw its work away.
+            if self.split_in_progress(n, i) {
                 continue;
             }
-            let job = ProvingJob {
-                job_id: job_id(n, i, b.generation),
-                batch: n,
-                chunk: i as u32,
-                attempt: b.generation,
-                circuit_id: self.circuit_id.clone(),
-                pk_hash: self.pk_hash.clone(),
-                vk_hash: self.vk_hash.clone(),
-                slots: params.slots as u32,
-                depth: params.depth as u32,
-                witness: w.clone(),
-            };
-            let mut headers = HeaderMap::new();
-            headers.insert(
-                "Nats-Msg-Id",
-                format!("{}.{:016x}", job.job_id, self.run_id).as_str(),
-            );
-            let published = self
-                .js
-                .publish_with_headers(job_subject(&self.circuit_id), headers, encode(&job).into())
-                .await;
-            match published {
-                Ok(ack) => match ack.await {
-                    Ok(_) => self.metrics.jobs_published(1),
-                    Err(e) => {
-                        warn!(batch = n, chunk = i, error = %e, "job not stored; it will be published again")
-                    }
-                },
-                Err(e) => {
-                    warn!(batch = n, chunk = i, error = %e, "job not published; it will be published again")
-                }
-            }
+            self.publish_chunk(n, i, generation).await;
         }
         self.published_at.insert(n, Instant::now());
+    }
+
+    /// Publishes the job of chunk `i` of batch `n` under `generation`: whole, or (as the
+    /// split policy decides) the witness job of a split proof; nothing while no live
+    /// worker can take it (said once; the tick asks again).
+    async fn publish_chunk(&mut self, n: u64, i: usize, generation: u32) {
+        let split = match self.plan_chunk(n, i, generation) {
+            split_flow::ChunkPlan::Whole => Vec::new(),
+            split_flow::ChunkPlan::Split(spans) => spans,
+            split_flow::ChunkPlan::Blocked => return,
+        };
+        self.publish_job(n, i, generation, split).await;
+    }
+
+    /// Publishes chunk `i` of batch `n`'s job with the split plan `split` (empty: whole).
+    async fn publish_job(
+        &mut self,
+        n: u64,
+        i: usize,
+        generation: u32,
+        split: Vec<pulse_protocol::ShardSpan>,
+    ) {
+        let Some(w) = self.pending.get(&n).and_then(|b| b.chunks.get(i)) else {
+            return;
+        };
+        let params = self.verifier.manifest.params;
+        let job = ProvingJob {
+            job_id: job_id(n, i, generation),
+            batch: n,
+            chunk: i as u32,
+            attempt: generation,
+            circuit_id: self.circuit_id.clone(),
+            pk_hash: self.pk_hash.clone(),
+            vk_hash: self.vk_hash.clone(),
+            slots: params.slots as u32,
+            depth: params.depth as u32,
+            witness: w.clone(),
+            split,
+        };
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "Nats-Msg-Id",
+            format!("{}.{:016x}", job.job_id, self.run_id).as_str(),
+        );
+        let published = self
+            .js
+            .publish_with_headers(job_subject(&self.circuit_id), headers, encode(&job).into())
+            .await;
+        match published {
+            Ok(ack) => match ack.await {
+                Ok(_) => self.metrics.jobs_published(1),
+                Err(e) => {
+                    warn!(batch = n, chunk = i, error = %e, "job not stored; it will be published again")
+                }
+            },
+            Err(e) => {
+                warn!(batch = n, chunk = i, error = %e, "job not published; it will be published again")
+            }
+        }
     }
 
     async fn on_result(&mut self, msg: Message) {
@@ -956,12 +1025,30 @@ impl Coordinator {
                 return;
             }
         };
-        let parsed = parse_job_id(&result.job_id);
-        let Some((n, chunk)) = parsed else {
+        if let Some(id) = parse_shard_job_id(&result.job_id) {
+            let _ = msg.ack().await;
+            self.on_shard_result(id, result).await;
+            self.refresh_snapshot().await;
+            return;
+        }
+        let parsed = parse_job_id_generation(&result.job_id);
+        let Some((n, chunk, generation)) = parsed else {
             warn!(job = %result.job_id, "result for an unknown job id dropped");
             let _ = msg.ack().await;
             return;
         };
+        if let JobOutcome::Witnessed { scalars, .. } = result.outcome {
+            let _ = msg.ack().await;
+            self.on_witnessed(n, chunk, generation, &result.worker_id, scalars)
+                .await;
+            self.refresh_snapshot().await;
+            return;
+        }
+        if let JobOutcome::Shard { .. } = result.outcome {
+            warn!(job = %result.job_id, worker = %result.worker_id, "shard sums for a proving job dropped");
+            let _ = msg.ack().await;
+            return;
+        }
         let Some(b) = self.pending.get(&n) else {
             let _ = msg.ack().await;
             return;
@@ -972,6 +1059,10 @@ impl Coordinator {
         }
         let worker = result.worker_id.clone();
         match result.outcome {
+            // Answered above.
+            JobOutcome::Witnessed { .. } | JobOutcome::Shard { .. } => {
+                let _ = msg.ack().await;
+            }
             JobOutcome::Failed { reason } => {
                 warn!(batch = n, chunk, worker = %worker, reason = %reason, "a worker could not prove a chunk");
                 self.metrics.job_failed();
@@ -1011,20 +1102,12 @@ impl Coordinator {
                 match checked {
                     Ok(()) => {
                         info!(batch = n, chunk, worker = %worker, backend = %backend, prove_seconds, "proof accepted");
-                        if let Some(b) = self.pending.get_mut(&n) {
-                            b.proofs[chunk] = Some(proof);
-                            b.provers[chunk] = Some(worker);
-                            if b.proofs.iter().all(Option::is_some) {
-                                b.status = BatchStatus::Committing;
-                                b.proven_ms = Some(now_ms());
-                            }
-                            if let Err(e) = self.store.put(b) {
-                                error!(batch = n, error = %e, "cannot record a proof; it will be asked for again");
-                                let _ = msg.ack_with(AckKind::Nak(None)).await;
-                                return;
-                            }
+                        if !self.record_proof(n, chunk, proof, worker) {
+                            let _ = msg.ack_with(AckKind::Nak(None)).await;
+                            return;
                         }
                         let _ = msg.ack().await;
+                        self.forget_split(n, chunk);
                         self.try_commit_next().await;
                     }
                     Err(reason) => {
@@ -1038,6 +1121,29 @@ impl Coordinator {
             }
         }
         self.refresh_snapshot().await;
+    }
+
+    /// Records an accepted proof of chunk `chunk` of batch `n`, made by `prover`; whether
+    /// the store took it (if not, the proof is asked for again).
+    fn record_proof(&mut self, n: u64, chunk: usize, proof: String, prover: String) -> bool {
+        let Some(b) = self.pending.get_mut(&n) else {
+            return true;
+        };
+        b.proofs[chunk] = Some(proof);
+        b.provers[chunk] = Some(prover);
+        if b.proofs.iter().all(Option::is_some) {
+            b.status = BatchStatus::Committing;
+            b.proven_ms = Some(now_ms());
+        }
+        if let Err(e) = self.store.put(b) {
+            error!(batch = n, error = %e, "cannot record a proof; it will be asked for again");
+            b.proofs[chunk] = None;
+            b.provers[chunk] = None;
+            b.status = BatchStatus::Proving;
+            b.proven_ms = None;
+            return false;
+        }
+        true
     }
 
     /// Hands the next batch in order to the L1 sender once it is proven.
@@ -1225,6 +1331,7 @@ impl Coordinator {
             self.metrics.jobs_timed_out(unanswered);
             self.publish_missing_jobs(n).await;
         }
+        self.split_tick().await;
         self.try_commit_next().await;
     }
 
@@ -1255,6 +1362,8 @@ impl Coordinator {
         s.rejected = self.summary.rejected;
         s.committed_batches = self.summary.committed_batches;
         s.invalid_proofs = self.invalid_by_worker.clone();
+        s.split_proofs = self.summary.split_proofs;
+        s.shards = self.summary.shards;
         s.contract = self.config.l1_contract.to_string();
     }
 }

@@ -7,7 +7,9 @@
 //!
 //! Everything that changes coordinator state happens in one task ([`Coordinator::run`]'s
 //! loop); the rollup state itself is owned by the [`sequencer`] thread; proofs are checked
-//! on the blocking pool; L1 commits run in the sender pipeline, in batch order.
+//! on the blocking pool; L1 commits run in the sender pipeline, in batch order. A chunk no
+//! worker can hold (or any chunk, as configured) is proved split across workers
+//! ([`split`]).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -20,6 +22,7 @@ pub mod metrics;
 pub mod pubdata;
 pub mod rebuild;
 pub mod sequencer;
+pub mod split;
 mod status_page;
 pub mod store;
 
@@ -75,6 +78,8 @@ pub struct CoordinatorConfig {
     /// protocol's, the journal, the lease): 3 on a three-node NATS cluster, so that losing
     /// one node loses nothing; 1 on a single server.
     pub nats_replicas: usize,
+    /// When and how chunks are proved split across workers ([`split`]).
+    pub split: split::SplitConfig,
 }
 
 /// A random 64-bit id (std's hasher keys are random per process and per call), to name
@@ -105,6 +110,7 @@ impl std::fmt::Debug for CoordinatorConfig {
             .field("name", &self.name)
             .field("lease_ttl", &self.lease_ttl)
             .field("nats_replicas", &self.nats_replicas)
+            .field("split", &self.split)
             .finish_non_exhaustive()
     }
 }

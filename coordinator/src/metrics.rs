@@ -83,6 +83,8 @@ pub const STAGES: [&str; 5] = [
 pub const JOB_OUTCOMES: [&str; 4] = ["proved", "invalid", "failed", "timed_out"];
 /// Backends known in advance (the worker gauge shows 0 for them rather than nothing).
 pub const KNOWN_BACKENDS: [&str; 3] = ["cpu", "cuda", "opencl"];
+/// What happens to shards of split proofs (`pulse_coordinator_shards_total`).
+pub const SHARD_EVENTS: [&str; 4] = ["sent", "answered", "retried", "checked"];
 
 /// The most distinct values a label filled from a worker's message (worker id, backend)
 /// takes; later ones are counted under `other`, so that a misbehaving worker cannot make
@@ -214,6 +216,11 @@ pub struct Metrics {
     jobs_published: IntCounter,
     jobs: IntCounterVec,
     invalid_proofs: IntCounterVec,
+    split_proofs: IntCounter,
+    shards: IntCounterVec,
+    shards_in_flight: IntGauge,
+    split_bytes: IntCounter,
+    bad_shards: IntCounterVec,
     proof_check: Histogram,
     proof_duration: HistogramVec,
     workers: IntGaugeVec,
@@ -429,6 +436,33 @@ impl Metrics {
                 "Proofs refused by the coordinator's check, by worker.",
                 &["worker"],
             )?,
+            split_proofs: counter(
+                &r,
+                "pulse_coordinator_split_proofs_total",
+                "Chunk proofs assembled from shards computed on several workers (and accepted).",
+            )?,
+            shards: counter_vec(
+                &r,
+                "pulse_coordinator_shards_total",
+                "Shards of split proofs by event: sent (to a worker), answered, retried (sent again: its worker left, was slow or failed), checked (sent to another worker after the proof failed its check).",
+                &["event"],
+            )?,
+            shards_in_flight: int_gauge(
+                &r,
+                "pulse_coordinator_shards_in_flight",
+                "Shards of split proofs sent and not yet answered.",
+            )?,
+            split_bytes: counter(
+                &r,
+                "pulse_coordinator_split_bytes_total",
+                "Bytes of shard scalars moved for split proofs: stored by assemblers and read by shard workers.",
+            )?,
+            bad_shards: counter_vec(
+                &r,
+                "pulse_coordinator_bad_shards_total",
+                "Shards whose sums a check on another worker showed to be wrong, by the worker that sent them.",
+                &["worker"],
+            )?,
             proof_check: histogram(
                 &r,
                 "pulse_coordinator_proof_check_seconds",
@@ -532,6 +566,9 @@ impl Metrics {
         }
         for result in ["committed", "refused"] {
             m.l1_commits.with_label_values(&[result]);
+        }
+        for event in SHARD_EVENTS {
+            m.shards.with_label_values(&[event]);
         }
         for backend in KNOWN_BACKENDS {
             m.workers.with_label_values(&[backend]);
@@ -657,6 +694,47 @@ impl Metrics {
             let worker = self.worker_labels.admit(worker);
             self.invalid_proofs.with_label_values(&[&worker]).inc();
         }
+    }
+
+    /// A split proof accepted.
+    pub(crate) fn split_proof(&self) {
+        self.split_proofs.inc();
+        self.jobs.with_label_values(&["proved"]).inc();
+    }
+
+    /// A shard event (one of [`SHARD_EVENTS`]); `bytes` of scalars moved with it.
+    pub(crate) fn shard_event(&self, event: &str, bytes: u64) {
+        self.shards.with_label_values(&[event]).inc();
+        self.split_bytes.inc_by(bytes);
+    }
+
+    /// `bytes` of shard scalars stored by an assembler.
+    pub(crate) fn shard_event_bytes(&self, bytes: u64) {
+        self.split_bytes.inc_by(bytes);
+    }
+
+    /// A proof of batch `batch` checked in `seconds` (a split proof's: assembled and
+    /// checked here).
+    pub(crate) fn proof_check_seconds(&self, batch: u64, seconds: f64) {
+        self.proof_check.observe(seconds);
+        lock(&self.clocks).entry(batch).or_default().check_seconds += seconds;
+    }
+
+    /// Shards sent and not answered, now.
+    pub(crate) fn set_shards_in_flight(&self, n: usize) {
+        self.shards_in_flight.set(n as i64);
+    }
+
+    /// A worker sent a wrong shard: counted as a bad shard and as an invalid proof.
+    pub(crate) fn bad_shard(&self, worker: &str) {
+        let worker = self.worker_labels.admit(worker);
+        self.bad_shards.with_label_values(&[&worker]).inc();
+        self.invalid_proofs.with_label_values(&[&worker]).inc();
+    }
+
+    /// The live workers of the registry, as last read.
+    pub(crate) fn live_workers(&self) -> Vec<WorkerInfo> {
+        lock(&self.registered).clone()
     }
 
     /// An IPFS add that took `seconds` and succeeded or not.

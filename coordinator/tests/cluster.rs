@@ -138,6 +138,7 @@ impl Cluster {
             name: "coordinator".to_owned(),
             lease_ttl: pulse_coordinator::LEASE_TTL,
             nats_replicas: 1,
+            split: pulse_coordinator::split::SplitConfig::default(),
         }
     }
 

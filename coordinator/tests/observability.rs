@@ -125,6 +125,7 @@ impl Cluster {
             name: "coordinator".to_owned(),
             lease_ttl: pulse_coordinator::LEASE_TTL,
             nats_replicas: 1,
+            split: pulse_coordinator::split::SplitConfig::default(),
         };
         let coordinator = Coordinator::start(config).await.expect("coordinator start");
         let stop = CancellationToken::new();
@@ -501,6 +502,8 @@ async fn prometheus_scrapes_the_cluster_and_every_dashboard_and_alert_query_retu
             .duration_since(std::time::UNIX_EPOCH)
             .expect("clock")
             .as_secs(),
+        base_memory_bytes: None,
+        resident: Vec::new(),
     };
     registry
         .put("tamperer", encode(&liar).into())

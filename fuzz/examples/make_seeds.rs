@@ -154,6 +154,7 @@ fn main() {
         pk_hash: keys.keys.manifest.pk_hash.to_string(),
         vk_hash: keys.keys.manifest.vk_hash.to_string(),
         witness: chunks[0].clone(),
+        split: Vec::new(),
     };
     put(&dir, "job", "access_log", &encode(&job));
     // A job the target also synthesizes: one slot at depth 2, a patient registering itself.
@@ -239,6 +240,8 @@ fn main() {
         jobs_done: 12,
         current_job: Some(job_id(1, 0, 0)),
         heartbeat_at: 1_800_000_000,
+        base_memory_bytes: Some(24 << 30),
+        resident: Vec::new(),
     };
     put(&dir, "worker_info", "cuda", &encode(&info));
 

@@ -60,12 +60,30 @@ fn nats(action: impl Into<String>, e: impl std::fmt::Display) -> ScalarsError {
 
 /// Hex SHA-256 of `bytes`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    let digest = Sha256::digest(bytes);
-    let mut out = String::with_capacity(64);
-    for b in digest {
-        out.push_str(&format!("{b:02x}"));
+    to_hex(&Sha256::digest(bytes))
+}
+
+/// Lower-case hex of `bytes`.
+pub fn to_hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(2 * bytes.len());
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 15)]));
     }
     out
+}
+
+/// The bytes of hex text (either case), or `None` for anything else.
+pub fn from_hex(text: &str) -> Option<Vec<u8>> {
+    if text.len() % 2 != 0 {
+        return None;
+    }
+    let digit = |c: u8| char::from(c).to_digit(16);
+    text.as_bytes()
+        .chunks_exact(2)
+        .map(|p| Some((digit(p[0])? << 4 | digit(p[1])?) as u8))
+        .collect()
 }
 
 async fn open(js: &jetstream::Context) -> Result<ObjectStore, ScalarsError> {
@@ -171,5 +189,24 @@ pub async fn delete_scalars(js: &jetstream::Context, sha256: &str) -> Result<(),
             .await
             .map_err(|e| nats(format!("deleting {sha256}"), e)),
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_round_trips_and_refuses_other_text() {
+        let bytes = [0u8, 1, 0xab, 0xff, 0x10];
+        assert_eq!(to_hex(&bytes), "0001abff10");
+        assert_eq!(from_hex("0001ABff10"), Some(bytes.to_vec()));
+        for bad in ["0", "0g", "+1", "é0"] {
+            assert_eq!(from_hex(bad), None, "{bad}");
+        }
+        assert_eq!(
+            sha256_hex(b""),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
     }
 }

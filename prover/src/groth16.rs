@@ -138,7 +138,8 @@ impl QapWitness {
     /// [`Self::compute`] with the circuit's constraint matrices given (as `pulse setup`
     /// writes them beside the keys), so that synthesis computes only the assignment: what
     /// the machine that makes a split proof's witness runs, holding no base of the key.
-    /// `h_len` is the key's `h_query` length (the coefficients kept).
+    /// `h_len` is the key's `h_query` length (the coefficients kept). The timings have
+    /// `synthesis` and `reduction` set.
     ///
     /// # Errors
     /// As [`Self::compute`], and [`ProveError::KeyMismatch`] when the circuit's variables
@@ -148,9 +149,14 @@ impl QapWitness {
         circuit: C,
         r1cs: &Arc<R1cs>,
         h_len: usize,
-    ) -> Result<Self, ProveError> {
+    ) -> Result<(Self, StageTimings), ProveError> {
+        let mut timings = StageTimings::default();
+        let t = Instant::now();
         let syn = synthesize(circuit, Some(r1cs))?;
+        timings.synthesis = t.elapsed();
+        let t = Instant::now();
         let mut h = quotient(backend, &syn)?;
+        timings.reduction = t.elapsed();
         if h_len >= h.len() {
             return Err(ProveError::KeyMismatch {
                 what: "h_query",
@@ -159,11 +165,12 @@ impl QapWitness {
             });
         }
         h.truncate(h_len);
-        Ok(Self {
+        let witness = Self {
             assignment: syn.assignment,
             num_inputs: syn.num_inputs,
             h,
-        })
+        };
+        Ok((witness, timings))
     }
 
     /// The public inputs (without the leading 1), as `Groth16::verify` takes them.

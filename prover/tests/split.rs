@@ -37,7 +37,8 @@ fn shards_read_from_the_key_file_assemble_ark_groth16s_proof() {
     let r1cs = keys.constraints.clone().expect("matrices");
     let witness =
         QapWitness::with_constraints(&CpuBackend::new(), circuit.clone(), &r1cs, header.lens.h)
-            .expect("witness");
+            .expect("witness")
+            .0;
     let (rr, ss) = (Fr::rand(&mut r), Fr::rand(&mut r));
     let ark = Groth16::<Bn254>::create_proof_with_reduction(circuit, &keys.pk, rr, ss)
         .expect("ark proof");
@@ -90,7 +91,8 @@ fn a_shard_refuses_scalars_for_other_ranges_and_ranges_outside_the_key() {
         keys.constraints.as_ref().expect("matrices"),
         header.lens.h,
     )
-    .expect("witness");
+    .expect("witness")
+    .0;
     let other = ShardScalars::of(&witness, &plan[1]).expect("scalars");
     let err = prover
         .sums(&other)

@@ -152,6 +152,10 @@ pub struct WorkerConfig {
     /// a GPU shared with other work. A proving key or job that does not fit is proved on
     /// the CPU instead.
     pub gpu_memory_limit: Option<u64>,
+    /// The most memory the worker gives to a proving key's bases (as the key file stores
+    /// them), in bytes; `None`: no limit. Announced in the registry: a key larger than this
+    /// is proved split across workers, and this worker takes shards of it that fit.
+    pub base_memory: Option<u64>,
     /// Stop after this many jobs (proved or failed); `None` runs until shutdown.
     pub max_jobs: Option<u64>,
     /// How long a job in progress at shutdown may take before it is handed back.
@@ -181,6 +185,7 @@ impl WorkerConfig {
             backend: BackendKind::default(),
             device: None,
             gpu_memory_limit: None,
+            base_memory: None,
             max_jobs: None,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
@@ -239,6 +244,11 @@ impl WorkerConfig {
                 what: "a GPU memory limit (--gpu-memory-limit)",
                 applies_to: "the auto, cuda and opencl backends",
                 backend: self.backend,
+            });
+        }
+        if self.base_memory == Some(0) {
+            return Err(ConfigError::Zero {
+                what: "the base memory (--base-memory)",
             });
         }
         if self.gpu_memory_limit == Some(0) {

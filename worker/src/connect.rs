@@ -216,6 +216,23 @@ pub(crate) async fn open_consumer(js: &jetstream::Context) -> Result<PullConsume
         .map_err(|e| format!("consumer {JOB_CONSUMER} on {JOB_STREAM}: {e}"))
 }
 
+/// Opens this worker's consumer of shard jobs, which the coordinator creates when it first
+/// sends the worker a shard.
+pub(crate) async fn open_shard_consumer(
+    js: &jetstream::Context,
+    worker_id: &str,
+) -> Result<PullConsumer, String> {
+    let name = pulse_protocol::shard_consumer(worker_id);
+    let stream = js
+        .get_stream(pulse_protocol::SHARD_STREAM)
+        .await
+        .map_err(|e| format!("shard stream {}: {e}", pulse_protocol::SHARD_STREAM))?;
+    stream
+        .get_consumer(&name)
+        .await
+        .map_err(|e| format!("consumer {name}: {e}"))
+}
+
 async fn open_layout(js: &jetstream::Context) -> Result<Layout, String> {
     let mut consumer = open_consumer(js).await?;
     let lease = consumer

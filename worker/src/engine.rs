@@ -484,6 +484,11 @@ impl ProverCache {
         }
     }
 
+    /// Whether the prover of `pk_hash` is loaded.
+    pub(crate) fn contains(&self, pk_hash: &Hash32) -> bool {
+        self.entries.iter().any(|(h, _)| h == pk_hash)
+    }
+
     /// The prover of `pk_hash`, if loaded; it becomes the most recent.
     pub(crate) fn get(&mut self, pk_hash: &Hash32) -> Option<Arc<Loaded>> {
         let i = self.entries.iter().position(|(h, _)| h == pk_hash)?;

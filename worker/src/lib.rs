@@ -32,6 +32,7 @@ pub mod engine;
 pub mod metrics;
 mod pipeline;
 pub mod registry;
+mod split;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,8 +50,9 @@ pub use metrics::WorkerMetrics;
 pub use registry::Device;
 
 use crate::engine::ProverCache;
-use crate::pipeline::{Executor, Picker, Saver, progress_interval};
+use crate::pipeline::{Executor, Picker, Saver, Source, progress_interval};
 use crate::registry::{Registry, Status};
+use crate::split::ShardCache;
 
 /// How long deregistering and flushing may take at the end.
 const FAREWELL_TIMEOUT: Duration = Duration::from_secs(5);
@@ -128,7 +130,12 @@ pub async fn run(
     );
 
     warn_if_id_in_use(&layout.registry, &worker_id).await;
-    let registry = Registry::new(layout.registry, worker_id.clone(), hardware.clone());
+    let registry = Registry::new(
+        layout.registry,
+        worker_id.clone(),
+        hardware.clone(),
+        config.base_memory,
+    );
     match registry.put(&Status::default()).await {
         Ok(()) => tracing::info!(worker = %worker_id, "registered"),
         Err(reason) => {
@@ -141,9 +148,24 @@ pub async fn run(
     let slots = Arc::new(Semaphore::new(1));
     let (picked_tx, picked_rx) = mpsc::channel(1);
     let (finished_tx, finished_rx) = mpsc::channel(1);
+    // The shard picker stops with the job picker (at shutdown, or after `max_jobs`).
+    let shards_stop = shutdown.child_token();
+    let shard_picker = Picker {
+        js: js.clone(),
+        source: Source::Shards,
+        consumer: None,
+        slots: slots.clone(),
+        progress_every,
+        max_jobs: None,
+        worker_id: worker_id.clone(),
+        metrics: metrics.clone(),
+        shutdown: shards_stop.clone(),
+        out: picked_tx.clone(),
+    };
     let picker = Picker {
         js: js.clone(),
-        consumer: layout.consumer,
+        source: Source::Jobs,
+        consumer: Some(layout.consumer),
         slots,
         progress_every,
         max_jobs: config.max_jobs,
@@ -165,6 +187,7 @@ pub async fn run(
         js,
         hardware,
         provers: ProverCache::new(config.provers_cached),
+        shards: ShardCache::new(config.base_memory),
         config,
         status,
         metrics,
@@ -175,8 +198,14 @@ pub async fn run(
 
     let heartbeat_stop = CancellationToken::new();
     let pipeline = async {
-        let (poison, (), mut summary) = tokio::join!(picker.run(), executor.run(), saver.run());
-        summary.poison_messages = poison;
+        let jobs = async {
+            let poison = picker.run().await;
+            shards_stop.cancel();
+            poison
+        };
+        let (poison, shard_poison, (), mut summary) =
+            tokio::join!(jobs, shard_picker.run(), executor.run(), saver.run());
+        summary.poison_messages = poison + shard_poison;
         heartbeat_stop.cancel();
         summary
     };

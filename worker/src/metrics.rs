@@ -41,8 +41,16 @@ const LOAD_BUCKETS: &[f64] = &[
 pub const JOB_OUTCOMES: [&str; 5] = ["proved", "failed", "refused", "handed_back", "poison"];
 /// Where a proving key was found: in memory, in the key cache on disk, or downloaded.
 pub const KEY_CACHE_RESULTS: [&str; 3] = ["hit_memory", "hit_disk", "miss"];
-/// The stages of one proof.
-pub const PROOF_STAGES: [&str; 2] = ["witness", "prove"];
+/// The stages of one proof, whole or split.
+pub const PROOF_STAGES: [&str; 5] = [
+    "witness",
+    "prove",
+    "split_witness",
+    "shard_load",
+    "shard_msm",
+];
+/// Which way shard scalars went: stored by this worker as an assembler, or read for a shard.
+pub const SPLIT_DIRECTIONS: [&str; 2] = ["stored", "read"];
 /// Why a GPU worker proved a job on the CPU.
 pub const GPU_FALLBACK_REASONS: [&str; 1] = ["out_of_memory"];
 
@@ -61,6 +69,7 @@ pub struct WorkerMetrics {
     info: IntGaugeVec,
     resident_memory: IntGauge,
     peak_memory: IntGauge,
+    split_bytes: IntCounterVec,
 }
 
 impl std::fmt::Debug for WorkerMetrics {
@@ -131,7 +140,7 @@ impl WorkerMetrics {
                 HistogramVec::new(
                     HistogramOpts::new(
                         "pulse_worker_proof_duration_seconds",
-                        "Seconds per chunk proof, by the backend that made it and stage (witness: constraint synthesis; prove: the rest).",
+                        "Seconds per chunk proof, by the backend that made it and stage (witness: constraint synthesis; prove: the rest; for split proofs split_witness: the assembler's witness and quotient, shard_load: reading a shard's bases, shard_msm: a shard's MSMs).",
                     )
                     .buckets(PROOF_BUCKETS.to_vec()),
                     &["backend", "stage"],
@@ -205,6 +214,16 @@ impl WorkerMetrics {
                     "Peak resident memory of the worker's process.",
                 ))?,
             )?,
+            split_bytes: register(
+                &r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "pulse_worker_split_bytes_total",
+                        "Bytes of split proofs' shard scalars this worker stored (as assembler) or read (for its shards).",
+                    ),
+                    &["direction"],
+                )?,
+            )?,
             registry: r,
         };
         m.info
@@ -222,6 +241,9 @@ impl WorkerMetrics {
         }
         for reason in GPU_FALLBACK_REASONS {
             m.gpu_fallbacks.with_label_values(&[reason]);
+        }
+        for direction in SPLIT_DIRECTIONS {
+            m.split_bytes.with_label_values(&[direction]);
         }
         Ok(m)
     }
@@ -270,6 +292,30 @@ impl WorkerMetrics {
                 .with_label_values(&[backend, stage])
                 .observe(seconds);
         }
+    }
+
+    /// A split proof's witness made in `seconds`, its shard scalars (`bytes`) stored.
+    pub(crate) fn split_witness(&self, seconds: f64, bytes: u64) {
+        self.proof_duration
+            .with_label_values(&["cpu", "split_witness"])
+            .observe(seconds);
+        self.split_bytes
+            .with_label_values(&["stored"])
+            .inc_by(bytes);
+    }
+
+    /// A shard computed by `backend`: its bases loaded in `load_seconds` (0 when resident),
+    /// its MSMs in `msm_seconds`, its scalars (`bytes`) read.
+    pub(crate) fn shard(&self, backend: &str, load_seconds: f64, msm_seconds: f64, bytes: u64) {
+        if load_seconds > 0.0 {
+            self.proof_duration
+                .with_label_values(&[backend, "shard_load"])
+                .observe(load_seconds);
+        }
+        self.proof_duration
+            .with_label_values(&[backend, "shard_msm"])
+            .observe(msm_seconds);
+        self.split_bytes.with_label_values(&["read"]).inc_by(bytes);
     }
 
     /// A job a GPU worker proved on the CPU, for `reason` (one of

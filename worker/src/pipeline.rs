@@ -27,20 +27,29 @@ use async_nats::jetstream::{self, AckKind, consumer::PullConsumer};
 use futures::StreamExt;
 use pulse_circuits::artifacts::{CircuitId, CircuitParams, Hash32, Manifest};
 use pulse_protocol::keys::{fetch_proving_key, parse_pk_hash};
-use pulse_protocol::{JobOutcome, JobResult, ProvingJob, RESULT_SUBJECT, decode, encode};
+use pulse_protocol::split::{fetch_scalars, put_scalars, to_hex};
+use pulse_protocol::{
+    JobOutcome, JobResult, ProvingJob, RESULT_SUBJECT, ShardJob, decode, encode, parse_shard_job_id,
+};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tracing::Instrument;
 
 use crate::WorkerSummary;
 use crate::config::WorkerConfig;
-use crate::connect::{Backoff, open_consumer};
+use crate::connect::{Backoff, open_consumer, open_shard_consumer};
 use crate::engine::{Hardware, Loaded, ProverCache};
 use crate::metrics::WorkerMetrics;
 use crate::registry::SharedStatus;
+use crate::split::{ShardCache, ShardEngine, make_witness, span_ranges};
 
 /// How long one pull request waits on the server for a job.
 const PULL_WAIT: Duration = Duration::from_secs(5);
+/// How long one pull request waits for a shard job (short: the permit it holds keeps the
+/// job picker waiting).
+const SHARD_PULL_WAIT: Duration = Duration::from_secs(1);
+/// How often a worker looks for its shard consumer before the coordinator has made it.
+const SHARD_CONSUMER_POLL: Duration = Duration::from_secs(2);
 
 /// How many times an acknowledgement is tried before the job is left to its lease.
 const ACK_ATTEMPTS: u32 = 3;
@@ -94,10 +103,18 @@ pub(crate) struct Held {
     _slot: OwnedSemaphorePermit,
 }
 
+/// What a worker was asked to do.
+pub(crate) enum Work {
+    /// Prove a chunk, or (with a plan) make its split proof's witness.
+    Prove(ProvingJob),
+    /// One shard of a split proof.
+    Shard(ShardJob),
+}
+
 /// A decoded job on its way to the executor.
 pub(crate) struct Picked {
     held: Held,
-    job: ProvingJob,
+    work: Work,
 }
 
 /// What becomes of a job message once its result (if any) is stored.
@@ -156,9 +173,20 @@ where
 // Picker
 // ---------------------------------------------------------------------------------------------
 
+/// Which consumer a picker pulls from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Source {
+    /// The shared job consumer: proving jobs.
+    Jobs,
+    /// This worker's own consumer of shard jobs.
+    Shards,
+}
+
 pub(crate) struct Picker {
     pub(crate) js: jetstream::Context,
-    pub(crate) consumer: PullConsumer,
+    pub(crate) source: Source,
+    /// `None` until opened (the shard consumer exists once the coordinator sends a shard).
+    pub(crate) consumer: Option<PullConsumer>,
     pub(crate) slots: Arc<Semaphore>,
     pub(crate) progress_every: Duration,
     pub(crate) max_jobs: Option<u64>,
@@ -168,11 +196,14 @@ pub(crate) struct Picker {
     pub(crate) out: mpsc::Sender<Picked>,
 }
 
-async fn pull_one(consumer: &PullConsumer) -> Result<Option<jetstream::Message>, String> {
+async fn pull_one(
+    consumer: &PullConsumer,
+    wait: Duration,
+) -> Result<Option<jetstream::Message>, String> {
     let mut batch = consumer
         .batch()
         .max_messages(1)
-        .expires(PULL_WAIT)
+        .expires(wait)
         .messages()
         .await
         .map_err(|e| e.to_string())?;
@@ -194,6 +225,20 @@ impl Picker {
                 tracing::info!(worker = %self.worker_id, jobs = picked, "took the jobs asked for; stopping");
                 break;
             }
+            if self.consumer.is_none() {
+                match self.open().await {
+                    Ok(consumer) => self.consumer = Some(consumer),
+                    Err(_) => {
+                        tokio::select! {
+                            () = self.shutdown.cancelled() => break,
+                            () = tokio::time::sleep(SHARD_CONSUMER_POLL) => continue,
+                        }
+                    }
+                }
+            }
+            let Some(consumer) = self.consumer.clone() else {
+                continue;
+            };
             let slot = tokio::select! {
                 () = self.shutdown.cancelled() => break,
                 slot = self.slots.clone().acquire_owned() => match slot {
@@ -201,31 +246,41 @@ impl Picker {
                     Err(_) => break,
                 },
             };
-            let msg = loop {
-                let pulled = tokio::select! {
-                    () = self.shutdown.cancelled() => break 'jobs,
-                    pulled = pull_one(&self.consumer) => pulled,
-                };
-                match pulled {
-                    Ok(Some(msg)) => {
-                        backoff.reset();
-                        break msg;
+            let wait = match self.source {
+                Source::Jobs => PULL_WAIT,
+                Source::Shards => SHARD_PULL_WAIT,
+            };
+            let pulled = tokio::select! {
+                () = self.shutdown.cancelled() => break 'jobs,
+                pulled = pull_one(&consumer, wait) => pulled,
+            };
+            let msg = match pulled {
+                Ok(Some(msg)) => {
+                    backoff.reset();
+                    msg
+                }
+                // Nothing to do: the slot goes back (to the other picker, if it waits).
+                Ok(None) => continue,
+                Err(reason) => {
+                    drop(slot);
+                    tracing::warn!(worker = %self.worker_id, source = ?self.source, %reason, "pulling jobs failed; retrying");
+                    if !backoff.wait(&self.shutdown).await {
+                        break 'jobs;
                     }
-                    Ok(None) => {}
-                    Err(reason) => {
-                        tracing::warn!(worker = %self.worker_id, %reason, "pulling jobs failed; retrying");
-                        if !backoff.wait(&self.shutdown).await {
-                            break 'jobs;
-                        }
-                        match open_consumer(&self.js).await {
-                            Ok(consumer) => self.consumer = consumer,
-                            Err(missing) => tracing::warn!(
+                    match self.open().await {
+                        Ok(consumer) => self.consumer = Some(consumer),
+                        Err(missing) => {
+                            tracing::warn!(
                                 worker = %self.worker_id,
                                 %missing,
                                 "cannot open the job consumer (NATS restarting, or the coordinator has not set it up); retrying"
-                            ),
+                            );
+                            if self.source == Source::Shards {
+                                self.consumer = None;
+                            }
                         }
                     }
+                    continue;
                 }
             };
             let (delivered, stream_seq) = msg
@@ -234,9 +289,15 @@ impl Picker {
                 .unwrap_or((1, 0));
             let msg = Arc::new(msg);
             let mut lease = Lease::start(msg.clone(), self.progress_every);
-            match decode::<ProvingJob>(&msg.payload) {
-                Ok(job) => {
-                    picked += 1;
+            let decoded = match self.source {
+                Source::Jobs => decode::<ProvingJob>(&msg.payload).map(Work::Prove),
+                Source::Shards => decode::<ShardJob>(&msg.payload).map(Work::Shard),
+            };
+            match decoded {
+                Ok(work) => {
+                    if self.source == Source::Jobs {
+                        picked += 1;
+                    }
                     self.metrics.job_taken(delivered);
                     let held = Held {
                         msg,
@@ -244,7 +305,7 @@ impl Picker {
                         delivered,
                         _slot: slot,
                     };
-                    if self.out.send(Picked { held, job }).await.is_err() {
+                    if self.out.send(Picked { held, work }).await.is_err() {
                         break;
                     }
                 }
@@ -266,6 +327,13 @@ impl Picker {
             }
         }
         poison
+    }
+
+    async fn open(&self) -> Result<PullConsumer, String> {
+        match self.source {
+            Source::Jobs => open_consumer(&self.js).await,
+            Source::Shards => open_shard_consumer(&self.js, &self.worker_id).await,
+        }
     }
 }
 
@@ -296,6 +364,7 @@ pub(crate) struct Executor {
     pub(crate) config: WorkerConfig,
     pub(crate) hardware: Hardware,
     pub(crate) provers: ProverCache,
+    pub(crate) shards: ShardCache,
     pub(crate) status: SharedStatus,
     pub(crate) metrics: Arc<WorkerMetrics>,
     pub(crate) shutdown: CancellationToken,
@@ -356,16 +425,26 @@ impl Executor {
     }
 
     async fn execute(&mut self, picked: Picked) -> Finished {
-        let Picked { held, job } = picked;
+        let Picked { held, work } = picked;
+        let (job_id, batch, chunk) = match &work {
+            Work::Prove(job) => (job.job_id.clone(), job.batch, job.chunk),
+            Work::Shard(job) => {
+                let id = parse_shard_job_id(&job.job_id);
+                (
+                    job.job_id.clone(),
+                    id.map_or(0, |i| i.batch),
+                    id.map_or(0, |i| i.chunk as u32),
+                )
+            }
+        };
         let span = tracing::info_span!(
             "job",
-            job = %job.job_id,
-            batch = job.batch,
-            chunk = job.chunk,
+            job = %job_id,
+            batch,
+            chunk,
             worker = %self.config.worker_id,
             delivered = held.delivered,
         );
-        let (job_id, batch, chunk) = (job.job_id.clone(), job.batch, job.chunk);
         self.status
             .send_modify(|s| s.current_job = Some(job_id.clone()));
         let shutdown = self.shutdown.clone();
@@ -377,7 +456,7 @@ impl Executor {
                 tracing::info!("job picked");
             }
             tokio::select! {
-                done = self.work(job) => done,
+                done = self.dispatch(work) => done,
                 () = async { shutdown.cancelled().await; tokio::time::sleep(grace).await } => {
                     tracing::warn!(grace_seconds = grace.as_secs_f64(), "shutting down: handing the job back");
                     (None, Disposition::HandBack)
@@ -396,6 +475,192 @@ impl Executor {
         }
     }
 
+    async fn dispatch(&mut self, work: Work) -> (Option<JobOutcome>, Disposition) {
+        match work {
+            Work::Prove(job) if !job.split.is_empty() => self.witness(job).await,
+            Work::Prove(job) => self.work(job).await,
+            Work::Shard(job) => self.shard(job).await,
+        }
+    }
+
+    /// The key directory of `pk_hash` for a job, or the job's answer when there is none.
+    async fn key_dir_for(
+        &mut self,
+        pk_hash: &str,
+    ) -> Result<(Hash32, std::path::PathBuf), (Option<JobOutcome>, Disposition)> {
+        let pk_hash = match parse_pk_hash(pk_hash) {
+            Ok(h) => h,
+            Err(e) => {
+                let reason = e.to_string();
+                tracing::warn!(%reason, "refusing the job");
+                return Err((Some(JobOutcome::Failed { reason }), Disposition::Term));
+            }
+        };
+        match self.key_dir(&pk_hash).await {
+            Ok(dir) => Ok((pk_hash, dir)),
+            Err(reason) => {
+                tracing::warn!(%reason, "cannot get the proving key; the job goes back to the queue");
+                Err((
+                    Some(JobOutcome::Failed { reason }),
+                    Disposition::Retry(self.config.retry_delay),
+                ))
+            }
+        }
+    }
+
+    /// A split proof's witness: made from the key's matrices, cut into the plan's shards,
+    /// each stored in the object store under its hash.
+    async fn witness(&mut self, job: ProvingJob) -> (Option<JobOutcome>, Disposition) {
+        let refuse = |reason: String| {
+            tracing::warn!(%reason, "refusing the job");
+            (Some(JobOutcome::Failed { reason }), Disposition::Term)
+        };
+        let (params, circuit_id) = match check_job(&job) {
+            Ok(checked) => checked,
+            Err(reason) => return refuse(reason),
+        };
+        let (_, dir) = match self.key_dir_for(&job.pk_hash).await {
+            Ok(found) => found,
+            Err(answer) => return answer,
+        };
+        let manifest = match crate::split::read_manifest(&dir) {
+            Ok(m) => m,
+            Err(reason) => return refuse(reason),
+        };
+        if let Err(reason) = check_key(&job, circuit_id, &manifest) {
+            return refuse(reason);
+        }
+        let start = Instant::now();
+        let plan = job.split;
+        let witness = job.witness;
+        let made = on_thread("pulse-split-witness", move || {
+            make_witness(&dir, params, witness, &plan)
+        })
+        .await;
+        let made = match made {
+            Ok(Ok(made)) => made,
+            Ok(Err(reason)) | Err(reason) => {
+                tracing::warn!(%reason, "making the split witness failed; the job goes back to the queue");
+                return (
+                    Some(JobOutcome::Failed { reason }),
+                    Disposition::Retry(self.config.retry_delay),
+                );
+            }
+        };
+        let mut stored = Vec::with_capacity(made.scalars.len());
+        let mut bytes = 0;
+        for scalars in made.scalars {
+            match put_scalars(&self.js, scalars).await {
+                Ok(r) => {
+                    bytes += r.bytes;
+                    stored.push(r);
+                }
+                Err(e) => {
+                    let reason = e.to_string();
+                    tracing::warn!(%reason, "storing shard scalars failed; the job goes back to the queue");
+                    return (
+                        Some(JobOutcome::Failed { reason }),
+                        Disposition::Retry(self.config.retry_delay),
+                    );
+                }
+            }
+        }
+        let seconds = start.elapsed().as_secs_f64();
+        self.metrics.split_witness(seconds, bytes);
+        tracing::info!(
+            shards = stored.len(),
+            bytes,
+            witness_seconds = made.witness_seconds,
+            reduction_seconds = made.reduction_seconds,
+            "split witness stored"
+        );
+        (
+            Some(JobOutcome::Witnessed {
+                scalars: stored,
+                witness_seconds: made.witness_seconds,
+                reduction_seconds: made.reduction_seconds,
+            }),
+            Disposition::Ack,
+        )
+    }
+
+    /// One shard of a split proof: its bases (resident, or read from the key file), its
+    /// scalars from the object store, its sums.
+    async fn shard(&mut self, job: ShardJob) -> (Option<JobOutcome>, Disposition) {
+        // A shard that cannot be done here is answered, and the coordinator sends it to
+        // another worker: shard jobs are never offered again on this worker's subject.
+        let fail = |reason: String| {
+            tracing::warn!(%reason, "cannot compute the shard");
+            (Some(JobOutcome::Failed { reason }), Disposition::Term)
+        };
+        let ranges = match span_ranges(&job.span) {
+            Ok(r) => r,
+            Err(reason) => return fail(reason),
+        };
+        let bytes = ranges.base_bytes();
+        if !self.shards.fits(bytes) {
+            return fail(format!(
+                "the shard's bases are {} MiB, more than this worker's base memory (--base-memory {} MiB)",
+                bytes >> 20,
+                self.config.base_memory.unwrap_or_default() >> 20
+            ));
+        }
+        let (pk_hash, dir) = match self.key_dir_for(&job.pk_hash).await {
+            Ok(found) => found,
+            Err((outcome, _)) => return (outcome, Disposition::Term),
+        };
+        let mut load_seconds = 0.0;
+        let engine = match self.shards.get(&pk_hash, &ranges) {
+            Some(engine) => engine,
+            None => {
+                // Room first: the old shard's bases go before the new one's are read.
+                self.shards.make_room(bytes);
+                let hardware = self.hardware.clone();
+                let load = ranges.clone();
+                let start = Instant::now();
+                let loaded = on_thread("pulse-load-shard", move || {
+                    ShardEngine::load(&dir, load, &hardware)
+                })
+                .await;
+                let engine = match loaded {
+                    Ok(Ok(engine)) => Arc::new(engine),
+                    Ok(Err(reason)) | Err(reason) => return fail(reason),
+                };
+                load_seconds = start.elapsed().as_secs_f64();
+                tracing::info!(bytes, seconds = load_seconds, "shard bases loaded");
+                self.shards.insert(pk_hash, ranges, engine.clone());
+                let resident = self.shards.resident();
+                self.status.send_modify(|s| s.resident = resident);
+                engine
+            }
+        };
+        let scalars = match fetch_scalars(&self.js, &job.scalars).await {
+            Ok(s) => s,
+            Err(e) => return fail(e.to_string()),
+        };
+        let received = scalars.len() as u64;
+        let backend = engine.backend();
+        let start = Instant::now();
+        let sums = on_thread("pulse-shard", move || engine.sums(&scalars)).await;
+        let sums = match sums {
+            Ok(Ok(sums)) => sums,
+            Ok(Err(reason)) | Err(reason) => return fail(reason),
+        };
+        let msm_seconds = start.elapsed().as_secs_f64();
+        self.metrics
+            .shard(backend, load_seconds, msm_seconds, received);
+        tracing::info!(msm_seconds, load_seconds, backend, "shard computed");
+        (
+            Some(JobOutcome::Shard {
+                sums: to_hex(&sums),
+                msm_seconds,
+                load_seconds,
+                backend: backend.to_owned(),
+            }),
+            Disposition::Ack,
+        )
+    }
+
     async fn work(&mut self, job: ProvingJob) -> (Option<JobOutcome>, Disposition) {
         let refuse = |reason: String| {
             tracing::warn!(%reason, "refusing the job");
@@ -409,6 +674,9 @@ impl Executor {
             Ok(h) => h,
             Err(e) => return refuse(e.to_string()),
         };
+        if let Some(answer) = self.over_base_memory(&pk_hash).await {
+            return answer;
+        }
         let loaded = match self.prover(&pk_hash).await {
             Ok(loaded) => loaded,
             Err(reason) => {
@@ -458,13 +726,57 @@ impl Executor {
         }
     }
 
-    /// The prover of key `pk_hash`: from memory, else from the key cache (downloading the
-    /// key if needed), loaded on a thread of its own.
-    async fn prover(&mut self, pk_hash: &Hash32) -> Result<Arc<Loaded>, String> {
-        if let Some(loaded) = self.provers.get(pk_hash) {
-            self.metrics.key_lookup("hit_memory");
-            return Ok(loaded);
+    /// With a base memory set, a key not loaded yet whose bases are larger is not taken
+    /// whole: the job goes back (for a worker with the memory; the coordinator proves such
+    /// keys split when no worker has it).
+    async fn over_base_memory(
+        &mut self,
+        pk_hash: &Hash32,
+    ) -> Option<(Option<JobOutcome>, Disposition)> {
+        let limit = self.config.base_memory?;
+        if self.provers.contains(pk_hash) {
+            return None;
         }
+        let dir = match self.key_dir(pk_hash).await {
+            Ok(dir) => dir,
+            Err(reason) => {
+                return Some((
+                    Some(JobOutcome::Failed { reason }),
+                    Disposition::Retry(self.config.retry_delay),
+                ));
+            }
+        };
+        let path = dir.join(pulse_circuits::artifacts::PROVING_KEY_FILE);
+        let header = on_thread("pulse-key-header", move || {
+            pulse_prover::split::KeyHeader::read(&path).map_err(|e| e.to_string())
+        })
+        .await;
+        let bytes = match header {
+            Ok(Ok(h)) => h.lens.base_bytes(),
+            Ok(Err(reason)) | Err(reason) => {
+                return Some((
+                    Some(JobOutcome::Failed { reason }),
+                    Disposition::Retry(self.config.retry_delay),
+                ));
+            }
+        };
+        if bytes <= limit {
+            return None;
+        }
+        let reason = format!(
+            "the key's bases are {} MiB, more than this worker's base memory (--base-memory {} MiB): a worker with more proves it whole, or the coordinator proves it split",
+            bytes >> 20,
+            limit >> 20
+        );
+        tracing::warn!(%reason, "not taking the job whole");
+        Some((
+            Some(JobOutcome::Failed { reason }),
+            Disposition::Retry(self.config.retry_delay),
+        ))
+    }
+
+    /// The directory of key `pk_hash` in the key cache, downloading the key if needed.
+    async fn key_dir(&mut self, pk_hash: &Hash32) -> Result<std::path::PathBuf, String> {
         let reported = AtomicU64::new(0);
         // Called only while downloading: a key found in the cache never reports progress.
         let downloaded = AtomicU64::new(0);
@@ -493,6 +805,18 @@ impl Executor {
         } else {
             self.metrics.key_lookup("hit_disk");
         }
+        Ok(dir)
+    }
+
+    /// The prover of key `pk_hash`: from memory, else from the key cache (downloading the
+    /// key if needed), loaded on a thread of its own.
+    async fn prover(&mut self, pk_hash: &Hash32) -> Result<Arc<Loaded>, String> {
+        if let Some(loaded) = self.provers.get(pk_hash) {
+            self.metrics.key_lookup("hit_memory");
+            return Ok(loaded);
+        }
+        let hex = pk_hash.to_hex();
+        let dir = self.key_dir(pk_hash).await?;
         let hardware = self.hardware.clone();
         let start = Instant::now();
         let loaded = on_thread("pulse-load-key", move || Loaded::load(&dir, &hardware))

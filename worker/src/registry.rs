@@ -22,6 +22,8 @@ pub(crate) struct Status {
     pub jobs_done: u64,
     /// Circuits whose keys are loaded.
     pub circuits: Vec<String>,
+    /// Shards of keys whose bases are loaded.
+    pub resident: Vec<pulse_protocol::ResidentShard>,
 }
 
 /// The device a backend proves on, in words, and the memory it has.
@@ -102,16 +104,23 @@ pub(crate) struct Registry {
     worker_id: String,
     hardware: Hardware,
     device: String,
+    base_memory: Option<u64>,
 }
 
 impl Registry {
-    pub(crate) fn new(store: kv::Store, worker_id: String, hardware: Hardware) -> Self {
+    pub(crate) fn new(
+        store: kv::Store,
+        worker_id: String,
+        hardware: Hardware,
+        base_memory: Option<u64>,
+    ) -> Self {
         let device = Device::detect(&hardware).description;
         Self {
             store,
             worker_id,
             hardware,
             device,
+            base_memory,
         }
     }
 
@@ -126,6 +135,8 @@ impl Registry {
             jobs_done: status.jobs_done,
             current_job: status.current_job.clone(),
             heartbeat_at: unix_now(),
+            base_memory_bytes: self.base_memory,
+            resident: status.resident.clone(),
         }
     }
 

@@ -89,6 +89,7 @@ pub fn job(chunk: usize) -> ProvingJob {
         pk_hash: f.keys.manifest.pk_hash.to_hex(),
         vk_hash: f.keys.manifest.vk_hash.to_hex(),
         witness: f.chain[chunk].clone(),
+        split: Vec::new(),
     }
 }
 
