@@ -117,7 +117,7 @@ pub fn check(args: CheckArgs) -> Result<ExitCode> {
 
 /// A size in bytes: a number, optionally followed by KiB, MiB, GiB (or KB, MB, GB, taken
 /// as the same powers of two).
-fn parse_size(text: &str) -> Result<u64, String> {
+pub(crate) fn parse_size(text: &str) -> Result<u64, String> {
     let t = text.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (number, unit) = t.split_at(split);

@@ -51,6 +51,8 @@ pub struct Snapshot {
     pub split_proofs: u64,
     /// Their shards.
     pub shards: u64,
+    /// Chunks no live worker can take now: batch, chunk, and why.
+    pub blocked: Vec<(u64, usize, String)>,
     /// The rollup contract.
     pub contract: String,
 }
@@ -174,6 +176,7 @@ async fn status(AxState(s): AxState<ApiState>) -> Response {
         "invalid_proofs": snap.invalid_proofs,
         "split_proofs": snap.split_proofs,
         "shards": snap.shards,
+        "blocked": snap.blocked.iter().map(|(batch, chunk, reason)| json!({"batch": batch, "chunk": chunk, "reason": reason})).collect::<Vec<_>>(),
         "contract": snap.contract,
         "batches": batches,
     }))

@@ -1067,6 +1067,9 @@ impl Coordinator {
                 warn!(batch = n, chunk, worker = %worker, reason = %reason, "a worker could not prove a chunk");
                 self.metrics.job_failed();
                 let _ = msg.ack().await;
+                // A whole job refused (a worker short of base memory, say) while the live
+                // workers call for a split: planned again now, not at the job timeout.
+                self.replan_if_split(n, chunk).await;
             }
             JobOutcome::Proved {
                 proof,
@@ -1364,6 +1367,13 @@ impl Coordinator {
         s.invalid_proofs = self.invalid_by_worker.clone();
         s.split_proofs = self.summary.split_proofs;
         s.shards = self.summary.shards;
+        let mut blocked: Vec<(u64, usize, String)> = self
+            .split_blocked
+            .iter()
+            .map(|(&(n, c), why)| (n, c, why.clone()))
+            .collect();
+        blocked.sort();
+        s.blocked = blocked;
         s.contract = self.config.l1_contract.to_string();
     }
 }

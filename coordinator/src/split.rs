@@ -159,6 +159,12 @@ pub fn decide(
     match config.mode {
         SplitMode::Never => Decision::Whole,
         SplitMode::Always => {
+            if workers.is_empty() {
+                return Decision::NoWorker(
+                    "no worker has registered yet: the chunk is proved split once workers register"
+                        .to_owned(),
+                );
+            }
             let want = workers.len().clamp(2, max);
             let fits = |n: usize| {
                 let largest = ShardRanges::plan(lens, n)

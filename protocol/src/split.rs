@@ -76,7 +76,7 @@ pub fn to_hex(bytes: &[u8]) -> String {
 
 /// The bytes of hex text (either case), or `None` for anything else.
 pub fn from_hex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
     let digit = |c: u8| char::from(c).to_digit(16);

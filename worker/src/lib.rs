@@ -50,7 +50,7 @@ pub use metrics::WorkerMetrics;
 pub use registry::Device;
 
 use crate::engine::ProverCache;
-use crate::pipeline::{Executor, Picker, Saver, Source, progress_interval};
+use crate::pipeline::{Executor, Picker, Saver, progress_interval};
 use crate::registry::{Registry, Status};
 use crate::split::ShardCache;
 
@@ -148,24 +148,10 @@ pub async fn run(
     let slots = Arc::new(Semaphore::new(1));
     let (picked_tx, picked_rx) = mpsc::channel(1);
     let (finished_tx, finished_rx) = mpsc::channel(1);
-    // The shard picker stops with the job picker (at shutdown, or after `max_jobs`).
-    let shards_stop = shutdown.child_token();
-    let shard_picker = Picker {
-        js: js.clone(),
-        source: Source::Shards,
-        consumer: None,
-        slots: slots.clone(),
-        progress_every,
-        max_jobs: None,
-        worker_id: worker_id.clone(),
-        metrics: metrics.clone(),
-        shutdown: shards_stop.clone(),
-        out: picked_tx.clone(),
-    };
     let picker = Picker {
         js: js.clone(),
-        source: Source::Jobs,
-        consumer: Some(layout.consumer),
+        jobs: layout.consumer,
+        shards: None,
         slots,
         progress_every,
         max_jobs: config.max_jobs,
@@ -198,14 +184,8 @@ pub async fn run(
 
     let heartbeat_stop = CancellationToken::new();
     let pipeline = async {
-        let jobs = async {
-            let poison = picker.run().await;
-            shards_stop.cancel();
-            poison
-        };
-        let (poison, shard_poison, (), mut summary) =
-            tokio::join!(jobs, shard_picker.run(), executor.run(), saver.run());
-        summary.poison_messages = poison + shard_poison;
+        let (poison, (), mut summary) = tokio::join!(picker.run(), executor.run(), saver.run());
+        summary.poison_messages = poison;
         heartbeat_stop.cancel();
         summary
     };

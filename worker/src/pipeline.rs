@@ -45,9 +45,11 @@ use crate::split::{ShardCache, ShardEngine, make_witness, span_ranges};
 
 /// How long one pull request waits on the server for a job.
 const PULL_WAIT: Duration = Duration::from_secs(5);
-/// How long one pull request waits for a shard job (short: the permit it holds keeps the
-/// job picker waiting).
-const SHARD_PULL_WAIT: Duration = Duration::from_secs(1);
+/// How long one pull request waits for a shard job before the picker asks the job queue.
+const SHARD_PULL_WAIT: Duration = Duration::from_millis(100);
+/// How long one pull request waits for a job while shard jobs may arrive (the longest a
+/// shard waits on an idle worker).
+const JOB_PULL_WAIT_WITH_SHARDS: Duration = Duration::from_secs(1);
 /// How often a worker looks for its shard consumer before the coordinator has made it.
 const SHARD_CONSUMER_POLL: Duration = Duration::from_secs(2);
 
@@ -106,7 +108,7 @@ pub(crate) struct Held {
 /// What a worker was asked to do.
 pub(crate) enum Work {
     /// Prove a chunk, or (with a plan) make its split proof's witness.
-    Prove(ProvingJob),
+    Prove(Box<ProvingJob>),
     /// One shard of a split proof.
     Shard(ShardJob),
 }
@@ -173,9 +175,9 @@ where
 // Picker
 // ---------------------------------------------------------------------------------------------
 
-/// Which consumer a picker pulls from.
+/// Which consumer a message came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Source {
+enum Source {
     /// The shared job consumer: proving jobs.
     Jobs,
     /// This worker's own consumer of shard jobs.
@@ -184,9 +186,11 @@ pub(crate) enum Source {
 
 pub(crate) struct Picker {
     pub(crate) js: jetstream::Context,
-    pub(crate) source: Source,
-    /// `None` until opened (the shard consumer exists once the coordinator sends a shard).
-    pub(crate) consumer: Option<PullConsumer>,
+    /// The shared job consumer.
+    pub(crate) jobs: PullConsumer,
+    /// This worker's shard consumer: `None` until the coordinator has made it (when it
+    /// first sends this worker a shard).
+    pub(crate) shards: Option<PullConsumer>,
     pub(crate) slots: Arc<Semaphore>,
     pub(crate) progress_every: Duration,
     pub(crate) max_jobs: Option<u64>,
@@ -216,29 +220,26 @@ async fn pull_one(
 
 impl Picker {
     /// Pulls jobs until shutdown or `max_jobs`; returns the number of poison messages.
+    ///
+    /// With its slot held, the picker first asks its shard consumer (a shard is part of a
+    /// proof already under way on other workers, so it goes first), briefly, then the
+    /// shared job queue; with nothing in either, the slot goes back and it asks again.
     pub(crate) async fn run(mut self) -> u64 {
         let mut picked = 0u64;
         let mut poison = 0u64;
         let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(15));
-        'jobs: loop {
+        let mut shards_looked = None::<Instant>;
+        loop {
             if self.max_jobs.is_some_and(|max| picked >= max) {
                 tracing::info!(worker = %self.worker_id, jobs = picked, "took the jobs asked for; stopping");
                 break;
             }
-            if self.consumer.is_none() {
-                match self.open().await {
-                    Ok(consumer) => self.consumer = Some(consumer),
-                    Err(_) => {
-                        tokio::select! {
-                            () = self.shutdown.cancelled() => break,
-                            () = tokio::time::sleep(SHARD_CONSUMER_POLL) => continue,
-                        }
-                    }
-                }
+            if self.shards.is_none()
+                && shards_looked.is_none_or(|t| t.elapsed() >= SHARD_CONSUMER_POLL)
+            {
+                shards_looked = Some(Instant::now());
+                self.shards = open_shard_consumer(&self.js, &self.worker_id).await.ok();
             }
-            let Some(consumer) = self.consumer.clone() else {
-                continue;
-            };
             let slot = tokio::select! {
                 () = self.shutdown.cancelled() => break,
                 slot = self.slots.clone().acquire_owned() => match slot {
@@ -246,39 +247,54 @@ impl Picker {
                     Err(_) => break,
                 },
             };
-            let wait = match self.source {
-                Source::Jobs => PULL_WAIT,
-                Source::Shards => SHARD_PULL_WAIT,
-            };
-            let pulled = tokio::select! {
-                () = self.shutdown.cancelled() => break 'jobs,
-                pulled = pull_one(&consumer, wait) => pulled,
-            };
+            let mut pulled = Ok(None);
+            let mut source = Source::Shards;
+            if let Some(shards) = self.shards.clone() {
+                pulled = tokio::select! {
+                    () = self.shutdown.cancelled() => break,
+                    pulled = pull_one(&shards, SHARD_PULL_WAIT) => pulled,
+                };
+                if let Err(reason) = &pulled {
+                    // The consumer may be gone (deleted, or NATS restarting): looked for
+                    // again at the next round.
+                    tracing::debug!(worker = %self.worker_id, %reason, "pulling shard jobs failed");
+                    self.shards = None;
+                    pulled = Ok(None);
+                }
+            }
+            if matches!(pulled, Ok(None)) {
+                source = Source::Jobs;
+                // Short while shards may come, so that one waits at most this long.
+                let wait = if self.shards.is_some() {
+                    JOB_PULL_WAIT_WITH_SHARDS
+                } else {
+                    PULL_WAIT
+                };
+                pulled = tokio::select! {
+                    () = self.shutdown.cancelled() => break,
+                    pulled = pull_one(&self.jobs, wait) => pulled,
+                };
+            }
             let msg = match pulled {
                 Ok(Some(msg)) => {
                     backoff.reset();
                     msg
                 }
-                // Nothing to do: the slot goes back (to the other picker, if it waits).
+                // Nothing to do: the slot goes back.
                 Ok(None) => continue,
                 Err(reason) => {
                     drop(slot);
-                    tracing::warn!(worker = %self.worker_id, source = ?self.source, %reason, "pulling jobs failed; retrying");
+                    tracing::warn!(worker = %self.worker_id, %reason, "pulling jobs failed; retrying");
                     if !backoff.wait(&self.shutdown).await {
-                        break 'jobs;
+                        break;
                     }
-                    match self.open().await {
-                        Ok(consumer) => self.consumer = Some(consumer),
-                        Err(missing) => {
-                            tracing::warn!(
-                                worker = %self.worker_id,
-                                %missing,
-                                "cannot open the job consumer (NATS restarting, or the coordinator has not set it up); retrying"
-                            );
-                            if self.source == Source::Shards {
-                                self.consumer = None;
-                            }
-                        }
+                    match open_consumer(&self.js).await {
+                        Ok(consumer) => self.jobs = consumer,
+                        Err(missing) => tracing::warn!(
+                            worker = %self.worker_id,
+                            %missing,
+                            "cannot open the job consumer (NATS restarting, or the coordinator has not set it up); retrying"
+                        ),
                     }
                     continue;
                 }
@@ -289,13 +305,15 @@ impl Picker {
                 .unwrap_or((1, 0));
             let msg = Arc::new(msg);
             let mut lease = Lease::start(msg.clone(), self.progress_every);
-            let decoded = match self.source {
-                Source::Jobs => decode::<ProvingJob>(&msg.payload).map(Work::Prove),
+            let decoded = match source {
+                Source::Jobs => {
+                    decode::<ProvingJob>(&msg.payload).map(|j| Work::Prove(Box::new(j)))
+                }
                 Source::Shards => decode::<ShardJob>(&msg.payload).map(Work::Shard),
             };
             match decoded {
                 Ok(work) => {
-                    if self.source == Source::Jobs {
+                    if source == Source::Jobs {
                         picked += 1;
                     }
                     self.metrics.job_taken(delivered);
@@ -315,9 +333,10 @@ impl Picker {
                     tracing::warn!(
                         worker = %self.worker_id,
                         stream_seq,
+                        ?source,
                         bytes = msg.payload.len(),
                         reason = %e,
-                        "not a proving job this worker understands; terminating the message"
+                        "not a job this worker understands; terminating the message"
                     );
                     lease.end();
                     settle(&msg, AckKind::Term).await;
@@ -327,13 +346,6 @@ impl Picker {
             }
         }
         poison
-    }
-
-    async fn open(&self) -> Result<PullConsumer, String> {
-        match self.source {
-            Source::Jobs => open_consumer(&self.js).await,
-            Source::Shards => open_shard_consumer(&self.js, &self.worker_id).await,
-        }
     }
 }
 
@@ -477,8 +489,8 @@ impl Executor {
 
     async fn dispatch(&mut self, work: Work) -> (Option<JobOutcome>, Disposition) {
         match work {
-            Work::Prove(job) if !job.split.is_empty() => self.witness(job).await,
-            Work::Prove(job) => self.work(job).await,
+            Work::Prove(job) if !job.split.is_empty() => self.witness(*job).await,
+            Work::Prove(job) => self.work(*job).await,
             Work::Shard(job) => self.shard(job).await,
         }
     }

@@ -68,6 +68,10 @@ struct Report {
     accepted: u64,
     rejected: u64,
     committed: u64,
+    /// Chunk proofs of this run's batches assembled from shards on several workers.
+    split_proofs: u64,
+    /// Their shards.
+    shards: u64,
     batches: Vec<BatchLine>,
     l1_root_matches: bool,
     throughput_tps: f64,
@@ -213,6 +217,12 @@ pub fn demo(args: DemoArgs) -> Result<ExitCode> {
                 .join(", "),
             report.committed
         );
+        if report.split_proofs > 0 {
+            println!(
+                "{} chunk proofs split across workers ({} shards)",
+                report.split_proofs, report.shards
+            );
+        }
         println!(
             "throughput {:.2} tx/s over {:.1} s; L1 root equals the coordinator's: {}",
             report.throughput_tps, report.wall_s, report.l1_root_matches
@@ -520,6 +530,7 @@ async fn workload(args: &DemoArgs, info: &ClusterInfo, say: impl Fn(&str)) -> Re
     ));
     let mut status = pulse_l1::status(&info.l1_rpc, info.contract, 0).await?;
     let deadline = Instant::now() + Duration::from_secs(1200);
+    let mut blocked_since: Option<Instant> = None;
     while status.batch_number < w.max_batch {
         if Instant::now() > deadline {
             bail!(
@@ -530,6 +541,24 @@ async fn workload(args: &DemoArgs, info: &ClusterInfo, say: impl Fn(&str)) -> Re
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
         status = pulse_l1::status(&info.l1_rpc, info.contract, 0).await?;
+        // A chunk no live worker can take (whole or split) does not wait 20 minutes: after
+        // the workers have had time to register, the coordinator's reason is the answer.
+        let st = api("/status".to_owned()).await?;
+        match st["blocked"].as_array().and_then(|b| b.first()) {
+            Some(b) => {
+                let since = *blocked_since.get_or_insert_with(Instant::now);
+                if since.elapsed() > Duration::from_secs(20) {
+                    bail!(
+                        "batch {} cannot be proved: {}",
+                        b["batch"],
+                        b["reason"]
+                            .as_str()
+                            .unwrap_or("the coordinator gives no reason")
+                    );
+                }
+            }
+            None => blocked_since = None,
+        }
     }
     let wall = started.elapsed().as_secs_f64();
     let first_batch = w.first_batch;
@@ -550,10 +579,8 @@ async fn workload(args: &DemoArgs, info: &ClusterInfo, say: impl Fn(&str)) -> Re
     }
     let in_run = |n: u64| first_batch.is_some_and(|f| n >= f && n <= w.max_batch);
     let mut batches = Vec::new();
-    for b in st["batches"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
+    let batches_json = st["batches"].as_array().cloned().unwrap_or_default();
+    for b in batches_json
         .iter()
         .rev()
         .filter(|b| in_run(b["batch"].as_u64().unwrap_or(0)))
@@ -568,6 +595,16 @@ async fn workload(args: &DemoArgs, info: &ClusterInfo, say: impl Fn(&str)) -> Re
             data_cid: b["data_cid"].as_str().unwrap_or("").to_owned(),
         });
     }
+    let split_proofs: u64 = batches_json
+        .iter()
+        .filter(|b| in_run(b["batch"].as_u64().unwrap_or(0)))
+        .map(|b| b["split_proofs"].as_u64().unwrap_or(0))
+        .sum();
+    let shards: u64 = batches_json
+        .iter()
+        .filter(|b| in_run(b["batch"].as_u64().unwrap_or(0)))
+        .map(|b| b["shards"].as_u64().unwrap_or(0))
+        .sum();
     let committed: u64 = status
         .last_batches
         .iter()
@@ -625,6 +662,8 @@ async fn workload(args: &DemoArgs, info: &ClusterInfo, say: impl Fn(&str)) -> Re
         accepted: w.accepted,
         rejected: w.rejected,
         committed,
+        split_proofs,
+        shards,
         batches,
         l1_root_matches,
         throughput_tps: committed as f64 / wall.max(1e-9),

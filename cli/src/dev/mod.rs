@@ -83,6 +83,14 @@ pub struct ClusterShape {
     /// is given all three URLs).
     #[arg(long, default_value_t = 1, value_parser = parse_nats_nodes)]
     pub nats_nodes: u64,
+    /// When the coordinator proves a chunk split across workers: auto (when no worker's
+    /// base memory holds the proving key), never, or always.
+    #[arg(long, default_value = "auto")]
+    pub split: pulse_coordinator::split::SplitMode,
+    /// Each worker's --base-memory (bytes, or with KiB, MiB, GiB): the most memory it gives
+    /// to a proving key's bases. No limit when not given.
+    #[arg(long, value_parser = crate::worker::parse_size)]
+    pub worker_base_memory: Option<u64>,
 }
 
 fn parse_nats_nodes(s: &str) -> Result<u64, String> {
@@ -104,7 +112,11 @@ impl ClusterShape {
             format!("--batch-txs={}", self.batch_txs),
             format!("--batch-deadline={}ms", self.batch_deadline.as_millis()),
             format!("--nats-nodes={}", self.nats_nodes),
+            format!("--split={}", self.split),
         ];
+        if let Some(bytes) = self.worker_base_memory {
+            args.push(format!("--worker-base-memory={bytes}"));
+        }
         if self.nats_plain_text {
             args.push("--nats-plain-text".into());
         }

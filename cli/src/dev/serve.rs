@@ -278,6 +278,7 @@ async fn run(args: ServeArgs) -> Result<ExitCode> {
         format!("--http={http}"),
         format!("--genesis={}", genesis_file.display()),
         format!("--nats-replicas={}", shape.nats_nodes),
+        format!("--split={}", shape.split),
     ];
     let coordinator_args = with_ca(coordinator_args, &coordinator_nats);
     services.push(Service::spawn(
@@ -321,6 +322,10 @@ async fn run(args: ServeArgs) -> Result<ExitCode> {
             format!("--key-cache={}", dir.join("workers").join(&name).display()),
             format!("--metrics-addr=127.0.0.1:{port}"),
         ];
+        let mut args = args;
+        if let Some(bytes) = shape.worker_base_memory {
+            args.push(format!("--base-memory={bytes}"));
+        }
         let args = with_ca(args, &endpoint);
         services.push(Service::spawn(&name, &args, &[], &logs)?);
     }

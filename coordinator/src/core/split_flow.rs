@@ -91,11 +91,34 @@ impl Coordinator {
             }
             Decision::NoWorker(why) => {
                 if self.split_blocked.get(&(n, i)) != Some(&why) {
-                    error!(batch = n, chunk = i, "{why}");
+                    if workers.is_empty() {
+                        info!(batch = n, chunk = i, "{why}");
+                    } else {
+                        error!(batch = n, chunk = i, "{why}");
+                    }
                 }
                 self.split_blocked.insert((n, i), why);
                 ChunkPlan::Blocked
             }
+        }
+    }
+
+    /// After a whole job of chunk `i` failed: if the live workers now call for a split (or
+    /// none can take it), the chunk is planned again at once.
+    pub(super) async fn replan_if_split(&mut self, n: u64, i: usize) {
+        if self.splits.contains_key(&(n, i)) {
+            return;
+        }
+        let workers = self.metrics.live_workers();
+        let whole =
+            split::decide(&self.config.split, self.key.lens, &workers, 1) == Decision::Whole;
+        if !whole {
+            info!(
+                batch = n,
+                chunk = i,
+                "a whole job failed and the live workers cannot hold the key: planning the chunk again"
+            );
+            self.restart_chunk(n, i).await;
         }
     }
 
@@ -592,6 +615,7 @@ impl Coordinator {
             })
             .sum();
         self.metrics.set_shards_in_flight(in_flight);
+        let had_blocked = !self.split_blocked.is_empty();
         let blocked: Vec<(u64, usize)> = self.split_blocked.keys().copied().collect();
         for (n, chunk) in blocked {
             let generation = match self.pending.get(&n) {
@@ -607,6 +631,9 @@ impl Coordinator {
                 }
             };
             self.publish_chunk(n, chunk, generation).await;
+        }
+        if had_blocked || !self.split_blocked.is_empty() {
+            self.refresh_snapshot().await;
         }
     }
 
