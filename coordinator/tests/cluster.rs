@@ -212,6 +212,36 @@ fn spawn_real_worker(
     (task, cache)
 }
 
+/// [`spawn_real_worker`] giving at most `base_memory` bytes to a key's bases.
+fn spawn_real_worker_limited(
+    nats: NatsEndpoint,
+    id: &'static str,
+    base_memory: u64,
+    stop: CancellationToken,
+) -> (JoinHandle<u64>, tempfile::TempDir) {
+    let cache = tempfile::tempdir().expect("cache dir");
+    let mut config = pulse_worker::WorkerConfig::new(nats, id, cache.path());
+    config.base_memory = Some(base_memory);
+    let task = tokio::spawn(async move {
+        pulse_worker::run(config, stop)
+            .await
+            .expect("worker")
+            .jobs_done
+    });
+    (task, cache)
+}
+
+/// Bytes of the test key's bases, as a worker's base memory counts them.
+fn key_base_bytes() -> u64 {
+    let pk = &keys().pk;
+    pulse_prover::split::QueryLens {
+        assignment: pk.a_query.len(),
+        l: pk.l_query.len(),
+        h: pk.h_query.len(),
+    }
+    .base_bytes()
+}
+
 /// Workers that misbehave, pulling jobs as `pulse-worker` does.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Behaviour {
@@ -1450,4 +1480,276 @@ async fn an_ipfs_node_restarted_mid_batch_delays_the_commit_and_loses_nothing() 
         st.state_root,
         "L1's root is the coordinator's"
     );
+}
+
+/// Waits until `/status` lists a blocked chunk; returns its reason.
+async fn wait_blocked(http: SocketAddr, within: Duration) -> String {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let status = http_get(http, "/status").await;
+        if let Some(b) = status["blocked"].as_array().and_then(|b| b.first()) {
+            return b["reason"].as_str().unwrap_or_default().to_owned();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no chunk reported blocked: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Waits until the coordinator has recorded batch `n` as committed; returns `/status`.
+async fn wait_recorded(http: SocketAddr, n: u64) -> serde_json::Value {
+    for _ in 0..200 {
+        let status = http_get(http, "/status").await;
+        let done = status["batches"].as_array().is_some_and(|b| {
+            b.iter()
+                .any(|b| b["batch"] == n && b["status"] == "committed")
+        });
+        if done {
+            return status;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("batch {n} never recorded as committed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_key_no_worker_holds_is_proved_split_by_two_and_one_alone_is_told_so() {
+    let mut c = Cluster::start().await;
+    let (client, js) = c.js().await;
+    // Both users exist before either worker connects (adding one reloads the server).
+    let a_nats = c.nats.worker("small-a");
+    let b_nats = c.nats.worker("small-b");
+    let config = c.config(1);
+    let http = config.http_addr;
+    let (cancel, task) = start_coordinator(config).await;
+    let stop = CancellationToken::new();
+    // Each gives its bases 60 % of the key: neither proves the chunk whole.
+    let limit = key_base_bytes() * 6 / 10;
+    let (a, _cache_a) = spawn_real_worker_limited(a_nats, "small-a", limit, stop.clone());
+    let mut rng = ChaCha20Rng::seed_from_u64(31);
+    let n = accepted(&submit(&client, &js, &new_patient(&mut rng)).await);
+
+    // One such worker alone: the coordinator says why the chunk waits (no hang, no loop).
+    let why = wait_blocked(http, Duration::from_secs(60)).await;
+    for needle in [
+        "no live worker can take this chunk",
+        "MiB of bases",
+        "--base-memory",
+        "1 live worker(s)",
+    ] {
+        assert!(why.contains(needle), "`{why}` lacks `{needle}`");
+    }
+
+    // A second one: the chunk is proved by both together, and the batch commits.
+    let (b, _cache_b) = spawn_real_worker_limited(b_nats, "small-b", limit, stop.clone());
+    let st = wait_for_l1_batch(&c, n).await;
+    assert_eq!(st.batch_number, n);
+    let status = wait_recorded(http, n).await;
+    let batch = status["batches"]
+        .as_array()
+        .and_then(|b| b.iter().find(|b| b["batch"] == n).cloned())
+        .expect("the batch");
+    assert_eq!(batch["split_proofs"], batch["chunks"], "{batch}");
+    assert_eq!(
+        batch["shards"].as_u64(),
+        batch["chunks"].as_u64().map(|c| 2 * c),
+        "two shards a chunk: {batch}"
+    );
+    assert_eq!(status["blocked"], serde_json::json!([]), "{status}");
+    let metrics = pulse_testkit::http_request(
+        http.port(),
+        "GET",
+        "/metrics",
+        None,
+        Duration::from_secs(10),
+    )
+    .expect("metrics")
+    .text();
+    assert!(
+        metrics.contains("pulse_coordinator_split_proofs_total 1"),
+        "{metrics}"
+    );
+    stop.cancel();
+    cancel.cancel();
+    let summary = task.await.expect("join");
+    assert_eq!(summary.split_proofs, 1);
+    assert_eq!(summary.shards, 2);
+    assert_eq!(summary.bad_shards, 0);
+    let _ = (a.await, b.await);
+}
+
+/// A registered worker that answers its first shard with wrong sums and computes the rest
+/// honestly, from the shard's bases alone, as `pulse-worker` does.
+fn spawn_lying_shard_worker(
+    nats: NatsEndpoint,
+    id: &'static str,
+    keys_dir: std::path::PathBuf,
+    stop: CancellationToken,
+) -> JoinHandle<u64> {
+    use pulse_prover::split::{KeyHeader, ShardProver, ShardRanges, ShardScalars};
+    tokio::spawn(async move {
+        let client = nats.connect(id).await.expect("connect");
+        let js = jetstream::new(client);
+        let registry = loop {
+            match js.get_key_value(pulse_protocol::WORKER_BUCKET).await {
+                Ok(kv) => break kv,
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        };
+        let beat = {
+            let registry = registry.clone();
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                while !stop.is_cancelled() {
+                    let info = pulse_protocol::WorkerInfo {
+                        worker_id: id.to_owned(),
+                        backend: "cpu".to_owned(),
+                        device: "a worker that lies once".to_owned(),
+                        memory_bytes: 0,
+                        version: "0".to_owned(),
+                        circuits: Vec::new(),
+                        jobs_done: 0,
+                        current_job: None,
+                        heartbeat_at: std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .expect("clock")
+                            .as_secs(),
+                        base_memory_bytes: None,
+                        resident: Vec::new(),
+                    };
+                    let _ = registry.put(id, encode(&info).into()).await;
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            })
+        };
+        let consumer: PullConsumer = loop {
+            if stop.is_cancelled() {
+                return 0;
+            }
+            match js.get_stream(pulse_protocol::SHARD_STREAM).await {
+                Ok(s) => match s.get_consumer(&pulse_protocol::shard_consumer(id)).await {
+                    Ok(c) => break c,
+                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                },
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        };
+        let path = keys_dir.join(artifacts::PROVING_KEY_FILE);
+        let header = KeyHeader::read(&path).expect("header");
+        let mut messages = consumer.messages().await.expect("messages");
+        let mut answered = 0u64;
+        loop {
+            let msg = tokio::select! {
+                () = stop.cancelled() => break,
+                m = messages.next() => match m { Some(Ok(m)) => m, _ => continue },
+            };
+            let job: pulse_protocol::ShardJob = decode(&msg.payload).expect("a shard job");
+            let ranges = ShardRanges {
+                assignment: job.span.assignment[0] as usize..job.span.assignment[1] as usize,
+                l: job.span.l[0] as usize..job.span.l[1] as usize,
+                h: job.span.h[0] as usize..job.span.h[1] as usize,
+            };
+            let sums = if answered == 0 {
+                // Points on the curve, well formed, and wrong.
+                let g = G1Affine::generator().into_group();
+                pulse_prover::MsmSums {
+                    a: g,
+                    b_g1: g,
+                    b_g2: G2Affine::generator().into_group(),
+                    l: g,
+                    h: g,
+                }
+            } else {
+                let bytes = pulse_protocol::split::fetch_scalars(&js, &job.scalars)
+                    .await
+                    .expect("scalars");
+                let (path, header) = (path.clone(), header.clone());
+                tokio::task::spawn_blocking(move || {
+                    let prover = ShardProver::load(CpuBackend::new(), &path, &header, ranges)
+                        .expect("shard bases");
+                    prover
+                        .sums(&ShardScalars::decode(&bytes).expect("scalars decode"))
+                        .expect("sums")
+                })
+                .await
+                .expect("join")
+            };
+            let result = JobResult {
+                job_id: job.job_id,
+                worker_id: id.to_owned(),
+                outcome: JobOutcome::Shard {
+                    sums: pulse_protocol::split::to_hex(&pulse_prover::split::encode_sums(&sums)),
+                    msm_seconds: 0.0,
+                    load_seconds: 0.0,
+                    backend: "cpu".to_owned(),
+                },
+            };
+            js.publish(RESULT_SUBJECT, encode(&result).into())
+                .await
+                .expect("publish")
+                .await
+                .expect("stored");
+            msg.double_ack().await.expect("ack");
+            answered += 1;
+        }
+        beat.abort();
+        answered
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_shard_worker_that_sends_wrong_sums_is_found_and_the_proof_is_still_right() {
+    let mut c = Cluster::start().await;
+    let (client, js) = c.js().await;
+    let honest_nats = c.nats.worker("honest");
+    let liar_nats = c.nats.worker("liar");
+    let mut config = c.config(1);
+    config.split.mode = pulse_coordinator::split::SplitMode::Always;
+    config.split.max_shards = 2;
+    let http = config.http_addr;
+    let keys_dir = config.keys_dir.clone();
+    let (cancel, task) = start_coordinator(config).await;
+    let stop = CancellationToken::new();
+    // The liar pulls only its own shards: the honest worker makes every witness.
+    let liar = spawn_lying_shard_worker(liar_nats, "liar", keys_dir, stop.clone());
+    let (honest, _cache) = spawn_real_worker(honest_nats, "honest", stop.clone());
+    let mut rng = ChaCha20Rng::seed_from_u64(32);
+    let n = accepted(&submit(&client, &js, &new_patient(&mut rng)).await);
+    let st = wait_for_l1_batch(&c, n).await;
+    assert_eq!(st.batch_number, n, "the batch commits with a right proof");
+    let status = wait_recorded(http, n).await;
+    // Named in the status, the metrics (and the coordinator's log) as having sent a bad
+    // shard, and counted as a bogus proof is.
+    assert_eq!(status["invalid_proofs"]["liar"], 1, "{status}");
+    assert!(status["invalid_proofs"].get("honest").is_none(), "{status}");
+    let metrics = pulse_testkit::http_request(
+        http.port(),
+        "GET",
+        "/metrics",
+        None,
+        Duration::from_secs(10),
+    )
+    .expect("metrics")
+    .text();
+    for needle in [
+        "pulse_coordinator_bad_shards_total{worker=\"liar\"} 1",
+        "pulse_coordinator_invalid_proofs_total{worker=\"liar\"} 1",
+        "pulse_coordinator_split_proofs_total 1",
+    ] {
+        assert!(metrics.contains(needle), "no `{needle}` in\n{metrics}");
+    }
+    assert!(
+        !metrics.contains("pulse_coordinator_bad_shards_total{worker=\"honest\"}"),
+        "{metrics}"
+    );
+    stop.cancel();
+    cancel.cancel();
+    let summary = task.await.expect("join");
+    assert_eq!(summary.bad_shards, 1);
+    assert_eq!(summary.split_proofs, 1);
+    // First round (one wrong), then every shard checked on the other worker.
+    assert_eq!(liar.await.expect("liar"), 2);
+    let _ = honest.await;
 }
