@@ -438,6 +438,7 @@ impl Executor {
 
     async fn execute(&mut self, picked: Picked) -> Finished {
         let Picked { held, work } = picked;
+        let is_shard = matches!(work, Work::Shard(_));
         let (job_id, batch, chunk) = match &work {
             Work::Prove(job) => (job.job_id.clone(), job.batch, job.chunk),
             Work::Shard(job) => {
@@ -462,10 +463,15 @@ impl Executor {
         let shutdown = self.shutdown.clone();
         let grace = self.config.shutdown_grace;
         let (outcome, disposition) = async {
-            if held.delivered > 1 {
-                tracing::info!("job picked again (an earlier attempt failed or lost its lease)");
-            } else {
-                tracing::info!("job picked");
+            match (held.delivered > 1, is_shard) {
+                (true, false) => tracing::info!(
+                    "job picked again (an earlier attempt failed or lost its lease)"
+                ),
+                (false, false) => tracing::info!("job picked"),
+                (true, true) => tracing::info!(
+                    "shard picked again (an earlier attempt failed or lost its lease)"
+                ),
+                (false, true) => tracing::info!("shard picked"),
             }
             tokio::select! {
                 done = self.dispatch(work) => done,
