@@ -877,6 +877,7 @@ impl Metrics {
             // proof is an increase Prometheus can see (a series born at 1 shows none).
             let id = self.worker_labels.admit(&w.worker_id);
             self.invalid_proofs.with_label_values(&[&id]);
+            self.bad_shards.with_label_values(&[&id]);
         }
         self.workers_busy
             .set(workers.iter().filter(|w| w.current_job.is_some()).count() as i64);
