@@ -8,10 +8,13 @@
 //! - [`l1_gas`]: gas of batch commits of K chunk proofs against one proof verified alone.
 //! - [`prover`]: MSM, NTT and Groth16 proving, Pulse's prover against arkworks, and a GPU
 //!   against Pulse's CPU backend.
+//! - [`split`]: a proof split into shards against the unsplit proof: per-shard work,
+//!   bytes moved, CPU overhead and each role's peak memory.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod buckets;
 pub mod l1_gas;
 pub mod prover;
+pub mod split;
 pub mod statement;

@@ -342,3 +342,131 @@ fn memory_in_child(
     serde_json::from_slice(&out.stdout)
         .with_context(|| format!("parsing the {which} memory report"))
 }
+
+/// `--shards 1,2,4`: shard counts from 1 to 64.
+pub fn parse_shard_counts(text: &str) -> Result<Vec<usize>, String> {
+    let counts: Vec<usize> = text
+        .split(',')
+        .map(|t| t.trim().parse::<usize>())
+        .collect::<Result<_, _>>()
+        .map_err(|_| format!("`{text}` is not a list of shard counts such as 1,2,4"))?;
+    if counts.is_empty() || counts.iter().any(|&n| n == 0 || n > 64) {
+        return Err(format!("`{text}`: shard counts are 1 to 64"));
+    }
+    Ok(counts)
+}
+
+/// `pulse bench split`.
+#[allow(clippy::print_stdout, clippy::too_many_arguments)]
+pub fn split(
+    slots: usize,
+    depth: usize,
+    shards: &[usize],
+    repeats: usize,
+    witness: &str,
+    memory_of: Option<&str>,
+    json: bool,
+) -> Result<ExitCode> {
+    let witness_name = witness;
+    let witness = Witness::parse(witness)?;
+    if let Some(role) = memory_of {
+        let keys = std::env::var_os(KEYS_ENV)
+            .map(PathBuf::from)
+            .context("the memory child needs the parent's keys")?;
+        let n = shards.first().copied().unwrap_or(1);
+        let m = pulse_bench::split::split_memory(slots, depth, witness, role, n, &keys)
+            .context("measuring peak memory")?;
+        println!("{}", serde_json::to_string(&m)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let keys = std::env::temp_dir().join(format!("pulse-bench-split-{}", std::process::id()));
+    let measured = (|| {
+        let mut r = pulse_bench::split::split(slots, depth, repeats, witness, shards, &keys)
+            .context("running the split benchmark")?;
+        let mut roles = vec![("unsplit".to_owned(), 1usize)];
+        for &n in shards.iter().filter(|&&n| n > 1) {
+            roles.push(("assembler".to_owned(), n));
+            roles.push(("shard".to_owned(), n));
+        }
+        for (role, n) in roles {
+            let exe = std::env::current_exe().context("finding the pulse binary")?;
+            let out = Command::new(exe)
+                .args([
+                    "bench",
+                    "split",
+                    "--slots",
+                    &slots.to_string(),
+                    "--depth",
+                    &depth.to_string(),
+                    "--witness",
+                    witness_name,
+                    "--shards",
+                    &n.to_string(),
+                    "--memory-of",
+                    &role,
+                ])
+                .env(KEYS_ENV, &keys)
+                .output()
+                .with_context(|| format!("running the {role} memory child"))?;
+            if !out.status.success() {
+                bail!(
+                    "the {role} memory child failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            r.memory.push(
+                serde_json::from_slice(&out.stdout)
+                    .with_context(|| format!("parsing the {role} memory report"))?,
+            );
+        }
+        anyhow::Ok(r)
+    })();
+    if keys.exists() {
+        std::fs::remove_dir_all(&keys)
+            .with_context(|| format!("removing the benchmark keys in {}", keys.display()))?;
+    }
+    let r = measured?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mib = |b: u64| b as f64 / 1048576.0;
+    println!(
+        "Split Groth16 chunk proof, slots {} depth {} ({} constraints, {witness_name} witness), {} runs each (medians), every proof verified and equal to the unsplit one",
+        r.slots, r.depth, r.constraints, r.repeats
+    );
+    println!(
+        "  unsplit proof    {:>10.1} ms  {:>8.2} CPU-s  (key bases {:.1} MiB)",
+        r.unsplit_ms,
+        r.unsplit_cpu_s,
+        mib(r.key_base_bytes)
+    );
+    for run in &r.runs {
+        let shard_ms: Vec<String> = run.shard_ms.iter().map(|m| format!("{m:.1}")).collect();
+        println!(
+            "  {} shard(s): witness {:.1} ms; shards {} ms; assembly {:.1} ms; {:.2} CPU-s, overhead {:+.1} %; {:.1} MiB moved per proof",
+            run.shards,
+            run.witness_ms,
+            shard_ms.join(" / "),
+            run.assemble_ms,
+            run.total_cpu_s,
+            100.0 * run.cpu_overhead,
+            mib(run.bytes_moved)
+        );
+    }
+    let unsplit = r
+        .memory
+        .iter()
+        .find(|m| m.role == "unsplit")
+        .map_or(0, |m| m.role_peak_bytes);
+    for m in &r.memory {
+        println!(
+            "  peak memory {:<9} {:>2} shard(s) {:>8.1} MiB ({:.2} of the unsplit worker's)",
+            m.role,
+            m.shards,
+            mib(m.role_peak_bytes),
+            m.role_peak_bytes as f64 / unsplit.max(1) as f64
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -201,6 +201,32 @@ enum BenchCommand {
         #[command(flatten)]
         backend: bench_prover::BackendArgs,
     },
+    /// A chunk proof split into 1, 2, 4… shards (its MSMs by base range, as workers split
+    /// it) against the unsplit proof: per-shard work, bytes moved, CPU overhead, and each
+    /// role's peak memory (unsplit worker, assembler, shard worker) in child processes.
+    Split {
+        /// Transaction slots per chunk.
+        #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=1024))]
+        slots: u64,
+        /// Tree depth.
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(2..=64))]
+        depth: u64,
+        /// Shard counts, comma-separated.
+        #[arg(long, default_value = "1,2,4")]
+        shards: String,
+        /// Runs of each configuration; the median is reported.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=100))]
+        repeats: u64,
+        /// The chunk proved: real (valid transactions of every kind) or padding.
+        #[arg(long, default_value = "real", value_parser = ["real", "padding"])]
+        witness: String,
+        /// Internal: run one role alone and print its peak memory as JSON.
+        #[arg(long, hide = true, value_parser = ["unsplit", "assembler", "shard"])]
+        memory_of: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Batch latency and throughput of a local cluster under load (or of a running one),
     /// with the time in each stage; `--compare-workers` / `--compare-slots` run a second
     /// configuration in the same run.
@@ -404,6 +430,27 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Bench {
             command: BenchCommand::Cluster(args),
         } => bench_cluster::run(args),
+        Command::Bench {
+            command:
+                BenchCommand::Split {
+                    slots,
+                    depth,
+                    shards,
+                    repeats,
+                    witness,
+                    memory_of,
+                    json,
+                },
+        } => bench_prover::split(
+            slots as usize,
+            depth as usize,
+            &bench_prover::parse_shard_counts(&shards)
+                .map_err(|e| anyhow::anyhow!("--shards {e}"))?,
+            repeats as usize,
+            &witness,
+            memory_of.as_deref(),
+            json,
+        ),
         Command::Bench {
             command:
                 BenchCommand::Prove {

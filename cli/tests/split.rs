@@ -98,13 +98,24 @@ fn every_chunk_is_proved_in_shards_and_a_killed_shard_worker_loses_nothing() {
     assert!(o.status.success(), "{}", text(&o));
 
     // --- a workload, every chunk in two shards on the two workers
-    let demo = ["dev", "demo", "--cluster", cluster_s, "--txs", "16", "--json"];
+    let demo = [
+        "dev",
+        "demo",
+        "--cluster",
+        cluster_s,
+        "--txs",
+        "16",
+        "--json",
+    ];
     let r1 = report(&pulse(&demo, &cluster));
     check_split_report(&r1);
     let logs = dir.join("logs");
     for w in ["worker-1", "worker-2"] {
         let log = std::fs::read_to_string(logs.join(format!("{w}.log"))).unwrap_or_default();
-        assert!(log.contains("shard computed"), "{w} computed no shard:\n{log}");
+        assert!(
+            log.contains("shard computed"),
+            "{w} computed no shard:\n{log}"
+        );
     }
 
     // --- worker-1 killed (SIGKILL) while it holds a shard of the next workload: the shard
