@@ -18,8 +18,11 @@ use pulse_circuits::tx::{Permissions, Role, Scope, SignedTransaction, Transactio
 use pulse_client::KeyFile;
 use pulse_client::record::add_recipient;
 use pulse_fuzz::fixtures;
+use pulse_prover::MsmSums;
+use pulse_prover::split::{ShardRanges, ShardScalars, encode_sums};
 use pulse_protocol::{
-    JobOutcome, JobResult, ProvingJob, Receipt, ReceiptStatus, WorkerInfo, encode, job_id,
+    JobOutcome, JobResult, ProvingJob, Receipt, ReceiptStatus, ScalarsRef, ShardId, ShardJob,
+    ShardSpan, WorkerInfo, encode, job_id, shard_job_id,
 };
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
@@ -196,6 +199,77 @@ fn main() {
     };
     put(&dir, "job_result", "proved", &encode(&proved));
     put(&dir, "job_result", "failed", &encode(&failed));
+
+    // Split proofs: a witness job's and a shard's answers, a shard job, shard scalars and
+    // sums as their encoders write them.
+    let span = ShardSpan {
+        assignment: [0, 3],
+        l: [1, 2],
+        h: [4, 6],
+    };
+    let scalars_ref = ScalarsRef {
+        sha256: "ab".repeat(32),
+        bytes: 56 + 32 * 6,
+    };
+    let witnessed = JobResult {
+        job_id: job_id(3, 0, 1),
+        worker_id: "hospital-a".into(),
+        outcome: JobOutcome::Witnessed {
+            scalars: vec![scalars_ref.clone(), scalars_ref.clone()],
+            witness_seconds: 0.2,
+            reduction_seconds: 0.9,
+        },
+    };
+    let g = ark_bn254::G1Projective::from(<ark_bn254::G1Affine as ark_ec::AffineRepr>::generator());
+    let sums = MsmSums {
+        a: g,
+        b_g1: g + g,
+        b_g2: ark_bn254::G2Projective::from(
+            <ark_bn254::G2Affine as ark_ec::AffineRepr>::generator(),
+        ),
+        l: g,
+        h: ark_bn254::G1Projective::default(),
+    };
+    let sums_bytes = encode_sums(&sums);
+    let shard_id = ShardId {
+        batch: 3,
+        chunk: 0,
+        generation: 1,
+        shard: 1,
+        lease: 2,
+    };
+    let answered = JobResult {
+        job_id: shard_job_id(shard_id),
+        worker_id: "hospital-b".into(),
+        outcome: JobOutcome::Shard {
+            sums: pulse_protocol::split::to_hex(&sums_bytes),
+            msm_seconds: 2.5,
+            load_seconds: 0.1,
+            backend: "cuda".into(),
+        },
+    };
+    put(&dir, "job_result", "witnessed", &encode(&witnessed));
+    put(&dir, "job_result", "shard", &encode(&answered));
+    let shard_job = ShardJob {
+        job_id: shard_job_id(shard_id),
+        circuit_id: params.id().to_string(),
+        pk_hash: keys.keys.manifest.pk_hash.to_string(),
+        span: span.clone(),
+        scalars: scalars_ref,
+    };
+    put(&dir, "shard", "job", &with_prefix(0, &encode(&shard_job)));
+    let shard_scalars = ShardScalars {
+        ranges: ShardRanges {
+            assignment: 0..3,
+            l: 1..2,
+            h: 4..6,
+        },
+        assignment: vec![Fr::from(1u64), -Fr::from(1u64), Fr::from(7u64)],
+        l: vec![Fr::from(0u64)],
+        h: vec![Fr::from(3u64), Fr::from(u64::MAX)],
+    };
+    put(&dir, "shard", "scalars", &with_prefix(1, &shard_scalars.encode()));
+    put(&dir, "shard", "sums", &with_prefix(2, &sums_bytes));
     put(&dir, "proof", "blank_chunk", proof.as_bytes());
 
     let hash = txs[2].1.hash(d.id).expect("hash").to_string();

@@ -19,10 +19,12 @@ use pulse_coordinator::pubdata::BatchData;
 use pulse_coordinator::rebuild::check_data;
 use pulse_l1::history::ChunkInputs;
 use pulse_client::record::{KeyShare, RecordEnvelope, open_record, open_with_share};
+use pulse_protocol::split::from_hex;
 use pulse_protocol::{
-    JobOutcome, JobResult, ProvingJob, Receipt, WorkerInfo, decode, encode, messages::Message,
-    parse_job_id,
+    JobOutcome, JobResult, ProvingJob, Receipt, ShardJob, WorkerInfo, decode, encode,
+    messages::Message, parse_job_id, parse_shard_job_id,
 };
+use pulse_prover::split::{ShardScalars, decode_sums, encode_sums};
 use tower::ServiceExt;
 
 use crate::fixtures;
@@ -110,8 +112,53 @@ pub fn job_result(data: &[u8]) {
     };
     round_trips(&result);
     let _ = parse_job_id(&result.job_id);
-    if let JobOutcome::Proved { proof, .. } = &result.outcome {
-        check_proof(proof);
+    let _ = parse_shard_job_id(&result.job_id);
+    match &result.outcome {
+        JobOutcome::Proved { proof, .. } => check_proof(proof),
+        // A shard's sums as the coordinator reads them: hex, then five checked points.
+        JobOutcome::Shard { sums, .. } => {
+            if let Some(bytes) = from_hex(sums) {
+                check_sums(&bytes);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn check_sums(bytes: &[u8]) {
+    if let Ok(sums) = decode_sums(bytes) {
+        let again = decode_sums(&encode_sums(&sums))
+            .unwrap_or_else(|e| panic!("decoded sums do not decode after encoding: {e}"));
+        assert_eq!(again, sums, "sums changed through their encoding");
+    }
+}
+
+/// The byte forms of a split proof as they cross machines, by the first byte: a shard job
+/// as a worker takes it from its own subject (decoded, its id parsed); a shard's scalars as
+/// a worker reads them from the object store (canonical: read back, they encode to the
+/// same bytes); a shard's sums as the coordinator reads them.
+pub fn shard(data: &[u8]) {
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    match mode % 3 {
+        0 => {
+            if let Ok(job) = decode::<ShardJob>(rest) {
+                round_trips(&job);
+                let _ = parse_shard_job_id(&job.job_id);
+                let _ = from_hex(&job.scalars.sha256);
+            }
+        }
+        1 => {
+            if let Ok(scalars) = ShardScalars::decode(rest) {
+                assert_eq!(
+                    scalars.encode(),
+                    rest,
+                    "shard scalars read back to other bytes"
+                );
+            }
+        }
+        _ => check_sums(rest),
     }
 }
 

@@ -108,6 +108,9 @@ pub const SHARD_PREFIX: &str = "pulse.shards";
 pub const SHARD_STREAM: &str = "PULSE_SHARDS";
 /// The object store of split proofs' shard scalars, named by their SHA-256 (hex).
 pub const SPLIT_BUCKET: &str = "pulse-split";
+/// How long shard scalars are kept at most (a split proof takes minutes; scalars its
+/// coordinator did not delete, because it stopped mid-split, age out).
+pub const SPLIT_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
 /// The largest shard-scalars object accepted, in bytes (2^24 scalars: a shard of a chunk
 /// of about 8M constraints).
 pub const MAX_SCALARS_BYTES: u64 = 512 * 1024 * 1024;

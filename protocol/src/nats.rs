@@ -261,9 +261,11 @@ pub async fn ensure_layout(
         js.create_object_store(object_store::Config {
             bucket: SPLIT_BUCKET.to_owned(),
             description: Some(
-                "split proofs' shard scalars, named by their SHA-256; deleted when their batch is final"
+                "split proofs' shard scalars, named by their SHA-256; deleted when their proof is accepted"
                     .to_owned(),
             ),
+            // Scalars a coordinator could not delete (it stopped mid-split) age out.
+            max_age: SPLIT_MAX_AGE,
             storage: StorageType::File,
             num_replicas: replicas,
             ..Default::default()
