@@ -343,8 +343,12 @@ fn memory_in_child(
         .with_context(|| format!("parsing the {which} memory report"))
 }
 
+/// Shard counts of `pulse bench split`.
+#[derive(Clone, Debug)]
+pub struct ShardCounts(pub Vec<usize>);
+
 /// `--shards 1,2,4`: shard counts from 1 to 64.
-pub fn parse_shard_counts(text: &str) -> Result<Vec<usize>, String> {
+pub fn parse_shard_counts(text: &str) -> Result<ShardCounts, String> {
     let counts: Vec<usize> = text
         .split(',')
         .map(|t| t.trim().parse::<usize>())
@@ -353,7 +357,7 @@ pub fn parse_shard_counts(text: &str) -> Result<Vec<usize>, String> {
     if counts.is_empty() || counts.iter().any(|&n| n == 0 || n > 64) {
         return Err(format!("`{text}`: shard counts are 1 to 64"));
     }
-    Ok(counts)
+    Ok(ShardCounts(counts))
 }
 
 /// `pulse bench split`.

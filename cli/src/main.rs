@@ -212,8 +212,8 @@ enum BenchCommand {
         #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(2..=64))]
         depth: u64,
         /// Shard counts, comma-separated.
-        #[arg(long, default_value = "1,2,4")]
-        shards: String,
+        #[arg(long, default_value = "1,2,4", value_parser = bench_prover::parse_shard_counts)]
+        shards: bench_prover::ShardCounts,
         /// Runs of each configuration; the median is reported.
         #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=100))]
         repeats: u64,
@@ -444,8 +444,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         } => bench_prover::split(
             slots as usize,
             depth as usize,
-            &bench_prover::parse_shard_counts(&shards)
-                .map_err(|e| anyhow::anyhow!("--shards {e}"))?,
+            &shards.0,
             repeats as usize,
             &witness,
             memory_of.as_deref(),

@@ -325,6 +325,9 @@ fn coordinator_flags_are_checked_before_anything_starts() {
         ("--lease-ttl", "100ms", "out of range"),
         ("--nats-replicas", "0", "--nats-replicas"),
         ("--nats-replicas", "6", "--nats-replicas"),
+        ("--split", "sometimes", "not a split mode: use auto, never or always"),
+        ("--max-shards", "1", "--max-shards"),
+        ("--shard-timeout", "soon", "--shard-timeout"),
     ] {
         let mut bad = base.to_vec();
         bad.extend([flag, value]);
@@ -362,6 +365,19 @@ fn worker_flags_are_checked_before_anything_starts() {
     let o = pulse(&["worker", "run", "--id", "w1", "--backend", "quantum"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("quantum"), "{}", stderr(&o));
+    for (value, says) in [
+        ("0", "above zero"),
+        ("12 parsecs", "not a size"),
+        ("1.5GiB", "whole number"),
+    ] {
+        let o = pulse(&["worker", "run", "--id", "w1", "--base-memory", value]);
+        assert_eq!(o.status.code(), Some(2), "{value}");
+        assert!(
+            stderr(&o).contains("--base-memory") && stderr(&o).contains(says),
+            "{value}: {}",
+            stderr(&o)
+        );
+    }
 }
 
 /// On a three-node NATS cluster (every stream and bucket at three replicas): the
@@ -455,4 +471,57 @@ fn bench_prove_measures_each_provers_memory() {
             "{m}"
         );
     }
+}
+
+#[test]
+fn bench_split_compares_shards_with_the_unsplit_proof() {
+    let o = pulse(&[
+        "bench", "split", "--slots", "1", "--depth", "3", "--shards", "1,2", "--repeats", "1",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).expect("report JSON");
+    assert_eq!(r["witness"], "real", "{r}");
+    let runs = r["runs"].as_array().expect("runs");
+    assert_eq!(runs.len(), 2, "{r}");
+    let key = r["key_base_bytes"].as_u64().expect("key bytes");
+    for (run, n) in runs.iter().zip([1usize, 2]) {
+        assert_eq!(run["shards"], n, "{run}");
+        assert_eq!(run["shard_ms"].as_array().map(Vec::len), Some(n), "{run}");
+        assert!(run["total_cpu_s"].as_f64().is_some_and(f64::is_finite), "{run}");
+        let scalars = run["scalars_bytes"].as_u64().expect("scalars");
+        assert_eq!(
+            run["bytes_moved"].as_u64(),
+            Some(2 * scalars + 192 * n as u64),
+            "{run}"
+        );
+        let largest = run["largest_shard_base_bytes"].as_u64().expect("largest");
+        assert!(largest * n as u64 >= key && largest <= key, "{run}");
+    }
+    let roles: Vec<(String, u64)> = r["memory"]
+        .as_array()
+        .expect("memory")
+        .iter()
+        .map(|m| {
+            let peak = m["peak_rss_bytes"].as_u64().unwrap_or(0);
+            let baseline = m["baseline_rss_bytes"].as_u64().unwrap_or(0);
+            assert!(peak >= baseline && baseline > 0, "{m}");
+            (
+                m["role"].as_str().unwrap_or("").to_owned(),
+                m["shards"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    assert_eq!(
+        roles,
+        [
+            ("unsplit".to_owned(), 1),
+            ("assembler".to_owned(), 2),
+            ("shard".to_owned(), 2)
+        ],
+        "{r}"
+    );
+    let o = pulse(&["bench", "split", "--shards", "0,2"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("shard counts are 1 to 64"), "{}", stderr(&o));
 }
