@@ -121,6 +121,11 @@ pub(crate) fn parse_size(text: &str) -> Result<u64, String> {
     let t = text.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (number, unit) = t.split_at(split);
+    if unit.starts_with(['.', ',']) {
+        return Err(format!(
+            "`{text}` is not a size: use a whole number of a smaller unit (1536MiB, not 1.5GiB)"
+        ));
+    }
     let shift = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 0,
         "k" | "kb" | "kib" => 10,

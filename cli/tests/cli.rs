@@ -325,7 +325,11 @@ fn coordinator_flags_are_checked_before_anything_starts() {
         ("--lease-ttl", "100ms", "out of range"),
         ("--nats-replicas", "0", "--nats-replicas"),
         ("--nats-replicas", "6", "--nats-replicas"),
-        ("--split", "sometimes", "not a split mode: use auto, never or always"),
+        (
+            "--split",
+            "sometimes",
+            "not a split mode: use auto, never or always",
+        ),
         ("--max-shards", "1", "--max-shards"),
         ("--shard-timeout", "soon", "--shard-timeout"),
     ] {
@@ -476,7 +480,16 @@ fn bench_prove_measures_each_provers_memory() {
 #[test]
 fn bench_split_compares_shards_with_the_unsplit_proof() {
     let o = pulse(&[
-        "bench", "split", "--slots", "1", "--depth", "3", "--shards", "1,2", "--repeats", "1",
+        "bench",
+        "split",
+        "--slots",
+        "1",
+        "--depth",
+        "3",
+        "--shards",
+        "1,2",
+        "--repeats",
+        "1",
         "--json",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -488,7 +501,10 @@ fn bench_split_compares_shards_with_the_unsplit_proof() {
     for (run, n) in runs.iter().zip([1usize, 2]) {
         assert_eq!(run["shards"], n, "{run}");
         assert_eq!(run["shard_ms"].as_array().map(Vec::len), Some(n), "{run}");
-        assert!(run["total_cpu_s"].as_f64().is_some_and(f64::is_finite), "{run}");
+        assert!(
+            run["total_cpu_s"].as_f64().is_some_and(f64::is_finite),
+            "{run}"
+        );
         let scalars = run["scalars_bytes"].as_u64().expect("scalars");
         assert_eq!(
             run["bytes_moved"].as_u64(),
@@ -523,5 +539,9 @@ fn bench_split_compares_shards_with_the_unsplit_proof() {
     );
     let o = pulse(&["bench", "split", "--shards", "0,2"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(stderr(&o).contains("shard counts are 1 to 64"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("shard counts are 1 to 64"),
+        "{}",
+        stderr(&o)
+    );
 }
