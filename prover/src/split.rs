@@ -119,15 +119,26 @@ impl ShardRanges {
             .collect()
     }
 
-    /// Bytes of the shard's bases as stored (what a shard machine reads and holds).
+    /// Bytes of the shard's bases as stored (what a shard machine reads and holds);
+    /// `u64::MAX` for ranges too large to count (they come from outside: a job's).
     pub fn base_bytes(&self) -> u64 {
-        self.assignment.len() as u64 * (2 * G1_BYTES + G2_BYTES)
-            + (self.l.len() + self.h.len()) as u64 * G1_BYTES
+        let n = |r: &Range<usize>| r.len() as u64;
+        n(&self.assignment)
+            .saturating_mul(2 * G1_BYTES + G2_BYTES)
+            .saturating_add(
+                n(&self.l)
+                    .saturating_add(n(&self.h))
+                    .saturating_mul(G1_BYTES),
+            )
     }
 
-    /// Scalars in the shard (what its machine is sent).
+    /// Scalars in the shard (what its machine is sent); `usize::MAX` for ranges too large
+    /// to count.
     pub fn scalar_count(&self) -> usize {
-        self.assignment.len() + self.l.len() + self.h.len()
+        self.assignment
+            .len()
+            .saturating_add(self.l.len())
+            .saturating_add(self.h.len())
     }
 
     fn check(&self, lens: QueryLens) -> Result<(), SplitError> {
@@ -409,9 +420,12 @@ impl ShardScalars {
         })
     }
 
-    /// Bytes of the encoding of a shard with `ranges`.
+    /// Bytes of the encoding of a shard with `ranges` (`usize::MAX` when too large).
     pub fn encoded_len(ranges: &ShardRanges) -> usize {
-        SCALARS_HEADER + 32 * ranges.scalar_count()
+        ranges
+            .scalar_count()
+            .saturating_mul(32)
+            .saturating_add(SCALARS_HEADER)
     }
 
     /// The byte form: a magic, the three ranges (u64 little-endian starts and ends), then

@@ -179,3 +179,29 @@ fn byte_forms_refuse_what_is_not_theirs() {
             .contains("a G1 sum")
     );
 }
+
+/// Found by the `shard` fuzz target: ranges near `usize::MAX` in the header of shard
+/// scalars overflowed the count of scalars they hold. They are now counted saturating and
+/// refused as not matching the bytes that follow; the input is a seed of the target
+/// (`fuzz/corpus/shard/regression-range-overflow`).
+#[test]
+fn ranges_too_large_to_count_are_refused_not_overflowed() {
+    let mut bytes = b"PLSSHRD1".to_vec();
+    for end in [0u64, 3, 1 << 62, u64::MAX, 0, 1 << 62] {
+        bytes.extend_from_slice(&end.to_le_bytes());
+    }
+    bytes.extend_from_slice(&[0u8; 96]);
+    let err = ShardScalars::decode(&bytes)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(err.contains("bytes of scalars for ranges"), "{err}");
+    let huge = ShardRanges {
+        assignment: 0..usize::MAX,
+        l: 0..usize::MAX,
+        h: 0..usize::MAX,
+    };
+    assert_eq!(huge.base_bytes(), u64::MAX);
+    assert_eq!(huge.scalar_count(), usize::MAX);
+    assert_eq!(ShardScalars::encoded_len(&huge), usize::MAX);
+}
