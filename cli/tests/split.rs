@@ -1,8 +1,9 @@
-//! Split proofs through the `pulse` binary as users run them: `pulse dev up --split always`
-//! starts real nats-server, anvil, IPFS and Prometheus with a coordinator and two worker
-//! processes; `pulse dev demo` takes a workload to committed L1 batches with every chunk
-//! proved in shards on both workers; then a worker process is killed (SIGKILL) while it
-//! holds a shard, and the next workload still commits.
+//! Split proofs through the `pulse` binary as users run them: `pulse dev up --split always
+//! --worker-base-memory 10MiB` starts real nats-server, anvil, IPFS and Prometheus with a
+//! coordinator and two worker processes, each giving a key's bases less memory than the
+//! chunk's whole proving key needs; `pulse dev demo` takes a workload to committed L1
+//! batches with every chunk proved in shards on both workers; then a worker process is
+//! killed (SIGKILL) while it holds a shard, and the next workload still commits.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -89,6 +90,8 @@ fn every_chunk_is_proved_in_shards_and_a_killed_shard_worker_loses_nothing() {
             "2s",
             "--split",
             "always",
+            "--worker-base-memory",
+            "10MiB",
             "--ttl",
             "20m",
             "--json",
@@ -96,6 +99,14 @@ fn every_chunk_is_proved_in_shards_and_a_killed_shard_worker_loses_nothing() {
         &cluster,
     );
     assert!(o.status.success(), "{}", text(&o));
+    // The premise: no worker can hold the key whole, each can hold half of it.
+    let key = std::fs::metadata(dir.join("keys").join("proving.key"))
+        .expect("the cluster's proving key")
+        .len();
+    assert!(
+        key > 10 << 20 && key / 2 < (10 << 20) - (1 << 20),
+        "the chunk's proving key is {key} bytes: choose another --worker-base-memory for this test"
+    );
 
     // --- a workload, every chunk in two shards on the two workers
     let demo = [
