@@ -40,11 +40,11 @@ use serde::Serialize;
 
 use crate::statement::BenchError;
 
-fn werr(e: impl std::fmt::Display) -> BenchError {
+pub(crate) fn werr(e: impl std::fmt::Display) -> BenchError {
     BenchError::Workload(e.to_string())
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+pub(crate) fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     match v.len() {
         0 => f64::NAN,
@@ -476,7 +476,7 @@ pub fn prove_memory(
 }
 
 /// A `kB` field of `/proc/self/status`.
-fn status_kib(field: &str) -> Result<u64, BenchError> {
+pub(crate) fn status_kib(field: &str) -> Result<u64, BenchError> {
     let status = std::fs::read_to_string("/proc/self/status").map_err(werr)?;
     status
         .lines()

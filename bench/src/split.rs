@@ -29,21 +29,8 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::prover::Witness;
+use crate::prover::{Witness, median, status_kib, werr};
 use crate::statement::BenchError;
-
-fn werr(e: impl std::fmt::Display) -> BenchError {
-    BenchError::Workload(e.to_string())
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
-}
 
 /// Seconds of CPU (user and system, every thread) this process has used. `/proc` counts
 /// in units of `USER_HZ`, which Linux fixes at 100 per second for user space.
@@ -410,14 +397,4 @@ pub fn split_memory(
         peak_rss_bytes: peak * 1024,
         role_peak_bytes: peak.saturating_sub(baseline) * 1024,
     })
-}
-
-/// A `kB` field of `/proc/self/status`.
-fn status_kib(field: &str) -> Result<u64, BenchError> {
-    let status = std::fs::read_to_string("/proc/self/status").map_err(werr)?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .ok_or_else(|| BenchError::Workload(format!("no {field} in /proc/self/status")))
 }

@@ -317,19 +317,32 @@ fn memory_in_child(
     which: &str,
     keys: &Path,
 ) -> Result<MemoryReport> {
+    let (slots, depth) = (slots.to_string(), depth.to_string());
+    let args = [
+        "bench",
+        "prove",
+        "--slots",
+        &slots,
+        "--depth",
+        &depth,
+        "--witness",
+        witness,
+        "--memory-of",
+        which,
+    ];
+    memory_child(&args, keys, which)
+}
+
+/// Runs this binary with `args` (a `--memory-of` child) on the keys in `keys`, and reads
+/// the JSON report it prints.
+fn memory_child<T: serde::de::DeserializeOwned>(
+    args: &[&str],
+    keys: &Path,
+    which: &str,
+) -> Result<T> {
     let exe = std::env::current_exe().context("finding the pulse binary")?;
     let out = Command::new(exe)
-        .args([
-            "bench",
-            "prove",
-            "--slots",
-            &slots.to_string(),
-            "--depth",
-            &depth.to_string(),
-            "--witness",
-            witness,
-        ])
-        .args(["--memory-of", which])
+        .args(args)
         .env(KEYS_ENV, keys)
         .output()
         .with_context(|| format!("running the {which} memory child"))?;
@@ -392,36 +405,24 @@ pub fn split(
             roles.push(("assembler".to_owned(), n));
             roles.push(("shard".to_owned(), n));
         }
+        let (slots, depth) = (slots.to_string(), depth.to_string());
         for (role, n) in roles {
-            let exe = std::env::current_exe().context("finding the pulse binary")?;
-            let out = Command::new(exe)
-                .args([
-                    "bench",
-                    "split",
-                    "--slots",
-                    &slots.to_string(),
-                    "--depth",
-                    &depth.to_string(),
-                    "--witness",
-                    witness_name,
-                    "--shards",
-                    &n.to_string(),
-                    "--memory-of",
-                    &role,
-                ])
-                .env(KEYS_ENV, &keys)
-                .output()
-                .with_context(|| format!("running the {role} memory child"))?;
-            if !out.status.success() {
-                bail!(
-                    "the {role} memory child failed: {}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
-            }
-            r.memory.push(
-                serde_json::from_slice(&out.stdout)
-                    .with_context(|| format!("parsing the {role} memory report"))?,
-            );
+            let n = n.to_string();
+            let args = [
+                "bench",
+                "split",
+                "--slots",
+                &slots,
+                "--depth",
+                &depth,
+                "--witness",
+                witness_name,
+                "--shards",
+                &n,
+                "--memory-of",
+                &role,
+            ];
+            r.memory.push(memory_child(&args, &keys, &role)?);
         }
         anyhow::Ok(r)
     })();

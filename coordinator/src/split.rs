@@ -120,17 +120,20 @@ fn mib(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / f64::from(1u32 << 20))
 }
 
+/// Whether `n` shards of a key with `lens` go to as many live workers, one each.
+fn fits_on(lens: QueryLens, workers: &[WorkerInfo], n: usize) -> bool {
+    let largest = ShardRanges::plan(lens, n)
+        .iter()
+        .map(ShardRanges::base_bytes)
+        .max()
+        .unwrap_or(0);
+    workers.iter().filter(|w| holds(w, largest)).count() >= n
+}
+
 /// The fewest shards (2 up to `max`) such that as many live workers each hold one, or
 /// `None`.
 fn fewest_shards(lens: QueryLens, workers: &[WorkerInfo], max: usize) -> Option<usize> {
-    (2..=max).find(|&n| {
-        let largest = ShardRanges::plan(lens, n)
-            .iter()
-            .map(ShardRanges::base_bytes)
-            .max()
-            .unwrap_or(0);
-        workers.iter().filter(|w| holds(w, largest)).count() >= n
-    })
+    (2..=max).find(|&n| fits_on(lens, workers, n))
 }
 
 /// How to prove a chunk of a key with `lens`, given the live `workers` and how many chunks
@@ -166,15 +169,7 @@ pub fn decide(
                 );
             }
             let want = workers.len().clamp(2, max);
-            let fits = |n: usize| {
-                let largest = ShardRanges::plan(lens, n)
-                    .iter()
-                    .map(ShardRanges::base_bytes)
-                    .max()
-                    .unwrap_or(0);
-                workers.iter().filter(|w| holds(w, largest)).count() >= n
-            };
-            if fits(want) {
+            if fits_on(lens, workers, want) {
                 Decision::Split(want)
             } else {
                 fewest_shards(lens, workers, max).map_or_else(no_worker, Decision::Split)

@@ -519,15 +519,20 @@ impl Coordinator {
     /// scalars dropped; the policy decides again).
     async fn restart_chunk(&mut self, n: u64, i: usize) {
         self.forget_split(n, i);
-        let Some(b) = self.pending.get_mut(&n) else {
-            return;
-        };
+        if let Some(generation) = self.next_generation(n) {
+            self.publish_chunk(n, i, generation).await;
+        }
+    }
+
+    /// Moves pending batch `n` to its next job generation (recorded in the store) and
+    /// returns it; `None` when the batch is not pending.
+    fn next_generation(&mut self, n: u64) -> Option<u32> {
+        let b = self.pending.get_mut(&n)?;
         b.generation += 1;
         if let Err(e) = self.store.put(b) {
             error!(batch = n, error = %e, "cannot record the job generation");
         }
-        let generation = b.generation;
-        self.publish_chunk(n, i, generation).await;
+        Some(b.generation)
     }
 
     /// Looks after the split proofs (every [`SPLIT_TICK`]): shards whose worker went silent
@@ -654,14 +659,9 @@ impl Coordinator {
             "a split proof is past its deadline; proving the chunk whole where a worker can hold the key, else planning it again"
         );
         self.forget_split(n, chunk);
-        let Some(b) = self.pending.get_mut(&n) else {
+        let Some(generation) = self.next_generation(n) else {
             return;
         };
-        b.generation += 1;
-        if let Err(e) = self.store.put(b) {
-            error!(batch = n, error = %e, "cannot record the job generation");
-        }
-        let generation = b.generation;
         if whole {
             self.publish_job(n, chunk, generation, Vec::new()).await;
         } else {
