@@ -244,14 +244,7 @@ impl Coordinator {
                 bytes = ranges.base_bytes(),
                 "no live worker can take this shard now (base memory, or all excluded); it is sent when one can"
             );
-            if let Some(shard) = self
-                .splits
-                .get_mut(&(n, chunk))
-                .and_then(|s| s.shards.get_mut(k))
-            {
-                shard.worker = None;
-                shard.sent_at = None;
-            }
+            self.mark_unsent(n, chunk, k);
             return;
         };
         if !self.ensure_shard_consumer(&worker).await {
@@ -301,15 +294,20 @@ impl Coordinator {
             }
             Err(e) => {
                 warn!(batch = n, chunk, shard = k, error = %e, "shard not published; it is sent again");
-                if let Some(shard) = self
-                    .splits
-                    .get_mut(&(n, chunk))
-                    .and_then(|s| s.shards.get_mut(k))
-                {
-                    shard.worker = None;
-                    shard.sent_at = None;
-                }
+                self.mark_unsent(n, chunk, k);
             }
+        }
+    }
+
+    /// Shard `k` of a split chunk has no worker now: the tick sends it when one can take it.
+    fn mark_unsent(&mut self, n: u64, chunk: usize, k: usize) {
+        if let Some(shard) = self
+            .splits
+            .get_mut(&(n, chunk))
+            .and_then(|s| s.shards.get_mut(k))
+        {
+            shard.worker = None;
+            shard.sent_at = None;
         }
     }
 
