@@ -126,8 +126,8 @@ impl QapWitness {
         circuit: C,
     ) -> Result<Self, ProveError> {
         let syn = synthesize(circuit, None)?;
-        let mut h = quotient(backend, &syn)?;
-        h.truncate(h.len().saturating_sub(1));
+        let n = domain_size(&syn)?;
+        let h = h_scalars(backend, &syn, n - 1, false)?;
         Ok(Self {
             assignment: syn.assignment,
             num_inputs: syn.num_inputs,
@@ -155,16 +155,8 @@ impl QapWitness {
         let syn = synthesize(circuit, Some(r1cs))?;
         timings.synthesis = t.elapsed();
         let t = Instant::now();
-        let mut h = quotient(backend, &syn)?;
+        let h = h_scalars(backend, &syn, h_len, false)?;
         timings.reduction = t.elapsed();
-        if h_len >= h.len() {
-            return Err(ProveError::KeyMismatch {
-                what: "h_query",
-                expected: h.len() - 1,
-                got: h_len,
-            });
-        }
-        h.truncate(h_len);
         let witness = Self {
             assignment: syn.assignment,
             num_inputs: syn.num_inputs,
@@ -266,6 +258,8 @@ pub struct Prover<B: Backend> {
     b_g2: G2Bases<B>,
     l: G1Bases<B>,
     h: G1Bases<B>,
+    /// Whether `C·z` is taken as `(A·z)∘(B·z)` ([`Self::for_imported`]).
+    c_from_ab: bool,
 }
 
 impl<B: Backend> Prover<B> {
@@ -313,6 +307,7 @@ impl<B: Backend> Prover<B> {
             pvk: ark_groth16::prepare_verifying_key(&vk),
             vk,
             shape: OnceLock::new(),
+            c_from_ab: false,
             beta_g1,
             delta_g1,
         })
@@ -355,6 +350,99 @@ impl<B: Backend> Prover<B> {
         let prover = Self::new(backend, pk)?;
         let _ = prover.shape.set(r1cs);
         Ok(prover)
+    }
+
+    /// A prover for a key imported from snarkjs, whose file holds the `A` and `B` rows of
+    /// the circuit but not `C` (snarkjs's prover, like this one then, takes `C·z` to be
+    /// `(A·z)∘(B·z)`). `ab` holds those rows and no `C` entry. A witness that does not
+    /// satisfy the circuit gives a proof that does not verify:
+    /// [`Self::prove_assignment`] checks each proof it makes.
+    ///
+    /// # Errors
+    /// As [`Self::with_constraints`], and [`ProveError::ConstraintSystem`] when `ab` has
+    /// `C` entries.
+    pub fn for_imported(
+        backend: B,
+        pk: ProvingKey<Bn254>,
+        ab: Arc<R1cs>,
+    ) -> Result<Self, ProveError> {
+        if ab.entries(Which::C) != 0 {
+            return Err(ProveError::ConstraintSystem(
+                "an imported key's rows must not include C",
+            ));
+        }
+        let mut prover = Self::with_constraints(backend, pk, ab)?;
+        prover.c_from_ab = true;
+        Ok(prover)
+    }
+
+    /// A proof of a full assignment `z` (1, the `num_inputs - 1` public inputs, the witness),
+    /// for a prover that holds its circuit's matrices ([`Self::with_constraints`],
+    /// [`Self::for_imported`]); checked against the verifying key before it is returned.
+    ///
+    /// # Errors
+    /// [`ProveError::ConstraintSystem`] without matrices, a `z₀` other than 1, or a proof that
+    /// does not verify; [`ProveError::KeyMismatch`] when `z` does not fit the key;
+    /// [`ProveError::Unsatisfied`] as [`Self::prove`].
+    pub fn prove_assignment(
+        &self,
+        assignment: Vec<Fr>,
+        num_inputs: usize,
+        r: Fr,
+        s: Fr,
+    ) -> Result<(Proof<Bn254>, StageTimings), ProveError> {
+        let start = Instant::now();
+        let Some(shape) = self.shape.get() else {
+            return Err(ProveError::ConstraintSystem(
+                "proving an assignment needs the circuit's matrices",
+            ));
+        };
+        if assignment.first() != Some(&Fr::ONE) {
+            return Err(ProveError::ConstraintSystem(
+                "the assignment must start with the constant 1",
+            ));
+        }
+        for (what, expected, got) in [
+            (
+                "assignment against a_query",
+                self.query_len(Query::A),
+                assignment.len(),
+            ),
+            (
+                "public inputs against gamma_abc_g1",
+                self.vk.gamma_abc_g1.len(),
+                num_inputs,
+            ),
+        ] {
+            if expected != got {
+                return Err(ProveError::KeyMismatch {
+                    what,
+                    expected,
+                    got,
+                });
+            }
+        }
+        let syn = Synthesized {
+            shape: shape.clone(),
+            num_inputs,
+            assignment,
+        };
+        let mut timings = StageTimings::default();
+        let msm_start = Instant::now();
+        let sums = self.msm_beside_reduction(&syn, &mut timings)?;
+        timings.msm_total = msm_start.elapsed();
+        let proof = self.prove_from_shards(&sums, r, s);
+        let inputs = &syn.assignment[1..num_inputs];
+        if !matches!(
+            Groth16::<Bn254>::verify_proof(&self.pvk, &proof, inputs),
+            Ok(true)
+        ) {
+            return Err(ProveError::ConstraintSystem(
+                "the proof does not verify: the witness does not satisfy the key's circuit",
+            ));
+        }
+        timings.total = start.elapsed();
+        Ok((proof, timings))
     }
 
     /// The constraint matrices proofs are checked and reduced with: given to
@@ -480,24 +568,9 @@ impl<B: Backend> Prover<B> {
         Ok((syn, fresh))
     }
 
-    /// The coefficients of `h`, as many as the key's `h_query`.
+    /// The scalars of the MSM over `h_query`, in the key's [`QuotientForm`].
     fn h_coefficients(&self, syn: &Synthesized) -> Result<Vec<Fr>, ProveError> {
-        let mut h = self.quotient(syn)?;
-        let h_len = self.query_len(Query::H);
-        if h_len > h.len() {
-            return Err(ProveError::KeyMismatch {
-                what: "h_query",
-                expected: h.len() - 1,
-                got: h_len,
-            });
-        }
-        // The satisfied rows make deg h ≤ n - 2, so the coefficients dropped here are zero.
-        h.truncate(h_len);
-        Ok(h)
-    }
-
-    fn quotient(&self, syn: &Synthesized) -> Result<Vec<Fr>, ProveError> {
-        quotient(&self.backend, syn)
+        h_scalars(&self.backend, syn, self.query_len(Query::H), self.c_from_ab)
     }
 
     /// The reduction and the five MSMs over all their bases. The MSMs over the assignment
@@ -672,16 +745,66 @@ struct Synthesized {
     assignment: Vec<Fr>,
 }
 
-/// The R1CS-to-QAP witness map: the coefficients of `h = (A·B - C)/Z` on the smallest
-/// power-of-two domain holding the constraints and the public-input rows.
-#[tracing::instrument(skip_all, fields(constraints = syn.shape.num_constraints(), inputs = syn.num_inputs))]
-fn quotient<B: Backend>(backend: &B, syn: &Synthesized) -> Result<Vec<Fr>, ProveError> {
-    let num_constraints = syn.shape.num_constraints();
-    let rows = num_constraints + syn.num_inputs;
+/// The smallest power-of-two domain holding the constraints and the public-input rows.
+fn domain_size(syn: &Synthesized) -> Result<usize, ProveError> {
+    let rows = syn.shape.num_constraints() + syn.num_inputs;
     let n = rows.next_power_of_two();
     if n.trailing_zeros() > <Fr as ark_ff::FftField>::TWO_ADICITY {
         return Err(ProveError::DomainTooLarge(n));
     }
+    Ok(n)
+}
+
+/// How a proving key's `h_query` pairs with the quotient, told apart by its length on the
+/// circuit's domain of `n` rows (both forms make the same `h(τ)·Z(τ)/δ` in the proof).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuotientForm {
+    /// `ark-groth16`'s keys: `n - 1` points `τⁱ·Z(τ)/δ`, paired with the coefficients of
+    /// `h = (A·B - C)/Z`.
+    Coefficients,
+    /// snarkjs's keys (and Pulse's ceremonies, which follow them): `n` points
+    /// `L₂ᵢ₊₁(τ)/δ`, the Lagrange basis of the domain of `2n` points at its odd points,
+    /// paired with the values of `A·B - C` at those points (the coset `ω₂ₙ·⟨ωₙ⟩`): on the
+    /// even points `A·B - C` vanishes, so those values alone interpolate it at `τ`.
+    OddCoset,
+}
+
+impl QuotientForm {
+    /// The form of a key whose `h_query` has `h_len` points on a domain of `n` rows.
+    pub fn of(h_len: usize, n: usize) -> Option<Self> {
+        if h_len == n {
+            Some(Self::OddCoset)
+        } else if h_len + 1 == n {
+            Some(Self::Coefficients)
+        } else {
+            None
+        }
+    }
+}
+
+/// The R1CS-to-QAP witness map: the scalars of the MSM over an `h_query` of `h_len` points
+/// ([`QuotientForm`]), on the smallest power-of-two domain holding the constraints and the
+/// public-input rows. With `c_from_ab`, the rows of `C·z` are taken to be `(A·z)∘(B·z)`
+/// (keys imported from snarkjs carry no `C`; a witness that does not satisfy the circuit
+/// then gives a proof that does not verify, which the caller checks); otherwise every row
+/// is checked.
+#[tracing::instrument(skip_all, fields(constraints = syn.shape.num_constraints(), inputs = syn.num_inputs))]
+fn h_scalars<B: Backend>(
+    backend: &B,
+    syn: &Synthesized,
+    h_len: usize,
+    c_from_ab: bool,
+) -> Result<Vec<Fr>, ProveError> {
+    let num_constraints = syn.shape.num_constraints();
+    let rows = num_constraints + syn.num_inputs;
+    let n = domain_size(syn)?;
+    let Some(form) = QuotientForm::of(h_len, n) else {
+        return Err(ProveError::KeyMismatch {
+            what: "h_query",
+            expected: n - 1,
+            got: h_len,
+        });
+    };
     let z = &syn.assignment;
     let r1cs = &syn.shape;
     if r1cs.num_instance() != syn.num_inputs || r1cs.num_variables() != z.len() {
@@ -693,21 +816,54 @@ fn quotient<B: Backend>(backend: &B, syn: &Synthesized) -> Result<Vec<Fr>, Prove
     }
     let mut a = evaluate_rows(r1cs, Which::A, z, n)?;
     let mut b = evaluate_rows(r1cs, Which::B, z, n)?;
-    let mut c = evaluate_rows(r1cs, Which::C, z, n)?;
-    if let Some(bad) = (0..num_constraints)
-        .into_par_iter()
-        .find_first(|&i| a[i] * b[i] != c[i])
-    {
-        return Err(ProveError::Unsatisfied { constraint: bad });
-    }
+    let mut c = if c_from_ab {
+        let mut c = vec![Fr::zero(); n];
+        c[..num_constraints]
+            .par_iter_mut()
+            .zip(a[..num_constraints].par_iter().zip(&b[..num_constraints]))
+            .for_each(|(c, (a, b))| *c = *a * b);
+        c
+    } else {
+        let c = evaluate_rows(r1cs, Which::C, z, n)?;
+        if let Some(bad) = (0..num_constraints)
+            .into_par_iter()
+            .find_first(|&i| a[i] * b[i] != c[i])
+        {
+            return Err(ProveError::Unsatisfied { constraint: bad });
+        }
+        c
+    };
     a[num_constraints..rows].copy_from_slice(&z[..syn.num_inputs]);
 
-    let g = <Fr as ark_ff::FftField>::GENERATOR;
-    // Z(x) = xⁿ - 1 is the constant gⁿ - 1 on the coset; g generates Fr*, so gⁿ ≠ 1.
-    let z_inv = (g.pow([n as u64]) - Fr::ONE)
-        .inverse()
-        .ok_or(ProveError::DomainTooLarge(n))?;
-    backend.quotient(&mut a, &mut b, &mut c, g, z_inv)?;
+    match form {
+        QuotientForm::Coefficients => {
+            let g = <Fr as ark_ff::FftField>::GENERATOR;
+            // Z(x) = xⁿ - 1 is the constant gⁿ - 1 on the coset; g generates Fr*, so gⁿ ≠ 1.
+            let z_inv = (g.pow([n as u64]) - Fr::ONE)
+                .inverse()
+                .ok_or(ProveError::DomainTooLarge(n))?;
+            backend.quotient(&mut a, &mut b, &mut c, g, z_inv)?;
+            // The satisfied rows make deg h ≤ n - 2, so the coefficient dropped is zero.
+            a.truncate(h_len);
+        }
+        QuotientForm::OddCoset => {
+            // ω₂ₙ, whose square generates the domain: the odd points are ω₂ₙ·⟨ωₙ⟩.
+            let log = n.trailing_zeros() + 1;
+            if log > <Fr as ark_ff::FftField>::TWO_ADICITY {
+                return Err(ProveError::DomainTooLarge(2 * n));
+            }
+            let shift = <Fr as ark_ff::FftField>::get_root_of_unity(2 * n as u64)
+                .ok_or(ProveError::DomainTooLarge(2 * n))?;
+            // Six transforms, not seven: nothing is divided or interpolated back.
+            for v in [&mut a, &mut b, &mut c] {
+                backend.intt(v)?;
+                backend.coset_ntt(v, shift)?;
+            }
+            a.par_iter_mut()
+                .zip(b.par_iter().zip(c.par_iter()))
+                .for_each(|(x, (y, z))| *x = *x * y - z);
+        }
+    }
     Ok(a)
 }
 

@@ -19,4 +19,4 @@ pub mod split;
 
 pub use backend::{AssignmentSums, Backend, BackendError, MsmBackend, NttBackend};
 pub use cpu::CpuBackend;
-pub use groth16::{MsmSums, ProveError, Prover, QapWitness, Query, StageTimings};
+pub use groth16::{MsmSums, ProveError, Prover, QapWitness, Query, QuotientForm, StageTimings};
