@@ -20,7 +20,10 @@
 #![warn(missing_docs)]
 
 pub mod binfile;
+pub mod ceremony;
 pub mod encoding;
+pub mod json;
+pub mod keys;
 pub mod phase2;
 pub mod ptau;
 pub mod r1cs_file;

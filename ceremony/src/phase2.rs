@@ -16,13 +16,13 @@
 //!   probability about `2⁻⁶⁴`).
 
 use ark_bn254::{Bn254, Fr, G1Affine, G1Projective, G2Affine, G2Projective};
-use ark_ec::{AffineRepr, CurveGroup, VariableBaseMSM, pairing::Pairing};
+use ark_ec::{AdditiveGroup, AffineRepr, CurveGroup, VariableBaseMSM, pairing::Pairing};
 use ark_ff::{BigInteger, Field, One, PrimeField, Zero};
 use blake2::{Blake2b512, Digest};
 use rand::RngCore;
 use rayon::prelude::*;
 
-use crate::encoding::{g1_u, g1_u_bytes, g2_in_subgroup, g2_u, g2_u_bytes};
+use crate::encoding::{g1_u, g1_u_bytes, g2_in_subgroup_batched, g2_u, g2_u_bytes};
 use crate::ptau::{Ptau, block, random_scalars};
 use crate::r1cs_file::CircomR1cs;
 use crate::rng::{JsChaCha, beacon_stream, hash_to_g2};
@@ -62,12 +62,17 @@ pub fn domain_power(constraints: usize, public: usize) -> u32 {
     usize::BITS - m.leading_zeros()
 }
 
-/// `Σ cᵢ·Pᵢ` over a wire's terms: additions for ±1, short multiplications for small
-/// coefficients.
+/// `Σ cᵢ·Pᵢ` over a wire's terms: additions for ±1, and the rest by Straus's interleaved
+/// multiplication (one shared chain of doublings, width-5 NAF digits per scalar): a wire of
+/// the chunk circuit has about a dozen full-size coefficients (Poseidon's linear layers),
+/// where one double-and-add each would spend twelve times the doublings.
 fn combine<G: AffineRepr<ScalarField = Fr>>(points: &[G], terms: &[(u32, Fr)]) -> G::Group {
+    const W: usize = 5;
     let one = Fr::one();
     let minus_one = -one;
     let mut acc = G::Group::zero();
+    let mut tables: Vec<[G::Group; 1 << (W - 2)]> = Vec::new();
+    let mut digits: Vec<Vec<i64>> = Vec::new();
     for &(row, c) in terms {
         let p = points[row as usize];
         if c == one {
@@ -75,18 +80,33 @@ fn combine<G: AffineRepr<ScalarField = Fr>>(points: &[G], terms: &[(u32, Fr)]) -
         } else if c == minus_one {
             acc -= p;
         } else {
-            let b = c.into_bigint();
-            let neg = (-c).into_bigint();
-            if b.num_bits() <= 64 {
-                acc += p.mul_bigint([b.0[0]]);
-            } else if neg.num_bits() <= 64 {
-                acc -= p.mul_bigint([neg.0[0]]);
-            } else {
-                acc += p.mul_bigint(b);
+            let naf = c
+                .into_bigint()
+                .find_wnaf(W)
+                .expect("a width-5 NAF of a 254-bit scalar exists");
+            let p = p.into_group();
+            let twice = p.double();
+            let mut table = [p; 1 << (W - 2)];
+            for i in 1..table.len() {
+                table[i] = table[i - 1] + twice;
+            }
+            tables.push(table);
+            digits.push(naf);
+        }
+    }
+    let len = digits.iter().map(Vec::len).max().unwrap_or(0);
+    let mut sum = G::Group::zero();
+    for i in (0..len).rev() {
+        sum.double_in_place();
+        for (naf, table) in digits.iter().zip(&tables) {
+            match naf.get(i).copied().unwrap_or(0) {
+                0 => {}
+                d if d > 0 => sum += table[(d as usize - 1) / 2],
+                d => sum -= table[((-d) as usize - 1) / 2],
             }
         }
     }
-    acc
+    acc + sum
 }
 
 /// Terms by wire: for each wire, `(row, coefficient)`.
@@ -114,61 +134,115 @@ fn by_wire(r1cs: &CircomR1cs, k: usize, extra: bool) -> Vec<Vec<(u32, Fr)>> {
 /// point past the ptau's powers, which no other implementation can reproduce; a ptau one
 /// power larger works.
 pub fn initial(r1cs: &CircomR1cs, ptau: &Ptau) -> Result<Zkey, Phase2Error> {
-    let setup = |s: String| Phase2Error::Setup(s);
-    let n_public = r1cs.public();
-    let power = domain_power(r1cs.constraints.len(), n_public as usize);
-    if power > ptau.power {
-        return Err(setup(format!(
-            "the circuit needs a domain of 2^{power} rows ({} constraints and {n_public} public values) but the ptau has 2^{} powers: use a ptau of power {power} or more",
-            r1cs.constraints.len(),
-            ptau.power
-        )));
-    }
-    let n = 1usize << power;
-    let hashed_h = if n - 1 <= 1 << 14 {
-        n - 1
-    } else {
-        (n - 1).div_ceil(1 << 14) << 14
-    };
-    if n + hashed_h > ptau.tau_g1.len() {
-        return Err(setup(format!(
-            "for a domain of 2^{power} rows snarkjs's circuit hash reads past the powers of a ptau of power {0}; use a ptau of power {1} or more",
-            ptau.power,
-            power + 1
-        )));
-    }
-    let l = ptau.lagrange().map_err(|e| setup(e.to_string()))?;
-    let lg1 = block(&l.g1, power);
-    let lg2 = block(&l.g2, power);
-    let la = block(&l.alpha_g1, power);
-    let lb = block(&l.beta_g1, power);
-    g2_in_subgroup(lg2, "section 13 (Lagrange tauG2)").map_err(|e| setup(e.to_string()))?;
-    let h2 = block(&l.g1, power + 1);
-    let h: Vec<G1Affine> = (0..n).map(|i| h2[2 * i + 1]).collect();
-
+    let b = Blocks::of(r1cs, ptau)?;
+    g2_in_subgroup_batched(b.lg2, "section 13 (Lagrange tauG2)", &mut rand::rngs::OsRng)
+        .map_err(|e| Phase2Error::Setup(e.to_string()))?;
     let a_terms = by_wire(r1cs, 0, true);
     let b_terms = by_wire(r1cs, 1, false);
     let c_terms = by_wire(r1cs, 2, false);
     let wires = r1cs.wires as usize;
     let a: Vec<G1Projective> = (0..wires)
         .into_par_iter()
-        .map(|s| combine(lg1, &a_terms[s]))
+        .map(|s| combine(b.lg1, &a_terms[s]))
         .collect();
     let b1: Vec<G1Projective> = (0..wires)
         .into_par_iter()
-        .map(|s| combine(lg1, &b_terms[s]))
+        .map(|s| combine(b.lg1, &b_terms[s]))
         .collect();
     let b2: Vec<G2Projective> = (0..wires)
         .into_par_iter()
-        .map(|s| combine(lg2, &b_terms[s]))
+        .map(|s| combine(b.lg2, &b_terms[s]))
         .collect();
     let k: Vec<G1Projective> = (0..wires)
         .into_par_iter()
-        .map(|s| combine(lb, &a_terms[s]) + combine(la, &b_terms[s]) + combine(lg1, &c_terms[s]))
+        .map(|s| {
+            combine(b.lb, &a_terms[s]) + combine(b.la, &b_terms[s]) + combine(b.lg1, &c_terms[s])
+        })
         .collect();
     let k = G1Projective::normalize_batch(&k);
-    let np = n_public as usize;
+    let np = r1cs.public() as usize;
+    let mut zkey = Zkey {
+        n_vars: r1cs.wires,
+        n_public: r1cs.public(),
+        domain_size: b.n as u32,
+        alpha1: ptau.alpha_tau_g1[0],
+        beta1: ptau.beta_tau_g1[0],
+        beta2: ptau.beta_g2,
+        gamma2: G2Affine::generator(),
+        delta1: G1Affine::generator(),
+        delta2: G2Affine::generator(),
+        ic: k[..=np].to_vec(),
+        coefs: coefs_of(r1cs),
+        a: G1Projective::normalize_batch(&a),
+        b1: G1Projective::normalize_batch(&b1),
+        b2: G2Projective::normalize_batch(&b2),
+        c: k[np + 1..].to_vec(),
+        h: b.h(),
+        mpc: Mpc {
+            cs_hash: [0; 64],
+            contributions: Vec::new(),
+        },
+    };
+    zkey.mpc.cs_hash = circuit_hash(&zkey, ptau, b.hashed_h);
+    Ok(zkey)
+}
 
+/// The ptau's blocks a circuit's initial key is made of.
+struct Blocks<'a> {
+    n: usize,
+    hashed_h: usize,
+    lg1: &'a [G1Affine],
+    lg2: &'a [G2Affine],
+    la: &'a [G1Affine],
+    lb: &'a [G1Affine],
+    double: &'a [G1Affine],
+}
+
+impl<'a> Blocks<'a> {
+    fn of(r1cs: &CircomR1cs, ptau: &'a Ptau) -> Result<Self, Phase2Error> {
+        let setup = |s: String| Phase2Error::Setup(s);
+        let n_public = r1cs.public();
+        let power = domain_power(r1cs.constraints.len(), n_public as usize);
+        if power > ptau.power {
+            return Err(setup(format!(
+                "the circuit needs a domain of 2^{power} rows ({} constraints and {n_public} public values) but the ptau has 2^{} powers: use a ptau of power {power} or more",
+                r1cs.constraints.len(),
+                ptau.power
+            )));
+        }
+        let n = 1usize << power;
+        let hashed_h = if n - 1 <= 1 << 14 {
+            n - 1
+        } else {
+            (n - 1).div_ceil(1 << 14) << 14
+        };
+        if n + hashed_h > ptau.tau_g1.len() {
+            return Err(setup(format!(
+                "for a domain of 2^{power} rows snarkjs's circuit hash reads past the powers of a ptau of power {0}; use a ptau of power {1} or more",
+                ptau.power,
+                power + 1
+            )));
+        }
+        let l = ptau.lagrange().map_err(|e| setup(e.to_string()))?;
+        Ok(Self {
+            n,
+            hashed_h,
+            lg1: block(&l.g1, power),
+            lg2: block(&l.g2, power),
+            la: block(&l.alpha_g1, power),
+            lb: block(&l.beta_g1, power),
+            double: block(&l.g1, power + 1),
+        })
+    }
+
+    /// `H`: the odd half of the Lagrange block of twice the domain.
+    fn h(&self) -> Vec<G1Affine> {
+        (0..self.n).map(|i| self.double[2 * i + 1]).collect()
+    }
+}
+
+/// Section 4: every `A` and `B` term, constraint by constraint, then the public-input rows.
+fn coefs_of(r1cs: &CircomR1cs) -> Vec<Coef> {
     let mut coefs = Vec::new();
     for (row, c) in r1cs.constraints.iter().enumerate() {
         for (matrix, lc) in c[..2].iter().enumerate() {
@@ -183,7 +257,7 @@ pub fn initial(r1cs: &CircomR1cs, ptau: &Ptau) -> Result<Zkey, Phase2Error> {
         }
     }
     let m = r1cs.constraints.len() as u32;
-    for s in 0..=n_public {
+    for s in 0..=r1cs.public() {
         coefs.push(Coef {
             matrix: 0,
             constraint: m + s,
@@ -191,30 +265,13 @@ pub fn initial(r1cs: &CircomR1cs, ptau: &Ptau) -> Result<Zkey, Phase2Error> {
             value: Fr::one(),
         });
     }
+    coefs
+}
 
-    let mut zkey = Zkey {
-        n_vars: r1cs.wires,
-        n_public,
-        domain_size: n as u32,
-        alpha1: ptau.alpha_tau_g1[0],
-        beta1: ptau.beta_tau_g1[0],
-        beta2: ptau.beta_g2,
-        gamma2: G2Affine::generator(),
-        delta1: G1Affine::generator(),
-        delta2: G2Affine::generator(),
-        ic: k[..=np].to_vec(),
-        coefs,
-        a: G1Projective::normalize_batch(&a),
-        b1: G1Projective::normalize_batch(&b1),
-        b2: G2Projective::normalize_batch(&b2),
-        c: k[np + 1..].to_vec(),
-        h,
-        mpc: Mpc {
-            cs_hash: [0; 64],
-            contributions: Vec::new(),
-        },
-    };
-    // The circuit hash: the key's points, with H as τⁱ·Z(τ)·G₁ from the powers.
+/// snarkjs's circuit hash of an initial key: its points in U form, with `H` hashed as
+/// `τⁱ·Z(τ)·G₁` (`hashed_h` of them) from the ptau's powers.
+fn circuit_hash(zkey: &Zkey, ptau: &Ptau, hashed_h: usize) -> [u8; 64] {
+    let n = zkey.domain_size as usize;
     let hz: Vec<G1Projective> = (0..hashed_h)
         .into_par_iter()
         .map(|i| ptau.tau_g1[n + i].into_group() - ptau.tau_g1[i])
@@ -227,22 +284,108 @@ pub fn initial(r1cs: &CircomR1cs, ptau: &Ptau) -> Result<Zkey, Phase2Error> {
     hasher.update(g2_u(&zkey.gamma2));
     hasher.update(g1_u(&zkey.delta1));
     hasher.update(g2_u(&zkey.delta2));
-    hasher.update((np as u32 + 1).to_be_bytes());
+    hasher.update((zkey.ic.len() as u32).to_be_bytes());
     hasher.update(g1_u_bytes(&zkey.ic));
     hasher.update((n as u32 - 1).to_be_bytes());
     hasher.update(g1_u_bytes(&hz));
     hasher.update((zkey.c.len() as u32).to_be_bytes());
     hasher.update(g1_u_bytes(&zkey.c));
-    for (len, bytes) in [
-        (wires, g1_u_bytes(&zkey.a)),
-        (wires, g1_u_bytes(&zkey.b1)),
-        (wires, g2_u_bytes(&zkey.b2)),
-    ] {
-        hasher.update((len as u32).to_be_bytes());
-        hasher.update(bytes);
+    let wires = zkey.n_vars;
+    hasher.update(wires.to_be_bytes());
+    hasher.update(g1_u_bytes(&zkey.a));
+    hasher.update(wires.to_be_bytes());
+    hasher.update(g1_u_bytes(&zkey.b1));
+    hasher.update(wires.to_be_bytes());
+    hasher.update(g2_u_bytes(&zkey.b2));
+    hasher.finalize().into()
+}
+
+/// Checks that `zkey` is the initial key of `r1cs` over `ptau`, without recomputing it:
+/// the header, coefficients and `H` compared directly, the circuit hash recomputed, and
+/// each wire's points checked at once with random weights `ρ` (`Σₛ ρₛ·A[s]` against
+/// `Σ_c (Σₛ A_{c,s}ρₛ)·L_c`: the sparse products in the field, one MSM a side), so a
+/// ceremony verifies in a few MSMs where making its key took one multiplication per
+/// coefficient.
+///
+/// # Errors
+/// [`Phase2Error::Invalid`] naming what differs.
+pub fn check_initial<R: RngCore>(
+    r1cs: &CircomR1cs,
+    ptau: &Ptau,
+    zkey: &Zkey,
+    rng: &mut R,
+) -> Result<(), Phase2Error> {
+    let bad = |what: &str| Phase2Error::Invalid {
+        contribution: None,
+        name: None,
+        check: format!("the initial key (0000.zkey): {what}"),
+    };
+    let b = Blocks::of(r1cs, ptau)?;
+    let wires = r1cs.wires as usize;
+    let np = r1cs.public();
+    if (zkey.n_vars, zkey.n_public, zkey.domain_size as usize) != (r1cs.wires, np, b.n) {
+        return Err(bad("its sizes are not the circuit's"));
     }
-    zkey.mpc.cs_hash = hasher.finalize().into();
-    Ok(zkey)
+    let g1 = G1Affine::generator();
+    let g2 = G2Affine::generator();
+    if zkey.alpha1 != ptau.alpha_tau_g1[0]
+        || zkey.beta1 != ptau.beta_tau_g1[0]
+        || zkey.beta2 != ptau.beta_g2
+        || zkey.gamma2 != g2
+        || zkey.delta1 != g1
+        || zkey.delta2 != g2
+    {
+        return Err(bad(
+            "its α, β, γ or δ are not the ptau's and the generators",
+        ));
+    }
+    if !zkey.mpc.contributions.is_empty() {
+        return Err(bad("it already holds contributions"));
+    }
+    if zkey.coefs != coefs_of(r1cs) {
+        return Err(bad("its coefficients (section 4) are not the circuit's"));
+    }
+    if zkey.h != b.h() {
+        return Err(bad("its H section is not the ptau's"));
+    }
+    if zkey.mpc.cs_hash != circuit_hash(zkey, ptau, b.hashed_h) {
+        return Err(bad("its circuit hash is not the hash of its points"));
+    }
+    // Σₛ ρₛ·(column s of M) as a vector over rows.
+    let rows_of = |k: usize, extra: bool, rho: &[Fr]| {
+        let mut v = vec![Fr::zero(); b.n];
+        for (row, c) in r1cs.constraints.iter().enumerate() {
+            for &(w, x) in &c[k] {
+                v[row] += x * rho[w as usize];
+            }
+        }
+        if extra {
+            let m = r1cs.constraints.len();
+            for s in 0..=np as usize {
+                v[m + s] += rho[s];
+            }
+        }
+        v
+    };
+    let rho = random_scalars(rng, wires);
+    let ra = rows_of(0, true, &rho);
+    let rb = rows_of(1, false, &rho);
+    let rc = rows_of(2, false, &rho);
+    let msm1 = |bases: &[G1Affine], s: &[Fr]| G1Projective::msm_unchecked(bases, s);
+    if msm1(&zkey.a, &rho) != msm1(b.lg1, &ra) {
+        return Err(bad("its A section is not the circuit's"));
+    }
+    if msm1(&zkey.b1, &rho) != msm1(b.lg1, &rb) {
+        return Err(bad("its B1 section is not the circuit's"));
+    }
+    if G2Projective::msm_unchecked(&zkey.b2, &rho) != G2Projective::msm_unchecked(b.lg2, &rb) {
+        return Err(bad("its B2 section is not the circuit's"));
+    }
+    let k: Vec<G1Affine> = zkey.ic.iter().chain(&zkey.c).copied().collect();
+    if msm1(&k, &rho) != msm1(b.lb, &ra) + msm1(b.la, &rb) + msm1(b.lg1, &rc) {
+        return Err(bad("its IC or C section is not the circuit's"));
+    }
+    Ok(())
 }
 
 /// The transcript hasher after the circuit hash and `contributions`.

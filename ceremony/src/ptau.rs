@@ -26,7 +26,7 @@ use rayon::prelude::*;
 use crate::FormatError;
 use crate::binfile::{self, BinFile, Reader};
 use crate::encoding::{
-    g1_array, g1_bytes, g2_array, g2_bytes, g2_from_lem, g2_in_subgroup, modulus_le,
+    g1_array, g1_bytes, g2_array, g2_bytes, g2_from_lem, g2_in_subgroup_batched, modulus_le,
 };
 
 /// The largest power this implementation reads or makes (BN254's Fr has two-adicity 28;
@@ -286,7 +286,7 @@ impl Ptau {
         if n > 1 && (self.tau_g1[1].is_zero() || self.tau_g2[1].is_zero()) {
             return fail("τ is zero");
         }
-        g2_in_subgroup(&self.tau_g2, "section 3 (tauG2)")?;
+        g2_in_subgroup_batched(&self.tau_g2, "section 3 (tauG2)", rng)?;
         let tau2 = self.tau_g2.get(1).copied().unwrap_or(g2);
         let tau1 = self.tau_g1[1];
         let pair_eq = |a: G1Projective, b: G2Affine, c: G1Projective, d: G2Affine| {
@@ -326,7 +326,7 @@ impl Ptau {
             }
         }
         if let Some(l) = &self.lagrange {
-            g2_in_subgroup(&l.g2, "section 13 (Lagrange tauG2)")?;
+            g2_in_subgroup_batched(&l.g2, "section 13 (Lagrange tauG2)", rng)?;
             check_lagrange(&self.tau_g1, &l.g1, self.power + 1, rng)
                 .or_else(|_| fail("section 12 is not the Lagrange form of section 2"))?;
             check_lagrange(&self.tau_g2, &l.g2, self.power, rng)

@@ -415,6 +415,35 @@ pub struct Manifest {
     /// first proof).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub constraints_hash: Option<Hash32>,
+    /// For keys from a multi-party ceremony (`pulse ceremony finalize`), its transcript;
+    /// absent for a single-party `pulse setup`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ceremony: Option<CeremonyRecord>,
+}
+
+/// What a key directory records of the ceremony its keys came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CeremonyRecord {
+    /// BLAKE2b-512 (hex) of the circuit hash and every contribution's public key: the
+    /// whole transcript, as the last contributor's proof of knowledge binds it.
+    pub transcript_hash: String,
+    /// snarkjs's circuit hash of the initial key (hex).
+    pub circuit_hash: String,
+    /// The contributions, oldest first.
+    pub contributions: Vec<ContributionRecord>,
+    /// SHA-256 of the powers-of-tau file the ceremony started from.
+    pub ptau_sha256: Hash32,
+}
+
+/// One contribution, as its contributor published it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContributionRecord {
+    /// The contributor's name.
+    pub name: String,
+    /// The contribution hash (BLAKE2b-512 of its public key, hex), as snarkjs prints it.
+    pub hash: String,
+    /// Whether it was a public random beacon.
+    pub beacon: bool,
 }
 
 /// Groth16 keys for one circuit, with their manifest.
@@ -548,7 +577,6 @@ where
             return Err(ArtifactError::ShapeMismatch { what, key, circuit });
         }
     }
-    let public_inputs = pk.vk.gamma_abc_g1.len().saturating_sub(1);
     if shape.instance_variables != pk.vk.gamma_abc_g1.len() {
         return Err(ArtifactError::ShapeMismatch {
             what: "instance variables",
@@ -556,35 +584,65 @@ where
             circuit: shape.instance_variables,
         });
     }
-    let pk_hash = {
-        let mut w = HashingWriter::new(io::sink());
-        pk.serialize_uncompressed(&mut w)
-            .map_err(|e| io::Error::other(e.to_string()))
-            .map_err(|source| ArtifactError::Io {
-                path: PathBuf::from(PROVING_KEY_FILE),
-                source,
-                hint: "serializing the proving key failed",
-            })?;
-        w.finish()
-    };
-    let manifest = Manifest {
-        params,
-        circuit_id: params.id(),
-        vk_hash: Hash32(vk_hash(&pk.vk)),
-        pk_hash,
-        constraints: shape.constraints,
-        public_inputs,
-        created_by: CREATED_BY.to_string(),
-        constraints_hash: Some(Hash32::digest(&constraints.to_bytes())),
-    };
-    Ok(KeyArtifacts {
-        manifest,
-        pk,
-        constraints: Some(Arc::new(constraints)),
-    })
+    KeyArtifacts::from_key(params, pk, Arc::new(constraints), None)
 }
 
 impl KeyArtifacts {
+    /// Keys for `params` from a proving key made elsewhere (a ceremony), with the
+    /// circuit's matrices and the ceremony's record; the manifest's hashes are computed
+    /// here.
+    ///
+    /// # Errors
+    /// [`ArtifactError::ShapeMismatch`] when the key and the matrices disagree in variables,
+    /// public inputs or constraints; [`ArtifactError::Io`] if the key cannot be encoded.
+    pub fn from_key(
+        params: CircuitParams,
+        pk: ProvingKey<Bn254>,
+        constraints: Arc<R1cs>,
+        ceremony: Option<CeremonyRecord>,
+    ) -> Result<Self, ArtifactError> {
+        for (what, key, circuit) in [
+            ("variables", pk.a_query.len(), constraints.num_variables()),
+            (
+                "instance variables",
+                pk.vk.gamma_abc_g1.len(),
+                constraints.num_instance(),
+            ),
+        ] {
+            if key != circuit {
+                return Err(ArtifactError::ShapeMismatch { what, key, circuit });
+            }
+        }
+        let public_inputs = pk.vk.gamma_abc_g1.len().saturating_sub(1);
+        let pk_hash = {
+            let mut w = HashingWriter::new(io::sink());
+            pk.serialize_uncompressed(&mut w)
+                .map_err(|e| io::Error::other(e.to_string()))
+                .map_err(|source| ArtifactError::Io {
+                    path: PathBuf::from(PROVING_KEY_FILE),
+                    source,
+                    hint: "serializing the proving key failed",
+                })?;
+            w.finish()
+        };
+        let manifest = Manifest {
+            params,
+            circuit_id: params.id(),
+            vk_hash: Hash32(vk_hash(&pk.vk)),
+            pk_hash,
+            constraints: constraints.num_constraints(),
+            public_inputs,
+            created_by: CREATED_BY.to_string(),
+            constraints_hash: Some(Hash32::digest(&constraints.to_bytes())),
+            ceremony,
+        };
+        Ok(KeyArtifacts {
+            manifest,
+            pk,
+            constraints: Some(constraints),
+        })
+    }
+
     /// The verifying key.
     pub fn vk(&self) -> &VerifyingKey<Bn254> {
         &self.pk.vk
