@@ -4,6 +4,7 @@
 
 mod bench_cluster;
 mod bench_prover;
+mod ceremony;
 mod coordinator;
 mod demo;
 mod dev;
@@ -46,7 +47,25 @@ enum Command {
         command: CircuitCommand,
     },
     /// Run the Groth16 setup for a chunk circuit and write its keys and Solidity verifier.
+    /// Single-party: whoever runs it can forge proofs; deployments use `pulse ceremony`.
     Setup(SetupArgs),
+    /// Powers-of-tau files (phase 1 of a ceremony, snarkjs's .ptau format).
+    Ptau {
+        #[command(subcommand)]
+        command: ceremony::PtauCommand,
+    },
+    /// A phase-2 ceremony among several parties (snarkjs-compatible): keys no single
+    /// party can forge proofs with.
+    Ceremony {
+        #[command(subcommand)]
+        command: ceremony::CeremonyCommand,
+    },
+    /// snarkjs interoperability: export keys and proofs, prove snarkjs keys, check snarkjs
+    /// proofs.
+    Snarkjs {
+        #[command(subcommand)]
+        command: ceremony::SnarkjsCommand,
+    },
     /// The statement end to end in one process: transactions of every kind (and invalid
     /// ones), the state on disk, chunks proven with Groth16 and verified.
     Demo(demo::DemoArgs),
@@ -195,6 +214,13 @@ enum BenchCommand {
         /// Internal: prove once with this prover and print its peak memory as JSON.
         #[arg(long, hide = true, value_parser = ["ark", "pulse", "pulse-first"])]
         memory_of: Option<String>,
+        /// Instead of a chunk: this snarkjs proving key (any circom circuit), against
+        /// snarkjs's own `groth16 prove` on the same key and witness.
+        #[arg(long, requires = "wtns")]
+        zkey: Option<PathBuf>,
+        /// The witness for --zkey (a circom .wtns).
+        #[arg(long, requires = "zkey")]
+        wtns: Option<PathBuf>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -356,6 +382,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             command: CircuitCommand::Info { params, json },
         } => circuit_info(params.params(), json),
         Command::Setup(args) => setup(args),
+        Command::Ptau { command } => ceremony::ptau(command),
+        Command::Ceremony { command } => ceremony::ceremony(command),
+        Command::Snarkjs { command } => ceremony::snarkjs(command),
         Command::Demo(args) => demo::run(args).map(|()| ExitCode::SUCCESS),
         Command::Bench {
             command:
@@ -453,6 +482,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Bench {
             command:
                 BenchCommand::Prove {
+                    zkey: Some(zkey),
+                    wtns: Some(wtns),
+                    repeats,
+                    json,
+                    ..
+                },
+        } => ceremony::bench_zkey(&zkey, &wtns, repeats as usize, json),
+        Command::Bench {
+            command:
+                BenchCommand::Prove {
                     slots,
                     depth,
                     repeats,
@@ -460,6 +499,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     memory_of,
                     json,
                     backend,
+                    ..
                 },
         } => bench_prover::prove(
             slots as usize,
