@@ -416,6 +416,38 @@ impl Ceremony {
         self.append(&next, h, name.to_owned(), true)
     }
 
+    /// Adds a contribution made elsewhere on this ceremony's latest key (by
+    /// `snarkjs zkey contribute` or `beacon`, or another Pulse), after checking it against
+    /// that key ([`phase2::verify_step`]).
+    ///
+    /// # Errors
+    /// An unreadable key, or one that is not a valid next step of this ceremony (the
+    /// message names the check).
+    pub fn import(&mut self, path: &Path) -> Result<ContributionSummary, CeremonyError> {
+        if self.manifest.contributions.iter().any(|c| c.beacon) {
+            return Err(CeremonyError::Usage(
+                "the ceremony already ends with a beacon; finalize it, or start a new one".into(),
+            ));
+        }
+        let prev = self.latest()?;
+        let next = read_zkey(path)?;
+        let index = self.manifest.contributions.len() + 1;
+        phase2::verify_step(
+            &prev,
+            &next,
+            index,
+            &mut rand_chacha::ChaCha20Rng::from_entropy(),
+        )?;
+        let c = next
+            .mpc
+            .contributions
+            .last()
+            .expect("verify_step found the new contribution");
+        let name = c.name.clone().unwrap_or_else(|| format!("contribution {index}"));
+        let (hash, beacon) = (c.hash(), c.beacon.is_some());
+        self.append(&next, hash, name, beacon)
+    }
+
     /// Verifies the whole ceremony from the circuit and the ptau (at `ptau`, or where the
     /// manifest says): the ptau's hash and consistency, the initial key recomputed, then
     /// every contribution against the key before it. Returns the final key and the report.

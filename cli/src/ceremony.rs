@@ -103,6 +103,18 @@ pub enum CeremonyCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Add a contribution made with snarkjs (`snarkjs zkey contribute` on this ceremony's
+    /// latest .zkey), checked before it is accepted.
+    Import {
+        /// The ceremony directory.
+        dir: PathBuf,
+        /// The .zkey snarkjs wrote.
+        #[arg(long)]
+        zkey: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Verify the whole ceremony from the circuit and the ptau: the initial key, then every
     /// contribution's proof of knowledge and its effect on the key.
     Verify {
@@ -157,6 +169,13 @@ pub enum SnarkjsCommand {
         /// The directory to write.
         #[arg(long)]
         out: PathBuf,
+        /// Sign the sample's transactions for the rollup contract at this address (with
+        /// --chain-id), so its proofs verify there; by default an offline stand-in.
+        #[arg(long, requires = "chain_id")]
+        contract: Option<alloy::primitives::Address>,
+        /// The chain of --contract.
+        #[arg(long, requires = "contract")]
+        chain_id: Option<u64>,
     },
     /// Prove any circom circuit from a snarkjs .zkey and .wtns with Pulse's prover; write
     /// proof.json and public.json.
@@ -186,6 +205,12 @@ pub enum SnarkjsCommand {
         /// The public values.
         #[arg(long)]
         public: PathBuf,
+        /// Also check the proof with the rollup contract at this address (a chunk proof:
+        /// the contract supplies its deployment id).
+        #[arg(long)]
+        contract: Option<alloy::primitives::Address>,
+        #[command(flatten)]
+        rpc: crate::l1::RpcArgs,
     },
 }
 
@@ -395,6 +420,13 @@ pub fn ceremony(command: CeremonyCommand) -> Result<ExitCode> {
             bar.finish_and_clear();
             print_contribution(&s, json)?;
         }
+        CeremonyCommand::Import { dir, zkey, json } => {
+            let mut c = Ceremony::open(&dir)?;
+            let s = c
+                .import(&zkey)
+                .with_context(|| format!("{} is not the next step of this ceremony", zkey.display()))?;
+            print_contribution(&s, json)?;
+        }
         CeremonyCommand::Verify { dir, ptau, json } => {
             let bar = spinner(json);
             let c = Ceremony::open(&dir)?;
@@ -490,14 +522,22 @@ pub fn snarkjs(command: SnarkjsCommand) -> Result<ExitCode> {
                 out.display()
             );
         }
-        SnarkjsCommand::Proof { keys, out } => {
+        SnarkjsCommand::Proof {
+            keys,
+            out,
+            contract,
+            chain_id,
+        } => {
             let k = KeyArtifacts::load(&keys)
                 .with_context(|| format!("loading the keys in {}", keys.display()))?;
             let params = k.manifest.params;
             let state = tempfile::tempdir().context("a temporary directory")?;
-            let witness =
-                sample::mixed_chunk(state.path(), params, 1, &sample::offline_deployment())
-                    .context("making a sample chunk (a deeper tree may be needed)")?;
+            let deployment = match (contract, chain_id) {
+                (Some(c), Some(id)) => pulse_l1::deployment(id, c),
+                _ => sample::offline_deployment(),
+            };
+            let witness = sample::mixed_chunk(state.path(), params, 1, &deployment)
+                .context("making a sample chunk (a deeper tree may be needed)")?;
             let inputs = witness.public_inputs();
             let circuit = ChunkCircuit { params, witness };
             let assignment = QapWitness::compute(&CpuBackend::new(), circuit.clone())
@@ -551,6 +591,8 @@ pub fn snarkjs(command: SnarkjsCommand) -> Result<ExitCode> {
             vk,
             proof,
             public,
+            contract,
+            rpc,
         } => {
             let vk = match (keys, vk) {
                 (Some(dir), _) => {
@@ -575,6 +617,18 @@ pub fn snarkjs(command: SnarkjsCommand) -> Result<ExitCode> {
             .with_context(|| format!("{} is not a snarkjs public.json", public.display()))?;
             check(&vk, &inputs, &p)?;
             println!("proof valid");
+            if let Some(address) = contract {
+                let chunk = pulse_l1::ChunkProof::new(&inputs, p)
+                    .map_err(anyhow::Error::msg)
+                    .context("a chunk proof has four public values")?;
+                let ok = crate::l1::runtime()?
+                    .block_on(pulse_l1::verify_chunk_proof(&rpc.rpc_url, address, &chunk))
+                    .with_context(|| format!("asking the rollup contract at {address}"))?;
+                if !ok {
+                    bail!("the rollup contract at {address} refuses the proof");
+                }
+                println!("proof valid on L1 (contract {address})");
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

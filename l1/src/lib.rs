@@ -276,6 +276,36 @@ pub struct RollupStatus {
     pub last_batches: Vec<BatchEvent>,
 }
 
+/// Checks one chunk proof with the rollup contract's own `verifyProof` (the deployment's
+/// specialised key, the plain Groth16 equation on the chain's precompiles): what L1 would
+/// accept. A proof made for another deployment is refused before the call, with both ids.
+///
+/// # Errors
+/// [`L1Error::NoContract`], [`L1Error::Rpc`], [`L1Error::Contract`] as [`status`];
+/// [`L1Error::BadAnswer`] for a proof of another deployment.
+pub async fn verify_chunk_proof(
+    rpc_url: &str,
+    address: Address,
+    proof: &ChunkProof,
+) -> Result<bool, L1Error> {
+    let (provider, _) = connect_to_contract(rpc_url, address).await?;
+    let rollup = PulseRollup::new(address, &provider);
+    let c = |e| L1Error::contract(rpc_url, e);
+    let deployment_id = rollup.deploymentId().call().await.map_err(c)?;
+    if deployment_id != contract::word(proof.deployment) {
+        return Err(L1Error::BadAnswer(format!(
+            "the proof is for deployment {}, but the contract at {address} is deployment {deployment_id}: make the proof for this contract",
+            proof.deployment
+        )));
+    }
+    let inputs = proof.calldata_inputs().map(contract::word);
+    rollup
+        .verifyProof(contract::proof_words(&proof.proof), inputs)
+        .call()
+        .await
+        .map_err(c)
+}
+
 /// Reads the contract's state and its last `last` batch events.
 ///
 /// # Errors
