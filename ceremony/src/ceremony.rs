@@ -251,6 +251,24 @@ impl Ceremony {
             })?;
         progress("computing the initial key");
         let init = phase2::initial(r1cs, &ptau)?;
+        Self::start(dir, circuit, r1cs, ptau_path, sha, ptau.power, &init)
+    }
+
+    /// Starts a ceremony in `dir` from its initial key `init` (made by the caller for
+    /// `r1cs` over the ptau at `ptau_path`, of SHA-256 `sha` and power `power`).
+    ///
+    /// # Errors
+    /// A write failure.
+    pub fn start(
+        dir: &Path,
+        circuit: Circuit,
+        r1cs: &CircomR1cs,
+        ptau_path: &Path,
+        sha: Hash32,
+        power: u32,
+        init: &Zkey,
+    ) -> Result<Self, CeremonyError> {
+        fs::create_dir_all(dir).map_err(io_err(dir))?;
         let r1cs_bytes = r1cs.to_bytes();
         write_atomically(&dir.join(R1CS), &r1cs_bytes)?;
         write_atomically(&dir.join(zkey_file(0)), &init.to_bytes())?;
@@ -263,7 +281,7 @@ impl Ceremony {
                     .canonicalize()
                     .unwrap_or_else(|_| ptau_path.to_path_buf()),
                 sha256: sha,
-                power: ptau.power,
+                power,
             },
             circuit_hash: hex::encode(init.mpc.cs_hash),
             constraints: r1cs.constraints.len(),
@@ -443,7 +461,10 @@ impl Ceremony {
             .contributions
             .last()
             .expect("verify_step found the new contribution");
-        let name = c.name.clone().unwrap_or_else(|| format!("contribution {index}"));
+        let name = c
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("contribution {index}"));
         let (hash, beacon) = (c.hash(), c.beacon.is_some());
         self.append(&next, hash, name, beacon)
     }
@@ -459,6 +480,20 @@ impl Ceremony {
         ptau: Option<&Path>,
         progress: &dyn Fn(&str),
     ) -> Result<(Zkey, Report), CeremonyError> {
+        self.verify_with(ptau, true, progress)
+    }
+
+    /// [`Self::verify`], checking the ptau itself only when `check_ptau` (a development
+    /// cluster's own, made moments before, needs no check).
+    ///
+    /// # Errors
+    /// As [`Self::verify`].
+    pub fn verify_with(
+        &self,
+        ptau: Option<&Path>,
+        check_ptau: bool,
+        progress: &dyn Fn(&str),
+    ) -> Result<(Zkey, Report), CeremonyError> {
         let ptau_path = ptau.unwrap_or(&self.manifest.ptau.path);
         progress("reading the ptau");
         let (ptau, sha) = read_ptau(ptau_path)?;
@@ -470,11 +505,13 @@ impl Ceremony {
             )));
         }
         let mut rng = rand_chacha::ChaCha20Rng::from_entropy();
-        progress("checking the ptau");
-        ptau.check(&mut rng).map_err(|e| CeremonyError::Format {
-            path: ptau_path.to_path_buf(),
-            reason: e.to_string(),
-        })?;
+        if check_ptau {
+            progress("checking the ptau");
+            ptau.check(&mut rng).map_err(|e| CeremonyError::Format {
+                path: ptau_path.to_path_buf(),
+                reason: e.to_string(),
+            })?;
+        }
         let r1cs_path = self.dir.join(R1CS);
         let r1cs_bytes = read(&r1cs_path)?;
         if Hash32::digest(&r1cs_bytes) != self.manifest.r1cs_sha256 {
@@ -540,6 +577,20 @@ impl Ceremony {
         ptau: Option<&Path>,
         progress: &dyn Fn(&str),
     ) -> Result<(KeyArtifacts, Report), CeremonyError> {
+        self.finalize_with(out, ptau, true, progress)
+    }
+
+    /// [`Self::finalize`], checking the ptau only when `check_ptau`.
+    ///
+    /// # Errors
+    /// As [`Self::finalize`].
+    pub fn finalize_with(
+        &self,
+        out: &Path,
+        ptau: Option<&Path>,
+        check_ptau: bool,
+        progress: &dyn Fn(&str),
+    ) -> Result<(KeyArtifacts, Report), CeremonyError> {
         let Circuit::Chunk { params } = self.manifest.circuit else {
             return Err(CeremonyError::Usage(
                 "this ceremony is for a circom circuit: its keys are its last .zkey, for snarkjs or `pulse snarkjs prove`".into(),
@@ -550,7 +601,7 @@ impl Ceremony {
                 "the ceremony has no contribution yet: its key is known to everyone; contribute first".into(),
             ));
         }
-        let (last, report) = self.verify(ptau, progress)?;
+        let (last, report) = self.verify_with(ptau, check_ptau, progress)?;
         progress("writing the keys");
         let r1cs_bytes = read(&self.dir.join(R1CS))?;
         let r1cs = CircomR1cs::parse(r1cs_bytes.clone()).map_err(|e| CeremonyError::Format {
@@ -592,4 +643,55 @@ pub fn chunk_r1cs(params: CircuitParams) -> Result<CircomR1cs, String> {
     )
     .map_err(|e| format!("building the chunk circuit's constraints: {e}"))?;
     Ok(CircomR1cs::from_pulse(&r1cs))
+}
+
+/// A development cluster's ceremony in `dir`: a fresh ptau made here (its maker, this
+/// process, knows τ, so the initial key is computed in the field), one contribution per
+/// name in `contributors`, a closing beacon of fresh randomness, then the keys finalized
+/// into `keys_out` after the whole transcript verifies. Its keys protect nothing that the
+/// dev cluster's single operator could not forge anyway; what it shows is the real
+/// ceremony's files and checks, end to end, feeding a cluster.
+///
+/// # Errors
+/// As the steps.
+pub fn dev_ceremony(
+    dir: &Path,
+    params: CircuitParams,
+    contributors: &[String],
+    keys_out: &Path,
+    progress: &dyn Fn(&str),
+) -> Result<(KeyArtifacts, Report), CeremonyError> {
+    let r1cs = chunk_r1cs(params).map_err(CeremonyError::Usage)?;
+    let power = phase2::domain_power(r1cs.constraints.len(), r1cs.public() as usize);
+    // snarkjs's circuit hash reads one power past the domain's from 2^15 rows on.
+    let power = if power >= 15 { power + 1 } else { power };
+    progress("making a development ptau");
+    let (ptau, secrets) = Ptau::new_with_secrets(power, &mut rand::rngs::OsRng)
+        .map_err(|e| CeremonyError::Usage(e.to_string()))?;
+    fs::create_dir_all(dir).map_err(io_err(dir))?;
+    let ptau_path = dir.join("dev.ptau");
+    let bytes = ptau.to_bytes();
+    write_atomically(&ptau_path, &bytes)?;
+    progress("computing the initial key");
+    let init = phase2::initial_from_secrets(&r1cs, &ptau, &secrets)?;
+    drop(secrets);
+    let mut c = Ceremony::start(
+        &dir.join("ceremony"),
+        Circuit::Chunk { params },
+        &r1cs,
+        &ptau_path,
+        Hash32::digest(&bytes),
+        power,
+        &init,
+    )?;
+    for name in contributors {
+        progress(&format!("contribution of {name}"));
+        c.contribute(name, b"", &|_| {})?;
+    }
+    let mut beacon = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut beacon);
+    progress("closing beacon");
+    c.beacon(&beacon, 10, "beacon", &|_| {})?;
+    progress("verifying the ceremony and writing the keys");
+    c.finalize_with(keys_out, None, false, &|_| {})
 }

@@ -187,6 +187,73 @@ pub fn initial(r1cs: &CircomR1cs, ptau: &Ptau) -> Result<Zkey, Phase2Error> {
     Ok(zkey)
 }
 
+/// [`initial`] for a ptau whose secrets are known (one made here for a development
+/// cluster): the same key, byte for byte, with each wire's values computed in the field
+/// and multiplied onto the generators once, as a single-party setup does.
+///
+/// # Errors
+/// As [`initial`].
+pub fn initial_from_secrets(
+    r1cs: &CircomR1cs,
+    ptau: &Ptau,
+    secrets: &crate::ptau::Secrets,
+) -> Result<Zkey, Phase2Error> {
+    use ark_ec::scalar_mul::BatchMulPreprocessing;
+    use ark_poly::{EvaluationDomain, Radix2EvaluationDomain};
+    let b = Blocks::of(r1cs, ptau)?;
+    let domain = Radix2EvaluationDomain::<Fr>::new(b.n)
+        .ok_or_else(|| Phase2Error::Setup("no domain of that size".into()))?;
+    let lag = domain.evaluate_all_lagrange_coefficients(secrets.tau);
+    let wires = r1cs.wires as usize;
+    let column = |k: usize, extra: bool| {
+        let mut v = vec![Fr::zero(); wires];
+        for (row, c) in r1cs.constraints.iter().enumerate() {
+            for &(w, x) in &c[k] {
+                v[w as usize] += x * lag[row];
+            }
+        }
+        if extra {
+            let m = r1cs.constraints.len();
+            for s in 0..=r1cs.public() as usize {
+                v[s] += lag[m + s];
+            }
+        }
+        v
+    };
+    let (u, v, w) = (column(0, true), column(1, false), column(2, false));
+    let k: Vec<Fr> = (0..wires)
+        .map(|s| secrets.beta * u[s] + secrets.alpha * v[s] + w[s])
+        .collect();
+    let g1 = BatchMulPreprocessing::new(G1Projective::from(G1Affine::generator()), 4 * wires);
+    let g2 = BatchMulPreprocessing::new(G2Projective::from(G2Affine::generator()), wires);
+    let k = g1.batch_mul(&k);
+    let np = r1cs.public() as usize;
+    let mut zkey = Zkey {
+        n_vars: r1cs.wires,
+        n_public: r1cs.public(),
+        domain_size: b.n as u32,
+        alpha1: ptau.alpha_tau_g1[0],
+        beta1: ptau.beta_tau_g1[0],
+        beta2: ptau.beta_g2,
+        gamma2: G2Affine::generator(),
+        delta1: G1Affine::generator(),
+        delta2: G2Affine::generator(),
+        ic: k[..=np].to_vec(),
+        coefs: coefs_of(r1cs),
+        a: g1.batch_mul(&u),
+        b1: g1.batch_mul(&v),
+        b2: g2.batch_mul(&v),
+        c: k[np + 1..].to_vec(),
+        h: b.h(),
+        mpc: Mpc {
+            cs_hash: [0; 64],
+            contributions: Vec::new(),
+        },
+    };
+    zkey.mpc.cs_hash = circuit_hash(&zkey, ptau, b.hashed_h);
+    Ok(zkey)
+}
+
 /// The ptau's blocks a circuit's initial key is made of.
 struct Blocks<'a> {
     n: usize,
@@ -705,6 +772,71 @@ mod tests {
         assert_eq!(domain_power(4, 3), 3);
         assert_eq!(domain_power(5, 3), 4);
         assert_eq!(domain_power(10865, 3), 14);
+    }
+
+    fn toy() -> CircomR1cs {
+        // x² = y, y·x = z + 7, (x + y)·3 = w, over wires 1 out, 2 x (public), 3 y, 4 z, 5 w.
+        let f = |x: u64| Fr::from(x);
+        CircomR1cs {
+            wires: 6,
+            outputs: 1,
+            public_inputs: 1,
+            private_inputs: 0,
+            labels: 6,
+            constraints: vec![
+                [vec![(2, f(1))], vec![(2, f(1))], vec![(3, f(1))]],
+                [vec![(3, f(1))], vec![(2, f(1))], vec![(4, f(1)), (0, f(7))]],
+                [
+                    vec![(2, f(1)), (3, -f(123_456_789_123_456_789))],
+                    vec![(0, f(3))],
+                    vec![(5, f(1))],
+                ],
+                [
+                    vec![(1, Fr::from(2u64).pow([200]))],
+                    vec![(0, f(1))],
+                    vec![(5, f(1))],
+                ],
+            ],
+        }
+    }
+
+    #[test]
+    fn the_initial_key_is_the_same_from_points_and_from_secrets_and_checks() {
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(5);
+        let (ptau, secrets) = Ptau::new_with_secrets(4, &mut rng).unwrap();
+        let r1cs = toy();
+        let a = initial(&r1cs, &ptau).unwrap();
+        let b = initial_from_secrets(&r1cs, &ptau, &secrets).unwrap();
+        assert_eq!(a, b);
+        check_initial(&r1cs, &ptau, &a, &mut rng).unwrap();
+        let mut bad = a.clone();
+        bad.c[0] = bad.c[1];
+        // Rehashed, so that only the points' check can find it.
+        bad.mpc.cs_hash = circuit_hash(&bad, &ptau, bad.domain_size as usize - 1);
+        let err = check_initial(&r1cs, &ptau, &bad, &mut rng)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("IC or C"), "{err}");
+        // A contribution checks against the key before it; tampering with it does not.
+        let (next, _) = contribute(&a, &mut JsChaCha::new([9; 8]), Some("x".into()));
+        verify_step(&a, &next, 1, &mut rng).unwrap();
+        verify(&a, &next, &mut rng).unwrap();
+        let mut forged = next.clone();
+        forged.h[2] = forged.h[3];
+        let err = verify_step(&a, &forged, 1, &mut rng)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("contribution #1 (\"x\")") && err.contains("H section"),
+            "{err}"
+        );
+        let mut forged = next.clone();
+        let last = forged.mpc.contributions.last_mut().unwrap();
+        last.g2_spx = (last.g2_spx * Fr::from(2u64)).into_affine();
+        let err = verify_step(&a, &forged, 1, &mut rng)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("proof of knowledge"), "{err}");
     }
 
     #[test]

@@ -69,6 +69,23 @@ pub struct Ptau {
     pub lagrange: Option<Lagrange>,
 }
 
+/// The secrets of a ptau made here ([`Ptau::new_with_secrets`]).
+#[derive(Clone)]
+pub struct Secrets {
+    /// τ.
+    pub tau: Fr,
+    /// α.
+    pub alpha: Fr,
+    /// β.
+    pub beta: Fr,
+}
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secrets(..)")
+    }
+}
+
 /// The block of `2^p` points of a Lagrange section.
 pub fn block<T>(section: &[T], p: u32) -> &[T] {
     let n = 1usize << p;
@@ -198,6 +215,20 @@ impl Ptau {
     /// # Errors
     /// A power outside `1..=MAX_POWER`.
     pub fn new<R: RngCore + CryptoRng>(power: u32, rng: &mut R) -> Result<Self, FormatError> {
+        Self::new_with_secrets(power, rng).map(|(p, _)| p)
+    }
+
+    /// [`Self::new`], also returning its secrets: for a development cluster, which makes
+    /// its ptau and so knows them anyway, to make a circuit's initial key by field
+    /// arithmetic ([`crate::phase2::initial_from_secrets`]) instead of one group operation
+    /// per coefficient. Never persist them.
+    ///
+    /// # Errors
+    /// As [`Self::new`].
+    pub fn new_with_secrets<R: RngCore + CryptoRng>(
+        power: u32,
+        rng: &mut R,
+    ) -> Result<(Self, Secrets), FormatError> {
         if power == 0 || power > MAX_POWER {
             return Err(FormatError::new(format!(
                 "power {power}: only powers 1 to {MAX_POWER} are supported"
@@ -250,7 +281,7 @@ impl Ptau {
             alpha_g1: g1.batch_mul(&scaled(alpha, &lag)),
             beta_g1: g1.batch_mul(&scaled(beta, &lag)),
         };
-        Ok(Self {
+        let ptau = Self {
             power,
             ceremony_power: power,
             tau_g1,
@@ -260,7 +291,8 @@ impl Ptau {
             beta_g2: (G2Affine::generator() * beta).into_affine(),
             contributions: 0u32.to_le_bytes().to_vec(),
             lagrange: Some(lagrange),
-        })
+        };
+        Ok((ptau, Secrets { tau, alpha, beta }))
     }
 
     /// Checks that the file is one consistent powers-of-tau: the first powers are the

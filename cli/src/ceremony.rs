@@ -422,9 +422,9 @@ pub fn ceremony(command: CeremonyCommand) -> Result<ExitCode> {
         }
         CeremonyCommand::Import { dir, zkey, json } => {
             let mut c = Ceremony::open(&dir)?;
-            let s = c
-                .import(&zkey)
-                .with_context(|| format!("{} is not the next step of this ceremony", zkey.display()))?;
+            let s = c.import(&zkey).with_context(|| {
+                format!("{} is not the next step of this ceremony", zkey.display())
+            })?;
             print_contribution(&s, json)?;
         }
         CeremonyCommand::Verify { dir, ptau, json } => {

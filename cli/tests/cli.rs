@@ -406,6 +406,9 @@ fn dev_demo_takes_a_workload_to_committed_l1_batches() {
         "8",
         "--workers",
         "2",
+        // Keys by one party: the ceremony's path is the dev-cluster suite's.
+        "--setup",
+        "single-party",
         "--json",
     ]);
     assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));

@@ -158,6 +158,92 @@ fn two_hundred_transactions_to_l1_then_the_client_commands() {
         "{r}"
     );
 
+    // --- the keys came from a ceremony (the operator, each worker, a beacon); snarkjs
+    // proves a chunk for this deployment with them and the rollup contract accepts it
+    let keys_dir = dir.join("keys");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(keys_dir.join("manifest.json")).expect("manifest"))
+            .expect("manifest JSON");
+    assert_eq!(
+        manifest["ceremony"]["contributions"]
+            .as_array()
+            .map(Vec::len),
+        Some(4),
+        "{manifest}"
+    );
+    let sj = tmp.path().join("snarkjs");
+    let (keys_s, sj_s) = (
+        keys_dir.to_str().unwrap_or_default(),
+        sj.to_str().unwrap_or_default(),
+    );
+    let o = pulse(
+        &[
+            "snarkjs",
+            "export",
+            "--keys",
+            keys_s,
+            "--out",
+            &format!("{sj_s}/export"),
+        ],
+        &cluster,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let chain_id = info["chain_id"].as_u64().expect("chain id").to_string();
+    let o = pulse(
+        &[
+            "snarkjs",
+            "proof",
+            "--keys",
+            keys_s,
+            "--out",
+            &format!("{sj_s}/proof"),
+            "--contract",
+            contract,
+            "--chain-id",
+            &chain_id,
+        ],
+        &cluster,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let o =
+        Command::new(std::env::var("PULSE_SNARKJS").expect(
+            "PULSE_SNARKJS is not set: run scripts/deps and source ~/.cache/pulse/tools.env",
+        ))
+        .args([
+            "groth16",
+            "prove",
+            "export/circuit_final.zkey",
+            "proof/witness.wtns",
+            "sj.json",
+            "sj_public.json",
+        ])
+        .current_dir(&sj)
+        .output()
+        .expect("run snarkjs");
+    assert!(o.status.success(), "{}", text(&o));
+    let o = pulse(
+        &[
+            "snarkjs",
+            "verify",
+            "--keys",
+            keys_s,
+            "--proof",
+            &format!("{sj_s}/sj.json"),
+            "--public",
+            &format!("{sj_s}/sj_public.json"),
+            "--contract",
+            contract,
+            "--rpc-url",
+            info["l1_rpc"].as_str().expect("l1 rpc"),
+        ],
+        &cluster,
+    );
+    assert!(
+        o.status.success() && String::from_utf8_lossy(&o.stdout).contains("valid on L1"),
+        "{}",
+        text(&o)
+    );
+
     // --- a patient and a doctor through the client commands
     let key = |name: &str| {
         tmp.path()

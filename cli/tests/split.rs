@@ -92,6 +92,9 @@ fn every_chunk_is_proved_in_shards_and_a_killed_shard_worker_loses_nothing() {
             "always",
             "--worker-base-memory",
             "10MiB",
+            // Keys by one party: the ceremony's path is the dev-cluster suite's.
+            "--setup",
+            "single-party",
             "--ttl",
             "20m",
             "--json",

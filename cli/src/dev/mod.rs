@@ -91,6 +91,11 @@ pub struct ClusterShape {
     /// to a proving key's bases. No limit when not given.
     #[arg(long, value_parser = crate::worker::parse_size)]
     pub worker_base_memory: Option<u64>,
+    /// How the keys are made: `ceremony` (a phase-2 ceremony in DIR/ceremony: the operator
+    /// and each worker contribute, a beacon closes it, the transcript is verified) or
+    /// `single-party` (one Groth16 setup: faster; whoever runs it could forge proofs).
+    #[arg(long, default_value = "ceremony", value_parser = ["ceremony", "single-party"])]
+    pub setup: String,
 }
 
 fn parse_nats_nodes(s: &str) -> Result<u64, String> {
@@ -113,6 +118,7 @@ impl ClusterShape {
             format!("--batch-deadline={}ms", self.batch_deadline.as_millis()),
             format!("--nats-nodes={}", self.nats_nodes),
             format!("--split={}", self.split),
+            format!("--setup={}", self.setup),
         ];
         if let Some(bytes) = self.worker_base_memory {
             args.push(format!("--worker-base-memory={bytes}"));

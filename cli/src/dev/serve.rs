@@ -207,16 +207,42 @@ async fn run(args: ServeArgs) -> Result<ExitCode> {
     let ipfs = start("the IPFS node", pulse_testkit::Ipfs::start)?;
 
     let params = CircuitParams::new(shape.slots as usize, shape.depth as usize);
-    eprintln!(
-        "Groth16 setup for {} slot(s) per chunk, tree depth {}",
-        params.slots, params.depth
-    );
-    let keys = tokio::task::spawn_blocking(move || {
-        artifacts::setup(ChunkCircuit::blank(params), params, &mut rand::rngs::OsRng)
-    })
-    .await??;
     let keys_dir = dir.join("keys");
-    keys.write(&keys_dir)?;
+    let keys = if shape.setup == "single-party" {
+        eprintln!(
+            "Groth16 setup (single party) for {} slot(s) per chunk, tree depth {}",
+            params.slots, params.depth
+        );
+        let keys = tokio::task::spawn_blocking(move || {
+            artifacts::setup(ChunkCircuit::blank(params), params, &mut rand::rngs::OsRng)
+        })
+        .await??;
+        keys.write(&keys_dir)?;
+        keys
+    } else {
+        let contributors: Vec<String> = std::iter::once("operator".to_owned())
+            .chain((1..=shape.workers).map(|i| format!("worker-{i}")))
+            .collect();
+        eprintln!(
+            "Groth16 keys by a phase-2 ceremony ({}, then a beacon) for {} slot(s) per chunk, tree depth {}",
+            contributors.join(", "),
+            params.slots,
+            params.depth
+        );
+        let (ceremony_dir, out) = (dir.join("ceremony"), keys_dir.clone());
+        let (keys, report) = tokio::task::spawn_blocking(move || {
+            pulse_ceremony::ceremony::dev_ceremony(
+                &ceremony_dir,
+                params,
+                &contributors,
+                &out,
+                &|step| eprintln!("  ceremony: {step}"),
+            )
+        })
+        .await??;
+        eprintln!("  ceremony transcript {}", report.transcript_hash);
+        keys
+    };
 
     // The genesis registrar (account 1), kept as a key file for registering doctors.
     let registrar = KeyFile::new(

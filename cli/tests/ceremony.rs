@@ -1,0 +1,554 @@
+//! Ceremonies through the `pulse` binary, with snarkjs (installed by `scripts/deps`) as the
+//! judge: a ceremony over a ptau snarkjs made, with contributions by Pulse and by snarkjs and
+//! a beacon, verified by both, and each kind of bad transcript refused with the
+//! contribution and the check named; then the chunk circuit's keys from a ceremony, proofs
+//! and keys crossing between Pulse and snarkjs both ways.
+#![allow(missing_docs)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use ark_bn254::Fr;
+use pulse_ceremony::r1cs_file::CircomR1cs;
+use pulse_ceremony::zkey::Zkey;
+use pulse_ceremony::{json, wtns};
+
+fn pulse(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_pulse"))
+        .args(args)
+        .output()
+        .expect("run pulse")
+}
+
+fn snarkjs_bin() -> PathBuf {
+    PathBuf::from(std::env::var("PULSE_SNARKJS").expect(
+        "PULSE_SNARKJS is not set: run scripts/deps and source ~/.cache/pulse/tools.env (scripts/test does both)",
+    ))
+}
+
+fn snarkjs(dir: &Path, args: &[&str]) -> Output {
+    Command::new(snarkjs_bin())
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run snarkjs")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn ok(o: Output) -> Output {
+    assert!(o.status.success(), "{}", text(&o));
+    o
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+/// `x³ + x + k = y` with `x` private and `y` public, unrolled with a few more squarings so
+/// the circuit spans a domain of 32 rows.
+fn cubic(k: u64) -> CircomR1cs {
+    let f = |x: u64| Fr::from(x);
+    // wires: 0 one, 1 y (public output), 2 x, 3 x², 4 x³, 5.. squarings of x.
+    let mut constraints = vec![
+        [vec![(2, f(1))], vec![(2, f(1))], vec![(3, f(1))]],
+        [vec![(3, f(1))], vec![(2, f(1))], vec![(4, f(1))]],
+        [
+            vec![(4, f(1)), (2, f(1)), (0, f(k))],
+            vec![(0, f(1))],
+            vec![(1, f(1))],
+        ],
+    ];
+    let mut wires = 5u32;
+    let mut prev = 3u32;
+    for _ in 0..20 {
+        constraints.push([vec![(prev, f(1))], vec![(prev, f(1))], vec![(wires, f(1))]]);
+        prev = wires;
+        wires += 1;
+    }
+    CircomR1cs {
+        wires,
+        outputs: 1,
+        public_inputs: 0,
+        private_inputs: 1,
+        labels: u64::from(wires),
+        constraints,
+    }
+}
+
+fn cubic_witness(x: u64, k: u64) -> Vec<Fr> {
+    let x = Fr::from(x);
+    let y = x * x * x + x + Fr::from(k);
+    let mut w = vec![Fr::from(1u64), y, x, x * x, x * x * x];
+    let mut prev = x * x;
+    for _ in 0..20 {
+        prev *= prev;
+        w.push(prev);
+    }
+    w
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read dir") {
+        let e = e.expect("entry");
+        std::fs::copy(e.path(), to.join(e.file_name())).expect("copy");
+    }
+}
+
+/// Runs `pulse ceremony verify` on `dir` and returns its error text (it must fail).
+fn refused(dir: &Path) -> String {
+    let o = pulse(&["ceremony", "verify", s(dir)]);
+    assert!(!o.status.success(), "a bad ceremony verified: {}", text(&o));
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn edit_zkey(path: &Path, f: impl FnOnce(&mut Zkey)) {
+    let mut z = Zkey::parse(std::fs::read(path).expect("read")).expect("parse");
+    f(&mut z);
+    std::fs::write(path, z.to_bytes()).expect("write");
+}
+
+#[test]
+fn a_ceremony_over_a_snarkjs_ptau_verifies_with_both_and_refuses_bad_transcripts() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let d = tmp.path();
+    // The ptau, made by snarkjs: new, a contribution, prepared for phase 2.
+    ok(snarkjs(
+        d,
+        &["powersoftau", "new", "bn128", "6", "pot0.ptau"],
+    ));
+    ok(snarkjs(
+        d,
+        &[
+            "powersoftau",
+            "contribute",
+            "pot0.ptau",
+            "pot1.ptau",
+            "--name=first",
+            "-e=some entropy",
+        ],
+    ));
+    ok(snarkjs(
+        d,
+        &["powersoftau", "prepare", "phase2", "pot1.ptau", "pot.ptau"],
+    ));
+    let ptau = d.join("pot.ptau");
+    let o = ok(pulse(&["ptau", "check", s(&ptau), "--json"]));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(v["power"], 6);
+    assert_eq!(v["prepared"], true);
+
+    let r1cs = d.join("circuit.r1cs");
+    std::fs::write(&r1cs, cubic(5).to_bytes()).expect("write r1cs");
+    let c = d.join("c");
+    ok(pulse(&[
+        "ceremony",
+        "new",
+        "--r1cs",
+        s(&r1cs),
+        "--ptau",
+        s(&ptau),
+        "--out",
+        s(&c),
+    ]));
+    ok(pulse(&[
+        "ceremony",
+        "contribute",
+        s(&c),
+        "--name",
+        "hospital a",
+    ]));
+    // The second contributor uses snarkjs; Pulse checks it before taking it.
+    ok(snarkjs(
+        d,
+        &[
+            "zkey",
+            "contribute",
+            "c/0001.zkey",
+            "sj.zkey",
+            "--name=hospital b",
+            "-e=entropy of b",
+        ],
+    ));
+    ok(pulse(&[
+        "ceremony",
+        "import",
+        s(&c),
+        "--zkey",
+        s(&d.join("sj.zkey")),
+    ]));
+    ok(pulse(&[
+        "ceremony",
+        "contribute",
+        s(&c),
+        "--name",
+        "clinic c",
+        "--entropy",
+        "dice",
+    ]));
+    let o = ok(pulse(&[
+        "ceremony",
+        "beacon",
+        s(&c),
+        "--hex",
+        "0102030405060708090a0b0c0d0e0f",
+        "--json",
+    ]));
+    let beacon: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(beacon["index"], 4);
+    let o = ok(pulse(&["ceremony", "verify", s(&c), "--json"]));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    let names: Vec<&str> = report["contributions"]
+        .as_array()
+        .expect("contributions")
+        .iter()
+        .map(|c| c["name"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(names, ["hospital a", "hospital b", "clinic c", "beacon"]);
+    // snarkjs checks the same transcript from the circuit and the ptau.
+    let o = ok(snarkjs(
+        d,
+        &["zkey", "verify", "circuit.r1cs", "pot.ptau", "c/0004.zkey"],
+    ));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("ZKey Ok!"),
+        "{}",
+        text(&o)
+    );
+    // No contribution after a beacon.
+    let o = pulse(&["ceremony", "contribute", s(&c), "--name", "late"]);
+    assert!(
+        !o.status.success() && text(&o).contains("beacon"),
+        "{}",
+        text(&o)
+    );
+
+    // A tampered contribution: one point of its H section replaced.
+    let t = d.join("tampered");
+    copy_dir(&c, &t);
+    edit_zkey(&t.join("0002.zkey"), |z| z.h[3] = z.h[4]);
+    let e = refused(&t);
+    assert!(
+        e.contains("contribution #2 (\"hospital b\")") && e.contains("H section"),
+        "{e}"
+    );
+
+    // A contribution made on another circuit.
+    let other_r1cs = d.join("other.r1cs");
+    std::fs::write(&other_r1cs, cubic(6).to_bytes()).expect("write");
+    let o2 = d.join("other");
+    ok(pulse(&[
+        "ceremony",
+        "new",
+        "--r1cs",
+        s(&other_r1cs),
+        "--ptau",
+        s(&ptau),
+        "--out",
+        s(&o2),
+    ]));
+    ok(pulse(&[
+        "ceremony",
+        "contribute",
+        s(&o2),
+        "--name",
+        "elsewhere",
+    ]));
+    let w = d.join("wrong");
+    copy_dir(&c, &w);
+    std::fs::copy(o2.join("0001.zkey"), w.join("0001.zkey")).expect("copy");
+    let e = refused(&w);
+    assert!(
+        e.contains("contribution #1 (\"elsewhere\")") && e.contains("another circuit"),
+        "{e}"
+    );
+
+    // A reordered transcript.
+    let r = d.join("reordered");
+    copy_dir(&c, &r);
+    std::fs::rename(r.join("0002.zkey"), r.join("x.zkey")).expect("rename");
+    std::fs::rename(r.join("0003.zkey"), r.join("0002.zkey")).expect("rename");
+    std::fs::rename(r.join("x.zkey"), r.join("0003.zkey")).expect("rename");
+    let e = refused(&r);
+    assert!(
+        e.contains("contribution #2 (\"clinic c\")") && e.contains("does not extend"),
+        "{e}"
+    );
+
+    // A contribution without a valid proof of knowledge.
+    let p = d.join("unproven");
+    copy_dir(&c, &p);
+    edit_zkey(&p.join("0003.zkey"), |z| {
+        let last = z.mpc.contributions.last_mut().expect("contribution");
+        last.g2_spx = ark_bn254::G2Affine::from(last.g2_spx * Fr::from(2u64));
+    });
+    let e = refused(&p);
+    assert!(
+        e.contains("contribution #3 (\"clinic c\")") && e.contains("proof of knowledge"),
+        "{e}"
+    );
+
+    // Any circom circuit: Pulse proves snarkjs's key from the .zkey and .wtns alone, and
+    // snarkjs checks the proof.
+    std::fs::write(d.join("w.wtns"), wtns::to_bytes(&cubic_witness(3, 5))).expect("wtns");
+    ok(snarkjs(d, &["wtns", "check", "circuit.r1cs", "w.wtns"]));
+    ok(snarkjs(
+        d,
+        &[
+            "zkey",
+            "export",
+            "verificationkey",
+            "c/0004.zkey",
+            "vk.json",
+        ],
+    ));
+    let final_zkey = c.join("0004.zkey");
+    ok(pulse(&[
+        "snarkjs",
+        "prove",
+        "--zkey",
+        s(&final_zkey),
+        "--wtns",
+        s(&d.join("w.wtns")),
+        "--out",
+        s(&d.join("pp")),
+    ]));
+    let o = ok(snarkjs(
+        d,
+        &[
+            "groth16",
+            "verify",
+            "vk.json",
+            "pp/public.json",
+            "pp/proof.json",
+        ],
+    ));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("OK!"),
+        "{}",
+        text(&o)
+    );
+    // A witness for another circuit is refused, naming the mismatch.
+    std::fs::write(
+        d.join("bad.wtns"),
+        wtns::to_bytes(&cubic_witness(3, 5)[..10]),
+    )
+    .expect("wtns");
+    let o = pulse(&[
+        "snarkjs",
+        "prove",
+        "--zkey",
+        s(&c.join("0004.zkey")),
+        "--wtns",
+        s(&d.join("bad.wtns")),
+        "--out",
+        s(&d.join("pb")),
+    ]);
+    assert!(
+        !o.status.success() && text(&o).contains("wires"),
+        "{}",
+        text(&o)
+    );
+}
+
+#[test]
+fn chunk_keys_from_a_ceremony_and_their_proofs_cross_between_pulse_and_snarkjs() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let d = tmp.path();
+    let ptau = d.join("pot14.ptau");
+    ok(pulse(&["ptau", "new", "--power", "14", "--out", s(&ptau)]));
+    let c = d.join("c");
+    ok(pulse(&[
+        "ceremony",
+        "new",
+        "--slots",
+        "1",
+        "--depth",
+        "4",
+        "--ptau",
+        s(&ptau),
+        "--out",
+        s(&c),
+    ]));
+    ok(pulse(&[
+        "ceremony",
+        "contribute",
+        s(&c),
+        "--name",
+        "operator",
+    ]));
+    ok(pulse(&[
+        "ceremony",
+        "contribute",
+        s(&c),
+        "--name",
+        "hospital a",
+    ]));
+    ok(pulse(&["ceremony", "beacon", s(&c), "--hex", "deadbeef"]));
+    let keys = d.join("keys");
+    let o = ok(pulse(&[
+        "ceremony",
+        "finalize",
+        s(&c),
+        "--out",
+        s(&keys),
+        "--json",
+    ]));
+    let manifest: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(
+        manifest["ceremony"]["contributions"]
+            .as_array()
+            .map(Vec::len),
+        Some(3)
+    );
+    assert!(keys.join("PulseChunkVerifier.sol").exists());
+
+    // snarkjs checks Pulse's final key from the exported circuit and the ptau.
+    let ex = d.join("export");
+    ok(pulse(&[
+        "snarkjs",
+        "export",
+        "--keys",
+        s(&keys),
+        "--out",
+        s(&ex),
+    ]));
+    let o = ok(snarkjs(
+        d,
+        &[
+            "zkey",
+            "verify",
+            "export/circuit.r1cs",
+            "pot14.ptau",
+            "export/circuit_final.zkey",
+        ],
+    ));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("ZKey Ok!"),
+        "{}",
+        text(&o)
+    );
+
+    // A Pulse chunk proof verifies with snarkjs.
+    let pr = d.join("proof");
+    ok(pulse(&[
+        "snarkjs",
+        "proof",
+        "--keys",
+        s(&keys),
+        "--out",
+        s(&pr),
+    ]));
+    let o = ok(snarkjs(
+        d,
+        &[
+            "groth16",
+            "verify",
+            "export/verification_key.json",
+            "proof/public.json",
+            "proof/proof.json",
+        ],
+    ));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("OK!"),
+        "{}",
+        text(&o)
+    );
+
+    // snarkjs proves the same chunk with the exported key; Pulse verifies its proof, and
+    // refuses it for other public values.
+    ok(snarkjs(
+        d,
+        &[
+            "groth16",
+            "prove",
+            "export/circuit_final.zkey",
+            "proof/witness.wtns",
+            "sj.json",
+            "sj_public.json",
+        ],
+    ));
+    ok(pulse(&[
+        "snarkjs",
+        "verify",
+        "--keys",
+        s(&keys),
+        "--proof",
+        s(&d.join("sj.json")),
+        "--public",
+        s(&d.join("sj_public.json")),
+    ]));
+    let public = std::fs::read_to_string(d.join("sj_public.json")).expect("public");
+    let mut values = json::read_public(&public).expect("public values");
+    values[0] += Fr::from(1u64);
+    std::fs::write(
+        d.join("wrong_public.json"),
+        json::to_string(&json::public_json(&values)),
+    )
+    .expect("write");
+    let o = pulse(&[
+        "snarkjs",
+        "verify",
+        "--keys",
+        s(&keys),
+        "--proof",
+        s(&d.join("sj.json")),
+        "--public",
+        s(&d.join("wrong_public.json")),
+    ]);
+    assert!(
+        !o.status.success() && text(&o).contains("not valid"),
+        "{}",
+        text(&o)
+    );
+
+    // The same key and witness, Pulse's prover against snarkjs's in one run.
+    let o = ok(pulse(&[
+        "bench",
+        "prove",
+        "--zkey",
+        s(&ex.join("circuit_final.zkey")),
+        "--wtns",
+        s(&pr.join("witness.wtns")),
+        "--repeats",
+        "1",
+        "--json",
+    ]));
+    let b: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert!(b["ratio"].as_f64().is_some_and(|r| r > 0.0), "{b}");
+
+    // Keys from a single-party setup are not exported: snarkjs could not check them.
+    let single = d.join("single");
+    ok(pulse(&[
+        "setup",
+        "--slots",
+        "1",
+        "--depth",
+        "4",
+        "--out",
+        s(&single),
+        "--insecure-seed",
+        "1",
+    ]));
+    let o = pulse(&[
+        "snarkjs",
+        "export",
+        "--keys",
+        s(&single),
+        "--out",
+        s(&d.join("x")),
+    ]);
+    assert!(
+        !o.status.success() && text(&o).contains("single-party"),
+        "{}",
+        text(&o)
+    );
+}
