@@ -815,3 +815,148 @@ pub fn bench_zkey(zkey: &Path, w: &Path, repeats: usize, json: bool) -> Result<E
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// Seconds since `t`.
+fn secs(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64()
+}
+
+/// This process's peak resident memory so far (`VmHWM`), in bytes.
+fn peak_rss() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// `pulse bench ceremony`: each step of a ceremony for a chunk circuit, timed, with
+/// snarkjs's `zkey contribute` and `zkey verify` on the same files as the baseline when
+/// asked (`with_snarkjs`; slow: its verification recomputes the initial key in JavaScript).
+#[allow(clippy::print_stdout)]
+pub fn bench_ceremony(
+    params: pulse_circuits::artifacts::CircuitParams,
+    from_points: bool,
+    with_snarkjs: bool,
+    keep: Option<&Path>,
+    json_out: bool,
+) -> Result<ExitCode> {
+    let tmp = tempfile::tempdir().context("a temporary directory")?;
+    let dir = keep.unwrap_or(tmp.path());
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut report = serde_json::Map::new();
+    let mut put = |k: &str, v: serde_json::Value| {
+        if !json_out {
+            println!("  {k:<34} {v}");
+        }
+        report.insert(k.to_owned(), v);
+    };
+    let t = Instant::now();
+    let r1cs = ceremony::chunk_r1cs(params).map_err(anyhow::Error::msg)?;
+    put("constraints", r1cs.constraints.len().into());
+    put("r1cs_seconds", secs(t).into());
+    let power =
+        pulse_ceremony::phase2::domain_power(r1cs.constraints.len(), r1cs.public() as usize);
+    let ptau_power = if power >= 15 { power + 1 } else { power };
+    put("domain_power", power.into());
+    put("ptau_power", ptau_power.into());
+    let t = Instant::now();
+    let (ptau, secrets) =
+        Ptau::new_with_secrets(ptau_power, &mut rand_chacha::ChaCha20Rng::from_entropy())
+            .context("making the ptau")?;
+    put("ptau_new_seconds", secs(t).into());
+    let ptau_path = dir.join("pot.ptau");
+    let bytes = ptau.to_bytes();
+    write(&ptau_path, &bytes)?;
+    put("ptau_bytes", bytes.len().into());
+    let sha = pulse_circuits::artifacts::Hash32::digest(&bytes);
+    drop(bytes);
+    drop(ptau);
+    let t = Instant::now();
+    let (ptau, _) = ceremony::read_ptau(&ptau_path)?;
+    put("ptau_read_seconds", secs(t).into());
+    let t = Instant::now();
+    ptau.check(&mut rand_chacha::ChaCha20Rng::from_entropy())
+        .context("checking the ptau")?;
+    put("ptau_check_seconds", secs(t).into());
+    let t = Instant::now();
+    let init = pulse_ceremony::phase2::initial_from_secrets(&r1cs, &ptau, &secrets)?;
+    put("initial_key_from_secrets_seconds", secs(t).into());
+    drop(secrets);
+    if from_points {
+        let t = Instant::now();
+        let again = pulse_ceremony::phase2::initial(&r1cs, &ptau)?;
+        put("initial_key_from_points_seconds", secs(t).into());
+        if again != init {
+            bail!("the initial key from the ptau's points differs from the one from its secrets");
+        }
+    }
+    let t = Instant::now();
+    pulse_ceremony::phase2::check_initial(
+        &r1cs,
+        &ptau,
+        &init,
+        &mut rand_chacha::ChaCha20Rng::from_entropy(),
+    )?;
+    put("initial_key_check_seconds", secs(t).into());
+    drop(ptau);
+    let cdir = dir.join("c");
+    let mut c = Ceremony::start(
+        &cdir,
+        Circuit::Chunk { params },
+        &r1cs,
+        &ptau_path,
+        sha,
+        ptau_power,
+        &init,
+    )?;
+    drop(init);
+    let t = Instant::now();
+    c.contribute("bench", b"", &|_| {})?;
+    put("contribution_seconds", secs(t).into());
+    let t = Instant::now();
+    c.beacon(&[1, 2, 3, 4], 10, "beacon", &|_| {})?;
+    put("beacon_seconds", secs(t).into());
+    let t = Instant::now();
+    c.verify(None, &|_| {})?;
+    put("verify_seconds", secs(t).into());
+    let t = Instant::now();
+    c.verify_with(None, false, &|_| {})?;
+    put("verify_without_ptau_check_seconds", secs(t).into());
+    put("peak_rss_bytes", peak_rss().into());
+    if keep.is_some() {
+        c.finalize_with(&dir.join("keys"), None, false, &|_| {})?;
+    }
+    if with_snarkjs {
+        let snarkjs = std::env::var_os("PULSE_SNARKJS")
+            .map(PathBuf::from)
+            .context(
+                "PULSE_SNARKJS is not set: run scripts/deps and source ~/.cache/pulse/tools.env",
+            )?;
+        let mut contribute = std::process::Command::new(&snarkjs);
+        contribute
+            .args(["zkey", "contribute"])
+            .arg(cdir.join("0001.zkey"))
+            .arg(dir.join("sj.zkey"))
+            .args(["--name=sj", "-e=bench"]);
+        let (s, peak) = timed_child(contribute)?;
+        put("snarkjs_contribution_seconds", s.into());
+        put("snarkjs_contribution_peak_bytes", peak.into());
+        let mut verify = std::process::Command::new(&snarkjs);
+        verify
+            .args(["zkey", "verify"])
+            .arg(cdir.join(R1CS))
+            .arg(&ptau_path)
+            .arg(cdir.join("0002.zkey"));
+        let (s, peak) = timed_child(verify)?;
+        put("snarkjs_verify_seconds", s.into());
+        put("snarkjs_verify_peak_bytes", peak.into());
+    }
+    if json_out {
+        print_json(&serde_json::Value::Object(report))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}

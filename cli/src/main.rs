@@ -227,6 +227,30 @@ enum BenchCommand {
         #[command(flatten)]
         backend: bench_prover::BackendArgs,
     },
+    /// A phase-2 ceremony for a chunk circuit, step by step: the ptau made, read and
+    /// checked, the initial key, a contribution, a beacon, the whole verification, peak
+    /// memory; with --snarkjs, snarkjs's contribution and verification of the same files.
+    Ceremony {
+        /// Transaction slots per chunk.
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=1024))]
+        slots: u64,
+        /// Tree depth.
+        #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(2..=64))]
+        depth: u64,
+        /// Also make the initial key from the ptau's points (what a ceremony over a public
+        /// ptau does; one group operation per coefficient) and time it.
+        #[arg(long)]
+        from_points: bool,
+        /// Also time snarkjs's `zkey contribute` and `zkey verify` on the same files.
+        #[arg(long)]
+        snarkjs: bool,
+        /// Keep the files (ptau, ceremony, finalized keys) in this directory.
+        #[arg(long)]
+        keep: Option<PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// A chunk proof split into 1, 2, 4… shards (its MSMs by base range, as workers split
     /// it) against the unsplit proof: per-shard work, bytes moved, CPU overhead, and each
     /// role's peak memory (unsplit worker, assembler, shard worker) in child processes.
@@ -459,6 +483,23 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Bench {
             command: BenchCommand::Cluster(args),
         } => bench_cluster::run(args),
+        Command::Bench {
+            command:
+                BenchCommand::Ceremony {
+                    slots,
+                    depth,
+                    from_points,
+                    snarkjs,
+                    keep,
+                    json,
+                },
+        } => ceremony::bench_ceremony(
+            CircuitParams::new(slots as usize, depth as usize),
+            from_points,
+            snarkjs,
+            keep.as_deref(),
+            json,
+        ),
         Command::Bench {
             command:
                 BenchCommand::Split {
