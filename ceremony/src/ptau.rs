@@ -80,6 +80,15 @@ pub struct Secrets {
     pub beta: Fr,
 }
 
+impl Drop for Secrets {
+    fn drop(&mut self) {
+        // Best effort: the values are overwritten before their memory is freed.
+        self.tau = Fr::zero();
+        self.alpha = Fr::zero();
+        self.beta = Fr::zero();
+    }
+}
+
 impl std::fmt::Debug for Secrets {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Secrets(..)")
@@ -297,7 +306,7 @@ impl Ptau {
 
     /// Checks that the file is one consistent powers-of-tau: the first powers are the
     /// generators, every section holds successive powers of the same `τ` (and `α`, `β`
-    /// where they appear), `β·G₂` matches `β·G₁`, every G2 point is in the subgroup, and
+    /// where they appear), `β·G₂` matches `β·G₁`, the G2 powers are in the subgroup, and
     /// every Lagrange block is the Lagrange form of the powers. Randomised with `rng`: a
     /// file that fails a relation passes with probability about `2⁻⁶⁴` per check.
     ///
@@ -358,7 +367,9 @@ impl Ptau {
             }
         }
         if let Some(l) = &self.lagrange {
-            g2_in_subgroup_batched(&l.g2, "section 13 (Lagrange tauG2)", rng)?;
+            // Section 13 is checked to be the Lagrange form of section 3, whose points are
+            // checked in the subgroup; the block a circuit uses is checked again when its
+            // initial key is made.
             check_lagrange(&self.tau_g1, &l.g1, self.power + 1, rng)
                 .or_else(|_| fail("section 12 is not the Lagrange form of section 2"))?;
             check_lagrange(&self.tau_g2, &l.g2, self.power, rng)
