@@ -160,6 +160,27 @@ pub fn initial(r1cs: &CircomR1cs, ptau: &Ptau) -> Result<Zkey, Phase2Error> {
         })
         .collect();
     let k = G1Projective::normalize_batch(&k);
+    let points = Points {
+        k,
+        a: G1Projective::normalize_batch(&a),
+        b1: G1Projective::normalize_batch(&b1),
+        b2: G2Projective::normalize_batch(&b2),
+    };
+    Ok(assemble_initial(r1cs, ptau, &b, points))
+}
+
+/// Each wire's points of an initial key: `K = β·A + α·B + C` (IC, then the private
+/// wires' C), `A`, `B₁`, `B₂`.
+struct Points {
+    k: Vec<G1Affine>,
+    a: Vec<G1Affine>,
+    b1: Vec<G1Affine>,
+    b2: Vec<G2Affine>,
+}
+
+/// The initial key from its points: `δ = γ = 1`, the ptau's `α`, `β`, `H`, the circuit
+/// hash.
+fn assemble_initial(r1cs: &CircomR1cs, ptau: &Ptau, b: &Blocks<'_>, p: Points) -> Zkey {
     let np = r1cs.public() as usize;
     let mut zkey = Zkey {
         n_vars: r1cs.wires,
@@ -171,12 +192,12 @@ pub fn initial(r1cs: &CircomR1cs, ptau: &Ptau) -> Result<Zkey, Phase2Error> {
         gamma2: G2Affine::generator(),
         delta1: G1Affine::generator(),
         delta2: G2Affine::generator(),
-        ic: k[..=np].to_vec(),
+        ic: p.k[..=np].to_vec(),
         coefs: coefs_of(r1cs),
-        a: G1Projective::normalize_batch(&a),
-        b1: G1Projective::normalize_batch(&b1),
-        b2: G2Projective::normalize_batch(&b2),
-        c: k[np + 1..].to_vec(),
+        a: p.a,
+        b1: p.b1,
+        b2: p.b2,
+        c: p.k[np + 1..].to_vec(),
         h: b.h(),
         mpc: Mpc {
             cs_hash: [0; 64],
@@ -184,7 +205,7 @@ pub fn initial(r1cs: &CircomR1cs, ptau: &Ptau) -> Result<Zkey, Phase2Error> {
         },
     };
     zkey.mpc.cs_hash = circuit_hash(&zkey, ptau, b.hashed_h);
-    Ok(zkey)
+    zkey
 }
 
 /// [`initial`] for a ptau whose secrets are known (one made here for a development
@@ -226,32 +247,13 @@ pub fn initial_from_secrets(
         .collect();
     let g1 = BatchMulPreprocessing::new(G1Projective::from(G1Affine::generator()), 4 * wires);
     let g2 = BatchMulPreprocessing::new(G2Projective::from(G2Affine::generator()), wires);
-    let k = g1.batch_mul(&k);
-    let np = r1cs.public() as usize;
-    let mut zkey = Zkey {
-        n_vars: r1cs.wires,
-        n_public: r1cs.public(),
-        domain_size: b.n as u32,
-        alpha1: ptau.alpha_tau_g1[0],
-        beta1: ptau.beta_tau_g1[0],
-        beta2: ptau.beta_g2,
-        gamma2: G2Affine::generator(),
-        delta1: G1Affine::generator(),
-        delta2: G2Affine::generator(),
-        ic: k[..=np].to_vec(),
-        coefs: coefs_of(r1cs),
+    let points = Points {
+        k: g1.batch_mul(&k),
         a: g1.batch_mul(&u),
         b1: g1.batch_mul(&v),
         b2: g2.batch_mul(&v),
-        c: k[np + 1..].to_vec(),
-        h: b.h(),
-        mpc: Mpc {
-            cs_hash: [0; 64],
-            contributions: Vec::new(),
-        },
     };
-    zkey.mpc.cs_hash = circuit_hash(&zkey, ptau, b.hashed_h);
-    Ok(zkey)
+    Ok(assemble_initial(r1cs, ptau, &b, points))
 }
 
 /// The ptau's blocks a circuit's initial key is made of.

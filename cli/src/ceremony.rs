@@ -553,15 +553,7 @@ pub fn snarkjs(command: SnarkjsCommand) -> Result<ExitCode> {
                 .prove(circuit, &mut rand_chacha::ChaCha20Rng::from_entropy())
                 .context("proving")?;
             check(k.vk(), &inputs, &proof)?;
-            std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-            write(
-                &out.join("proof.json"),
-                json::to_string(&json::proof_json(&proof)).as_bytes(),
-            )?;
-            write(
-                &out.join("public.json"),
-                json::to_string(&json::public_json(&inputs)).as_bytes(),
-            )?;
+            write_proof(&out, &proof, &inputs)?;
             write(&out.join("witness.wtns"), &wtns::to_bytes(&assignment))?;
             println!(
                 "wrote proof.json, public.json, witness.wtns to {}",
@@ -571,15 +563,7 @@ pub fn snarkjs(command: SnarkjsCommand) -> Result<ExitCode> {
         SnarkjsCommand::Prove { zkey, wtns: w, out } => {
             let t = Instant::now();
             let (proof, inputs) = prove_zkey(&zkey, &w)?;
-            std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-            write(
-                &out.join("proof.json"),
-                json::to_string(&json::proof_json(&proof)).as_bytes(),
-            )?;
-            write(
-                &out.join("public.json"),
-                json::to_string(&json::public_json(&inputs)).as_bytes(),
-            )?;
+            write_proof(&out, &proof, &inputs)?;
             println!(
                 "proved in {:.2} s; wrote proof.json and public.json to {}",
                 t.elapsed().as_secs_f64(),
@@ -632,6 +616,19 @@ pub fn snarkjs(command: SnarkjsCommand) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes `proof.json` and `public.json` into `out` (created if missing).
+fn write_proof(out: &Path, proof: &ark_groth16::Proof<Bn254>, inputs: &[Fr]) -> Result<()> {
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    write(
+        &out.join("proof.json"),
+        json::to_string(&json::proof_json(proof)).as_bytes(),
+    )?;
+    write(
+        &out.join("public.json"),
+        json::to_string(&json::public_json(inputs)).as_bytes(),
+    )
 }
 
 fn check(
