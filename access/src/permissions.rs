@@ -8,6 +8,9 @@
 use std::fmt;
 use std::str::FromStr;
 
+use pulse_protocol::ceremony::{
+    CEREMONY_STREAM, contribution_subject, turn_subject, verdict_subject,
+};
 use pulse_protocol::{
     JOB_CONSUMER, JOB_PREFIX, JOB_STREAM, JOURNAL_PREFIX, KEY_BUCKET, RECEIPT_PREFIX,
     RECEIPT_STREAM, RESULT_SUBJECT, SHARD_PREFIX, SHARD_STREAM, SHARE_BUCKET, SPLIT_BUCKET,
@@ -122,6 +125,10 @@ pub fn permissions(role: Role, name: &str) -> Permissions {
                 format!("{JOB_PREFIX}.>"),
                 format!("{SHARD_PREFIX}.>"),
                 format!("{JOURNAL_PREFIX}.>"),
+                // As a ceremony's host: turns and verdicts, never a participant's
+                // contribution.
+                turn_subject("*"),
+                verdict_subject("*"),
                 "$JS.API.>".into(),
                 "$JS.ACK.>".into(),
                 "$JS.FC.>".into(),
@@ -169,6 +176,12 @@ pub fn permissions(role: Role, name: &str) -> Permissions {
                 format!("$O.{SPLIT_BUCKET}.C.>"),
                 format!("$O.{SPLIT_BUCKET}.M.>"),
             ];
+            // A ceremony's participant: its own turns and verdicts, its own
+            // contributions, nobody else's.
+            for subject in [turn_subject(name), verdict_subject(name)] {
+                publish.push(format!("$JS.API.DIRECT.GET.{CEREMONY_STREAM}.{subject}"));
+            }
+            publish.push(contribution_subject(name));
             // Reading shard scalars, as the keys are read.
             for api in [
                 format!("$JS.API.STREAM.INFO.{split}"),

@@ -421,3 +421,64 @@ async fn a_revoked_worker_is_cut_off_and_the_others_stay() {
         async_nats::connection::State::Connected
     );
 }
+
+#[tokio::test]
+async fn ceremony_participants_read_their_turns_and_announce_only_their_own_contributions() {
+    use pulse_protocol::ceremony::{
+        CEREMONY_STREAM, ceremony_stream, contribution_subject, turn_subject, verdict_subject,
+    };
+    let (mut nats, mut coordinator) = cluster().await;
+    let host = coordinator.js();
+    host.create_or_update_stream(ceremony_stream())
+        .await
+        .expect("the host makes the ceremony stream");
+    for subject in [turn_subject("h1"), verdict_subject("h1")] {
+        host.publish(subject, "for h1".into())
+            .await
+            .expect("publish")
+            .await
+            .expect("stored");
+    }
+    let mut worker = Conn::open(&nats.worker("h1")).await;
+    let js = worker.js();
+    let stream = js
+        .get_stream_no_info(CEREMONY_STREAM)
+        .await
+        .expect("stream handle");
+    for subject in [turn_subject("h1"), verdict_subject("h1")] {
+        let got = stream
+            .direct_get_last_for_subject(&subject)
+            .await
+            .unwrap_or_else(|e| panic!("h1 reads {subject}: {e}"));
+        assert_eq!(&got.payload[..], b"for h1");
+    }
+    js.publish(contribution_subject("h1"), "mine".into())
+        .await
+        .expect("publish")
+        .await
+        .expect("h1's contribution stored");
+    let got = host
+        .get_stream_no_info(CEREMONY_STREAM)
+        .await
+        .expect("stream")
+        .direct_get_last_for_subject(contribution_subject("h1"))
+        .await
+        .expect("the host reads h1's contribution");
+    assert_eq!(&got.payload[..], b"mine");
+
+    // Another participant's subjects, and the host's, are refused.
+    worker.publish_refused(&contribution_subject("h2")).await;
+    worker.publish_refused(&turn_subject("h1")).await;
+    worker.publish_refused(&verdict_subject("h1")).await;
+    assert!(
+        stream
+            .direct_get_last_for_subject(turn_subject("h2"))
+            .await
+            .is_err(),
+        "h1 reads h2's turn"
+    );
+    // The host never announces a participant's contribution.
+    coordinator
+        .publish_refused(&contribution_subject("h1"))
+        .await;
+}

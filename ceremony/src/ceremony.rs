@@ -348,7 +348,7 @@ impl Ceremony {
     /// # Errors
     /// The file is missing or malformed.
     pub fn latest(&self) -> Result<Zkey, CeremonyError> {
-        read_zkey(&self.dir.join(zkey_file(self.manifest.contributions.len())))
+        read_zkey(&self.latest_path())
     }
 
     fn append(
@@ -442,17 +442,24 @@ impl Ceremony {
     /// An unreadable key, or one that is not a valid next step of this ceremony (the
     /// message names the check).
     pub fn import(&mut self, path: &Path) -> Result<ContributionSummary, CeremonyError> {
-        if self.manifest.contributions.iter().any(|c| c.beacon) {
+        self.import_zkey(&read_zkey(path)?)
+    }
+
+    /// As [`Self::import`], for a key already read (from the network, say).
+    ///
+    /// # Errors
+    /// As [`Self::import`].
+    pub fn import_zkey(&mut self, next: &Zkey) -> Result<ContributionSummary, CeremonyError> {
+        if self.is_closed() {
             return Err(CeremonyError::Usage(
                 "the ceremony already ends with a beacon; finalize it, or start a new one".into(),
             ));
         }
         let prev = self.latest()?;
-        let next = read_zkey(path)?;
         let index = self.manifest.contributions.len() + 1;
         phase2::verify_step(
             &prev,
-            &next,
+            next,
             index,
             &mut rand_chacha::ChaCha20Rng::from_entropy(),
         )?;
@@ -466,7 +473,17 @@ impl Ceremony {
             .clone()
             .unwrap_or_else(|| format!("contribution {index}"));
         let (hash, beacon) = (c.hash(), c.beacon.is_some());
-        self.append(&next, hash, name, beacon)
+        self.append(next, hash, name, beacon)
+    }
+
+    /// Whether a beacon closed the ceremony (no contribution may follow it).
+    pub fn is_closed(&self) -> bool {
+        self.manifest.contributions.iter().any(|c| c.beacon)
+    }
+
+    /// The file of the key after the last contribution (the initial key before any).
+    pub fn latest_path(&self) -> PathBuf {
+        self.dir.join(zkey_file(self.manifest.contributions.len()))
     }
 
     /// Verifies the whole ceremony from the circuit and the ptau (at `ptau`, or where the
@@ -661,6 +678,24 @@ pub fn dev_ceremony(
     keys_out: &Path,
     progress: &dyn Fn(&str),
 ) -> Result<(KeyArtifacts, Report), CeremonyError> {
+    let mut c = dev_ceremony_start(dir, params, progress)?;
+    for name in contributors {
+        progress(&format!("contribution of {name}"));
+        c.contribute(name, b"", &|_| {})?;
+    }
+    dev_ceremony_close(&mut c, keys_out, progress)
+}
+
+/// The first step of [`dev_ceremony`]: a development ptau in `dir` (`dev.ptau`) and the
+/// ceremony started from it in `dir/ceremony`, with no contribution yet.
+///
+/// # Errors
+/// As the steps.
+pub fn dev_ceremony_start(
+    dir: &Path,
+    params: CircuitParams,
+    progress: &dyn Fn(&str),
+) -> Result<Ceremony, CeremonyError> {
     let r1cs = chunk_r1cs(params).map_err(CeremonyError::Usage)?;
     let power = phase2::domain_power(r1cs.constraints.len(), r1cs.public() as usize);
     // snarkjs's circuit hash reads one power past the domain's from 2^15 rows on.
@@ -675,7 +710,7 @@ pub fn dev_ceremony(
     progress("computing the initial key");
     let init = phase2::initial_from_secrets(&r1cs, &ptau, &secrets)?;
     drop(secrets);
-    let mut c = Ceremony::start(
+    Ceremony::start(
         &dir.join("ceremony"),
         Circuit::Chunk { params },
         &r1cs,
@@ -683,11 +718,19 @@ pub fn dev_ceremony(
         Hash32::digest(&bytes),
         power,
         &init,
-    )?;
-    for name in contributors {
-        progress(&format!("contribution of {name}"));
-        c.contribute(name, b"", &|_| {})?;
-    }
+    )
+}
+
+/// The last step of [`dev_ceremony`]: a beacon of fresh randomness, the whole transcript
+/// verified, the keys written to `keys_out`.
+///
+/// # Errors
+/// As the steps.
+pub fn dev_ceremony_close(
+    c: &mut Ceremony,
+    keys_out: &Path,
+    progress: &dyn Fn(&str),
+) -> Result<(KeyArtifacts, Report), CeremonyError> {
     let mut beacon = [0u8; 32];
     rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut beacon);
     progress("closing beacon");

@@ -127,6 +127,13 @@ pub enum CeremonyCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Run the ceremony through the cluster, as its host (the operator's coordinator
+    /// credentials): each participant in turn is offered the latest key on NATS (the key on
+    /// IPFS), and its contribution is verified before the next is asked.
+    Host(crate::ceremony_net::HostArgs),
+    /// Take part in a ceremony run through the cluster (a hospital's worker credentials):
+    /// wait for your turn, contribute, announce it, and wait for the host's verdict.
+    Join(crate::ceremony_net::JoinArgs),
     /// Verify the ceremony and write its keys, as `pulse setup` writes them (with the
     /// transcript in the manifest), plus the final .zkey and the circuit's .r1cs.
     Finalize {
@@ -338,6 +345,8 @@ fn print_contribution(s: &ceremony::ContributionSummary, json: bool) -> Result<(
 #[allow(clippy::print_stdout)]
 pub fn ceremony(command: CeremonyCommand) -> Result<ExitCode> {
     match command {
+        CeremonyCommand::Host(args) => return crate::ceremony_net::run_host(args),
+        CeremonyCommand::Join(args) => return crate::ceremony_net::run_join(args),
         CeremonyCommand::New {
             slots,
             depth,

@@ -5,6 +5,7 @@
 mod bench_cluster;
 mod bench_prover;
 mod ceremony;
+mod ceremony_net;
 mod coordinator;
 mod demo;
 mod dev;

@@ -13,6 +13,7 @@
 //! | proving keys, by hash ([`keys`]) | name = pk hash | object store [`KEY_BUCKET`] | kept |
 //! | shard jobs of split proofs (coordinator → one worker) | [`shard_subject`] | [`SHARD_STREAM`] | work queue; each worker pulls its own through [`shard_consumer`] |
 //! | a split proof's shard scalars, by hash | name = SHA-256 | object store [`SPLIT_BUCKET`] | deleted when the batch is final or the split abandoned |
+//! | a phase-2 ceremony's turns, contributions and verdicts ([`ceremony`]) | `pulse.ceremony.{turn,contribution,verdict}.<participant>` | [`ceremony::CEREMONY_STREAM`] | limits: the last few per subject, for a week |
 //!
 //! A **split proof** shards one chunk's MSMs by base range across workers: a proving job
 //! that carries a plan ([`ProvingJob::split`]) asks a worker (the assembler) for the
@@ -27,6 +28,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod ceremony;
 pub mod keys;
 pub mod messages;
 pub mod nats;
