@@ -162,7 +162,7 @@ async fn last<T: Message>(
         Ok(msg) => Some((msg.sequence, decode::<T>(&msg.payload))),
         Err(e) if e.kind() == DirectGetErrorKind::NotFound => None,
         Err(e) => {
-            tracing::warn!(subject, error = %e, "reading the ceremony stream failed; retrying");
+            tracing::debug!(subject, error = %e, "reading the ceremony stream failed; retrying");
             None
         }
     }

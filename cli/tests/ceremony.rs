@@ -552,3 +552,246 @@ fn chunk_keys_from_a_ceremony_and_their_proofs_cross_between_pulse_and_snarkjs()
         text(&o)
     );
 }
+
+/// The NATS flags of an endpoint, for a `pulse` command line.
+fn nats_flags(e: &pulse_access::NatsEndpoint) -> Vec<String> {
+    let mut flags = vec![format!("--nats={}", e.url)];
+    if let Some(creds) = &e.credentials {
+        flags.push(format!("--nats-credentials={}", creds.display()));
+    }
+    if let Some(ca) = &e.ca {
+        flags.push(format!("--nats-ca={}", ca.display()));
+    }
+    flags
+}
+
+fn spawn_pulse(args: &[String]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_pulse"))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start pulse")
+}
+
+/// A participant driven by the test: it reads its turn, announces what it is told to,
+/// and reads the host's verdicts.
+struct Participant {
+    name: &'static str,
+    js: async_nats::jetstream::Context,
+    ipfs: pulse_ipfs::IpfsClient,
+}
+
+impl Participant {
+    async fn stream(&self) -> async_nats::jetstream::stream::Stream<()> {
+        self.js
+            .get_stream_no_info(pulse_protocol::ceremony::CEREMONY_STREAM)
+            .await
+            .expect("ceremony stream handle")
+    }
+
+    /// Its turn, once the host offers it.
+    async fn turn(&self) -> pulse_protocol::ceremony::CeremonyTurn {
+        let subject = pulse_protocol::ceremony::turn_subject(self.name);
+        for _ in 0..1200 {
+            if let Ok(msg) = self
+                .stream()
+                .await
+                .direct_get_last_for_subject(&subject)
+                .await
+            {
+                return pulse_protocol::decode(&msg.payload).expect("a turn");
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("{} was never offered its turn", self.name);
+    }
+
+    async fn add(&self, z: &Zkey) -> pulse_protocol::ceremony::ZkeyRef {
+        use sha2::Digest;
+        let bytes = z.to_bytes();
+        let r = pulse_protocol::ceremony::ZkeyRef {
+            sha256: hex::encode(sha2::Sha256::digest(&bytes)),
+            bytes: bytes.len() as u64,
+            cid: String::new(),
+        };
+        let cid = self.ipfs.add(bytes).await.expect("add to IPFS");
+        pulse_protocol::ceremony::ZkeyRef {
+            cid: cid.to_string(),
+            ..r
+        }
+    }
+
+    /// Announces `payload` and returns the host's verdict on it.
+    async fn announce(&self, payload: Vec<u8>) -> pulse_protocol::ceremony::VerdictOutcome {
+        use pulse_protocol::ceremony::{CeremonyVerdict, contribution_subject, verdict_subject};
+        let seq = self
+            .js
+            .publish(contribution_subject(self.name), payload.into())
+            .await
+            .expect("publish")
+            .await
+            .expect("stored")
+            .sequence;
+        let subject = verdict_subject(self.name);
+        for _ in 0..1200 {
+            if let Ok(msg) = self
+                .stream()
+                .await
+                .direct_get_last_for_subject(&subject)
+                .await
+                && msg.sequence > seq
+            {
+                let v: CeremonyVerdict = pulse_protocol::decode(&msg.payload).expect("a verdict");
+                return v.outcome;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("no verdict for {}", self.name);
+    }
+}
+
+/// Scope 3 of the ceremony: the host passes the key from participant to participant through
+/// NATS and IPFS and verifies each contribution before the next turn. `h1` takes part with
+/// `pulse ceremony join`; `h2` (the test) first announces garbage, a contribution under
+/// another's name and a contribution with a tampered δ, each refused with the reason while
+/// its turn stays open, then a good one; `h3` never answers and is skipped when its turn
+/// times out. The transcript then verifies and names h1 and h2.
+#[test]
+fn a_ceremony_passes_through_the_cluster_and_the_host_refuses_bad_contributions() {
+    use pulse_protocol::ceremony::{CeremonyContribution, VerdictOutcome};
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let d = tmp.path();
+    let ptau = d.join("dev.ptau");
+    ok(pulse(&["ptau", "new", "--power", "6", "--out", s(&ptau)]));
+    let r1cs = d.join("circuit.r1cs");
+    std::fs::write(&r1cs, cubic(5).to_bytes()).expect("write r1cs");
+    let c = d.join("c");
+    ok(pulse(&[
+        "ceremony", "new", "--r1cs", s(&r1cs), "--ptau", s(&ptau), "--out", s(&c),
+    ]));
+
+    let mut nats = pulse_testkit::Nats::start();
+    let ipfs = pulse_testkit::Ipfs::start();
+    let host_nats = nats.coordinator();
+    let (h1, h2) = (nats.worker("h1"), nats.worker("h2"));
+    let _h3 = nats.worker("h3");
+    let ipfs_flag = format!("--ipfs={}", ipfs.api_url());
+
+    let mut args: Vec<String> = ["ceremony", "host", s(&c), "--participant", "h1,h2,h3"]
+        .map(String::from)
+        .into();
+    args.extend(nats_flags(&host_nats));
+    args.extend([ipfs_flag.clone(), "--turn-timeout=25s".into(), "--json".into()]);
+    let host = spawn_pulse(&args);
+    let mut args: Vec<String> = ["ceremony", "join", "--wait=180s", "--json"]
+        .map(String::from)
+        .into();
+    args.extend(nats_flags(&h1));
+    args.push(ipfs_flag);
+    let join = spawn_pulse(&args);
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let me = Participant {
+            name: "h2",
+            js: async_nats::jetstream::new(h2.connect("test-h2").await.expect("connect h2")),
+            ipfs: pulse_ipfs::IpfsClient::new(&ipfs.api_url()).expect("ipfs client"),
+        };
+        let turn = me.turn().await;
+        assert_eq!(turn.index, 2, "h1 contributed first: {turn:?}");
+        let cid = pulse_ipfs::Cid::try_from(turn.zkey.cid.as_str()).expect("cid");
+        let prev = Zkey::parse(
+            me.ipfs
+                .cat(&cid, std::time::Duration::from_secs(30))
+                .await
+                .expect("the turn's key"),
+        )
+        .expect("a zkey");
+        let contribute = |name: &str| {
+            pulse_ceremony::phase2::contribute(
+                &prev,
+                &mut pulse_ceremony::rng::contribution_stream(b""),
+                Some(name.to_owned()),
+            )
+        };
+        let announcement = |zkey, hash: [u8; 64]| CeremonyContribution {
+            ceremony: turn.ceremony.clone(),
+            index: turn.index,
+            base_sha256: turn.zkey.sha256.clone(),
+            zkey,
+            contribution_hash: hex::encode(hash),
+        };
+        let refused = |o: VerdictOutcome, what: &str, expect: &str| match o {
+            VerdictOutcome::Refused { reason, is_final } => {
+                assert!(!is_final, "{what}: the turn stays open");
+                assert!(reason.contains(expect), "{what}: {reason}");
+            }
+            other => panic!("{what} was accepted: {other:?}"),
+        };
+
+        refused(
+            me.announce(b"{\"v\":1,\"not\":\"a contribution\"}".to_vec()).await,
+            "garbage",
+            "unreadable",
+        );
+        let (forged, hash) = contribute("h1");
+        let zkey = me.add(&forged).await;
+        refused(
+            me.announce(pulse_protocol::encode(&announcement(zkey, hash))).await,
+            "a contribution under another's name",
+            "announced by participant \"h2\"",
+        );
+        let (mut tampered, hash) = contribute("h2");
+        tampered.delta1 = prev.delta1;
+        let zkey = me.add(&tampered).await;
+        refused(
+            me.announce(pulse_protocol::encode(&announcement(zkey, hash))).await,
+            "a tampered δ",
+            "contribution #2 (\"h2\"): the key's δ₁",
+        );
+        let (good, hash) = contribute("h2");
+        let zkey = me.add(&good).await;
+        match me.announce(pulse_protocol::encode(&announcement(zkey, hash))).await {
+            VerdictOutcome::Accepted {
+                contribution_hash, ..
+            } => assert_eq!(contribution_hash, hex::encode(hash)),
+            other => panic!("the good contribution was refused: {other:?}"),
+        }
+    });
+
+    let joined = join.wait_with_output().expect("join");
+    assert!(joined.status.success(), "{}", text(&joined));
+    let j: serde_json::Value = serde_json::from_slice(&joined.stdout).expect("join json");
+    assert_eq!(j["participant"], "h1");
+    assert_eq!(j["index"], 1);
+    let hosted = host.wait_with_output().expect("host");
+    assert!(hosted.status.success(), "{}", text(&hosted));
+    let r: serde_json::Value = serde_json::from_slice(&hosted.stdout).expect("host json");
+    let names = |k: &str| -> Vec<String> {
+        r[k].as_array()
+            .expect("list")
+            .iter()
+            .map(|e| e["participant"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    assert_eq!(names("accepted"), ["h1", "h2"], "{r}");
+    assert_eq!(names("skipped"), ["h3"], "{r}");
+    let why = r["skipped"][0]["reason"].as_str().unwrap_or_default();
+    assert!(why.contains("no contribution within"), "{why}");
+    assert_eq!(r["accepted"][0]["hash"], j["contribution_hash"], "{r}");
+
+    // The whole transcript verifies from the ptau, and names the participants.
+    let o = ok(pulse(&["ceremony", "verify", s(&c), "--json"]));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("verify json");
+    let contributors: Vec<&str> = v["contributions"]
+        .as_array()
+        .expect("contributions")
+        .iter()
+        .map(|c| c["name"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(contributors, ["h1", "h2"], "{v}");
+}

@@ -164,13 +164,27 @@ fn two_hundred_transactions_to_l1_then_the_client_commands() {
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(keys_dir.join("manifest.json")).expect("manifest"))
             .expect("manifest JSON");
+    // The operator contributed locally; each worker's identity through the cluster (its
+    // turn on NATS, its key on IPFS, verified by the host before the next); then a beacon.
+    let contributors: Vec<&str> = manifest["ceremony"]["contributions"]
+        .as_array()
+        .expect("contributions")
+        .iter()
+        .map(|c| c["name"].as_str().unwrap_or_default())
+        .collect();
     assert_eq!(
-        manifest["ceremony"]["contributions"]
-            .as_array()
-            .map(Vec::len),
-        Some(4),
+        contributors,
+        ["operator", "hospital-1", "hospital-2", "beacon"],
         "{manifest}"
     );
+    for i in 1..=2 {
+        let log = std::fs::read_to_string(dir.join(format!("logs/ceremony-hospital-{i}.log")))
+            .expect("the participant's log");
+        assert!(
+            log.contains(&format!("by hospital-{i} accepted into ceremony")),
+            "{log}"
+        );
+    }
     let sj = tmp.path().join("snarkjs");
     let (keys_s, sj_s) = (
         keys_dir.to_str().unwrap_or_default(),

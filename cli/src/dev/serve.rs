@@ -206,6 +206,16 @@ async fn run(args: ServeArgs) -> Result<ExitCode> {
     let anvil = start("anvil", pulse_testkit::Anvil::start)?;
     let ipfs = start("the IPFS node", pulse_testkit::Ipfs::start)?;
 
+    // Every worker's NATS user is added before any worker starts (and before a ceremony
+    // asks them to contribute): adding one reloads the server, and a reload can refuse a
+    // client that is authenticating at that moment.
+    let mut endpoints = Vec::new();
+    for i in 0..shape.workers {
+        let id = format!("hospital-{}", i + 1);
+        endpoints.push(start("a worker's NATS user", || nats.worker(&id))?);
+    }
+    let coordinator_nats = nats.coordinator();
+
     let params = CircuitParams::new(shape.slots as usize, shape.depth as usize);
     let keys_dir = dir.join("keys");
     let keys = if shape.setup == "single-party" {
@@ -220,30 +230,25 @@ async fn run(args: ServeArgs) -> Result<ExitCode> {
         keys.write(&keys_dir)?;
         keys
     } else {
-        let contributors: Vec<String> = std::iter::once("operator".to_owned())
-            .chain((1..=shape.workers).map(|i| format!("worker-{i}")))
+        let ids: Vec<String> = (1..=shape.workers)
+            .map(|i| format!("hospital-{i}"))
             .collect();
         eprintln!(
-            "Groth16 keys by a phase-2 ceremony ({}, then a beacon) for {} slot(s) per chunk, tree depth {}",
-            contributors.join(", "),
+            "Groth16 keys by a phase-2 ceremony through the cluster (the operator, {}, then a beacon) for {} slot(s) per chunk, tree depth {}",
+            ids.join(", "),
             params.slots,
             params.depth
         );
-        let (ceremony_dir, out) = (dir.join("ceremony"), keys_dir.clone());
-        let (keys, report) = tokio::task::spawn_blocking(move || {
-            pulse_ceremony::ceremony::dev_ceremony(
-                &ceremony_dir,
-                params,
-                &contributors,
-                &out,
-                &|step| eprintln!("  ceremony: {step}"),
-            )
-        })
-        .await??;
-        eprintln!("  ceremony transcript {}", report.transcript_hash);
-        keys
+        let ceremony = DevCeremony {
+            dir: dir.join("ceremony"),
+            logs: logs.clone(),
+            params,
+            participants: ids.iter().cloned().zip(endpoints.iter().cloned()).collect(),
+            nats_url: nats.url(),
+            ipfs_url: ipfs.api_url(),
+        };
+        ceremony.run(&coordinator_nats, &keys_dir).await?
     };
-
     // The genesis registrar (account 1), kept as a key file for registering doctors.
     let registrar = KeyFile::new(
         pulse_circuits::eddsa::PrivateKey::random(&mut rand::rngs::OsRng),
@@ -285,7 +290,6 @@ async fn run(args: ServeArgs) -> Result<ExitCode> {
 
     let http = SocketAddr::from(([127, 0, 0, 1], pulse_testkit::free_port()));
     let mut services = Vec::new();
-    let coordinator_nats = nats.coordinator();
     let coordinator_args: Vec<String> = vec![
         "coordinator".into(),
         "run".into(),
@@ -323,13 +327,6 @@ async fn run(args: ServeArgs) -> Result<ExitCode> {
     .await?;
     eprintln!("coordinator up at {coordinator_url}");
 
-    // Every worker's NATS user is added before any worker starts: adding one reloads the
-    // server, and a reload can refuse a client that is authenticating at that moment.
-    let mut endpoints = Vec::new();
-    for i in 0..shape.workers {
-        let id = format!("hospital-{}", i + 1);
-        endpoints.push(start("a worker's NATS user", || nats.worker(&id))?);
-    }
     let mut worker_ports = Vec::new();
     let mut worker_credentials = std::collections::BTreeMap::new();
     for (i, endpoint) in endpoints.into_iter().enumerate() {
@@ -466,6 +463,112 @@ async fn wait_http(service: &mut Service, port: u16, path: &str, timeout: Durati
             );
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The dev cluster's ceremony, run through the cluster: the operator contributes here, then
+/// each worker's identity in its own `pulse ceremony join` process (its own credentials),
+/// each contribution verified by the host before the next, then a beacon.
+struct DevCeremony {
+    dir: PathBuf,
+    logs: PathBuf,
+    params: CircuitParams,
+    participants: Vec<(String, pulse_access::NatsEndpoint)>,
+    nats_url: String,
+    ipfs_url: String,
+}
+
+/// How long a dev participant waits for its turn and its verdict.
+const DEV_TURN: Duration = Duration::from_secs(600);
+
+impl DevCeremony {
+    async fn run(
+        self,
+        host_nats: &pulse_access::NatsEndpoint,
+        keys_dir: &Path,
+    ) -> Result<artifacts::KeyArtifacts> {
+        let say = |step: &str| eprintln!("  ceremony: {step}");
+        let (dir, params) = (self.dir.clone(), self.params);
+        let mut c = tokio::task::spawn_blocking(move || {
+            let mut c = pulse_ceremony::ceremony::dev_ceremony_start(&dir, params, &|step| {
+                eprintln!("  ceremony: {step}");
+            })?;
+            eprintln!("  ceremony: contribution of the operator");
+            c.contribute("operator", b"", &|_| {})?;
+            Ok::<_, pulse_ceremony::ceremony::CeremonyError>(c)
+        })
+        .await??;
+        let id = c.manifest.circuit_hash.clone();
+        let mut joins = Vec::new();
+        for (name, endpoint) in &self.participants {
+            let log = self.logs.join(format!("ceremony-{name}.log"));
+            let mut args = vec![
+                "ceremony".to_owned(),
+                "join".into(),
+                format!("--nats={}", self.nats_url),
+                format!("--nats-credentials={}", creds_of(endpoint)?.display()),
+                format!("--ipfs={}", self.ipfs_url),
+                format!("--ceremony={id}"),
+                format!("--wait={}s", DEV_TURN.as_secs()),
+            ];
+            args = with_ca(args, endpoint);
+            joins.push((name.clone(), Service::start(name, &args, &[], &log, false)?, log));
+        }
+        let client = host_nats
+            .connect("pulse-dev-ceremony")
+            .await
+            .context("connecting the ceremony's host to NATS")?;
+        let js = async_nats::jetstream::new(client);
+        let ipfs = pulse_ipfs::IpfsClient::new(&self.ipfs_url)?;
+        let names: Vec<String> = self.participants.iter().map(|(n, _)| n.clone()).collect();
+        let options = crate::ceremony_net::HostOptions {
+            turn_timeout: DEV_TURN,
+            max_zkey: 1 << 30,
+        };
+        let hosted = crate::ceremony_net::host(&mut c, &js, &ipfs, &names, &options, &say).await;
+        for (name, mut child, log) in joins {
+            if hosted.is_err() {
+                // No more turns will come: the participants would wait out their time.
+                let _ = child.kill();
+            }
+            let status = tokio::task::spawn_blocking(move || child.wait()).await??;
+            if !status.success() && hosted.is_ok() {
+                bail!(
+                    "the ceremony participant {name} failed ({status}); the end of {}:\n{}",
+                    log.display(),
+                    super::tail(&log)
+                );
+            }
+        }
+        let report = hosted?;
+        if !report.skipped.is_empty() {
+            bail!(
+                "ceremony participants were skipped: {}",
+                report
+                    .skipped
+                    .iter()
+                    .map(|s| format!("{}: {}", s.participant, s.reason))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            );
+        }
+        for a in &report.accepted {
+            eprintln!(
+                "  ceremony: contribution #{} of {} verified and accepted ({}…)",
+                a.index,
+                a.participant,
+                &a.hash[..16.min(a.hash.len())]
+            );
+        }
+        let out = keys_dir.to_path_buf();
+        let (keys, report) = tokio::task::spawn_blocking(move || {
+            pulse_ceremony::ceremony::dev_ceremony_close(&mut c, &out, &|step| {
+                eprintln!("  ceremony: {step}");
+            })
+        })
+        .await??;
+        eprintln!("  ceremony transcript {}", report.transcript_hash);
+        Ok(keys)
     }
 }
 
