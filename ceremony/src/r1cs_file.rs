@@ -124,6 +124,16 @@ impl CircomR1cs {
                 "the r1cs declares {wires} wires but more inputs and outputs than that"
             )));
         }
+        // Circom writes a label for every wire: the map bounds the wire count by the file's
+        // size (a tiny file declaring 2^32 wires would otherwise make keys of 2^32 points).
+        let map = f.required(3, "wire-to-label map")?;
+        if map.len() as u64 != u64::from(wires) * 8 {
+            return Err(FormatError::new(format!(
+                "the r1cs declares {wires} wires but its wire-to-label map holds {} bytes, not {}",
+                map.len(),
+                u64::from(wires) * 8
+            )));
+        }
         let mut c = Reader::new(f.required(2, "constraints")?, "the r1cs constraints");
         // Each constraint takes at least 12 bytes: no more are allocated than the file holds.
         let mut constraints = Vec::with_capacity((count as usize).min(c.remaining() / 12));
@@ -251,5 +261,18 @@ mod tests {
         let mut b = toy().to_bytes();
         b.truncate(b.len() - 3);
         assert!(CircomR1cs::parse(b).is_err());
+    }
+
+    /// The fuzz target `ceremony_file` found it: a 256-byte file declaring 167M wires parsed,
+    /// and writing it back took 1.3 GB. The wire count is now bounded by the label map.
+    #[test]
+    fn refuses_a_wire_count_the_file_does_not_hold() {
+        let mut b = toy().to_bytes();
+        // The header's wire count: after the container's 12 bytes, the section's 12, the
+        // field size and the 32-byte modulus.
+        assert_eq!(b[60..64], 5u32.to_le_bytes());
+        b[60..64].copy_from_slice(&0x0a00_0003u32.to_le_bytes());
+        let err = CircomR1cs::parse(b).unwrap_err().to_string();
+        assert!(err.contains("declares 167772163 wires but its wire-to-label map holds 40 bytes"), "{err}");
     }
 }

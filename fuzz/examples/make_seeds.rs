@@ -429,5 +429,111 @@ fn main() {
         ChaCha20Rng::seed_from_u64(100 + i).fill_bytes(&mut bytes);
         put(&dir, "differential", &format!("sequence-{i}"), &bytes);
     }
+    ceremony_seeds(&dir);
     println!("seeds written under {}", dir.display());
+}
+
+/// A ceremony's messages, and its files at the smallest size: `x·x = y` over a ptau of
+/// 2^3 powers, its initial key with one contribution, a witness, snarkjs JSON.
+fn ceremony_seeds(dir: &Path) {
+    use pulse_ceremony::ceremony::transcript_hash;
+    use pulse_ceremony::{json, keys, phase2, ptau::Ptau, r1cs_file::CircomR1cs, rng, wtns};
+    use pulse_protocol::ceremony::{
+        CeremonyContribution, CeremonyTurn, CeremonyVerdict, VerdictOutcome, ZkeyRef,
+    };
+    let one = Fr::from(1u64);
+    let r1cs = CircomR1cs {
+        wires: 3,
+        outputs: 1,
+        public_inputs: 0,
+        private_inputs: 1,
+        labels: 3,
+        constraints: vec![[vec![(2, one)], vec![(2, one)], vec![(1, one)]]],
+    };
+    put(dir, "ceremony_file", "r1cs", &r1cs.to_bytes());
+    let ptau = Ptau::new(3, &mut ChaCha20Rng::seed_from_u64(7)).expect("ptau");
+    put(dir, "ceremony_file", "ptau", &ptau.to_bytes());
+    let init = phase2::initial(&r1cs, &ptau).expect("initial key");
+    let (next, hash) = phase2::contribute(
+        &init,
+        &mut rng::contribution_stream(b"seed"),
+        Some("hospital-a".into()),
+    );
+    put(dir, "ceremony_file", "zkey", &next.to_bytes());
+    put(
+        dir,
+        "ceremony_file",
+        "wtns",
+        &wtns::to_bytes(&[one, Fr::from(9u64), Fr::from(3u64)]),
+    );
+    let vk = keys::verifying_key(&next);
+    put(
+        dir,
+        "ceremony_file",
+        "vk_json",
+        json::to_string(&json::vk_json(&vk)).as_bytes(),
+    );
+    let proof = ark_groth16::Proof::<ark_bn254::Bn254> {
+        a: vk.alpha_g1,
+        b: vk.beta_g2,
+        c: vk.alpha_g1,
+    };
+    put(
+        dir,
+        "ceremony_file",
+        "proof_json",
+        json::to_string(&json::proof_json(&proof)).as_bytes(),
+    );
+    put(
+        dir,
+        "ceremony_file",
+        "public_json",
+        json::to_string(&json::public_json(&[Fr::from(9u64)])).as_bytes(),
+    );
+
+    let zkey = |sha: u8| ZkeyRef {
+        cid: "bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi".into(),
+        sha256: hex::encode([sha; 32]),
+        bytes: 49_164_526,
+    };
+    let ceremony = hex::encode(next.mpc.cs_hash);
+    let turn = CeremonyTurn {
+        ceremony: ceremony.clone(),
+        index: 2,
+        zkey: zkey(1),
+        transcript: transcript_hash(&init),
+        timeout_s: 1800,
+    };
+    put(dir, "ceremony_message", "turn", &with_prefix(0, &encode(&turn)));
+    let c = CeremonyContribution {
+        ceremony: ceremony.clone(),
+        index: 2,
+        base_sha256: hex::encode([1u8; 32]),
+        zkey: zkey(2),
+        contribution_hash: hex::encode(hash),
+    };
+    put(dir, "ceremony_message", "contribution", &with_prefix(1, &encode(&c)));
+    for (name, outcome) in [
+        (
+            "accepted",
+            VerdictOutcome::Accepted {
+                contribution_hash: hex::encode(hash),
+                transcript: transcript_hash(&next),
+            },
+        ),
+        (
+            "refused",
+            VerdictOutcome::Refused {
+                reason: "contribution #2 (\"hospital-a\"): the key's δ₁ is not the one its contribution announces".into(),
+                is_final: false,
+            },
+        ),
+    ] {
+        let v = CeremonyVerdict {
+            ceremony: ceremony.clone(),
+            index: 2,
+            outcome,
+        };
+        put(dir, "ceremony_message", name, &with_prefix(2, &encode(&v)));
+    }
 }

@@ -184,6 +184,81 @@ pub fn receipt(data: &[u8]) {
     }
 }
 
+/// A ceremony message from the ceremony stream, as the host (an announced contribution)
+/// and a participant (its turn, the host's verdict) read it; the first byte picks which.
+pub fn ceremony_message(data: &[u8]) {
+    use pulse_protocol::ceremony::{CeremonyContribution, CeremonyTurn, CeremonyVerdict};
+    let Some((kind, bytes)) = data.split_first() else {
+        return;
+    };
+    match kind % 3 {
+        0 => {
+            if let Ok(m) = decode::<CeremonyTurn>(bytes) {
+                round_trips(&m);
+            }
+        }
+        1 => {
+            if let Ok(m) = decode::<CeremonyContribution>(bytes) {
+                round_trips(&m);
+            }
+        }
+        _ => {
+            if let Ok(m) = decode::<CeremonyVerdict>(bytes) {
+                round_trips(&m);
+            }
+        }
+    }
+}
+
+/// The ceremony's and snarkjs's files, as Pulse reads them from participants, from IPFS
+/// and from disk (`pulse ceremony host|import|verify`, `pulse snarkjs …`, `pulse bench
+/// prove --zkey --wtns`): chosen by their magic bytes (`zkey`, `r1cs`, `wtns`, `ptau`),
+/// anything else read as snarkjs JSON (a proof, public values, a verifying key). A parsed
+/// file must survive its own encoding; a key's derived verifying key and constraint count
+/// must not panic.
+pub fn ceremony_file(data: &[u8]) {
+    use pulse_ceremony::{json, keys, ptau::Ptau, r1cs_file::CircomR1cs, wtns, zkey::Zkey};
+    match data.get(..4) {
+        Some(b"zkey") => {
+            if let Ok(z) = Zkey::parse(data.to_vec()) {
+                let again = Zkey::parse(z.to_bytes())
+                    .unwrap_or_else(|e| panic!("a parsed zkey does not parse after encoding: {e}"));
+                assert_eq!(again, z, "a zkey changed through its encoding");
+                let _ = keys::verifying_key(&z);
+                let _ = keys::constraints(&z);
+            }
+        }
+        Some(b"r1cs") => {
+            if let Ok(r) = CircomR1cs::parse(data.to_vec()) {
+                let again = CircomR1cs::parse(r.to_bytes())
+                    .unwrap_or_else(|e| panic!("a parsed r1cs does not parse after encoding: {e}"));
+                assert_eq!(again, r, "an r1cs changed through its encoding");
+            }
+        }
+        Some(b"wtns") => {
+            if let Ok(w) = wtns::parse(data.to_vec()) {
+                let again = wtns::parse(wtns::to_bytes(&w))
+                    .unwrap_or_else(|e| panic!("a parsed wtns does not parse after encoding: {e}"));
+                assert_eq!(again, w, "a wtns changed through its encoding");
+            }
+        }
+        Some(b"ptau") => {
+            if let Ok(p) = Ptau::parse(data.to_vec()) {
+                let bytes = p.to_bytes();
+                let again = Ptau::parse(bytes.clone())
+                    .unwrap_or_else(|e| panic!("a parsed ptau does not parse after encoding: {e}"));
+                assert_eq!(again.to_bytes(), bytes, "a ptau changed through its encoding");
+            }
+        }
+        _ => {
+            let text = String::from_utf8_lossy(data);
+            let _ = json::read_proof(&text);
+            let _ = json::read_public(&text);
+            let _ = json::read_vk(&text);
+        }
+    }
+}
+
 /// A worker registry entry as the coordinator and `pulse worker check` read it.
 pub fn worker_info(data: &[u8]) {
     if let Ok(w) = decode::<WorkerInfo>(data) {
