@@ -52,6 +52,7 @@ impl CircomR1cs {
                     r1cs.row(w, i)
                         .iter()
                         .map(|e| (e.var, coeffs[e.coeff as usize]))
+                        .filter(|(_, v)| !v.is_zero())
                         .collect()
                 })
             })
@@ -193,9 +194,10 @@ impl CircomR1cs {
         let mut body = Vec::new();
         for c in &self.constraints {
             for lc in c {
-                let terms: Vec<_> = lc.iter().filter(|(_, v)| !v.is_zero()).collect();
-                body.extend_from_slice(&(terms.len() as u32).to_le_bytes());
-                for (w, v) in terms {
+                // Every term as it is, zero coefficients included (circom writes none, but
+                // a file that has them reads back the same).
+                body.extend_from_slice(&(lc.len() as u32).to_le_bytes());
+                for (w, v) in lc {
                     body.extend_from_slice(&w.to_le_bytes());
                     body.extend_from_slice(&fr_to_le(v));
                 }
@@ -261,6 +263,14 @@ mod tests {
         let mut b = toy().to_bytes();
         b.truncate(b.len() - 3);
         assert!(CircomR1cs::parse(b).is_err());
+    }
+
+    /// Found by `ceremony_file`: a term with a zero coefficient was dropped when written.
+    #[test]
+    fn zero_coefficients_read_back_as_written() {
+        let mut t = toy();
+        t.constraints[1][2].push((2, Fr::from(0u64)));
+        assert_eq!(CircomR1cs::parse(t.to_bytes()).unwrap(), t);
     }
 
     /// The fuzz target `ceremony_file` found it: a 256-byte file declaring 167M wires parsed,
