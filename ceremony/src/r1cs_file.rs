@@ -283,6 +283,9 @@ mod tests {
         assert_eq!(b[60..64], 5u32.to_le_bytes());
         b[60..64].copy_from_slice(&0x0a00_0003u32.to_le_bytes());
         let err = CircomR1cs::parse(b).unwrap_err().to_string();
-        assert!(err.contains("declares 167772163 wires but its wire-to-label map holds 40 bytes"), "{err}");
+        assert!(
+            err.contains("declares 167772163 wires but its wire-to-label map holds 40 bytes"),
+            "{err}"
+        );
     }
 }

@@ -191,7 +191,8 @@ async fn fetch_zkey(ipfs: &IpfsClient, r: &ZkeyRef, max: u64) -> Result<Zkey, St
             r.bytes
         ));
     }
-    let cid = Cid::try_from(r.cid.as_str()).map_err(|e| format!("{:?} is not a CID: {e}", r.cid))?;
+    let cid =
+        Cid::try_from(r.cid.as_str()).map_err(|e| format!("{:?} is not a CID: {e}", r.cid))?;
     let bytes = ipfs
         .cat(&cid, IPFS_TIMEOUT)
         .await
@@ -255,8 +256,7 @@ pub async fn host(
         transcript: String::new(),
     };
     for p in participants {
-        pulse_access::validate_user_name(p)
-            .map_err(|e| anyhow!("participant {p:?}: {e}"))?;
+        pulse_access::validate_user_name(p).map_err(|e| anyhow!("participant {p:?}: {e}"))?;
         if c.is_closed() {
             bail!("the ceremony already ends with a beacon: no participant can follow it");
         }
@@ -292,7 +292,8 @@ pub async fn host(
                     None => format!("no contribution within {:?}", options.turn_timeout),
                 });
             }
-            let Some((seq, msg)) = last::<CeremonyContribution>(&stream, &contribution_subject(p)).await
+            let Some((seq, msg)) =
+                last::<CeremonyContribution>(&stream, &contribution_subject(p)).await
             else {
                 tokio::time::sleep(POLL).await;
                 continue;
@@ -632,7 +633,10 @@ pub fn run_join(args: JoinArgs) -> Result<ExitCode> {
             "contribution #{} by {} accepted into ceremony {}",
             report.index, report.participant, report.ceremony
         );
-        println!("contribution hash (publish it): {}", report.contribution_hash);
+        println!(
+            "contribution hash (publish it): {}",
+            report.contribution_hash
+        );
         println!("transcript {}", report.transcript);
     }
     Ok(ExitCode::SUCCESS)

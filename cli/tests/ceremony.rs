@@ -668,7 +668,14 @@ fn a_ceremony_passes_through_the_cluster_and_the_host_refuses_bad_contributions(
     std::fs::write(&r1cs, cubic(5).to_bytes()).expect("write r1cs");
     let c = d.join("c");
     ok(pulse(&[
-        "ceremony", "new", "--r1cs", s(&r1cs), "--ptau", s(&ptau), "--out", s(&c),
+        "ceremony",
+        "new",
+        "--r1cs",
+        s(&r1cs),
+        "--ptau",
+        s(&ptau),
+        "--out",
+        s(&c),
     ]));
 
     let mut nats = pulse_testkit::Nats::start();
@@ -682,7 +689,11 @@ fn a_ceremony_passes_through_the_cluster_and_the_host_refuses_bad_contributions(
         .map(String::from)
         .into();
     args.extend(nats_flags(&host_nats));
-    args.extend([ipfs_flag.clone(), "--turn-timeout=25s".into(), "--json".into()]);
+    args.extend([
+        ipfs_flag.clone(),
+        "--turn-timeout=25s".into(),
+        "--json".into(),
+    ]);
     let host = spawn_pulse(&args);
     let mut args: Vec<String> = ["ceremony", "join", "--wait=180s", "--json"]
         .map(String::from)
@@ -734,14 +745,16 @@ fn a_ceremony_passes_through_the_cluster_and_the_host_refuses_bad_contributions(
         };
 
         refused(
-            me.announce(b"{\"v\":1,\"not\":\"a contribution\"}".to_vec()).await,
+            me.announce(b"{\"v\":1,\"not\":\"a contribution\"}".to_vec())
+                .await,
             "garbage",
             "unreadable",
         );
         let (forged, hash) = contribute("h1");
         let zkey = me.add(&forged).await;
         refused(
-            me.announce(pulse_protocol::encode(&announcement(zkey, hash))).await,
+            me.announce(pulse_protocol::encode(&announcement(zkey, hash)))
+                .await,
             "a contribution under another's name",
             "announced by participant \"h2\"",
         );
@@ -749,13 +762,17 @@ fn a_ceremony_passes_through_the_cluster_and_the_host_refuses_bad_contributions(
         tampered.delta1 = prev.delta1;
         let zkey = me.add(&tampered).await;
         refused(
-            me.announce(pulse_protocol::encode(&announcement(zkey, hash))).await,
+            me.announce(pulse_protocol::encode(&announcement(zkey, hash)))
+                .await,
             "a tampered δ",
             "contribution #2 (\"h2\"): the key's δ₁",
         );
         let (good, hash) = contribute("h2");
         let zkey = me.add(&good).await;
-        match me.announce(pulse_protocol::encode(&announcement(zkey, hash))).await {
+        match me
+            .announce(pulse_protocol::encode(&announcement(zkey, hash)))
+            .await
+        {
             VerdictOutcome::Accepted {
                 contribution_hash, ..
             } => assert_eq!(contribution_hash, hex::encode(hash)),

@@ -512,7 +512,11 @@ impl DevCeremony {
                 format!("--wait={}s", DEV_TURN.as_secs()),
             ];
             args = with_ca(args, endpoint);
-            joins.push((name.clone(), Service::start(name, &args, &[], &log, false)?, log));
+            joins.push((
+                name.clone(),
+                Service::start(name, &args, &[], &log, false)?,
+                log,
+            ));
         }
         let client = host_nats
             .connect("pulse-dev-ceremony")
