@@ -18,12 +18,12 @@ use pulse_circuits::tx::{Permissions, Role, Scope, SignedTransaction, Transactio
 use pulse_client::KeyFile;
 use pulse_client::record::add_recipient;
 use pulse_fuzz::fixtures;
-use pulse_prover::MsmSums;
-use pulse_prover::split::{ShardRanges, ShardScalars, encode_sums};
 use pulse_protocol::{
     JobOutcome, JobResult, ProvingJob, Receipt, ReceiptStatus, ScalarsRef, ShardId, ShardJob,
     ShardSpan, WorkerInfo, encode, job_id, shard_job_id,
 };
+use pulse_prover::MsmSums;
+use pulse_prover::split::{ShardRanges, ShardScalars, encode_sums};
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 
@@ -46,8 +46,8 @@ fn main() {
         .unwrap_or_else(|| PathBuf::from("corpus"));
     let state = fixtures::state();
     let d = &state.deployment;
-    let cid = Cid::from_str("bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy")
-        .expect("cid");
+    let cid =
+        Cid::from_str("bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy").expect("cid");
     // Keys of the opening: registrar [1;32] is account 1, doctors [2;32] and [3;32] are 2 and
     // 3, patients [4;32] and [5;32] are 4 and 5; patient 4 holds record 1 and grant 1 to 2.
     let key = |i: u8| PrivateKey::from_bytes([i; 32]);
@@ -162,9 +162,7 @@ fn main() {
     put(&dir, "job", "access_log", &encode(&job));
     // A job the target also synthesizes: one slot at depth 2, a patient registering itself.
     let small = pulse_circuits::state::State::in_memory(2).expect("state");
-    small
-        .init_genesis(&[key(1).public_key()])
-        .expect("genesis");
+    small.init_genesis(&[key(1).public_key()]).expect("genesis");
     let before = small.roots().expect("roots");
     let mut batch = small.begin(state.timestamp, d).expect("begin");
     batch.apply(&txs[0].1).expect("the registration applies");
@@ -268,7 +266,12 @@ fn main() {
         l: vec![Fr::from(0u64)],
         h: vec![Fr::from(3u64), Fr::from(u64::MAX)],
     };
-    put(&dir, "shard", "scalars", &with_prefix(1, &shard_scalars.encode()));
+    put(
+        &dir,
+        "shard",
+        "scalars",
+        &with_prefix(1, &shard_scalars.encode()),
+    );
     put(&dir, "shard", "sums", &with_prefix(2, &sums_bytes));
     put(&dir, "proof", "blank_chunk", proof.as_bytes());
 
@@ -337,7 +340,10 @@ fn main() {
         2,
         4,
         [
-            vec![vec![(Fr::from(1u64), 2)], vec![(Fr::from(3u64), 1), (-Fr::from(1u64), 3)]],
+            vec![
+                vec![(Fr::from(1u64), 2)],
+                vec![(Fr::from(3u64), 1), (-Fr::from(1u64), 3)],
+            ],
             vec![vec![(Fr::from(1u64), 2)], vec![(Fr::from(1u64), 0)]],
             vec![vec![(Fr::from(1u64), 3)], vec![]],
         ],
@@ -358,7 +364,12 @@ fn main() {
     put(&dir, "key_file", "unregistered", kf.to_json().as_bytes());
 
     let rec = fixtures::record();
-    put(&dir, "envelope", "record", &with_prefix(0, &rec.envelope.to_json()));
+    put(
+        &dir,
+        "envelope",
+        "record",
+        &with_prefix(0, &rec.envelope.to_json()),
+    );
     let share = add_recipient(
         &rec.envelope,
         &cid,
@@ -400,9 +411,17 @@ fn main() {
         &dir,
         "ipfs_answer",
         "error",
-        &with_prefix(3, br#"{"Message":"merkledag: not found","Code":0,"Type":"error"}"#),
+        &with_prefix(
+            3,
+            br#"{"Message":"merkledag: not found","Code":0,"Type":"error"}"#,
+        ),
     );
-    put(&dir, "ipfs_answer", "cat", &with_prefix(4, b"a test record"));
+    put(
+        &dir,
+        "ipfs_answer",
+        "cat",
+        &with_prefix(4, b"a test record"),
+    );
 
     for (name, path) in [
         ("account", "accounts/4"),
@@ -504,7 +523,12 @@ fn ceremony_seeds(dir: &Path) {
         transcript: transcript_hash(&init),
         timeout_s: 1800,
     };
-    put(dir, "ceremony_message", "turn", &with_prefix(0, &encode(&turn)));
+    put(
+        dir,
+        "ceremony_message",
+        "turn",
+        &with_prefix(0, &encode(&turn)),
+    );
     let c = CeremonyContribution {
         ceremony: ceremony.clone(),
         index: 2,
@@ -512,7 +536,12 @@ fn ceremony_seeds(dir: &Path) {
         zkey: zkey(2),
         contribution_hash: hex::encode(hash),
     };
-    put(dir, "ceremony_message", "contribution", &with_prefix(1, &encode(&c)));
+    put(
+        dir,
+        "ceremony_message",
+        "contribution",
+        &with_prefix(1, &encode(&c)),
+    );
     for (name, outcome) in [
         (
             "accepted",

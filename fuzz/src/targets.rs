@@ -15,10 +15,10 @@ use pulse_circuits::differential::{self, Report};
 use pulse_circuits::r1cs::{R1cs, Which};
 use pulse_circuits::tx::{MAX_TX_JSON_BYTES, SignedTransaction};
 use pulse_client::KeyFile;
+use pulse_client::record::{KeyShare, RecordEnvelope, open_record, open_with_share};
 use pulse_coordinator::pubdata::BatchData;
 use pulse_coordinator::rebuild::check_data;
 use pulse_l1::history::ChunkInputs;
-use pulse_client::record::{KeyShare, RecordEnvelope, open_record, open_with_share};
 use pulse_protocol::split::from_hex;
 use pulse_protocol::{
     JobOutcome, JobResult, ProvingJob, Receipt, ShardJob, WorkerInfo, decode, encode,
@@ -32,9 +32,8 @@ use crate::json::Structured;
 
 /// A decoded message must survive its own encoding.
 fn round_trips<T: Message + PartialEq + std::fmt::Debug>(msg: &T) {
-    let again: T = decode(&encode(msg)).unwrap_or_else(|e| {
-        panic!("a decoded {} does not decode after encoding: {e}", T::KIND)
-    });
+    let again: T = decode(&encode(msg))
+        .unwrap_or_else(|e| panic!("a decoded {} does not decode after encoding: {e}", T::KIND));
     assert_eq!(&again, msg, "a {} changed through its encoding", T::KIND);
 }
 
@@ -247,7 +246,11 @@ pub fn ceremony_file(data: &[u8]) {
                 let bytes = p.to_bytes();
                 let again = Ptau::parse(bytes.clone())
                     .unwrap_or_else(|e| panic!("a parsed ptau does not parse after encoding: {e}"));
-                assert_eq!(again.to_bytes(), bytes, "a ptau changed through its encoding");
+                assert_eq!(
+                    again.to_bytes(),
+                    bytes,
+                    "a ptau changed through its encoding"
+                );
             }
         }
         _ => {
@@ -389,7 +392,10 @@ fn constraints_file(data: &[u8]) {
     let z: Vec<Fr> = (0..r.num_variables() as u64).map(Fr::from).collect();
     for i in 0..r.num_constraints().min(64) {
         for which in [Which::A, Which::B, Which::C] {
-            assert!(r.evaluate_row(which, i, &z).is_some(), "row {i} names a missing variable");
+            assert!(
+                r.evaluate_row(which, i, &z).is_some(),
+                "row {i} names a missing variable"
+            );
         }
     }
 }
@@ -417,9 +423,8 @@ pub fn envelope(data: &[u8]) {
     let f = fixtures::record();
     if which & 1 == 0 {
         if let Ok(env) = RecordEnvelope::from_json(rest) {
-            let again = RecordEnvelope::from_json(&env.to_json()).unwrap_or_else(|e| {
-                panic!("a parsed envelope does not parse after encoding: {e}")
-            });
+            let again = RecordEnvelope::from_json(&env.to_json())
+                .unwrap_or_else(|e| panic!("a parsed envelope does not parse after encoding: {e}"));
             assert_eq!(again.to_json(), env.to_json());
             let _ = open_record(&env, f.account, &f.key);
         }
@@ -498,9 +503,7 @@ pub fn structured(input: &Structured) {
 /// Messages start with `{"v":1,`: put it in front of an object so the decoder reads on.
 fn with_version(bytes: &[u8]) -> Vec<u8> {
     match bytes.split_first() {
-        Some((b'{', rest)) if rest.first() != Some(&b'}') => {
-            [&b"{\"v\":1,"[..], rest].concat()
-        }
+        Some((b'{', rest)) if rest.first() != Some(&b'}') => [&b"{\"v\":1,"[..], rest].concat(),
         _ => bytes.to_vec(),
     }
 }
@@ -513,9 +516,8 @@ static TOTAL: Mutex<Option<Report>> = Mutex::new(None);
 /// switches the circuit's grant-expiry check off, to show the target catches it.
 pub fn differential(data: &[u8]) {
     static WEAKEN: OnceLock<bool> = OnceLock::new();
-    if *WEAKEN.get_or_init(|| {
-        std::env::var("PULSE_FUZZ_WEAKEN").is_ok_and(|v| v == "grant_expiry")
-    }) {
+    if *WEAKEN.get_or_init(|| std::env::var("PULSE_FUZZ_WEAKEN").is_ok_and(|v| v == "grant_expiry"))
+    {
         weaken_for_tests(Some(Weakening::GrantExpiry));
     }
     match differential::run(data) {
@@ -526,8 +528,14 @@ pub fn differential(data: &[u8]) {
             if t.sequences.is_power_of_two() || t.sequences % 5000 == 0 {
                 eprintln!("differential: {t}");
                 eprintln!("differential: refused {:?}", t.refused);
-                eprintln!("differential: forced and refused by the circuit {:?}", t.forced_refused);
-                eprintln!("differential: policy refusals the circuit accepts {:?}", t.policy_accepted);
+                eprintln!(
+                    "differential: forced and refused by the circuit {:?}",
+                    t.forced_refused
+                );
+                eprintln!(
+                    "differential: policy refusals the circuit accepts {:?}",
+                    t.policy_accepted
+                );
             }
         }
         Err(finding) => panic!("native rules and circuit disagree: {finding}"),
@@ -568,5 +576,8 @@ pub fn journal(data: &[u8]) {
         );
     }
     let folded: usize = batches.values().map(|b| b.txs.len()).sum();
-    assert_eq!(folded, tx_entries, "a transaction entry was lost or doubled");
+    assert_eq!(
+        folded, tx_entries,
+        "a transaction entry was lost or doubled"
+    );
 }
