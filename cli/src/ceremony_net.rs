@@ -545,6 +545,32 @@ pub async fn join(
     }
 }
 
+/// Runs `f` with a JetStream context on `endpoint` and a progress printer (silent for
+/// JSON output).
+fn with_nats<T, F, Fut>(
+    endpoint: &pulse_access::NatsEndpoint,
+    connection_name: &str,
+    json: bool,
+    f: F,
+) -> Result<T>
+where
+    F: FnOnce(jetstream::Context, &'static (dyn Fn(&str) + Sync)) -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    fn say(s: &str) {
+        eprintln!("{s}");
+    }
+    fn quiet(_: &str) {}
+    let progress: &'static (dyn Fn(&str) + Sync) = if json { &quiet } else { &say };
+    crate::l1::runtime()?.block_on(async {
+        let client = endpoint
+            .connect(connection_name)
+            .await
+            .context("connecting to NATS")?;
+        f(jetstream::new(client), progress).await
+    })
+}
+
 /// `pulse ceremony host`.
 #[allow(clippy::print_stdout)]
 pub fn run_host(args: HostArgs) -> Result<ExitCode> {
@@ -552,23 +578,16 @@ pub fn run_host(args: HostArgs) -> Result<ExitCode> {
     let ipfs = ipfs_client(&args.ipfs, args.max_zkey)?;
     let endpoint = args.nats.endpoint();
     let json = args.json;
-    let report = crate::l1::runtime()?.block_on(async {
-        let client = endpoint
-            .connect("pulse-ceremony-host")
-            .await
-            .context("connecting to NATS")?;
-        let js = jetstream::new(client);
-        let options = HostOptions {
-            turn_timeout: args.turn_timeout,
-            max_zkey: args.max_zkey,
-        };
-        let say = |s: &str| {
-            if !json {
-                eprintln!("{s}");
-            }
-        };
-        host(&mut c, &js, &ipfs, &args.participants, &options, &say).await
-    })?;
+    let options = HostOptions {
+        turn_timeout: args.turn_timeout,
+        max_zkey: args.max_zkey,
+    };
+    let report = with_nats(
+        &endpoint,
+        "pulse-ceremony-host",
+        json,
+        |js, say| async move { host(&mut c, &js, &ipfs, &args.participants, &options, say).await },
+    )?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -607,25 +626,18 @@ pub fn run_join(args: JoinArgs) -> Result<ExitCode> {
         .to_owned();
     let ipfs = ipfs_client(&args.ipfs, args.max_zkey)?;
     let json = args.json;
-    let report = crate::l1::runtime()?.block_on(async {
-        let client = endpoint
-            .connect("pulse-ceremony-participant")
-            .await
-            .context("connecting to NATS")?;
-        let js = jetstream::new(client);
-        let options = JoinOptions {
-            ceremony: args.ceremony.as_deref(),
-            entropy: args.entropy.as_deref().unwrap_or("").as_bytes(),
-            wait: args.wait,
-            max_zkey: args.max_zkey,
-        };
-        let say = |s: &str| {
-            if !json {
-                eprintln!("{s}");
-            }
-        };
-        join(&js, &ipfs, &name, &options, &say).await
-    })?;
+    let options = JoinOptions {
+        ceremony: args.ceremony.as_deref(),
+        entropy: args.entropy.as_deref().unwrap_or("").as_bytes(),
+        wait: args.wait,
+        max_zkey: args.max_zkey,
+    };
+    let report = with_nats(
+        &endpoint,
+        "pulse-ceremony-participant",
+        json,
+        |js, say| async move { join(&js, &ipfs, &name, &options, say).await },
+    )?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

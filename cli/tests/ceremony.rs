@@ -95,6 +95,24 @@ fn cubic_witness(x: u64, k: u64) -> Vec<Fr> {
     w
 }
 
+/// A ceremony in `d/c` for `cubic(5)` (written to `d/circuit.r1cs`) over `ptau`.
+fn cubic_ceremony(d: &Path, ptau: &Path) -> PathBuf {
+    let r1cs = d.join("circuit.r1cs");
+    std::fs::write(&r1cs, cubic(5).to_bytes()).expect("write r1cs");
+    let c = d.join("c");
+    ok(pulse(&[
+        "ceremony",
+        "new",
+        "--r1cs",
+        s(&r1cs),
+        "--ptau",
+        s(ptau),
+        "--out",
+        s(&c),
+    ]));
+    c
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).expect("mkdir");
     for e in std::fs::read_dir(from).expect("read dir") {
@@ -146,19 +164,7 @@ fn a_ceremony_over_a_snarkjs_ptau_verifies_with_both_and_refuses_bad_transcripts
     assert_eq!(v["power"], 6);
     assert_eq!(v["prepared"], true);
 
-    let r1cs = d.join("circuit.r1cs");
-    std::fs::write(&r1cs, cubic(5).to_bytes()).expect("write r1cs");
-    let c = d.join("c");
-    ok(pulse(&[
-        "ceremony",
-        "new",
-        "--r1cs",
-        s(&r1cs),
-        "--ptau",
-        s(&ptau),
-        "--out",
-        s(&c),
-    ]));
+    let c = cubic_ceremony(d, &ptau);
     ok(pulse(&[
         "ceremony",
         "contribute",
@@ -664,19 +670,7 @@ fn a_ceremony_passes_through_the_cluster_and_the_host_refuses_bad_contributions(
     let d = tmp.path();
     let ptau = d.join("dev.ptau");
     ok(pulse(&["ptau", "new", "--power", "6", "--out", s(&ptau)]));
-    let r1cs = d.join("circuit.r1cs");
-    std::fs::write(&r1cs, cubic(5).to_bytes()).expect("write r1cs");
-    let c = d.join("c");
-    ok(pulse(&[
-        "ceremony",
-        "new",
-        "--r1cs",
-        s(&r1cs),
-        "--ptau",
-        s(&ptau),
-        "--out",
-        s(&c),
-    ]));
+    let c = cubic_ceremony(d, &ptau);
 
     let mut nats = pulse_testkit::Nats::start();
     let ipfs = pulse_testkit::Ipfs::start();
