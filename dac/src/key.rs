@@ -49,6 +49,15 @@ impl MemberKey {
         }
     }
 
+    /// The key of member `name` with secret `bytes` (fixtures and tests; deployments use
+    /// [`MemberKey::generate`]).
+    pub fn from_bytes(name: &str, bytes: [u8; 32]) -> Self {
+        Self {
+            name: name.to_owned(),
+            secret: StaticSecret::from(bytes),
+        }
+    }
+
     /// The member's name.
     pub fn name(&self) -> &str {
         &self.name

@@ -449,6 +449,7 @@ fn main() {
         put(&dir, "differential", &format!("sequence-{i}"), &bytes);
     }
     ceremony_seeds(&dir);
+    sealed_seeds(&dir);
     println!("seeds written under {}", dir.display());
 }
 
@@ -565,4 +566,41 @@ fn ceremony_seeds(dir: &Path) {
         };
         put(dir, "ceremony_message", name, &with_prefix(2, &encode(&v)));
     }
+}
+
+/// Sealed batch data for the fuzz target's fixture committee (one member, `st-mary`, key
+/// bytes `[7; 32]`), and for a committee of three.
+fn sealed_seeds(dir: &Path) {
+    use pulse_dac::{Committee, Member, MemberKey, seal};
+    let member = |name: &str, k: u8| {
+        let key = MemberKey::from_bytes(name, [k; 32]);
+        Member {
+            name: name.into(),
+            x25519: key.public_hex(),
+            address: format!("0x{}", hex::encode([k; 20])),
+        }
+    };
+    let one = Committee::new(1, vec![member("st-mary", 7)]).expect("committee");
+    let three = Committee::new(
+        2,
+        vec![
+            member("st-mary", 7),
+            member("city-clinic", 8),
+            member("north", 9),
+        ],
+    )
+    .expect("committee");
+    let data = br#"{"version":2,"batch":3,"timestamp":1800000000,"chunks":[]}"#;
+    put(
+        dir,
+        "sealed_batch",
+        "one_member",
+        &seal(data, 3, &one).expect("seal"),
+    );
+    put(
+        dir,
+        "sealed_batch",
+        "three_members",
+        &seal(data, 4, &three).expect("seal"),
+    );
 }

@@ -262,6 +262,35 @@ pub fn ceremony_file(data: &[u8]) {
     }
 }
 
+/// Sealed batch data from IPFS, as a committee member reads it: parsed (its bytes must
+/// read back the same), then opened with a member's key of a fixed committee.
+pub fn sealed_batch(data: &[u8]) {
+    use pulse_dac::{Committee, Member, MemberKey, Sealed, open};
+    static FIXTURE: OnceLock<(Committee, MemberKey)> = OnceLock::new();
+    let Ok(s) = Sealed::parse(data) else {
+        return;
+    };
+    assert_eq!(
+        s.to_bytes(),
+        data,
+        "sealed data changed through its encoding"
+    );
+    let (committee, key) = FIXTURE.get_or_init(|| {
+        let key = MemberKey::from_bytes("st-mary", [7; 32]);
+        let committee = Committee::new(
+            1,
+            vec![Member {
+                name: "st-mary".into(),
+                x25519: key.public_hex(),
+                address: format!("0x{}", "11".repeat(20)),
+            }],
+        )
+        .expect("the fixture committee");
+        (committee, key)
+    });
+    let _ = open(data, s.batch, committee, key);
+}
+
 /// A worker registry entry as the coordinator and `pulse worker check` read it.
 pub fn worker_info(data: &[u8]) {
     if let Ok(w) = decode::<WorkerInfo>(data) {
