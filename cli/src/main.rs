@@ -6,6 +6,7 @@ mod bench_cluster;
 mod bench_prover;
 mod ceremony;
 mod ceremony_net;
+mod committee;
 mod coordinator;
 mod demo;
 mod dev;
@@ -60,6 +61,11 @@ enum Command {
     Ceremony {
         #[command(subcommand)]
         command: ceremony::CeremonyCommand,
+    },
+    /// The hospitals' data-availability committee: member keys and the committee file.
+    Committee {
+        #[command(subcommand)]
+        command: committee::CommitteeCommand,
     },
     /// snarkjs interoperability: export keys and proofs, prove snarkjs keys, check snarkjs
     /// proofs.
@@ -409,6 +415,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Setup(args) => setup(args),
         Command::Ptau { command } => ceremony::ptau(command),
         Command::Ceremony { command } => ceremony::ceremony(command),
+        Command::Committee { command } => committee::run(command),
         Command::Snarkjs { command } => ceremony::snarkjs(command),
         Command::Demo(args) => demo::run(args).map(|()| ExitCode::SUCCESS),
         Command::Bench {

@@ -548,3 +548,96 @@ fn bench_split_compares_shards_with_the_unsplit_proof() {
         stderr(&o)
     );
 }
+
+#[test]
+fn committee_keys_and_file_are_made_and_checked() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let d = tmp.path();
+    let mut members = Vec::new();
+    for (i, name) in ["st-mary", "city-clinic", "north"].iter().enumerate() {
+        let key = d.join(format!("{name}.key"));
+        let o = pulse(&[
+            "committee",
+            "key",
+            "new",
+            "--name",
+            name,
+            "--out",
+            key.to_str().expect("utf-8"),
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let public = stdout(&o).lines().last().unwrap_or_default().to_owned();
+        assert!(public.starts_with(&format!("{name}:")), "{public}");
+        let file: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&key).expect("key file")).expect("json");
+        let secret = file["secret"].as_str().expect("secret");
+        assert!(!stdout(&o).contains(secret) && !stderr(&o).contains(secret));
+        let shown = pulse(&["committee", "key", "show", key.to_str().expect("utf-8")]);
+        assert_eq!(stdout(&shown).trim(), public);
+        members.push(format!("{public}:0x{:040x}", i + 1));
+        // Never overwritten.
+        let again = pulse(&[
+            "committee",
+            "key",
+            "new",
+            "--name",
+            name,
+            "--out",
+            key.to_str().expect("utf-8"),
+        ]);
+        assert!(
+            !again.status.success() && stderr(&again).contains("never overwritten"),
+            "{}",
+            stderr(&again)
+        );
+    }
+    let file = d.join("committee.json");
+    let f = file.to_str().expect("utf-8");
+    let mut args = vec!["committee", "init", "--threshold", "2", "--out", f];
+    for m in &members {
+        args.extend(["--member", m.as_str()]);
+    }
+    let o = pulse(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = pulse(&["committee", "check", f]);
+    assert!(
+        o.status.success() && stdout(&o).contains("2 of 3 members"),
+        "{}",
+        stdout(&o)
+    );
+    // A threshold above the member count, and a member without its address.
+    let bad = d.join("bad.json");
+    let b = bad.to_str().expect("utf-8");
+    let o = pulse(&[
+        "committee",
+        "init",
+        "--threshold",
+        "4",
+        "--out",
+        b,
+        "--member",
+        &members[0],
+        "--member",
+        &members[1],
+    ]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("between 1 and 2"),
+        "{}",
+        stderr(&o)
+    );
+    let o = pulse(&[
+        "committee",
+        "init",
+        "--threshold",
+        "1",
+        "--out",
+        b,
+        "--member",
+        "north:abcd",
+    ]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("NAME:X25519_PUBLIC_HEX:ETH_ADDRESS"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -206,14 +206,11 @@ async fn run(args: ServeArgs) -> Result<ExitCode> {
     let anvil = start("anvil", pulse_testkit::Anvil::start)?;
     let ipfs = start("the IPFS node", pulse_testkit::Ipfs::start)?;
 
-    // Every worker's NATS user is added before any worker starts (and before a ceremony
-    // asks them to contribute): adding one reloads the server, and a reload can refuse a
-    // client that is authenticating at that moment.
+    // Every worker's NATS user is added at once, before any worker starts: adding one
+    // reloads the servers, and a reload can refuse a client that is authenticating at that
+    // moment. A ceremony needs them first (its participants are the workers' users);
+    // otherwise they are added once the coordinator is up, as before ceremonies.
     let mut endpoints = Vec::new();
-    for i in 0..shape.workers {
-        let id = format!("hospital-{}", i + 1);
-        endpoints.push(start("a worker's NATS user", || nats.worker(&id))?);
-    }
     let coordinator_nats = nats.coordinator();
 
     let params = CircuitParams::new(shape.slots as usize, shape.depth as usize);
@@ -230,6 +227,7 @@ async fn run(args: ServeArgs) -> Result<ExitCode> {
         keys.write(&keys_dir)?;
         keys
     } else {
+        endpoints = add_worker_users(&mut nats, shape.workers)?;
         let ids: Vec<String> = (1..=shape.workers)
             .map(|i| format!("hospital-{i}"))
             .collect();
@@ -326,6 +324,9 @@ async fn run(args: ServeArgs) -> Result<ExitCode> {
     )
     .await?;
     eprintln!("coordinator up at {coordinator_url}");
+    if endpoints.is_empty() {
+        endpoints = add_worker_users(&mut nats, shape.workers)?;
+    }
 
     let mut worker_ports = Vec::new();
     let mut worker_credentials = std::collections::BTreeMap::new();
@@ -464,6 +465,19 @@ async fn wait_http(service: &mut Service, port: u16, path: &str, timeout: Durati
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// Adds the NATS users `hospital-1` … `hospital-<workers>`.
+fn add_worker_users(
+    nats: &mut pulse_testkit::Nats,
+    workers: u64,
+) -> Result<Vec<pulse_access::NatsEndpoint>> {
+    (1..=workers)
+        .map(|i| {
+            let id = format!("hospital-{i}");
+            start("a worker's NATS user", || nats.worker(&id))
+        })
+        .collect()
 }
 
 /// The dev cluster's ceremony, run through the cluster: the operator contributes here, then
