@@ -113,6 +113,18 @@ fn cubic_ceremony(d: &Path, ptau: &Path) -> PathBuf {
     c
 }
 
+/// `pulse ceremony verify` must accept the ceremony in `c`; the contributors it names.
+fn verified_contributors(c: &Path) -> Vec<String> {
+    let o = ok(pulse(&["ceremony", "verify", s(c), "--json"]));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).expect("verify json");
+    report["contributions"]
+        .as_array()
+        .expect("contributions")
+        .iter()
+        .map(|c| c["name"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).expect("mkdir");
     for e in std::fs::read_dir(from).expect("read dir") {
@@ -210,15 +222,10 @@ fn a_ceremony_over_a_snarkjs_ptau_verifies_with_both_and_refuses_bad_transcripts
     ]));
     let beacon: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
     assert_eq!(beacon["index"], 4);
-    let o = ok(pulse(&["ceremony", "verify", s(&c), "--json"]));
-    let report: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
-    let names: Vec<&str> = report["contributions"]
-        .as_array()
-        .expect("contributions")
-        .iter()
-        .map(|c| c["name"].as_str().unwrap_or_default())
-        .collect();
-    assert_eq!(names, ["hospital a", "hospital b", "clinic c", "beacon"]);
+    assert_eq!(
+        verified_contributors(&c),
+        ["hospital a", "hospital b", "clinic c", "beacon"]
+    );
     // snarkjs checks the same transcript from the circuit and the ptau.
     let o = ok(snarkjs(
         d,
@@ -796,13 +803,5 @@ fn a_ceremony_passes_through_the_cluster_and_the_host_refuses_bad_contributions(
     assert_eq!(r["accepted"][0]["hash"], j["contribution_hash"], "{r}");
 
     // The whole transcript verifies from the ptau, and names the participants.
-    let o = ok(pulse(&["ceremony", "verify", s(&c), "--json"]));
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("verify json");
-    let contributors: Vec<&str> = v["contributions"]
-        .as_array()
-        .expect("contributions")
-        .iter()
-        .map(|c| c["name"].as_str().unwrap_or_default())
-        .collect();
-    assert_eq!(contributors, ["h1", "h2"], "{v}");
+    assert_eq!(verified_contributors(&c), ["h1", "h2"]);
 }

@@ -556,15 +556,18 @@ fn committee_keys_and_file_are_made_and_checked() {
     let mut members = Vec::new();
     for (i, name) in ["st-mary", "city-clinic", "north"].iter().enumerate() {
         let key = d.join(format!("{name}.key"));
-        let o = pulse(&[
-            "committee",
-            "key",
-            "new",
-            "--name",
-            name,
-            "--out",
-            key.to_str().expect("utf-8"),
-        ]);
+        let new_key = || {
+            pulse(&[
+                "committee",
+                "key",
+                "new",
+                "--name",
+                name,
+                "--out",
+                key.to_str().expect("utf-8"),
+            ])
+        };
+        let o = new_key();
         assert!(o.status.success(), "{}", stderr(&o));
         let public = stdout(&o).lines().last().unwrap_or_default().to_owned();
         assert!(public.starts_with(&format!("{name}:")), "{public}");
@@ -576,15 +579,7 @@ fn committee_keys_and_file_are_made_and_checked() {
         assert_eq!(stdout(&shown).trim(), public);
         members.push(format!("{public}:0x{:040x}", i + 1));
         // Never overwritten.
-        let again = pulse(&[
-            "committee",
-            "key",
-            "new",
-            "--name",
-            name,
-            "--out",
-            key.to_str().expect("utf-8"),
-        ]);
+        let again = new_key();
         assert!(
             !again.status.success() && stderr(&again).contains("never overwritten"),
             "{}",
