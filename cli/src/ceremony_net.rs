@@ -249,11 +249,13 @@ pub async fn host(
         .await
         .with_context(|| format!("opening the {CEREMONY_STREAM} stream"))?;
     let id = c.manifest.circuit_hash.clone();
+    // The latest key's transcript is read once; each accepted contribution's replaces it.
+    let transcript = transcript_hash(&tokio::task::block_in_place(|| c.latest())?);
     let mut report = HostReport {
         ceremony: id.clone(),
         accepted: Vec::new(),
         skipped: Vec::new(),
-        transcript: String::new(),
+        transcript,
     };
     for p in participants {
         pulse_access::validate_user_name(p).map_err(|e| anyhow!("participant {p:?}: {e}"))?;
@@ -263,11 +265,6 @@ pub async fn host(
         let base_path = c.latest_path();
         let base = std::fs::read(&base_path)
             .with_context(|| format!("reading {}", base_path.display()))?;
-        let transcript = tokio::task::block_in_place(|| {
-            Zkey::parse(base.clone())
-                .map(|z| transcript_hash(&z))
-                .map_err(|e| anyhow!("{} is not a zkey: {e}", base_path.display()))
-        })?;
         let index = c.manifest.contributions.len() + 1;
         progress(&format!("offering contribution #{index} to {p}"));
         let zkey = add_zkey(ipfs, base).await?;
@@ -275,7 +272,7 @@ pub async fn host(
             ceremony: id.clone(),
             index: u32::try_from(index).context("too many contributions")?,
             zkey,
-            transcript,
+            transcript: report.transcript.clone(),
             timeout_s: options.turn_timeout.as_secs(),
         };
         let turn_seq = publish(js, turn_subject(p), &turn).await?;
@@ -344,9 +341,6 @@ pub async fn host(
                     participant: p.clone(),
                     reason: reason.clone(),
                 });
-                if report.accepted.is_empty() {
-                    report.transcript.clone_from(&turn.transcript);
-                }
                 VerdictOutcome::Refused {
                     reason,
                     is_final: true,

@@ -75,12 +75,7 @@ pub fn run(command: CommitteeCommand) -> Result<ExitCode> {
         CommitteeCommand::Key {
             command: KeyCommand::New { name, out },
         } => {
-            if !name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-                || name.is_empty()
-                || name.len() > 64
-            {
+            if !pulse_dac::committee::valid_name(&name) {
                 bail!("--name {name:?}: use 1 to 64 of A-Z a-z 0-9 - _");
             }
             let key = MemberKey::generate(&name);

@@ -95,11 +95,11 @@ fn cubic_witness(x: u64, k: u64) -> Vec<Fr> {
     w
 }
 
-/// A ceremony in `d/c` for `cubic(5)` (written to `d/circuit.r1cs`) over `ptau`.
-fn cubic_ceremony(d: &Path, ptau: &Path) -> PathBuf {
-    let r1cs = d.join("circuit.r1cs");
-    std::fs::write(&r1cs, cubic(5).to_bytes()).expect("write r1cs");
-    let c = d.join("c");
+/// A ceremony in `d/<name>` for `cubic(k)` (written to `d/<name>.r1cs`) over `ptau`.
+fn cubic_ceremony(d: &Path, ptau: &Path, k: u64, name: &str) -> PathBuf {
+    let r1cs = d.join(format!("{name}.r1cs"));
+    std::fs::write(&r1cs, cubic(k).to_bytes()).expect("write r1cs");
+    let c = d.join(name);
     ok(pulse(&[
         "ceremony",
         "new",
@@ -176,7 +176,7 @@ fn a_ceremony_over_a_snarkjs_ptau_verifies_with_both_and_refuses_bad_transcripts
     assert_eq!(v["power"], 6);
     assert_eq!(v["prepared"], true);
 
-    let c = cubic_ceremony(d, &ptau);
+    let c = cubic_ceremony(d, &ptau, 5, "c");
     ok(pulse(&[
         "ceremony",
         "contribute",
@@ -229,7 +229,7 @@ fn a_ceremony_over_a_snarkjs_ptau_verifies_with_both_and_refuses_bad_transcripts
     // snarkjs checks the same transcript from the circuit and the ptau.
     let o = ok(snarkjs(
         d,
-        &["zkey", "verify", "circuit.r1cs", "pot.ptau", "c/0004.zkey"],
+        &["zkey", "verify", "c.r1cs", "pot.ptau", "c/0004.zkey"],
     ));
     assert!(
         String::from_utf8_lossy(&o.stdout).contains("ZKey Ok!"),
@@ -255,19 +255,7 @@ fn a_ceremony_over_a_snarkjs_ptau_verifies_with_both_and_refuses_bad_transcripts
     );
 
     // A contribution made on another circuit.
-    let other_r1cs = d.join("other.r1cs");
-    std::fs::write(&other_r1cs, cubic(6).to_bytes()).expect("write");
-    let o2 = d.join("other");
-    ok(pulse(&[
-        "ceremony",
-        "new",
-        "--r1cs",
-        s(&other_r1cs),
-        "--ptau",
-        s(&ptau),
-        "--out",
-        s(&o2),
-    ]));
+    let o2 = cubic_ceremony(d, &ptau, 6, "other");
     ok(pulse(&[
         "ceremony",
         "contribute",
@@ -312,7 +300,7 @@ fn a_ceremony_over_a_snarkjs_ptau_verifies_with_both_and_refuses_bad_transcripts
     // Any circom circuit: Pulse proves snarkjs's key from the .zkey and .wtns alone, and
     // snarkjs checks the proof.
     std::fs::write(d.join("w.wtns"), wtns::to_bytes(&cubic_witness(3, 5))).expect("wtns");
-    ok(snarkjs(d, &["wtns", "check", "circuit.r1cs", "w.wtns"]));
+    ok(snarkjs(d, &["wtns", "check", "c.r1cs", "w.wtns"]));
     ok(snarkjs(
         d,
         &[
@@ -677,7 +665,7 @@ fn a_ceremony_passes_through_the_cluster_and_the_host_refuses_bad_contributions(
     let d = tmp.path();
     let ptau = d.join("dev.ptau");
     ok(pulse(&["ptau", "new", "--power", "6", "--out", s(&ptau)]));
-    let c = cubic_ceremony(d, &ptau);
+    let c = cubic_ceremony(d, &ptau, 5, "c");
 
     let mut nats = pulse_testkit::Nats::start();
     let ipfs = pulse_testkit::Ipfs::start();

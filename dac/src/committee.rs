@@ -36,7 +36,8 @@ pub struct Committee {
     pub members: Vec<Member>,
 }
 
-fn valid_name(name: &str) -> bool {
+/// Whether `name` is a member name: 1 to 64 of `A-Z a-z 0-9 - _`.
+pub fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
         && name
