@@ -186,7 +186,47 @@ pub fn result_consumer() -> pull::Config {
     }
 }
 
+/// How long [`ensure_layout`] waits for a JetStream cluster that is still forming (a
+/// node not yet known to the meta leader answers "no suitable peers for placement").
+pub const CLUSTER_SETTLE: Duration = Duration::from_secs(30);
+
+/// Whether the server's answer is one a cluster gives while it forms or elects a leader,
+/// and that the same request will not get once it has: no peers for placement yet
+/// (10005), the cluster not active, not available or incomplete (10006, 10008, 10004), no
+/// meta leader (10009), or a request timed out during an election. The create errors of
+/// streams, key-value buckets and object stores carry the server's code only in their
+/// text, so the text is what is read.
+fn forming(reason: &str) -> bool {
+    ["10004", "10005", "10006", "10008", "10009"]
+        .iter()
+        .any(|code| reason.contains(&format!("error code {code})")))
+        || reason.contains("timed out")
+}
+
+/// Runs `step` until it succeeds, fails for a reason other than a forming cluster, or
+/// [`CLUSTER_SETTLE`] has passed.
+async fn settled<T, E: std::fmt::Display>(
+    what: &str,
+    mut step: impl AsyncFnMut() -> Result<T, E>,
+) -> Result<T, LayoutError> {
+    let start = std::time::Instant::now();
+    loop {
+        match step().await {
+            Ok(v) => return Ok(v),
+            Err(e) => {
+                let reason = e.to_string();
+                if !forming(&reason) || start.elapsed() >= CLUSTER_SETTLE {
+                    return Err(err(what, reason));
+                }
+                tracing::info!(what, %reason, "JetStream cluster still forming; retrying");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
+    }
+}
+
 /// Creates (or updates to these settings) every stream, consumer and bucket of the protocol.
+/// On a cluster still forming it retries for up to [`CLUSTER_SETTLE`].
 ///
 /// # Errors
 /// [`LayoutError`] naming what could not be created.
@@ -207,22 +247,24 @@ pub async fn ensure_layout(
             ..config
         };
         let name = config.name.clone();
-        js.create_or_update_stream(config)
-            .await
-            .map_err(|e| err(&format!("stream {name}"), e))?;
+        settled(&format!("stream {name}"), async || {
+            js.create_or_update_stream(config.clone()).await
+        })
+        .await?;
         if let Some(c) = consumer {
             let cname = c.durable_name.clone().unwrap_or_default();
-            let stream = js
-                .get_stream(&name)
-                .await
-                .map_err(|e| err(&format!("stream {name}"), e))?;
-            stream
-                .create_consumer(c)
-                .await
-                .map_err(|e| err(&format!("consumer {cname} on {name}"), e))?;
+            settled(&format!("consumer {cname} on {name}"), async || {
+                js.get_stream(&name)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .create_consumer(c.clone())
+                    .await
+                    .map_err(|e| e.to_string())
+            })
+            .await?;
         }
     }
-    js.create_or_update_key_value(kv::Config {
+    let workers = kv::Config {
         bucket: WORKER_BUCKET.to_owned(),
         description: "registered proving workers, refreshed by heartbeats".to_owned(),
         history: 1,
@@ -230,10 +272,12 @@ pub async fn ensure_layout(
         storage: StorageType::File,
         num_replicas: replicas,
         ..Default::default()
+    };
+    settled(&format!("key-value bucket {WORKER_BUCKET}"), async || {
+        js.create_or_update_key_value(workers.clone()).await
     })
-    .await
-    .map_err(|e| err(&format!("key-value bucket {WORKER_BUCKET}"), e))?;
-    js.create_or_update_key_value(kv::Config {
+    .await?;
+    let shares = kv::Config {
         bucket: SHARE_BUCKET.to_owned(),
         description: "record file keys wrapped for grantees (safe to store: only the \
                       grantee's key unwraps them)"
@@ -243,35 +287,61 @@ pub async fn ensure_layout(
         storage: StorageType::File,
         num_replicas: replicas,
         ..Default::default()
+    };
+    settled(&format!("key-value bucket {SHARE_BUCKET}"), async || {
+        js.create_or_update_key_value(shares.clone()).await
     })
-    .await
-    .map_err(|e| err(&format!("key-value bucket {SHARE_BUCKET}"), e))?;
-    if js.get_object_store(KEY_BUCKET).await.is_err() {
-        js.create_object_store(object_store::Config {
-            bucket: KEY_BUCKET.to_owned(),
-            description: Some("proving keys, named by their SHA-256".to_owned()),
-            storage: StorageType::File,
-            num_replicas: replicas,
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| err(&format!("object store {KEY_BUCKET}"), e))?;
-    }
-    if js.get_object_store(SPLIT_BUCKET).await.is_err() {
-        js.create_object_store(object_store::Config {
-            bucket: SPLIT_BUCKET.to_owned(),
-            description: Some(
-                "split proofs' shard scalars, named by their SHA-256; deleted when their proof is accepted"
-                    .to_owned(),
-            ),
-            // Scalars a coordinator could not delete (it stopped mid-split) age out.
-            max_age: SPLIT_MAX_AGE,
-            storage: StorageType::File,
-            num_replicas: replicas,
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| err(&format!("object store {SPLIT_BUCKET}"), e))?;
+    .await?;
+    let keys = object_store::Config {
+        bucket: KEY_BUCKET.to_owned(),
+        description: Some("proving keys, named by their SHA-256".to_owned()),
+        storage: StorageType::File,
+        num_replicas: replicas,
+        ..Default::default()
+    };
+    let splits = object_store::Config {
+        bucket: SPLIT_BUCKET.to_owned(),
+        description: Some(
+            "split proofs' shard scalars, named by their SHA-256; deleted when their proof is accepted"
+                .to_owned(),
+        ),
+        // Scalars a coordinator could not delete (it stopped mid-split) age out.
+        max_age: SPLIT_MAX_AGE,
+        storage: StorageType::File,
+        num_replicas: replicas,
+        ..Default::default()
+    };
+    for config in [keys, splits] {
+        let bucket = config.bucket.clone();
+        if js.get_object_store(&bucket).await.is_err() {
+            settled(&format!("object store {bucket}"), async || {
+                js.create_object_store(config.clone()).await
+            })
+            .await?;
+        }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_forming_cluster_is_waited_for_and_a_refusal_is_not() {
+        assert!(forming(
+            "jetstream error: no suitable peers for placement, peer offline (code 400, error code 10005)"
+        ));
+        assert!(forming("jetstream request timed out"));
+        assert!(!forming(
+            "jetstream error: insufficient resources (code 503, error code 10023)"
+        ));
+        assert!(!forming(
+            "jetstream error: stream name already in use with a different configuration (code 400, error code 10058)"
+        ));
+        // A code that merely starts like a transient one is not one.
+        assert!(!forming(
+            "jetstream error: something (code 400, error code 100050)"
+        ));
+    }
 }
