@@ -11,6 +11,7 @@ use std::str::FromStr;
 use pulse_protocol::ceremony::{
     CEREMONY_STREAM, contribution_subject, turn_subject, verdict_subject,
 };
+use pulse_protocol::dac::{DAC_PREFIX, DAC_STREAM, attestation_subject};
 use pulse_protocol::{
     JOB_CONSUMER, JOB_PREFIX, JOB_STREAM, JOURNAL_PREFIX, KEY_BUCKET, RECEIPT_PREFIX,
     RECEIPT_STREAM, RESULT_SUBJECT, SHARD_PREFIX, SHARD_STREAM, SHARE_BUCKET, SPLIT_BUCKET,
@@ -32,6 +33,9 @@ pub enum Role {
     Worker,
     /// Submitting software: publishes transactions, reads receipts.
     Client,
+    /// An availability committee member (a hospital): reads the attestation requests,
+    /// publishes its own attestations.
+    Member,
     /// Monitoring: the server's `$SYS` statistics (streams and consumers included), in the
     /// system account, where no Pulse protocol subject exists.
     Operator,
@@ -39,10 +43,11 @@ pub enum Role {
 
 impl Role {
     /// Every role.
-    pub const ALL: [Role; 4] = [
+    pub const ALL: [Role; 5] = [
         Role::Coordinator,
         Role::Worker,
         Role::Client,
+        Role::Member,
         Role::Operator,
     ];
 
@@ -52,6 +57,7 @@ impl Role {
             Role::Coordinator => "coordinator",
             Role::Worker => "worker",
             Role::Client => "client",
+            Role::Member => "member",
             Role::Operator => "operator",
         }
     }
@@ -71,7 +77,7 @@ impl FromStr for Role {
             .into_iter()
             .find(|r| r.name() == s)
             .ok_or_else(|| {
-                format!("`{s}` is not a role: use coordinator, worker, client or operator")
+                format!("`{s}` is not a role: use coordinator, worker, client, member or operator")
             })
     }
 }
@@ -129,6 +135,8 @@ pub fn permissions(role: Role, name: &str) -> Permissions {
                 // contribution.
                 turn_subject("*"),
                 verdict_subject("*"),
+                // Attestation requests to the committee, never an attestation.
+                format!("{DAC_PREFIX}.request.>"),
                 "$JS.API.>".into(),
                 "$JS.ACK.>".into(),
                 "$JS.FC.>".into(),
@@ -210,6 +218,17 @@ pub fn permissions(role: Role, name: &str) -> Permissions {
                 format!("$JS.API.DIRECT.GET.{}.>", kv_stream(SHARE_BUCKET)),
             ],
             subscribe: vec![format!("{RECEIPT_PREFIX}.*"), inbox],
+        },
+        Role::Member => Permissions {
+            publish: vec![
+                // Its own attestations, nobody else's.
+                attestation_subject(name, "*"),
+                // Reading the committee stream (requests, in order) by direct get.
+                format!("$JS.API.STREAM.INFO.{DAC_STREAM}"),
+                format!("$JS.API.DIRECT.GET.{DAC_STREAM}"),
+                format!("$JS.API.DIRECT.GET.{DAC_STREAM}.>"),
+            ],
+            subscribe: vec![inbox],
         },
         Role::Operator => {
             // Read-only monitoring requests in the system account: server and JetStream

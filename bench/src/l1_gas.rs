@@ -138,6 +138,8 @@ pub async fn run(
             vk: keys.pk.vk.clone(),
             owner: owner.address(),
             operators: vec![owner.address()],
+            committee: Vec::new(),
+            threshold: 0,
         },
     )
     .await?;
@@ -163,6 +165,7 @@ pub async fn run(
             chunks: chunks[start..start + k].to_vec(),
             data_cid: "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy".to_owned(),
             tx_count: (k * slots) as u64,
+            attestations: Default::default(),
         };
         start += k;
         let data = commit.calldata();

@@ -33,6 +33,38 @@ pub enum CommitteeCommand {
         /// The file.
         file: PathBuf,
     },
+    /// Run a member's node: attest each batch once its sealed data is fetched, opened,
+    /// checked against the chunk commitments and pinned on this member's IPFS node.
+    Run(RunArgs),
+}
+
+/// `pulse committee run`.
+#[derive(clap::Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    nats: crate::nats::NatsArgs,
+    /// The committee file (as the contract holds it).
+    #[arg(long, env = "PULSE_COMMITTEE")]
+    committee: PathBuf,
+    /// This member's key file (`pulse committee key new`); its name is the member's.
+    #[arg(long)]
+    key: PathBuf,
+    /// File holding the member's attestation key (hex; its address is the committee's for
+    /// this member); or set PULSE_L1_PRIVATE_KEY.
+    #[arg(long)]
+    attestation_key_file: Option<PathBuf>,
+    /// This member's IPFS node (the batch data is fetched and pinned there).
+    #[arg(long, env = "PULSE_IPFS", default_value = "http://127.0.0.1:5001")]
+    ipfs: String,
+    /// Ethereum JSON-RPC URL (the deployment is read from the contract).
+    #[arg(long, env = "PULSE_L1_RPC", default_value = "http://127.0.0.1:8545")]
+    l1_rpc: String,
+    /// The rollup contract.
+    #[arg(long, env = "PULSE_L1_CONTRACT")]
+    contract: alloy::primitives::Address,
+    /// Attest only batches from this number on (default: every request the stream keeps).
+    #[arg(long, default_value_t = 0)]
+    from_batch: u64,
 }
 
 /// `pulse committee key`.
@@ -68,10 +100,55 @@ fn parse_member(text: &str) -> Result<Member> {
     }
 }
 
+/// `pulse committee run`: until Ctrl-C or SIGTERM.
+fn run_member(args: RunArgs) -> Result<ExitCode> {
+    let committee = Committee::load(&args.committee)?;
+    let key = MemberKey::load(&args.key)?;
+    let signer = crate::l1::load_signer(args.attestation_key_file.as_deref())?;
+    let rt = crate::l1::runtime()?;
+    rt.block_on(async move {
+        let onchain = pulse_l1::attest::read_committee(&args.l1_rpc, args.contract)
+            .await
+            .context("reading the rollup contract's committee")?;
+        onchain.check_matches(&committee).map_err(anyhow::Error::msg)?;
+        let deployment = pulse_l1::read_deployment(&args.l1_rpc, args.contract)
+            .await
+            .context("reading the rollup contract's deployment")?;
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let token = shutdown.clone();
+        tokio::spawn(async move {
+            crate::coordinator::wait_for_signal().await;
+            token.cancel();
+        });
+        let summary = pulse_coordinator::dac::run_member(
+            pulse_coordinator::dac::MemberConfig {
+                nats: args.nats.endpoint(),
+                committee,
+                key,
+                signer,
+                deployment: deployment.id,
+                ipfs_url: args.ipfs,
+                fetch_timeout: std::time::Duration::from_secs(60),
+                from_batch: args.from_batch,
+            },
+            shutdown,
+        )
+        .await?;
+        tracing::info!(
+            attested = summary.attested,
+            refused = summary.refused,
+            last_batch = summary.last_batch,
+            "committee member stopped"
+        );
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
 /// Runs `pulse committee …`.
 #[allow(clippy::print_stdout)]
 pub fn run(command: CommitteeCommand) -> Result<ExitCode> {
     match command {
+        CommitteeCommand::Run(args) => return run_member(args),
         CommitteeCommand::Key {
             command: KeyCommand::New { name, out },
         } => {
@@ -119,9 +196,7 @@ pub fn run(command: CommitteeCommand) -> Result<ExitCode> {
             );
         }
         CommitteeCommand::Check { file } => {
-            let text = std::fs::read_to_string(&file)
-                .with_context(|| format!("reading {}", file.display()))?;
-            let c = Committee::from_json(&text, &file.display().to_string())?;
+            let c = Committee::load(&file)?;
             println!(
                 "{}: {} of {} members, id {}",
                 file.display(),

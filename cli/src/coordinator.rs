@@ -63,6 +63,11 @@ pub struct RunArgs {
     /// lost disk), the state is rebuilt from L1 and IPFS before the coordinator starts.
     #[arg(long, env = "PULSE_GENESIS")]
     genesis: Option<PathBuf>,
+    /// The availability committee (`committee.json`), as the contract holds it: batch data
+    /// then goes to IPFS sealed for its members, and each batch waits for its threshold of
+    /// member attestations before it is committed.
+    #[arg(long, env = "PULSE_COMMITTEE")]
+    committee: Option<PathBuf>,
     /// This coordinator's name in the lease: of several coordinators against one NATS, one
     /// is active and the others stand by until it stops renewing the lease. Restarted
     /// under the same name, a coordinator takes its lease back at once. Letters, digits,
@@ -151,7 +156,13 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         .map(pulse_coordinator::rebuild::Genesis::load)
         .transpose()
         .map_err(|e| anyhow::anyhow!(e))?;
+    let committee = args
+        .committee
+        .as_deref()
+        .map(pulse_dac::Committee::load)
+        .transpose()?;
     let config = CoordinatorConfig {
+        committee,
         nats: args.nats.endpoint(),
         state_dir: args.state_dir,
         keys_dir: args.keys,

@@ -68,6 +68,10 @@ pub struct DeployArgs {
     /// An operator allowed to commit batches (repeat for several). Default: the deployer.
     #[arg(long = "operator")]
     operators: Vec<Address>,
+    /// The data-availability committee (`committee.json` from `pulse committee init`):
+    /// every batch then needs its threshold of member attestations. Default: none.
+    #[arg(long)]
+    committee: Option<PathBuf>,
     /// Also write the deployment as JSON to this file.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -105,6 +109,8 @@ struct DeploymentJson {
     genesis_root: String,
     owner: String,
     operators: Vec<String>,
+    committee: Vec<String>,
+    threshold: u64,
 }
 
 pub fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -150,6 +156,14 @@ pub fn deploy(args: DeployArgs) -> Result<ExitCode> {
     let genesis = genesis_root(&args, keys.manifest.params.depth)?;
     let signer = load_signer(args.private_key_file.as_deref())?;
     let me = signer.address();
+    let (committee, threshold) = match &args.committee {
+        Some(path) => {
+            let c = pulse_dac::Committee::load(path)?;
+            let members = pulse_l1::attest::member_addresses(&c).map_err(anyhow::Error::msg)?;
+            (members, u64::from(c.threshold))
+        }
+        None => (Vec::new(), 0),
+    };
     let params = DeployParams {
         genesis_root: genesis,
         vk: keys.vk.clone(),
@@ -159,6 +173,8 @@ pub fn deploy(args: DeployArgs) -> Result<ExitCode> {
         } else {
             args.operators.clone()
         },
+        committee,
+        threshold,
     };
     let d = runtime()?
         .block_on(pulse_l1::deploy(&args.rpc.rpc_url, signer, &params))
@@ -173,6 +189,8 @@ pub fn deploy(args: DeployArgs) -> Result<ExitCode> {
         genesis_root: fr_to_decimal(&genesis),
         owner: params.owner.to_string(),
         operators: params.operators.iter().map(ToString::to_string).collect(),
+        committee: params.committee.iter().map(ToString::to_string).collect(),
+        threshold: params.threshold,
     };
     let text = serde_json::to_string_pretty(&out)?;
     if let Some(path) = &args.out {
@@ -193,6 +211,14 @@ pub fn deploy(args: DeployArgs) -> Result<ExitCode> {
         println!("  vk hash        {}", out.vk_hash);
         println!("  owner          {}", out.owner);
         println!("  operators      {}", out.operators.join(", "));
+        if out.threshold > 0 {
+            println!(
+                "  committee      {} of {}: {}",
+                out.threshold,
+                out.committee.len(),
+                out.committee.join(", ")
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -53,6 +53,12 @@ pub enum NatsCommand {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Availability committee members (hospitals): add a member user (its name is the
+    /// member's name in the committee file) or revoke one.
+    Member {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
     /// List the deployment's users and their permissions.
     Users(DirArgs),
 }
@@ -120,6 +126,7 @@ pub fn run(command: NatsCommand) -> Result<ExitCode> {
         NatsCommand::Init(args) => init(args),
         NatsCommand::Worker { command } => user(Role::Worker, command),
         NatsCommand::Client { command } => user(Role::Client, command),
+        NatsCommand::Member { command } => user(Role::Member, command),
         NatsCommand::Users(args) => users(&args),
     }
 }

@@ -44,6 +44,13 @@ pub struct HistoryArgs {
     /// How long to wait for one batch's data from IPFS.
     #[arg(long, default_value = "60s", value_parser = crate::coordinator::parse_duration)]
     fetch_timeout: Duration,
+    /// An availability committee member's key file (`pulse committee key new`): batch data
+    /// sealed for the committee is opened with it.
+    #[arg(long, env = "PULSE_COMMITTEE_KEY", requires = "committee")]
+    committee_key: Option<PathBuf>,
+    /// The committee file the batch data was sealed for (with --committee-key).
+    #[arg(long, env = "PULSE_COMMITTEE")]
+    committee: Option<PathBuf>,
 }
 
 /// [`HistoryArgs`] resolved.
@@ -58,6 +65,8 @@ pub struct History {
     pub genesis: Genesis,
     /// The fetch timeout.
     pub fetch_timeout: Duration,
+    /// A committee member's key, when given.
+    pub reader: Option<rebuild::CommitteeReader>,
 }
 
 impl HistoryArgs {
@@ -99,6 +108,12 @@ impl HistoryArgs {
             ipfs_url,
             genesis: Genesis::load(&genesis_path).map_err(|e| anyhow!(e))?,
             fetch_timeout: self.fetch_timeout,
+            reader: match (&self.committee_key, &self.committee) {
+                (Some(key), Some(committee)) => {
+                    Some(rebuild::CommitteeReader::load(committee, key)?)
+                }
+                _ => None,
+            },
         })
     }
 }
@@ -133,6 +148,7 @@ fn rebuild_cmd(args: RebuildArgs) -> Result<ExitCode> {
         genesis: h.genesis,
         out: args.out.clone(),
         fetch_timeout: h.fetch_timeout,
+        reader: h.reader,
     };
     let bar = if args.json || !std::io::stderr().is_terminal() {
         ProgressBar::hidden()
@@ -222,6 +238,7 @@ pub fn follower(command: FollowerCommand) -> Result<ExitCode> {
         http_addr: args.http,
         poll: args.poll,
         fetch_timeout: h.fetch_timeout,
+        reader: h.reader,
     };
     let rt = crate::l1::runtime()?;
     rt.block_on(async move {

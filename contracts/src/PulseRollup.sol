@@ -83,8 +83,32 @@ contract PulseRollup {
     ///         gas inside a precompile.
     error InvalidBatchProof();
 
-    /// @notice The zero address cannot be the owner or an operator.
+    /// @notice The zero address cannot be the owner, an operator or a committee member.
     error ZeroAddress();
+
+    /// @notice The batch has `given` valid attestations of the data-availability committee;
+    ///         `needed` (the threshold) are required.
+    error NotEnoughAttestations(uint256 given, uint256 needed);
+
+    /// @notice Attestation `index` is not 65 bytes (r, s, v) with v 27 or 28 and s in the
+    ///         lower half of the curve order, or the whole attestation list is not a multiple
+    ///         of 65 bytes (then `index` is the count of whole ones).
+    error MalformedAttestation(uint256 index);
+
+    /// @notice Attestation `index` was signed by `signer`, who is not a committee member:
+    ///         a non-member's signature, or a member's over other data (another batch,
+    ///         another CID, other commitments, another deployment) recovers to some
+    ///         unrelated address.
+    error NotACommitteeMember(uint256 index, address signer);
+
+    /// @notice Attestation `index` is not from a signer above the one before it:
+    ///         attestations are sorted by signer address, each signer at most once.
+    error AttestationsNotSorted(uint256 index);
+
+    /// @notice A committee of `members` members with threshold `threshold` is not allowed:
+    ///         the threshold is 1 to the member count (both 0 for no committee), at most
+    ///         `MAX_MEMBERS` members, each a distinct non-zero address.
+    error InvalidCommittee(uint256 members, uint256 threshold);
 
     /// @notice The genesis state root is not below the scalar field modulus r, so no proof
     ///         could ever start from it.
@@ -107,6 +131,11 @@ contract PulseRollup {
         uint256 txCount,
         uint256 chunks
     );
+
+    /// @notice The data-availability committee is now `members` with `threshold`
+    ///         attestations required per batch (no committee, and none required, when empty).
+    /// @param epoch Counts committee changes, 1 for the constructor's committee.
+    event CommitteeChanged(uint256 indexed epoch, address[] members, uint256 threshold);
 
     /// @notice `operator` may now commit batches.
     event OperatorAdded(address indexed operator);
@@ -132,6 +161,20 @@ contract PulseRollup {
     /// @notice Most chunks a batch may hold. A batch of 64 costs about 3.6M gas with its
     ///         calldata, well inside a block, and bounds the memory the pairing input takes.
     uint256 public constant MAX_CHUNKS = 64;
+
+    /// @notice Most members a data-availability committee has.
+    uint256 public constant MAX_MEMBERS = 64;
+
+    /// @notice Domain tag of an attestation digest (see `attestationDigest`).
+    bytes32 public constant ATTESTATION_TAG = keccak256("PulseRollup.attestation.v1");
+
+    /// @dev Bytes of one attestation: r, s, v.
+    uint256 private constant ATTESTATION_BYTES = 65;
+
+    /// @dev Half the secp256k1 group order: signatures with a larger s are refused (each
+    ///      signature then has one encoding).
+    uint256 private constant HALF_ORDER =
+        0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0;
 
     /// @dev Bytes of one ABI-encoded `Chunk`: 3 inputs and 8 proof words.
     uint256 private constant CHUNK_BYTES = 0x160;
@@ -196,18 +239,37 @@ contract PulseRollup {
     /// @notice Addresses allowed to commit batches.
     mapping(address => bool) public isOperator;
 
+    /// @notice Members of the data-availability committee (hospitals that hold every
+    ///         batch's encrypted data and attest to it).
+    mapping(address => bool) public isMember;
+
+    /// @notice Attestations of distinct members `commitBatch` requires; 0 when there is no
+    ///         committee.
+    uint256 public threshold;
+
+    /// @notice Counts committee changes (1 after the constructor's).
+    uint256 public committeeEpoch;
+
+    /// @dev The members, in the order they were given.
+    address[] private members;
+
     /// @param genesisRoot The state root before the first batch; below r.
     /// @param vk The setup's verifying key, 24 words in the layout of the contract's
     ///        documentation; IC_4 is folded into IC_0 with this deployment's id.
     /// @param vkHash_ The key's identity, stored as `vkHash`.
     /// @param owner_ The first owner.
     /// @param operators_ The first operators (may be empty).
+    /// @param committee_ The data-availability committee's members (empty for none).
+    /// @param threshold_ Attestations required per batch: 1 to the member count, 0 for no
+    ///        committee.
     constructor(
         uint256 genesisRoot,
         uint256[24] memory vk,
         bytes32 vkHash_,
         address owner_,
-        address[] memory operators_
+        address[] memory operators_,
+        address[] memory committee_,
+        uint256 threshold_
     ) {
         if (genesisRoot >= SCALAR_FIELD) {
             revert GenesisRootNotInField();
@@ -248,6 +310,7 @@ contract PulseRollup {
         for (uint256 i = 0; i < operators_.length; ++i) {
             _addOperator(operators_[i]);
         }
+        _setCommittee(committee_, threshold_);
     }
 
     modifier onlyOwner() {
@@ -277,6 +340,37 @@ contract PulseRollup {
         owner = newOwner;
     }
 
+    /// @notice Replaces the data-availability committee (members and threshold); emits
+    ///         `CommitteeChanged`. Owner only. Batches not yet committed then need
+    ///         attestations from the new members.
+    function setCommittee(address[] calldata newMembers, uint256 newThreshold)
+        external
+        onlyOwner
+    {
+        _setCommittee(newMembers, newThreshold);
+    }
+
+    /// @notice The committee's members and threshold.
+    function committee() external view returns (address[] memory, uint256) {
+        return (members, threshold);
+    }
+
+    /// @notice The digest a committee member signs to attest batch `batch`'s data:
+    ///           keccak256(abi.encode(ATTESTATION_TAG, deploymentId, batch,
+    ///                                keccak256(bytes(dataCid)),
+    ///                                keccak256(abi.encodePacked(commitments))))
+    ///         with the chunks' commitments in order. The member signs it as an Ethereum
+    ///         signed message (EIP-191: keccak256("\x19Ethereum Signed Message:\n32" ||
+    ///         digest)), after it has fetched, decrypted, checked against these commitments
+    ///         and stored the data.
+    function attestationDigest(uint256 batch, string calldata dataCid, uint256[] calldata commitments)
+        external
+        view
+        returns (bytes32)
+    {
+        return _digest(batch, keccak256(bytes(dataCid)), keccak256(abi.encodePacked(commitments)));
+    }
+
     /// @notice Commits batch `newBatchNumber`: checks that its chunks form a chain from the
     ///         stored state root and that all their proofs verify, then stores the last
     ///         chunk's rootAfter as the state root. Operators only.
@@ -296,32 +390,38 @@ contract PulseRollup {
     /// @param chunks The chunks, in order; 1 to MAX_CHUNKS of them.
     /// @param dataCid Where the batch's public data is stored; only emitted.
     /// @param txCount Number of transactions in the batch; only emitted.
+    /// @param attestations `threshold` or more 65-byte signatures (r, s, v) of distinct
+    ///        committee members over `attestationDigest(newBatchNumber, dataCid, the chunks'
+    ///        commitments)`, sorted by signer address; empty when there is no committee.
     function commitBatch(
         uint256 newBatchNumber,
         Chunk[] calldata chunks,
         string calldata dataCid,
-        uint256 txCount
+        uint256 txCount,
+        bytes calldata attestations
     ) external {
         if (!isOperator[msg.sender]) {
             revert NotOperator(msg.sender);
         }
-        uint256 expected = batchNumber + 1;
-        if (newBatchNumber != expected) {
-            revert UnexpectedBatchNumber(expected, newBatchNumber);
+        if (newBatchNumber != batchNumber + 1) {
+            revert UnexpectedBatchNumber(batchNumber + 1, newBatchNumber);
         }
         _checkSize(chunks.length);
-        uint256 root = stateRoot;
-        if (chunks[0].rootBefore != root) {
-            revert WrongStartRoot(root, chunks[0].rootBefore);
+        if (chunks[0].rootBefore != stateRoot) {
+            revert WrongStartRoot(stateRoot, chunks[0].rootBefore);
         }
         _checkChain(chunks);
+        if (threshold != 0 || attestations.length != 0) {
+            _checkAttestations(newBatchNumber, chunks, dataCid, attestations);
+        }
         if (!_verifyChunks(chunks)) {
             revert InvalidBatchProof();
         }
-        uint256 newRoot = chunks[chunks.length - 1].rootAfter;
-        stateRoot = newRoot;
+        stateRoot = chunks[chunks.length - 1].rootAfter;
         batchNumber = newBatchNumber;
-        emit BatchCommitted(newBatchNumber, newRoot, dataCid, txCount, chunks.length);
+        emit BatchCommitted(
+            newBatchNumber, chunks[chunks.length - 1].rootAfter, dataCid, txCount, chunks.length
+        );
     }
 
     /// @notice Whether a batch's proofs verify: `commitBatch`'s checks except those against
@@ -434,6 +534,98 @@ contract PulseRollup {
     }
 
     /// @dev Reverts unless a batch of `n` chunks has 1 to MAX_CHUNKS of them.
+    /// @dev Replaces the committee: threshold 1..n for n members (0 and 0 for none), at
+    ///      most MAX_MEMBERS distinct non-zero addresses.
+    function _setCommittee(address[] memory newMembers, uint256 newThreshold) private {
+        uint256 n = newMembers.length;
+        if (n > MAX_MEMBERS || newThreshold > n || (n != 0 && newThreshold == 0)) {
+            revert InvalidCommittee(n, newThreshold);
+        }
+        uint256 old = members.length;
+        for (uint256 i = 0; i < old; ++i) {
+            isMember[members[i]] = false;
+        }
+        delete members;
+        for (uint256 i = 0; i < n; ++i) {
+            address m = newMembers[i];
+            if (m == address(0)) {
+                revert ZeroAddress();
+            }
+            if (isMember[m]) {
+                revert InvalidCommittee(n, newThreshold);
+            }
+            isMember[m] = true;
+            members.push(m);
+        }
+        threshold = newThreshold;
+        uint256 epoch = committeeEpoch + 1;
+        committeeEpoch = epoch;
+        emit CommitteeChanged(epoch, newMembers, newThreshold);
+    }
+
+    /// @dev The attestation digest from the hashes of the CID and of the commitments.
+    function _digest(uint256 batch, bytes32 cidHash, bytes32 commitmentsHash)
+        private
+        view
+        returns (bytes32)
+    {
+        return keccak256(abi.encode(ATTESTATION_TAG, deploymentId, batch, cidHash, commitmentsHash));
+    }
+
+    /// @dev Reverts unless `attestations` holds at least `needed` signatures of distinct
+    ///      members over this batch's attestation digest, sorted by signer. Every
+    ///      attestation given must be valid, not only the first `needed`.
+    function _checkAttestations(
+        uint256 batch,
+        Chunk[] calldata chunks,
+        string calldata dataCid,
+        bytes calldata attestations
+    ) private view {
+        uint256 needed = threshold;
+        uint256 len = attestations.length;
+        uint256 count = len / ATTESTATION_BYTES;
+        if (len % ATTESTATION_BYTES != 0) {
+            revert MalformedAttestation(count);
+        }
+        if (count < needed) {
+            revert NotEnoughAttestations(count, needed);
+        }
+        bytes32 commitmentsHash;
+        uint256 n = chunks.length;
+        // Assembly: the commitments gathered from the calldata chunks (word 2 of each) into
+        // scratch memory past the free memory pointer, hashed in place.
+        assembly ("memory-safe") {
+            let m := mload(0x40)
+            for { let i := 0 } lt(i, n) { i := add(i, 1) } {
+                mstore(add(m, mul(i, 0x20)), calldataload(add(chunks.offset, add(mul(i, CHUNK_BYTES), 0x40))))
+            }
+            commitmentsHash := keccak256(m, mul(n, 0x20))
+        }
+        bytes32 digest = _digest(batch, keccak256(bytes(dataCid)), commitmentsHash);
+        bytes32 signed = keccak256(abi.encodePacked("\x19Ethereum Signed Message:\n32", digest));
+        address previous = address(0);
+        for (uint256 i = 0; i < count; ++i) {
+            uint256 from = i * ATTESTATION_BYTES;
+            bytes32 r = bytes32(attestations[from:from + 32]);
+            bytes32 s = bytes32(attestations[from + 32:from + 64]);
+            uint8 v = uint8(attestations[from + 64]);
+            if ((v != 27 && v != 28) || uint256(s) > HALF_ORDER) {
+                revert MalformedAttestation(i);
+            }
+            address signer = ecrecover(signed, v, r, s);
+            if (signer == address(0)) {
+                revert MalformedAttestation(i);
+            }
+            if (!isMember[signer]) {
+                revert NotACommitteeMember(i, signer);
+            }
+            if (signer <= previous) {
+                revert AttestationsNotSorted(i);
+            }
+            previous = signer;
+        }
+    }
+
     function _checkSize(uint256 n) private pure {
         if (n == 0) {
             revert EmptyBatch();

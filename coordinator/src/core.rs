@@ -134,6 +134,14 @@ pub struct Coordinator {
     shard_consumers: HashSet<String>,
     /// When the split proofs were last looked after.
     split_ticked: Instant,
+    /// The availability committee, when the deployment has one.
+    dac: Option<crate::dac::CommitteeSide>,
+    /// Batches whose attestations are being collected (by a task of this run).
+    attesting: HashSet<u64>,
+    /// Attestations collected, by batch, until the batch is handed to the L1 sender.
+    attested: HashMap<u64, Vec<pulse_l1::attest::Attestation>>,
+    attested_tx: mpsc::Sender<(u64, Vec<pulse_l1::attest::Attestation>)>,
+    attested_rx: mpsc::Receiver<(u64, Vec<pulse_l1::attest::Attestation>)>,
 }
 
 fn receipt_id(msg: &Message) -> Option<String> {
@@ -246,6 +254,9 @@ impl Coordinator {
                     genesis: genesis.clone(),
                     out: config.state_dir.clone(),
                     fetch_timeout: Duration::from_secs(60),
+                    // The operator holds no member key: with a committee, a state is
+                    // rebuilt by `pulse state rebuild --committee-key` (a member's).
+                    reader: None,
                 },
                 |done, total| info!(done, total, "rebuilding the state"),
             )
@@ -308,6 +319,29 @@ impl Coordinator {
             .await
             .context("checking the rollup contract's deployment id")?;
         info!(%deployment, "transactions are checked against this deployment");
+        let onchain_committee =
+            pulse_l1::attest::read_committee(&config.l1_rpc, config.l1_contract)
+                .await
+                .context("reading the rollup contract's committee")?;
+        let dac = match &config.committee {
+            Some(c) => {
+                onchain_committee
+                    .check_matches(c)
+                    .map_err(anyhow::Error::msg)?;
+                info!(
+                    members = c.members.len(),
+                    threshold = c.threshold,
+                    "batch data is sealed for the availability committee"
+                );
+                Some(crate::dac::CommitteeSide::new(c.clone())?)
+            }
+            None if onchain_committee.threshold > 0 => bail!(
+                "the rollup contract requires {} attestations of its {}-member availability committee per batch: give the committee file (--committee)",
+                onchain_committee.threshold,
+                onchain_committee.members.len()
+            ),
+            None => None,
+        };
 
         // A batch sealed but never applied to the state (a crash between the two writes):
         // drop its record; its transactions were never acknowledged and come back.
@@ -351,6 +385,7 @@ impl Coordinator {
         let halt = CancellationToken::new();
         let (pipeline, _task) = SenderPipeline::spawn(sender, 64, halt.clone());
         let (committed_tx, committed_rx) = mpsc::channel(64);
+        let (attested_tx, attested_rx) = mpsc::channel(64);
         let (sequencer, sequencer_thread) = sequencer::spawn(
             state.clone(),
             store.clone(),
@@ -413,6 +448,11 @@ impl Coordinator {
             split_blocked: HashMap::new(),
             shard_consumers: HashSet::new(),
             split_ticked: Instant::now(),
+            dac,
+            attesting: HashSet::new(),
+            attested: HashMap::new(),
+            attested_tx,
+            attested_rx,
         })
     }
 
@@ -524,6 +564,11 @@ impl Coordinator {
                     Err(e) => warn!(error = %e, "result stream error"),
                 },
                 Some((n, r)) = self.committed_rx.recv() => self.on_committed(n, r).await,
+                Some((n, atts)) = self.attested_rx.recv() => {
+                    self.attesting.remove(&n);
+                    self.attested.insert(n, atts);
+                    self.try_commit_next().await;
+                }
                 _ = tick.tick() => self.on_tick().await,
             }
         }
@@ -1169,6 +1214,17 @@ impl Coordinator {
                         return;
                     }
                 };
+                // With a committee only its members can read the data.
+                let data = match &self.dac {
+                    Some(side) => match pulse_dac::seal(&data, n, &side.committee) {
+                        Ok(sealed) => sealed,
+                        Err(e) => {
+                            error!(batch = n, error = %e, "cannot seal the public data for the committee");
+                            return;
+                        }
+                    },
+                    None => data,
+                };
                 let add_started = Instant::now();
                 let added = self.ipfs.add(data).await;
                 self.metrics
@@ -1199,11 +1255,49 @@ impl Coordinator {
                     }
                 }
             }
+            let data_cid = b.data_cid.clone().unwrap_or_default();
+            let attestations = match &self.dac {
+                None => Vec::new(),
+                Some(side) => match self.attested.remove(&n) {
+                    Some(a) => a,
+                    None => {
+                        if self.attesting.contains(&n) {
+                            return;
+                        }
+                        let commitments: Vec<_> = chunks.iter().map(|c| c.commitment).collect();
+                        if let Err(e) =
+                            crate::dac::request(&self.js, side, n, &data_cid, &commitments).await
+                        {
+                            warn!(batch = n, error = %e, "asking the committee to attest failed; retrying");
+                            return;
+                        }
+                        let digest = pulse_l1::attest::attestation_digest(
+                            self.deployment.id,
+                            n,
+                            &data_cid,
+                            &commitments,
+                        );
+                        info!(batch = n, cid = %data_cid, "asked the committee to attest the batch data");
+                        self.attesting.insert(n);
+                        tokio::spawn(crate::dac::collect(
+                            self.js.clone(),
+                            side.clone(),
+                            n,
+                            data_cid.clone(),
+                            digest,
+                            self.attested_tx.clone(),
+                            self.halt.clone(),
+                        ));
+                        return;
+                    }
+                },
+            };
             let commit = BatchCommit {
                 number: n,
                 chunks,
-                data_cid: b.data_cid.clone().unwrap_or_default(),
+                data_cid,
                 tx_count: b.tx_hashes.len() as u64,
+                attestations: pulse_l1::attest::pack(&attestations),
             };
             match self.pipeline.submit(commit).await {
                 Ok(rx) => {

@@ -58,6 +58,8 @@ pub struct FollowerConfig {
     pub poll: Duration,
     /// How long to wait for one batch's data.
     pub fetch_timeout: Duration,
+    /// A committee member's key, for batch data sealed for the availability committee.
+    pub reader: Option<crate::rebuild::CommitteeReader>,
 }
 
 /// Where the follower is, as `/status` shows it.
@@ -181,6 +183,7 @@ pub async fn run(config: FollowerConfig, shutdown: CancellationToken) -> Result<
         config.contract,
         &config.ipfs_url,
         config.fetch_timeout,
+        config.reader.clone(),
     )
     .await
     .context("connecting to L1 and IPFS")?;

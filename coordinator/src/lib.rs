@@ -15,6 +15,7 @@
 
 pub mod api;
 mod core;
+pub mod dac;
 pub mod follower;
 pub mod journal;
 pub mod lease;
@@ -80,6 +81,10 @@ pub struct CoordinatorConfig {
     pub nats_replicas: usize,
     /// When and how chunks are proved split across workers ([`split`]).
     pub split: split::SplitConfig,
+    /// The data-availability committee ([`dac`]): with one, batch data goes to IPFS sealed
+    /// for its members and each batch waits for its threshold of attestations before it
+    /// is committed. Must be the committee the contract holds.
+    pub committee: Option<pulse_dac::Committee>,
 }
 
 /// A random 64-bit id (std's hasher keys are random per process and per call), to name
@@ -111,6 +116,10 @@ impl std::fmt::Debug for CoordinatorConfig {
             .field("lease_ttl", &self.lease_ttl)
             .field("nats_replicas", &self.nats_replicas)
             .field("split", &self.split)
+            .field(
+                "committee",
+                &self.committee.as_ref().map(|c| hex::encode(c.id())),
+            )
             .finish_non_exhaustive()
     }
 }

@@ -104,6 +104,40 @@ pub struct RebuildConfig {
     pub out: PathBuf,
     /// How long to wait for one batch's data.
     pub fetch_timeout: Duration,
+    /// A committee member's key, for batch data sealed for the availability committee.
+    pub reader: Option<CommitteeReader>,
+}
+
+/// What opens batch data sealed for the availability committee: the committee file and
+/// one member's key.
+#[derive(Clone)]
+pub struct CommitteeReader {
+    /// The committee the data was sealed for.
+    pub committee: pulse_dac::Committee,
+    /// A member's key.
+    pub key: std::sync::Arc<pulse_dac::MemberKey>,
+}
+
+impl std::fmt::Debug for CommitteeReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CommitteeReader")
+            .field("committee", &hex::encode(self.committee.id()))
+            .field("member", &self.key.name())
+            .finish()
+    }
+}
+
+impl CommitteeReader {
+    /// Loads the committee file and a member's key file.
+    ///
+    /// # Errors
+    /// Either file unreadable or malformed.
+    pub fn load(committee: &Path, key: &Path) -> Result<Self, pulse_dac::DacError> {
+        Ok(Self {
+            committee: pulse_dac::Committee::load(committee)?,
+            key: std::sync::Arc::new(pulse_dac::MemberKey::load(key)?),
+        })
+    }
 }
 
 /// What a rebuild did.
@@ -215,6 +249,7 @@ pub struct Source {
     ipfs: pulse_ipfs::IpfsClient,
     fetch_timeout: Duration,
     deployment: pulse_circuits::deployment::Deployment,
+    reader: Option<CommitteeReader>,
 }
 
 /// What applying one batch did.
@@ -236,6 +271,7 @@ impl Source {
         contract: Address,
         ipfs_url: &str,
         fetch_timeout: Duration,
+        reader: Option<CommitteeReader>,
     ) -> Result<Self, RebuildError> {
         let ipfs = pulse_ipfs::IpfsClient::new(ipfs_url)
             .map_err(|e| RebuildError::Ipfs(e.to_string()))?
@@ -247,6 +283,7 @@ impl Source {
             ipfs,
             fetch_timeout,
             deployment,
+            reader,
         })
     }
 
@@ -303,7 +340,25 @@ impl Source {
                 ),
             )
         })?;
-        let data = BatchData::from_json(&bytes).map_err(|e| data_error(n, cid_text, e))?;
+        let plain = if bytes.starts_with(pulse_dac::seal::MAGIC) {
+            let Some(r) = &self.reader else {
+                return Err(data_error(
+                    n,
+                    cid_text,
+                    "is encrypted for the deployment's availability committee: give a member's key \
+                     and the committee file (--committee-key FILE --committee FILE), or ask a \
+                     member for a state"
+                        .to_owned(),
+                ));
+            };
+            std::borrow::Cow::Owned(
+                pulse_dac::open(&bytes, n, &r.committee, &r.key)
+                    .map_err(|e| data_error(n, cid_text, e.to_string()))?,
+            )
+        } else {
+            std::borrow::Cow::Borrowed(bytes.as_slice())
+        };
+        let data = BatchData::from_json(&plain).map_err(|e| data_error(n, cid_text, e))?;
         check_data(n, &data, &chunks).map_err(|e| data_error(n, cid_text, e))?;
         let mut done = BatchReplayed {
             transactions: 0,
@@ -377,6 +432,7 @@ pub async fn rebuild(
         config.contract,
         &config.ipfs_url,
         config.fetch_timeout,
+        config.reader.clone(),
     )
     .await?;
     let history = source.history().await?;

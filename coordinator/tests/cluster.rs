@@ -99,6 +99,8 @@ impl Cluster {
                 vk: keys.pk.vk.clone(),
                 owner: owner.address(),
                 operators: vec![operator().address()],
+                committee: Vec::new(),
+                threshold: 0,
             },
         )
         .await
@@ -139,6 +141,7 @@ impl Cluster {
             lease_ttl: pulse_coordinator::LEASE_TTL,
             nats_replicas: 1,
             split: pulse_coordinator::split::SplitConfig::default(),
+            committee: None,
         }
     }
 
@@ -780,6 +783,7 @@ async fn transactions_of_every_kind_end_in_committed_l1_batches() {
         genesis: c.genesis(),
         out: rebuilt.clone(),
         fetch_timeout: Duration::from_secs(20),
+        reader: None,
     };
     let mut seen = Vec::new();
     let report = rebuild::rebuild(&rebuild_config, |done, total| seen.push((done, total)))
@@ -1464,6 +1468,7 @@ async fn an_ipfs_node_restarted_mid_batch_delays_the_commit_and_loses_nothing() 
             genesis: c.genesis(),
             out: c.dir.path().join("rebuilt"),
             fetch_timeout: Duration::from_secs(20),
+            reader: None,
         },
         |_, _| {},
     )

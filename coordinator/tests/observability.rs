@@ -102,6 +102,8 @@ impl Cluster {
                 vk: keys.pk.vk.clone(),
                 owner: owner.address(),
                 operators: vec![operator().address()],
+                committee: Vec::new(),
+                threshold: 0,
             },
         )
         .await
@@ -126,6 +128,7 @@ impl Cluster {
             lease_ttl: pulse_coordinator::LEASE_TTL,
             nats_replicas: 1,
             split: pulse_coordinator::split::SplitConfig::default(),
+            committee: None,
         };
         let coordinator = Coordinator::start(config).await.expect("coordinator start");
         let stop = CancellationToken::new();

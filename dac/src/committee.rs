@@ -85,6 +85,21 @@ impl Committee {
         Ok(c)
     }
 
+    /// Reads and checks a committee file.
+    ///
+    /// # Errors
+    /// [`DacError::Committee`] naming the file: unreadable, or not a valid committee.
+    pub fn load(path: &std::path::Path) -> Result<Self, DacError> {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| DacError::Committee {
+            source_name: name.clone(),
+            reason: format!(
+                "cannot read it ({e}); give the committee.json `pulse committee init` wrote"
+            ),
+        })?;
+        Self::from_json(&text, &name)
+    }
+
     /// The committee as pretty JSON.
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).unwrap_or_default()

@@ -204,6 +204,11 @@ pub fn decode_revert(data: &[u8]) -> Revert {
         E::WrongStartRoot(e) => format!("stored: {}, given: {}", e.stored, e.given),
         E::BrokenRootChain(e) => format!("chunk: {}", e.chunk),
         E::PublicInputNotInField(e) => format!("chunk: {}, input: {}", e.chunk, e.input),
+        E::NotEnoughAttestations(e) => format!("given: {}, needed: {}", e.given, e.needed),
+        E::MalformedAttestation(e) => format!("index: {}", e.index),
+        E::NotACommitteeMember(e) => format!("index: {}, signer: {}", e.index, e.signer),
+        E::AttestationsNotSorted(e) => format!("index: {}", e.index),
+        E::InvalidCommittee(e) => format!("members: {}, threshold: {}", e.members, e.threshold),
         _ => String::new(),
     };
     Revert {
@@ -233,5 +238,10 @@ pub fn error_name(err: &PulseRollupErrors) -> &'static str {
         E::ZeroAddress(e) => name(e),
         E::GenesisRootNotInField(e) => name(e),
         E::InvalidVerifyingKey(e) => name(e),
+        E::NotEnoughAttestations(e) => name(e),
+        E::MalformedAttestation(e) => name(e),
+        E::NotACommitteeMember(e) => name(e),
+        E::AttestationsNotSorted(e) => name(e),
+        E::InvalidCommittee(e) => name(e),
     }
 }

@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod attest;
 pub mod contract;
 pub mod deployment;
 mod error;
@@ -169,6 +170,10 @@ pub struct DeployParams {
     pub owner: Address,
     /// The operators (may commit batches).
     pub operators: Vec<Address>,
+    /// The data-availability committee's attestation addresses (empty: no committee).
+    pub committee: Vec<Address>,
+    /// Attestations of distinct members each batch needs (0 with no committee).
+    pub threshold: u64,
 }
 
 /// A deployed rollup contract.
@@ -227,6 +232,8 @@ pub async fn deploy(
         vk_hash,
         params.owner,
         params.operators.clone(),
+        params.committee.clone(),
+        U256::from(params.threshold),
     )
     .send()
     .await

@@ -85,6 +85,9 @@ pub struct BatchCommit {
     pub data_cid: String,
     /// Transactions in the batch.
     pub tx_count: u64,
+    /// The committee's attestations, packed by [`crate::attest::pack`] (empty with no
+    /// committee).
+    pub attestations: Bytes,
 }
 
 impl BatchCommit {
@@ -106,6 +109,7 @@ impl BatchCommit {
             chunks: self.chunks.iter().map(ChunkProof::to_abi).collect(),
             dataCid: self.data_cid.clone(),
             txCount: U256::from(self.tx_count),
+            attestations: self.attestations.clone(),
         }
         .abi_encode()
         .into()

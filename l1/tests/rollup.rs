@@ -646,6 +646,8 @@ async fn a_key_whose_ic4_is_off_the_curve_is_refused_at_deployment() {
             vk,
             owner: address(OWNER),
             operators: vec![],
+            committee: Vec::new(),
+            threshold: 0,
         },
     )
     .await

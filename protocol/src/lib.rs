@@ -29,6 +29,7 @@
 #![warn(missing_docs)]
 
 pub mod ceremony;
+pub mod dac;
 pub mod keys;
 pub mod messages;
 pub mod nats;

@@ -241,6 +241,7 @@ pub async fn ensure_layout(
         (job_stream(), Some(job_consumer(options))),
         (result_stream(), Some(result_consumer())),
         (shard_stream(), None),
+        (crate::dac::dac_stream(replicas), None),
     ] {
         let config = StreamConfig {
             num_replicas: replicas,

@@ -281,6 +281,8 @@ async fn run(args: ServeArgs) -> Result<ExitCode> {
             vk: keys.pk.vk.clone(),
             owner: owner.address(),
             operators: vec![operator.address()],
+            committee: Vec::new(),
+            threshold: 0,
         },
     )
     .await?;

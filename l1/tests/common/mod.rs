@@ -96,6 +96,8 @@ pub async fn deploy(anvil: &Anvil) -> Deployment {
             vk: f.vk.clone(),
             owner: address(OWNER),
             operators: vec![address(OPERATOR)],
+            committee: Vec::new(),
+            threshold: 0,
         },
     )
     .await
@@ -125,5 +127,6 @@ pub fn batch(number: u64, chunks: &[ChunkProof]) -> pulse_l1::BatchCommit {
         chunks: chunks.to_vec(),
         data_cid: "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy".to_owned(),
         tx_count: chunks.len() as u64,
+        attestations: Default::default(),
     }
 }
