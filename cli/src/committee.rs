@@ -110,7 +110,9 @@ fn run_member(args: RunArgs) -> Result<ExitCode> {
         let onchain = pulse_l1::attest::read_committee(&args.l1_rpc, args.contract)
             .await
             .context("reading the rollup contract's committee")?;
-        onchain.check_matches(&committee).map_err(anyhow::Error::msg)?;
+        onchain
+            .check_matches(&committee)
+            .map_err(anyhow::Error::msg)?;
         let deployment = pulse_l1::read_deployment(&args.l1_rpc, args.contract)
             .await
             .context("reading the rollup contract's deployment")?;

@@ -156,7 +156,13 @@ async fn bad_batches_are_refused_with_named_errors() {
     )
     .expect("r");
     let err = rollup
-        .commitBatch(U256::from(1), vec![abi], "bafk".into(), U256::from(1))
+        .commitBatch(
+            U256::from(1),
+            vec![abi],
+            "bafk".into(),
+            U256::from(1),
+            Default::default(),
+        )
         .send()
         .await
         .expect_err("out of field");
@@ -186,7 +192,13 @@ async fn bad_batches_are_refused_with_named_errors() {
         .map(|c| c.to_abi())
         .collect::<Vec<_>>();
     let err = rollup
-        .commitBatch(U256::from(1), replay, "bafk".into(), U256::from(2))
+        .commitBatch(
+            U256::from(1),
+            replay,
+            "bafk".into(),
+            U256::from(2),
+            Default::default(),
+        )
         .send()
         .await
         .expect_err("replay");
