@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use alloy::primitives::Address;
-use anyhow::{Result, anyhow, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use pulse_coordinator::rebuild::{self, Genesis, RebuildConfig};
 
@@ -46,9 +46,10 @@ pub struct HistoryArgs {
     fetch_timeout: Duration,
     /// An availability committee member's key file (`pulse committee key new`): batch data
     /// sealed for the committee is opened with it.
-    #[arg(long, env = "PULSE_COMMITTEE_KEY", requires = "committee")]
+    #[arg(long, env = "PULSE_COMMITTEE_KEY")]
     committee_key: Option<PathBuf>,
-    /// The committee file the batch data was sealed for (with --committee-key).
+    /// The committee file the batch data was sealed for (with --committee-key; default:
+    /// the cluster's).
     #[arg(long, env = "PULSE_COMMITTEE")]
     committee: Option<PathBuf>,
 }
@@ -108,11 +109,18 @@ impl HistoryArgs {
             ipfs_url,
             genesis: Genesis::load(&genesis_path).map_err(|e| anyhow!(e))?,
             fetch_timeout: self.fetch_timeout,
-            reader: match (&self.committee_key, &self.committee) {
-                (Some(key), Some(committee)) => {
-                    Some(rebuild::CommitteeReader::load(committee, key)?)
+            reader: match &self.committee_key {
+                Some(key) => {
+                    let committee = self
+                        .committee
+                        .clone()
+                        .or_else(|| file.as_ref()?.committee.as_ref().map(|c| c.file.clone()))
+                        .context(
+                            "--committee-key needs the committee file the data was sealed for: pass --committee",
+                        )?;
+                    Some(rebuild::CommitteeReader::load(&committee, key)?)
                 }
-                _ => None,
+                None => None,
             },
         })
     }

@@ -96,6 +96,15 @@ pub struct ClusterShape {
     /// `single-party` (one Groth16 setup: faster; whoever runs it could forge proofs).
     #[arg(long, default_value = "ceremony", value_parser = ["ceremony", "single-party"])]
     pub setup: String,
+    /// Members of the availability committee (`hospital-1` …, each with its own key, NATS
+    /// user and `pulse committee run`): batch data goes to IPFS sealed for them, and L1
+    /// takes a batch only with --committee-threshold of their attestations. 0: no
+    /// committee (batch data in plaintext).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(0..=16))]
+    pub committee_members: u64,
+    /// Attestations each batch needs (1 to --committee-members).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=16))]
+    pub committee_threshold: u64,
 }
 
 fn parse_nats_nodes(s: &str) -> Result<u64, String> {
@@ -119,6 +128,8 @@ impl ClusterShape {
             format!("--nats-nodes={}", self.nats_nodes),
             format!("--split={}", self.split),
             format!("--setup={}", self.setup),
+            format!("--committee-members={}", self.committee_members),
+            format!("--committee-threshold={}", self.committee_threshold),
         ];
         if let Some(bytes) = self.worker_base_memory {
             args.push(format!("--worker-base-memory={bytes}"));
@@ -196,6 +207,19 @@ pub struct ClusterInfo {
     pub dir: PathBuf,
     /// The supervisor's process id.
     pub pid: u32,
+    /// The availability committee, when the cluster has one.
+    #[serde(default)]
+    pub committee: Option<CommitteeFiles>,
+}
+
+/// The dev cluster's availability committee: its file, and each member's keys.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommitteeFiles {
+    /// `committee.json`.
+    pub file: PathBuf,
+    /// Members' X25519 key files (they open the batch data), by member name.
+    pub keys: std::collections::BTreeMap<String, PathBuf>,
 }
 
 /// The dev cluster's NATS credentials files, one per role (and one per worker).

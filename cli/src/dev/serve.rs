@@ -189,11 +189,19 @@ async fn run(args: ServeArgs) -> Result<ExitCode> {
         .context("writing the pid file")?;
     let logs = dir.join("logs");
     // A fresh cluster: state from an earlier run would not match the new chain.
-    for sub in ["logs", "keys", "state", "workers"] {
+    for sub in ["logs", "keys", "state", "workers", "committee"] {
         let _ = std::fs::remove_dir_all(dir.join(sub));
     }
     std::fs::create_dir_all(&logs).context("creating the log directory")?;
     let shape = &args.shape;
+    if shape.committee_members > 0 && shape.committee_threshold > shape.committee_members {
+        bail!(
+            "--committee-threshold {} is more than the {} committee members: use 1 to {}",
+            shape.committee_threshold,
+            shape.committee_members,
+            shape.committee_members
+        );
+    }
 
     eprintln!("starting nats-server, anvil and the IPFS node on loopback");
     let tls = !shape.nats_plain_text;
@@ -269,6 +277,38 @@ async fn run(args: ServeArgs) -> Result<ExitCode> {
     }
     .save(&genesis_file)
     .context("writing the genesis file")?;
+    let committee = if shape.committee_members > 0 {
+        let c = DevCommittee::make(
+            &dir.join("committee"),
+            shape.committee_members,
+            shape.committee_threshold,
+        )?;
+        eprintln!(
+            "availability committee: {} of {} ({}); batch data is sealed for them",
+            shape.committee_threshold,
+            shape.committee_members,
+            c.members
+                .iter()
+                .map(|m| m.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        Some(c)
+    } else {
+        None
+    };
+    let member_endpoints = match &committee {
+        Some(c) => c
+            .members
+            .iter()
+            .map(|m| {
+                start("a committee member's NATS user", || {
+                    nats.endpoint(pulse_access::Role::Member, &m.name)
+                })
+            })
+            .collect::<Result<Vec<_>>>()?,
+        None => Vec::new(),
+    };
     // anvil's public dev accounts: 0 owns the contract, 1 operates it.
     let owner: PrivateKeySigner = pulse_testkit::DEV_ACCOUNTS[0].private_key.parse()?;
     let operator_hex = pulse_testkit::DEV_ACCOUNTS[1].private_key;
@@ -281,8 +321,13 @@ async fn run(args: ServeArgs) -> Result<ExitCode> {
             vk: keys.pk.vk.clone(),
             owner: owner.address(),
             operators: vec![operator.address()],
-            committee: Vec::new(),
-            threshold: 0,
+            committee: committee
+                .as_ref()
+                .map(|c| c.members.iter().map(|m| m.signer.address()).collect())
+                .unwrap_or_default(),
+            threshold: committee
+                .as_ref()
+                .map_or(0, |c| c.committee.threshold.into()),
         },
     )
     .await?;
@@ -310,7 +355,10 @@ async fn run(args: ServeArgs) -> Result<ExitCode> {
         format!("--nats-replicas={}", shape.nats_nodes),
         format!("--split={}", shape.split),
     ];
-    let coordinator_args = with_ca(coordinator_args, &coordinator_nats);
+    let mut coordinator_args = with_ca(coordinator_args, &coordinator_nats);
+    if let Some(c) = &committee {
+        coordinator_args.push(format!("--committee={}", c.file.display()));
+    }
     services.push(Service::spawn(
         "coordinator",
         &coordinator_args,
@@ -356,6 +404,25 @@ async fn run(args: ServeArgs) -> Result<ExitCode> {
         services.push(Service::spawn(&name, &args, &[], &logs)?);
     }
 
+    if let Some(c) = &committee {
+        for (m, endpoint) in c.members.iter().zip(&member_endpoints) {
+            let args: Vec<String> = vec![
+                "committee".into(),
+                "run".into(),
+                format!("--nats={}", nats.url()),
+                format!("--nats-credentials={}", creds_of(endpoint)?.display()),
+                format!("--committee={}", c.file.display()),
+                format!("--key={}", m.key_file.display()),
+                format!("--attestation-key-file={}", m.signer_file.display()),
+                format!("--ipfs={}", ipfs.api_url()),
+                format!("--l1-rpc={}", anvil.url()),
+                format!("--contract={}", deployed.address),
+            ];
+            let args = with_ca(args, endpoint);
+            services.push(Service::spawn(&format!("member-{}", m.name), &args, &[], &logs)?);
+        }
+    }
+
     let targets: Vec<String> = worker_ports
         .iter()
         .map(|p| format!("'127.0.0.1:{p}'"))
@@ -398,6 +465,14 @@ async fn run(args: ServeArgs) -> Result<ExitCode> {
         genesis: genesis_file,
         dir: dir.clone(),
         pid: std::process::id(),
+        committee: committee.as_ref().map(|c| super::CommitteeFiles {
+            file: c.file.clone(),
+            keys: c
+                .members
+                .iter()
+                .map(|m| (m.name.clone(), m.key_file.clone()))
+                .collect(),
+        }),
     };
     write_env(&dir, &info)?;
     let tmp = dir.join(format!("{CLUSTER_FILE}.tmp"));
@@ -590,6 +665,73 @@ impl DevCeremony {
         eprintln!("  ceremony transcript {}", report.transcript_hash);
         Ok(keys)
     }
+}
+
+/// The dev cluster's availability committee: `hospital-1` … with fresh keys, in
+/// DIR/committee.
+struct DevCommittee {
+    file: PathBuf,
+    committee: pulse_dac::Committee,
+    members: Vec<DevMember>,
+}
+
+struct DevMember {
+    name: String,
+    key_file: PathBuf,
+    signer: PrivateKeySigner,
+    signer_file: PathBuf,
+}
+
+impl DevCommittee {
+    fn make(dir: &Path, n: u64, threshold: u64) -> Result<Self> {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let mut members = Vec::new();
+        let mut listed = Vec::new();
+        for i in 1..=n {
+            let name = format!("hospital-{i}");
+            let key = pulse_dac::MemberKey::generate(&name);
+            let key_file = dir.join(format!("{name}.key"));
+            key.save(&key_file)?;
+            let signer = PrivateKeySigner::random();
+            let signer_file = dir.join(format!("{name}.attestation-key"));
+            write_private(&signer_file, &hex::encode(signer.to_bytes()))?;
+            listed.push(pulse_dac::Member {
+                name: name.clone(),
+                x25519: key.public_hex(),
+                address: signer.address().to_string(),
+            });
+            members.push(DevMember {
+                name,
+                key_file,
+                signer,
+                signer_file,
+            });
+        }
+        let committee = pulse_dac::Committee::new(u32::try_from(threshold)?, listed)?;
+        let file = dir.join("committee.json");
+        std::fs::write(&file, committee.to_json() + "\n")
+            .with_context(|| format!("writing {}", file.display()))?;
+        Ok(Self {
+            file,
+            committee,
+            members,
+        })
+    }
+}
+
+/// Writes a private file (mode 0600 from the start).
+fn write_private(path: &Path, text: &str) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    f.write_all(text.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// `args` with `--nats-ca` when the endpoint has a CA.
