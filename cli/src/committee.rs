@@ -24,6 +24,10 @@ pub enum CommitteeCommand {
         /// Attestations required per batch (1 to the member count).
         #[arg(long)]
         threshold: u32,
+        /// A reader as NAME:X25519_PUBLIC_HEX (repeat per reader): batch data keys are also
+        /// wrapped for it, but it does not attest (the operator, to rebuild its state).
+        #[arg(long = "reader")]
+        readers: Vec<String>,
         /// The file to write (`committee.json`).
         #[arg(long)]
         out: PathBuf,
@@ -174,13 +178,27 @@ pub fn run(command: CommitteeCommand) -> Result<ExitCode> {
         CommitteeCommand::Init {
             members,
             threshold,
+            readers,
             out,
         } => {
             let members = members
                 .iter()
                 .map(|m| parse_member(m))
                 .collect::<Result<Vec<_>>>()?;
-            let c = Committee::new(threshold, members)?;
+            let mut c = Committee::new(threshold, members)?;
+            c.readers = readers
+                .iter()
+                .map(|r| match r.split_once(':') {
+                    Some((name, x25519)) => Ok(pulse_dac::committee::Reader {
+                        name: name.to_owned(),
+                        x25519: x25519.to_owned(),
+                    }),
+                    None => Err(anyhow!(
+                        "--reader {r:?}: write NAME:X25519_PUBLIC_HEX (from `pulse committee key show`)"
+                    )),
+                })
+                .collect::<Result<Vec<_>>>()?;
+            c.check("the new committee")?;
             if out.exists() {
                 bail!(
                     "{} exists; choose another --out or remove it first",
@@ -208,6 +226,9 @@ pub fn run(command: CommitteeCommand) -> Result<ExitCode> {
             );
             for m in &c.members {
                 println!("  {} {} {}", m.name, m.address, m.x25519);
+            }
+            for r in &c.readers {
+                println!("  {} (reader) {}", r.name, r.x25519);
             }
         }
     }

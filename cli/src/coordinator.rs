@@ -68,6 +68,10 @@ pub struct RunArgs {
     /// member attestations before it is committed.
     #[arg(long, env = "PULSE_COMMITTEE")]
     committee: Option<PathBuf>,
+    /// A key the committee file lists for the operator (a reader's): with it, a lost state
+    /// is rebuilt from the sealed batch data at start (see --genesis).
+    #[arg(long, env = "PULSE_COMMITTEE_KEY", requires = "committee")]
+    committee_key: Option<PathBuf>,
     /// This coordinator's name in the lease: of several coordinators against one NATS, one
     /// is active and the others stand by until it stops renewing the lease. Restarted
     /// under the same name, a coordinator takes its lease back at once. Letters, digits,
@@ -161,8 +165,15 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         .as_deref()
         .map(pulse_dac::Committee::load)
         .transpose()?;
+    let committee_key = args
+        .committee_key
+        .as_deref()
+        .map(pulse_dac::MemberKey::load)
+        .transpose()?
+        .map(std::sync::Arc::new);
     let config = CoordinatorConfig {
         committee,
+        committee_key,
         nats: args.nats.endpoint(),
         state_dir: args.state_dir,
         keys_dir: args.keys,

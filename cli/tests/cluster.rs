@@ -158,6 +158,24 @@ fn two_hundred_transactions_to_l1_then_the_client_commands() {
         "{r}"
     );
 
+    // --- the availability committee (three hospitals, two attestations per batch; L1
+    // refuses a batch without them, so every commit above carried two): each member
+    // attested only after it fetched, opened, checked and pinned the data
+    assert!(info["committee"]["file"].is_string(), "{info}");
+    let attested: usize = (1..=3)
+        .map(|i| {
+            std::fs::read_to_string(dir.join(format!("logs/member-hospital-{i}.log")))
+                .unwrap_or_default()
+                .matches("batch attested")
+                .count()
+        })
+        .sum();
+    assert!(
+        attested >= 2 * batches.len(),
+        "{attested} attestations for {} batches",
+        batches.len()
+    );
+
     // --- the keys came from a ceremony (the operator, each worker, a beacon); snarkjs
     // proves a chunk for this deployment with them and the rollup contract accepts it
     let keys_dir = dir.join("keys");
@@ -425,6 +443,7 @@ fn two_hundred_transactions_to_l1_then_the_client_commands() {
     // --- a hospital's follower: a verified replica from L1 and IPFS, the data pinned on
     // its own IPFS node, and lookups a client checks against L1 as the coordinator's
     let cluster_s = cluster.to_str().expect("utf-8 path");
+    let member_key = dir.join("committee").join("hospital-1.key");
     let own_ipfs = pulse_testkit::Ipfs::start();
     let follower_port = pulse_testkit::free_port();
     let follower_url = format!("http://127.0.0.1:{follower_port}");
@@ -442,6 +461,9 @@ fn two_hundred_transactions_to_l1_then_the_client_commands() {
             &format!("127.0.0.1:{follower_port}"),
             "--poll",
             "500ms",
+            // A committee member's follower: the batch data is sealed for the committee.
+            "--committee-key",
+            member_key.to_str().expect("utf-8 path"),
         ])
         .stdout(std::process::Stdio::null())
         .stderr(std::fs::File::create(tmp.path().join("follower.log")).expect("log"))
@@ -522,22 +544,43 @@ fn two_hundred_transactions_to_l1_then_the_client_commands() {
     )
     .expect("the follower's IPFS node answers");
     assert_eq!(kept.status, 200, "{}", kept.text());
+    // Only ciphertext: sealed for the committee (PDAC), no batch data in the clear.
     assert!(
-        kept.text().contains("\"chunks\""),
+        kept.body.starts_with(b"PDAC") && !kept.text().contains("\"chunks\""),
         "batch data: {}",
         kept.text()
     );
     let _ = follower.kill();
     let _ = follower.wait();
 
-    // --- the state rebuilt from L1 and IPFS alone
+    // --- the state rebuilt from L1 and IPFS alone: only with a key the committee lists
     let rebuilt = tmp.path().join("rebuilt");
+    let o = pulse(
+        &[
+            "state",
+            "rebuild",
+            "--cluster",
+            cluster_s,
+            "--out",
+            tmp.path().join("no-key").to_str().expect("utf-8 path"),
+        ],
+        &cluster,
+    );
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("encrypted for the deployment's availability committee")
+            && text(&o).contains("--committee-key"),
+        "{}",
+        text(&o)
+    );
     let rb = json(&pulse(
         &[
             "state",
             "rebuild",
             "--cluster",
             cluster_s,
+            "--committee-key",
+            member_key.to_str().expect("utf-8 path"),
             "--out",
             rebuilt.to_str().expect("utf-8 path"),
             "--json",
@@ -677,6 +720,8 @@ fn two_hundred_transactions_to_l1_then_the_client_commands() {
             "rebuild",
             "--cluster",
             cluster_s,
+            "--committee-key",
+            member_key.to_str().expect("utf-8 path"),
             "--out",
             tmp.path().join("rebuilt-2").to_str().expect("utf-8 path"),
             "--json",

@@ -254,9 +254,11 @@ impl Coordinator {
                     genesis: genesis.clone(),
                     out: config.state_dir.clone(),
                     fetch_timeout: Duration::from_secs(60),
-                    // The operator holds no member key: with a committee, a state is
-                    // rebuilt by `pulse state rebuild --committee-key` (a member's).
-                    reader: None,
+                    reader: config
+                        .committee
+                        .clone()
+                        .zip(config.committee_key.clone())
+                        .map(|(committee, key)| crate::rebuild::CommitteeReader { committee, key }),
                 },
                 |done, total| info!(done, total, "rebuilding the state"),
             )

@@ -85,6 +85,9 @@ pub struct CoordinatorConfig {
     /// for its members and each batch waits for its threshold of attestations before it
     /// is committed. Must be the committee the contract holds.
     pub committee: Option<pulse_dac::Committee>,
+    /// A key the committee file lists (the operator's reader key): with it, a lost state
+    /// is rebuilt from the sealed batch data at start.
+    pub committee_key: Option<std::sync::Arc<pulse_dac::MemberKey>>,
 }
 
 /// A random 64-bit id (std's hasher keys are random per process and per call), to name

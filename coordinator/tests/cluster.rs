@@ -142,6 +142,7 @@ impl Cluster {
             nats_replicas: 1,
             split: pulse_coordinator::split::SplitConfig::default(),
             committee: None,
+            committee_key: None,
         }
     }
 

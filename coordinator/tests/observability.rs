@@ -129,6 +129,7 @@ impl Cluster {
             nats_replicas: 1,
             split: pulse_coordinator::split::SplitConfig::default(),
             committee: None,
+            committee_key: None,
         };
         let coordinator = Coordinator::start(config).await.expect("coordinator start");
         let stop = CancellationToken::new();

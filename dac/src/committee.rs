@@ -24,6 +24,18 @@ pub struct Member {
     pub address: String,
 }
 
+/// A reader: a party that batch data keys are also wrapped for, but that does not attest
+/// (the operator, which sequences every transaction in plaintext anyway and needs the data
+/// to rebuild its state after losing its disk).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reader {
+    /// Its name: `[A-Za-z0-9_-]{1,64}`, distinct from every member's.
+    pub name: String,
+    /// Its X25519 public key, hex (64 digits).
+    pub x25519: String,
+}
+
 /// The committee.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -34,6 +46,9 @@ pub struct Committee {
     pub threshold: u32,
     /// The members, in order.
     pub members: Vec<Member>,
+    /// Readers (not members: no attestation, not counted by L1), in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub readers: Vec<Reader>,
 }
 
 /// Whether `name` is a member name: 1 to 64 of `A-Z a-z 0-9 - _`.
@@ -67,6 +82,7 @@ impl Committee {
             version: COMMITTEE_VERSION,
             threshold,
             members,
+            readers: Vec::new(),
         };
         c.check("the new committee")?;
         Ok(c)
@@ -168,6 +184,34 @@ impl Committee {
                 }
             }
         }
+        if n + self.readers.len() > MAX_MEMBERS {
+            return Err(bad(format!(
+                "{n} members and {} readers: at most {MAX_MEMBERS} in all",
+                self.readers.len()
+            )));
+        }
+        for (i, r) in self.readers.iter().enumerate() {
+            if !valid_name(&r.name) {
+                return Err(bad(format!(
+                    "reader {i}: name {:?} must be 1 to 64 of A-Z a-z 0-9 - _",
+                    r.name.chars().take(64).collect::<String>()
+                )));
+            }
+            parse_public_key(&r.x25519).map_err(|e| bad(format!("reader {}: {e}", r.name)))?;
+            let earlier = self
+                .members
+                .iter()
+                .map(|m| (&m.name, &m.x25519))
+                .chain(self.readers[..i].iter().map(|o| (&o.name, &o.x25519)));
+            for (name, key) in earlier {
+                if *name == r.name || key.eq_ignore_ascii_case(&r.x25519) {
+                    return Err(bad(format!(
+                        "reader {} shares a name or an X25519 key with {name}: each needs its own",
+                        r.name
+                    )));
+                }
+            }
+        }
         Ok(())
     }
 
@@ -185,12 +229,36 @@ impl Committee {
                 h.update(lower.as_bytes());
             }
         }
+        // Readers only when there are some: a committee without readers keeps its id.
+        if !self.readers.is_empty() {
+            h.update(b"readers");
+            for r in &self.readers {
+                for field in [&r.name, &r.x25519] {
+                    let lower = field.to_ascii_lowercase();
+                    h.update((lower.len() as u32).to_le_bytes());
+                    h.update(lower.as_bytes());
+                }
+            }
+        }
         h.finalize().into()
     }
 
     /// The member named `name`.
     pub fn member(&self, name: &str) -> Option<&Member> {
         self.members.iter().find(|m| m.name == name)
+    }
+
+    /// Every party data keys are wrapped for (members, then readers): name and X25519
+    /// public key (hex).
+    pub fn recipients(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.members
+            .iter()
+            .map(|m| (m.name.as_str(), m.x25519.as_str()))
+            .chain(
+                self.readers
+                    .iter()
+                    .map(|r| (r.name.as_str(), r.x25519.as_str())),
+            )
     }
 }
 

@@ -172,9 +172,9 @@ pub fn seal(plaintext: &[u8], batch: u64, committee: &Committee) -> Result<Vec<u
     rng.fill_bytes(data_key.as_mut());
     let mut nonce = [0u8; 12];
     rng.fill_bytes(&mut nonce);
-    let mut keys = Vec::with_capacity(committee.members.len());
-    for m in &committee.members {
-        let pk = parse_public_key(&m.x25519).map_err(|reason| DacError::Committee {
+    let mut keys = Vec::with_capacity(committee.members.len() + committee.readers.len());
+    for (name, x25519) in committee.recipients() {
+        let pk = parse_public_key(x25519).map_err(|reason| DacError::Committee {
             source_name: "the committee".into(),
             reason,
         })?;
@@ -183,8 +183,7 @@ pub fn seal(plaintext: &[u8], batch: u64, committee: &Committee) -> Result<Vec<u
             return Err(DacError::Committee {
                 source_name: "the committee".into(),
                 reason: format!(
-                    "member {}'s X25519 key is a low-order point: replace it with a key from `pulse committee key new`",
-                    m.name
+                    "{name}'s X25519 key is a low-order point: replace it with a key from `pulse committee key new`"
                 ),
             });
         }
@@ -194,7 +193,7 @@ pub fn seal(plaintext: &[u8], batch: u64, committee: &Committee) -> Result<Vec<u
             batch,
             ephemeral.as_bytes(),
             pk.as_bytes(),
-            &m.name,
+            name,
         );
         let wrapped = cipher
             .encrypt(
@@ -208,7 +207,7 @@ pub fn seal(plaintext: &[u8], batch: u64, committee: &Committee) -> Result<Vec<u
         let wrapped: [u8; WRAPPED] = wrapped
             .try_into()
             .map_err(|_| DacError::Refused("a wrapped key has the wrong length".into()))?;
-        keys.push((m.name.clone(), wrapped));
+        keys.push((name.to_owned(), wrapped));
     }
     drop(eph);
     let mut sealed = Sealed {
@@ -262,10 +261,15 @@ pub fn open(
         )));
     }
     let name = key.name();
-    let member = committee
-        .member(name)
-        .ok_or_else(|| DacError::Refused(format!("{name:?} is not a member of this committee")))?;
-    if !member.x25519.eq_ignore_ascii_case(&key.public_hex()) {
+    let (_, listed) = committee
+        .recipients()
+        .find(|(n, _)| *n == name)
+        .ok_or_else(|| {
+            DacError::Refused(format!(
+                "{name:?} is neither a member nor a reader of this committee"
+            ))
+        })?;
+    if !listed.eq_ignore_ascii_case(&key.public_hex()) {
         return Err(DacError::Refused(format!(
             "this key is not the one the committee lists for {name} (its public key is {}…)",
             &key.public_hex()[..16]
@@ -367,12 +371,61 @@ mod tests {
             "was sealed for committee",
         );
         let outsider = MemberKey::generate("outsider");
-        refused(open(&sealed, 7, &c, &outsider), "not a member");
+        refused(
+            open(&sealed, 7, &c, &outsider),
+            "neither a member nor a reader",
+        );
         let impostor = MemberKey::generate("north");
         refused(
             open(&sealed, 7, &c, &impostor),
             "not the one the committee lists",
         );
+    }
+
+    #[test]
+    fn a_reader_opens_what_is_sealed_and_changes_the_committee_id() {
+        let keys = [MemberKey::generate("a"), MemberKey::generate("b")];
+        let plain = committee(&[&keys[0], &keys[1]], 1);
+        let operator = MemberKey::generate("operator");
+        let with_reader = Committee {
+            readers: vec![crate::committee::Reader {
+                name: "operator".into(),
+                x25519: operator.public_hex(),
+            }],
+            ..plain.clone()
+        };
+        with_reader.check("test").expect("valid");
+        assert_ne!(with_reader.id(), plain.id());
+        let sealed = seal(b"slot data", 4, &with_reader).expect("seal");
+        assert_eq!(
+            open(&sealed, 4, &with_reader, &operator).expect("the reader opens it"),
+            b"slot data"
+        );
+        assert_eq!(
+            open(&sealed, 4, &with_reader, &keys[1]).expect("a member still does"),
+            b"slot data"
+        );
+        // Sealed without the reader, the reader cannot open it.
+        let members_only = seal(b"slot data", 4, &plain).expect("seal");
+        refused(
+            open(&members_only, 4, &plain, &operator),
+            "neither a member nor a reader",
+        );
+        // A reader named as a member, or with a member's key, is refused.
+        for (name, key) in [("a", operator.public_hex()), ("x", keys[0].public_hex())] {
+            let bad = Committee {
+                readers: vec![crate::committee::Reader {
+                    name: name.into(),
+                    x25519: key,
+                }],
+                ..plain.clone()
+            };
+            let e = bad.check("test").expect_err("clash");
+            assert!(
+                e.to_string().contains("shares a name or an X25519 key"),
+                "{e}"
+            );
+        }
     }
 
     #[test]
@@ -440,7 +493,7 @@ mod tests {
         let e = seal(b"x", 1, &c).expect_err("low order");
         assert!(
             e.to_string()
-                .contains("member zero's X25519 key is a low-order point"),
+                .contains("zero's X25519 key is a low-order point"),
             "{e}"
         );
     }

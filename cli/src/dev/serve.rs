@@ -358,6 +358,7 @@ async fn run(args: ServeArgs) -> Result<ExitCode> {
     let mut coordinator_args = with_ca(coordinator_args, &coordinator_nats);
     if let Some(c) = &committee {
         coordinator_args.push(format!("--committee={}", c.file.display()));
+        coordinator_args.push(format!("--committee-key={}", c.operator_key.display()));
     }
     services.push(Service::spawn(
         "coordinator",
@@ -419,7 +420,12 @@ async fn run(args: ServeArgs) -> Result<ExitCode> {
                 format!("--contract={}", deployed.address),
             ];
             let args = with_ca(args, endpoint);
-            services.push(Service::spawn(&format!("member-{}", m.name), &args, &[], &logs)?);
+            services.push(Service::spawn(
+                &format!("member-{}", m.name),
+                &args,
+                &[],
+                &logs,
+            )?);
         }
     }
 
@@ -671,6 +677,8 @@ impl DevCeremony {
 /// DIR/committee.
 struct DevCommittee {
     file: PathBuf,
+    /// The operator's reader key (it rebuilds a lost state from the sealed data).
+    operator_key: PathBuf,
     committee: pulse_dac::Committee,
     members: Vec<DevMember>,
 }
@@ -707,12 +715,21 @@ impl DevCommittee {
                 signer_file,
             });
         }
-        let committee = pulse_dac::Committee::new(u32::try_from(threshold)?, listed)?;
+        let mut committee = pulse_dac::Committee::new(u32::try_from(threshold)?, listed)?;
+        let operator = pulse_dac::MemberKey::generate("operator");
+        let operator_key = dir.join("operator.key");
+        operator.save(&operator_key)?;
+        committee.readers.push(pulse_dac::committee::Reader {
+            name: "operator".into(),
+            x25519: operator.public_hex(),
+        });
+        committee.check("the dev committee")?;
         let file = dir.join("committee.json");
         std::fs::write(&file, committee.to_json() + "\n")
             .with_context(|| format!("writing {}", file.display()))?;
         Ok(Self {
             file,
+            operator_key,
             committee,
             members,
         })
