@@ -15,7 +15,10 @@ use std::path::Path;
 
 use ark_bn254::Fr;
 use cid::Cid;
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+use redb::{
+    Database, MultimapTableDefinition, ReadableDatabase, ReadableTable, TableDefinition,
+    WriteTransaction,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::circuit::SlotWitness;
@@ -34,6 +37,49 @@ const ACCOUNTS: TableDefinition<u64, &[u8]> = TableDefinition::new("pulse.accoun
 const RECORDS: TableDefinition<u64, &[u8]> = TableDefinition::new("pulse.records");
 const GRANTS: TableDefinition<u64, &[u8]> = TableDefinition::new("pulse.grants");
 const PUBKEYS: TableDefinition<&[u8], u64> = TableDefinition::new("pulse.pubkeys");
+/// Who is linked to which record or grant, by account and [`Link`]: the lookups of one
+/// party's records and grants (outside the trees, which it does not change).
+const LINKS: MultimapTableDefinition<(u64, u8), u64> = MultimapTableDefinition::new("pulse.links");
+/// Access logs by account (the record's owner and the reader each), as [`AccessEntry`].
+const ACCESS: MultimapTableDefinition<u64, &[u8]> = MultimapTableDefinition::new("pulse.access");
+/// The version of the [`LINKS`] index (a state made before it is indexed at open).
+const LINKS_VERSION: u64 = 1;
+
+/// How an account is linked to a record or a grant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Link {
+    /// The patient who owns a record.
+    Owns = 0,
+    /// The account that uploaded a record (when not its owner).
+    Uploaded = 1,
+    /// The patient who made a grant.
+    Granted = 2,
+    /// The account a grant was made to.
+    Received = 3,
+}
+
+/// One access logged on L1: `reader` read `record` (owned by `owner`) under `grant`, in
+/// the batch of time `at`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessEntry {
+    /// The record read.
+    pub record: u64,
+    /// Its owner.
+    pub owner: u64,
+    /// The grant that allowed it.
+    pub grant: u64,
+    /// The account that read it.
+    pub reader: u64,
+    /// The batch time (unix seconds).
+    pub at: u64,
+    /// The hash of the stated purpose.
+    #[serde(with = "crate::field::fr_string")]
+    pub purpose: Fr,
+    /// The reader's nonce after the access (tells two accesses of one batch apart).
+    pub nonce: u64,
+}
 
 const ACCOUNTS_TREE: &str = "pulse.tree.accounts";
 const RECORDS_TREE: &str = "pulse.tree.records";
@@ -221,6 +267,12 @@ impl State {
             txn.open_table(RECORDS)?;
             txn.open_table(GRANTS)?;
             txn.open_table(PUBKEYS)?;
+            txn.open_multimap_table(LINKS)?;
+            txn.open_multimap_table(ACCESS)?;
+            if meta.get("links")?.map(|v| v.value()) != Some(LINKS_VERSION) {
+                index_links(&txn)?;
+                meta.insert("links", LINKS_VERSION)?;
+            }
         }
         // Create the trees' tables so that readers find them.
         accounts.writer(&txn)?;
@@ -395,6 +447,59 @@ fn next_id(txn: &WriteTransaction, key: &str) -> Result<u64, StateError> {
     Ok(id)
 }
 
+/// Indexes the records and grants a state holds by the accounts they link (for a state
+/// written before the index; its access logs were not kept and stay unknown).
+fn index_links(txn: &WriteTransaction) -> Result<(), StateError> {
+    let mut records = Vec::new();
+    for row in txn.open_table(RECORDS)?.iter()? {
+        let (id, v) = row?;
+        let r: StoredRecord = decode(v.value(), "record")?;
+        records.push((id.value(), r.leaf));
+    }
+    for (id, leaf) in records {
+        link_record(txn, id, &leaf)?;
+    }
+    let mut grants = Vec::new();
+    for row in txn.open_table(GRANTS)?.iter()? {
+        let (id, v) = row?;
+        let g: GrantLeaf = decode(v.value(), "grant")?;
+        grants.push((id.value(), g));
+    }
+    for (id, g) in grants {
+        link_grant(txn, id, &g)?;
+    }
+    Ok(())
+}
+
+/// Links a new record to its owner and uploader.
+fn link_record(txn: &WriteTransaction, id: u64, r: &RecordLeaf) -> Result<(), StateError> {
+    let mut links = txn.open_multimap_table(LINKS)?;
+    links.insert((r.owner, Link::Owns as u8), id)?;
+    if r.uploader != r.owner {
+        links.insert((r.uploader, Link::Uploaded as u8), id)?;
+    }
+    Ok(())
+}
+
+/// Links a new grant to its patient and grantee.
+fn link_grant(txn: &WriteTransaction, id: u64, g: &GrantLeaf) -> Result<(), StateError> {
+    let mut links = txn.open_multimap_table(LINKS)?;
+    links.insert((g.patient, Link::Granted as u8), id)?;
+    links.insert((g.grantee, Link::Received as u8), id)?;
+    Ok(())
+}
+
+/// Records an access for its owner and its reader.
+fn log_access(txn: &WriteTransaction, e: &AccessEntry) -> Result<(), StateError> {
+    let mut t = txn.open_multimap_table(ACCESS)?;
+    let bytes = encode(e)?;
+    t.insert(e.owner, bytes.as_slice())?;
+    if e.reader != e.owner {
+        t.insert(e.reader, bytes.as_slice())?;
+    }
+    Ok(())
+}
+
 /// A read-only snapshot of the committed state ([`State::view`]).
 pub struct StateView {
     txn: redb::ReadTransaction,
@@ -449,6 +554,33 @@ impl StateView {
     pub fn grant(&self, id: u64) -> Result<Option<GrantLeaf>, StateError> {
         let t = self.txn.open_table(GRANTS)?;
         t.get(id)?.map(|v| decode(v.value(), "grant")).transpose()
+    }
+
+    /// The records or grants linked to `account` as `link`, in id order.
+    ///
+    /// # Errors
+    /// [`StateError`] on a storage failure.
+    pub fn linked(&self, account: u64, link: Link) -> Result<Vec<u64>, StateError> {
+        let t = self.txn.open_multimap_table(LINKS)?;
+        let mut out = Vec::new();
+        for v in t.get((account, link as u8))? {
+            out.push(v?.value());
+        }
+        Ok(out)
+    }
+
+    /// The accesses logged of `account`'s records or by `account`, oldest first.
+    ///
+    /// # Errors
+    /// [`StateError`] on a storage failure.
+    pub fn access_log(&self, account: u64) -> Result<Vec<AccessEntry>, StateError> {
+        let t = self.txn.open_multimap_table(ACCESS)?;
+        let mut out = Vec::new();
+        for v in t.get(account)? {
+            out.push(decode::<AccessEntry>(v?.value(), "access entry")?);
+        }
+        out.sort_by_key(|e| (e.at, e.reader, e.nonce));
+        Ok(out)
     }
 
     /// The leaf at `index` of a tree, its Merkle proof and the tree roots, all from this

@@ -301,7 +301,6 @@ async fn load(
         .timeout(Duration::from_secs(15))
         .build()?;
     let status_url = format!("{}/status", info.coordinator_url);
-    let account_url = format!("{}/accounts/1?view=latest", info.coordinator_url);
     let mut rng = ChaCha20Rng::from_entropy();
     let timeout = Duration::from_secs(120);
     let (mut submitted, mut accepted, mut rejected) = (0u64, 0u64, 0u64);
@@ -350,7 +349,12 @@ async fn load(
 
     // Users: patients register themselves; doctors are registered by the registrar.
     let registrar = KeyFile::load(&info.registrar_key)?;
-    let v: serde_json::Value = http.get(&account_url).send().await?.json().await?;
+    // The registrar's nonce, read as the registrar (lookups answer signed requests only).
+    let v = pulse_client::CoordinatorApi::new(&info.coordinator_url)?
+        .with_signer(1, registrar.private_key().clone(), deployment)
+        .json("account", "/accounts/1?view=latest")
+        .await
+        .context("reading the registrar's nonce")?;
     let registrar_nonce = v["account"]["nonce"].as_u64().context("registrar nonce")?;
     let doctors_n = (args.users / 4).max(1);
     let mut doctors = Vec::new();

@@ -102,6 +102,9 @@ enum Command {
     Revoke(user::RevokeArgs),
     /// Log an access to a record under a grant (the audit trail).
     AccessLog(user::AccessLogArgs),
+    /// Your records, grants (made and held) and the accesses logged of your records, read
+    /// with a signed lookup and checked against L1.
+    History(user::HistoryArgs),
     /// The rollup state: rebuild it from L1 and IPFS.
     State {
         #[command(subcommand)]
@@ -472,6 +475,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Record { command } => user::record(command),
         Command::Grant(args) => user::grant(args),
         Command::Revoke(args) => user::revoke(args),
+        Command::History(args) => user::history(args),
         Command::AccessLog(args) => user::access_log(args),
         Command::L1 {
             command: l1::L1Command::Deploy(args),

@@ -170,8 +170,17 @@ impl Cluster {
         Ok(jetstream::new(client))
     }
 
-    fn api(&self) -> Result<CoordinatorApi> {
-        Ok(CoordinatorApi::new(&self.coordinator)?.with_depth(self.depth))
+    /// The coordinator's API, every lookup signed with `key`'s account (the API answers
+    /// only the parties themselves); unsigned when the key has no account yet.
+    async fn api(&self, key: &KeyFile) -> Result<CoordinatorApi> {
+        let api = CoordinatorApi::new(&self.coordinator)?.with_depth(self.depth);
+        Ok(match key.account() {
+            Some(account) => {
+                let deployment = self.deployment().await?;
+                api.with_signer(account, key.private_key().clone(), deployment.id)
+            }
+            None => api,
+        })
     }
 
     fn ipfs(&self) -> Result<pulse_ipfs::IpfsClient> {
@@ -229,6 +238,28 @@ impl Cluster {
     }
 }
 
+impl Cluster {
+    /// A lookup against the L1 root, retried only while the coordinator and L1 disagree on
+    /// the root (a batch committing meanwhile): a refusal or a missing leaf is answered at
+    /// once, in the inner result.
+    async fn proven<T, F, Fut>(&self, mut f: F) -> Result<Result<T, LookupError>>
+    where
+        F: FnMut(Fr) -> Fut,
+        Fut: std::future::Future<Output = Result<T, LookupError>>,
+    {
+        let deadline = Instant::now() + self.timeout;
+        loop {
+            let root = self.l1_root().await?;
+            match f(root).await {
+                Err(LookupError::RootMismatch { .. }) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                other => return Ok(other),
+            }
+        }
+    }
+}
+
 fn load_key(path: &Path) -> Result<KeyFile> {
     KeyFile::load(path).with_context(|| format!("reading the key file {}", path.display()))
 }
@@ -276,7 +307,7 @@ async fn submit(
     wait_committed: bool,
 ) -> Result<Outcome> {
     let deadline = Instant::now() + cluster.timeout;
-    let api = cluster.api()?;
+    let api = cluster.api(key).await?;
     let deployment = cluster.deployment().await?;
     loop {
         let nonce = if signer == 0 {
@@ -364,17 +395,19 @@ async fn finish(
 /// nonce only gets the transaction rejected.
 async fn current_nonce(api: &CoordinatorApi, account: u64) -> Result<Option<u64>> {
     // The freshest nonce (sealed, not yet on L1): it is not trusted, only tried.
-    let url = format!("{}/accounts/{account}?view=latest", api.url());
-    let body = reqwest::get(&url).await.with_context(|| {
-        format!(
-            "asking the coordinator at {} for the account's nonce",
-            api.url()
-        )
-    })?;
-    if body.status() == reqwest::StatusCode::NOT_FOUND {
-        return Ok(None);
-    }
-    let v: serde_json::Value = body.json().await.context("reading the account answer")?;
+    let v = match api
+        .json("account", &format!("/accounts/{account}?view=latest"))
+        .await
+    {
+        Ok(v) => v,
+        Err(LookupError::NotFound { .. }) => return Ok(None),
+        Err(e) => {
+            return Err(anyhow!(e).context(format!(
+                "asking the coordinator at {} for the account's nonce",
+                api.url()
+            )));
+        }
+    };
     v["account"]["nonce"]
         .as_u64()
         .map(Some)
@@ -626,7 +659,7 @@ fn record_add(args: RecordAddArgs) -> Result<ExitCode> {
     );
     crate::l1::runtime()?.block_on(async {
         let js = cluster.jetstream().await?;
-        let api = cluster.api()?;
+        let api = cluster.api(&key).await?;
         let mut recipients = vec![(me, key.public_key())];
         if args.patient != me {
             let patient = cluster
@@ -670,13 +703,44 @@ fn record_get(args: RecordGetArgs) -> Result<ExitCode> {
     let key = load_key(&args.key)?;
     let me = account_of(&key, &args.key)?;
     crate::l1::runtime()?.block_on(async {
-        let api = cluster.api()?;
-        let record = cluster
-            .verified("the record", |root| api.record(args.id, root))
-            .await?;
+        let api = cluster.api(&key).await?;
         let grant = match args.grant {
-            Some(g) => Some(cluster.verified("the grant", |root| api.grant(g, root)).await?),
+            Some(g) => match cluster.proven(|root| api.grant(g, root)).await? {
+                Ok(v) => Some(v),
+                Err(LookupError::NotFound { .. }) => {
+                    eprintln!("record {}: access refused: grant {g} does not exist or is not one you hold", args.id);
+                    return Ok(ExitCode::from(3));
+                }
+                Err(e) => return Err(anyhow!(e).context("looking up the grant")),
+            },
             None => None,
+        };
+        // The coordinator answers only a reader it lets read the record: a refusal looks
+        // like a record that does not exist, and is explained from the grant when there is one.
+        let record = match cluster.proven(|root| api.record_under(args.id, args.grant, root)).await? {
+            Ok(r) => r,
+            Err(LookupError::NotFound { .. }) => {
+                let why = match &grant {
+                    Some(g) if !g.leaf.active => format!(
+                        "grant {} was revoked by the patient (on L1); you no longer have access",
+                        g.id
+                    ),
+                    Some(g) if g.leaf.expires_at <= now_secs() => {
+                        format!("grant {} expired at {}", g.id, g.leaf.expires_at)
+                    }
+                    Some(g) if g.leaf.scope != 0 && g.leaf.scope != args.id => {
+                        format!("grant {} covers record {} only", g.id, g.leaf.scope)
+                    }
+                    Some(g) => format!("grant {} does not let you read record {}", g.id, args.id),
+                    None => format!(
+                        "record {} does not exist or is not yours: name the grant that lets you read it with --grant ID",
+                        args.id
+                    ),
+                };
+                eprintln!("record {}: access refused: {why}", args.id);
+                return Ok(ExitCode::from(3));
+            }
+            Err(e) => return Err(anyhow!(e).context("looking up the record")),
         };
         if grant.as_ref().is_some_and(|g| g.state_root != record.record.state_root) {
             bail!("the record and the grant were proven against different L1 roots (a batch committed in between): run the command again");
@@ -784,7 +848,7 @@ pub fn grant(args: GrantArgs) -> Result<ExitCode> {
     };
     crate::l1::runtime()?.block_on(async {
         let js = cluster.jetstream().await?;
-        let api = cluster.api()?;
+        let api = cluster.api(&key).await?;
         // The grantee's key, proven against L1: the file key is wrapped for exactly it.
         let grantee = cluster
             .verified("the grantee's account", |root| {
@@ -840,6 +904,103 @@ pub fn grant(args: GrantArgs) -> Result<ExitCode> {
     })
 }
 
+/// `pulse history`.
+#[derive(clap::Args)]
+pub struct HistoryArgs {
+    /// Your key file.
+    #[arg(long, env = "PULSE_KEY")]
+    key: PathBuf,
+    #[command(flatten)]
+    connect: Connect,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `pulse history`: records, grants and accesses of the key's account, proven against L1
+/// (the access log as the coordinator keeps it).
+#[allow(clippy::print_stdout)]
+pub fn history(args: HistoryArgs) -> Result<ExitCode> {
+    let cluster = args.connect.resolve()?;
+    let key = load_key(&args.key)?;
+    let me = account_of(&key, &args.key)?;
+    crate::l1::runtime()?.block_on(async {
+        let api = cluster.api(&key).await?;
+        let records = cluster
+            .verified("your records", |root| api.records_of(me, root))
+            .await?;
+        let grants = cluster
+            .verified("your grants", |root| api.grants_of(me, root))
+            .await?;
+        let access = api
+            .access_of(me)
+            .await
+            .context("reading your access log")?;
+        let root = records
+            .first()
+            .map(|r| r.record.state_root)
+            .or_else(|| grants.first().map(|g| g.state_root));
+        if args.json {
+            let v = json!({
+                "account": me,
+                "l1_state_root": root.map(|r| pulse_circuits::field::fr_to_decimal(&r)),
+                "records": records.iter().map(|r| json!({
+                    "id": r.record.id,
+                    "owner": r.record.leaf.owner,
+                    "uploader": r.record.leaf.uploader,
+                    "cid": r.cid.to_string(),
+                })).collect::<Vec<_>>(),
+                "grants": grants.iter().map(|g| json!({
+                    "id": g.id,
+                    "patient": g.leaf.patient,
+                    "grantee": g.leaf.grantee,
+                    "scope": g.leaf.scope,
+                    "permissions": g.leaf.permissions,
+                    "expires_at": g.leaf.expires_at,
+                    "active": g.leaf.active,
+                })).collect::<Vec<_>>(),
+                "access": access,
+            });
+            println!("{v}");
+            return Ok(ExitCode::SUCCESS);
+        }
+        println!(
+            "account {me}: {} record(s), {} grant(s), {} logged access(es); records and grants proven against the L1 state root",
+            records.len(),
+            grants.len(),
+            access.len()
+        );
+        for r in &records {
+            println!(
+                "  record {:>6}  owner {:>6}  uploaded by {:>6}  {}",
+                r.record.id, r.record.leaf.owner, r.record.leaf.uploader, r.cid
+            );
+        }
+        for g in &grants {
+            let scope = if g.leaf.scope == 0 {
+                "all records".to_owned()
+            } else {
+                format!("record {}", g.leaf.scope)
+            };
+            println!(
+                "  grant  {:>6}  {} → {}  {scope}  expires {}  {}",
+                g.id,
+                g.leaf.patient,
+                g.leaf.grantee,
+                g.leaf.expires_at,
+                if g.leaf.active { "active" } else { "revoked" }
+            );
+        }
+        for a in &access {
+            println!(
+                "  access at {}  account {} read record {} under grant {}",
+                a.at, a.reader, a.record, a.grant
+            );
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
 /// `pulse revoke`.
 #[derive(clap::Args)]
 pub struct RevokeArgs {
@@ -866,7 +1027,7 @@ pub fn revoke(args: RevokeArgs) -> Result<ExitCode> {
     let me = account_of(&key, &args.key)?;
     crate::l1::runtime()?.block_on(async {
         let js = cluster.jetstream().await?;
-        let api = cluster.api()?;
+        let api = cluster.api(&key).await?;
         let outcome = submit(
             &cluster,
             &js,

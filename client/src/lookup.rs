@@ -8,6 +8,9 @@
 //! hash to the state root, and that state root must be the trusted one. A record's CID must
 //! be the one its leaf digests.
 //!
+//! Every lookup is signed with the reader's account key ([`CoordinatorApi::with_signer`];
+//! the API answers only the parties themselves, see `pulse_protocol::lookup_auth`).
+//!
 //! [`check_read_access`] applies the rollup's read rule to a verified record and grant, so
 //! that a client refuses a revoked, expired or foreign grant with a reason before it fetches
 //! anything.
@@ -23,8 +26,43 @@ use pulse_circuits::tx::cid_digest;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-/// The largest API answer read (a leaf with a depth-64 path is a few kilobytes).
-const MAX_ANSWER_BYTES: usize = 256 * 1024;
+/// The largest API answer read (a leaf with a depth-64 path is a few kilobytes; a list
+/// page holds 50 of them).
+const MAX_ANSWER_BYTES: usize = 1024 * 1024;
+
+/// Who signs the lookups: an account, its key, the deployment.
+#[derive(Clone)]
+struct LookupSigner {
+    account: u64,
+    key: pulse_circuits::eddsa::PrivateKey,
+    deployment: pulse_circuits::deployment::DeploymentId,
+}
+
+impl std::fmt::Debug for LookupSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LookupSigner")
+            .field("account", &self.account)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LookupSigner {
+    fn header(&self, method: &str, path_and_query: &str) -> String {
+        let ts_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        pulse_protocol::lookup_auth::LookupAuth::sign(
+            &self.key,
+            self.account,
+            self.deployment,
+            ts_ms,
+            rand::random(),
+            method,
+            path_and_query,
+        )
+        .header()
+    }
+}
 
 /// A verified leaf of one of the state trees.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -52,6 +90,7 @@ pub struct CoordinatorApi {
     base: String,
     http: reqwest::Client,
     depth: Option<usize>,
+    signer: Option<LookupSigner>,
 }
 
 #[derive(Deserialize)]
@@ -79,6 +118,31 @@ struct RecordItem {
 #[derive(Deserialize)]
 struct GrantItem {
     grant: GrantLeaf,
+}
+
+#[derive(Deserialize)]
+struct RecordsPage {
+    records: Vec<ProofAnswer<RecordItem>>,
+    next_after: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct GrantsPage {
+    grants: Vec<ProofAnswer<GrantItem>>,
+    next_after: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct AccessPage {
+    access: Vec<pulse_circuits::state::AccessEntry>,
+    next_after: Option<u64>,
+}
+
+fn page_path(account: u64, list: &str, after: Option<u64>) -> String {
+    match after {
+        Some(a) => format!("/accounts/{account}/{list}?after={a}"),
+        None => format!("/accounts/{account}/{list}"),
+    }
 }
 
 #[derive(Deserialize)]
@@ -114,6 +178,7 @@ impl CoordinatorApi {
             base,
             http,
             depth: None,
+            signer: None,
         })
     }
 
@@ -123,6 +188,23 @@ impl CoordinatorApi {
     #[must_use]
     pub fn with_depth(mut self, depth: usize) -> Self {
         self.depth = Some(depth);
+        self
+    }
+
+    /// Signs every lookup as `account` with `key`, for `deployment` (the API answers only
+    /// signed lookups, and only what that account may read).
+    #[must_use]
+    pub fn with_signer(
+        mut self,
+        account: u64,
+        key: pulse_circuits::eddsa::PrivateKey,
+        deployment: pulse_circuits::deployment::DeploymentId,
+    ) -> Self {
+        self.signer = Some(LookupSigner {
+            account,
+            key,
+            deployment,
+        });
         self
     }
 
@@ -141,7 +223,11 @@ impl CoordinatorApi {
             url: self.base.clone(),
             reason: e.without_url().to_string(),
         };
-        let resp = self.http.get(&url).send().await.map_err(unreachable)?;
+        let mut request = self.http.get(&url);
+        if let Some(signer) = &self.signer {
+            request = request.header(reqwest::header::AUTHORIZATION, signer.header("GET", path));
+        }
+        let resp = request.send().await.map_err(unreachable)?;
         let status = resp.status();
         if resp
             .content_length()
@@ -253,7 +339,34 @@ impl CoordinatorApi {
     /// # Errors
     /// See [`LookupError`].
     pub async fn record(&self, id: u64, trusted_root: Fr) -> Result<VerifiedRecord, LookupError> {
-        let a: ProofAnswer<RecordItem> = self.get("record", &format!("/records/{id}")).await?;
+        self.record_under(id, None, trusted_root).await
+    }
+
+    /// Record `id`, read under grant `grant` (the grantee's lookup names the grant that
+    /// lets it read), proven against `trusted_root`.
+    ///
+    /// # Errors
+    /// See [`LookupError`].
+    pub async fn record_under(
+        &self,
+        id: u64,
+        grant: Option<u64>,
+        trusted_root: Fr,
+    ) -> Result<VerifiedRecord, LookupError> {
+        let path = match grant {
+            Some(g) => format!("/records/{id}?grant={g}"),
+            None => format!("/records/{id}"),
+        };
+        let a: ProofAnswer<RecordItem> = self.get("record", &path).await?;
+        self.check_record(id, a, trusted_root)
+    }
+
+    fn check_record(
+        &self,
+        id: u64,
+        a: ProofAnswer<RecordItem>,
+        trusted_root: Fr,
+    ) -> Result<VerifiedRecord, LookupError> {
         let root = self.check(
             "record",
             id,
@@ -298,6 +411,100 @@ impl CoordinatorApi {
         trusted_root: Fr,
     ) -> Result<Verified<GrantLeaf>, LookupError> {
         let a: ProofAnswer<GrantItem> = self.get("grant", &format!("/grants/{id}")).await?;
+        self.check_grant(id, a, trusted_root)
+    }
+
+    /// Any answer of the API, as JSON, signed like every lookup and not checked.
+    ///
+    /// # Errors
+    /// See [`LookupError`].
+    pub async fn json(
+        &self,
+        what: &'static str,
+        path: &str,
+    ) -> Result<serde_json::Value, LookupError> {
+        self.get(what, path).await
+    }
+
+    /// Every record of `account` (owned or uploaded), each proven against `trusted_root`.
+    ///
+    /// # Errors
+    /// See [`LookupError`].
+    pub async fn records_of(
+        &self,
+        account: u64,
+        trusted_root: Fr,
+    ) -> Result<Vec<VerifiedRecord>, LookupError> {
+        let mut out = Vec::new();
+        let mut after = None;
+        loop {
+            let path = page_path(account, "records", after);
+            let page: RecordsPage = self.get("records", &path).await?;
+            for a in page.records {
+                let id = a.id;
+                out.push(self.check_record(id, a, trusted_root)?);
+            }
+            match page.next_after {
+                Some(n) if Some(n) != after => after = Some(n),
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    /// Every grant `account` made or holds, each proven against `trusted_root`.
+    ///
+    /// # Errors
+    /// See [`LookupError`].
+    pub async fn grants_of(
+        &self,
+        account: u64,
+        trusted_root: Fr,
+    ) -> Result<Vec<Verified<GrantLeaf>>, LookupError> {
+        let mut out = Vec::new();
+        let mut after = None;
+        loop {
+            let path = page_path(account, "grants", after);
+            let page: GrantsPage = self.get("grants", &path).await?;
+            for a in page.grants {
+                let id = a.id;
+                out.push(self.check_grant(id, a, trusted_root)?);
+            }
+            match page.next_after {
+                Some(n) if Some(n) != after => after = Some(n),
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    /// The accesses logged of `account`'s records and by it, oldest first. Not proven
+    /// against L1 (access logs are not state: they are bound by the chunk commitments, and
+    /// checking them needs the batch data).
+    ///
+    /// # Errors
+    /// See [`LookupError`].
+    pub async fn access_of(
+        &self,
+        account: u64,
+    ) -> Result<Vec<pulse_circuits::state::AccessEntry>, LookupError> {
+        let mut out = Vec::new();
+        let mut after = None;
+        loop {
+            let path = page_path(account, "access", after);
+            let page: AccessPage = self.get("access log", &path).await?;
+            out.extend(page.access);
+            match page.next_after {
+                Some(n) if Some(n) != after => after = Some(n),
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    fn check_grant(
+        &self,
+        id: u64,
+        a: ProofAnswer<GrantItem>,
+        trusted_root: Fr,
+    ) -> Result<Verified<GrantLeaf>, LookupError> {
         let root = self.check(
             "grant",
             id,

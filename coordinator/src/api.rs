@@ -12,19 +12,26 @@
 //!   on L1 (`"view": "committed"`, so the proof leads to the root the contract holds), or
 //!   the latest sealed state with `?view=latest` (also the answer, said so, while a
 //!   restarted coordinator has not committed its first batch)
+//! - `GET /accounts/{id}/records`, `/accounts/{id}/grants` → the records and grants linked
+//!   to the account, each with its proof as above (`?after=ID` for the next page);
+//!   `/accounts/{id}/access` → the accesses logged on L1 of its records and by it
 //!
-//! Answers carry pseudonymous rollup ids and CIDs of encrypted files, never health data.
+//! Every lookup answers only a request signed by an account that may read the answer
+//! ([`pulse_protocol::lookup_auth`]; who may read what: [`may_read_account`] and the
+//! handlers). An unsigned or badly signed request gets 401 saying how to sign; a signed one
+//! for something its account may not read gets the same 404 as for something that does not
+//! exist. Answers carry pseudonymous rollup ids and CIDs of encrypted files, never health
+//! data; the status page, `/status` and the metrics carry aggregates only.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
-use axum::extract::{Path, Query, State as AxState};
+use axum::extract::State as AxState;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use pulse_circuits::field::fr_to_decimal;
-use pulse_circuits::state::{State, StateView, TreeKind};
+use pulse_circuits::state::{State, StateView};
 use serde_json::{Value, json};
 
 use crate::metrics::Metrics;
@@ -71,6 +78,8 @@ pub struct ApiState {
     pub committed: Arc<RwLock<Option<Arc<StateView>>>>,
     /// The coordinator's metrics.
     pub metrics: Arc<Metrics>,
+    /// Checks the signatures of lookups.
+    pub auth: Arc<Authenticator>,
 }
 
 /// What the lookups read: the state, and its view as of the last batch committed on L1.
@@ -80,6 +89,8 @@ pub struct LookupState {
     pub state: Arc<State>,
     /// The state as of the last batch committed on L1, when known.
     pub committed: Arc<RwLock<Option<Arc<StateView>>>>,
+    /// Checks the signatures of lookups.
+    pub auth: Arc<Authenticator>,
 }
 
 /// The router.
@@ -90,6 +101,7 @@ pub fn router(state: ApiState) -> Router {
     let lookups = lookup_router(LookupState {
         state: state.state.clone(),
         committed: state.committed.clone(),
+        auth: state.auth.clone(),
     });
     Router::new()
         .route("/", get(crate::status_page::page))
@@ -108,12 +120,22 @@ pub fn lookup_router(state: LookupState) -> Router {
         .route("/accounts/{id}", get(account))
         .route("/records/{id}", get(record))
         .route("/grants/{id}", get(grant))
+        .route("/accounts/{id}/records", get(account_records))
+        .route("/accounts/{id}/grants", get(account_grants))
+        .route("/accounts/{id}/access", get(account_access))
         .with_state(state)
 }
 
 fn error(code: StatusCode, message: String) -> Response {
     (code, Json(json!({ "error": message }))).into_response()
 }
+
+mod auth;
+mod lookups;
+
+pub use auth::Authenticator;
+pub use lookups::may_read_account;
+use lookups::{account, account_access, account_grants, account_records, grant, record};
 
 /// The shard count of a split proof's prover entry (`split:{shards}:{workers}`), `None` for
 /// a whole proof's (a worker id).
@@ -181,134 +203,4 @@ async fn status(AxState(s): AxState<ApiState>) -> Response {
         "batches": batches,
     }))
     .into_response()
-}
-
-/// Which state a lookup reads: `?view=latest` asks for the latest sealed state instead of
-/// the one committed on L1.
-#[derive(Debug, serde::Deserialize)]
-pub struct ViewQuery {
-    view: Option<String>,
-}
-
-/// The view a lookup answers from, and its name for the answer.
-fn view_for(
-    s: &LookupState,
-    q: &ViewQuery,
-) -> Result<(Arc<StateView>, &'static str), Box<Response>> {
-    let internal = |e: pulse_circuits::state::StateError| {
-        Box::new(error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
-    };
-    match q.view.as_deref() {
-        None | Some("committed") => {
-            let committed = match s.committed.read() {
-                Ok(g) => g.clone(),
-                Err(p) => p.into_inner().clone(),
-            };
-            match committed {
-                Some(v) => Ok((v, "committed")),
-                // Not known yet in this run (batches from before a restart are still on
-                // their way to L1): the latest state, said so.
-                None => Ok((Arc::new(s.state.view().map_err(internal)?), "latest")),
-            }
-        }
-        Some("latest") => Ok((Arc::new(s.state.view().map_err(internal)?), "latest")),
-        Some(other) => Err(Box::new(error(
-            StatusCode::BAD_REQUEST,
-            format!("unknown view {other:?}: use view=committed (the default) or view=latest"),
-        ))),
-    }
-}
-
-fn proof_json(view: &StateView, tree: TreeKind, id: u64) -> Result<Value, Box<Response>> {
-    let (leaf, proof, roots) = view
-        .proof(tree, id)
-        .map_err(|e| Box::new(error(StatusCode::BAD_REQUEST, format!("{e}"))))?;
-    Ok(json!({
-        "leaf_hash": fr_to_decimal(&leaf),
-        "proof": proof,
-        "roots": roots,
-        "state_root": fr_to_decimal(&roots.state_root()),
-    }))
-}
-
-async fn account(
-    AxState(s): AxState<LookupState>,
-    Path(id): Path<u64>,
-    Query(q): Query<ViewQuery>,
-) -> Response {
-    let (view, name) = match view_for(&s, &q) {
-        Ok(v) => v,
-        Err(r) => return *r,
-    };
-    match view.account(id) {
-        Ok(Some(leaf)) => match proof_json(&view, TreeKind::Accounts, id) {
-            Ok(mut v) => {
-                v["account"] = json!(leaf);
-                v["id"] = json!(id);
-                v["view"] = json!(name);
-                Json(v).into_response()
-            }
-            Err(r) => *r,
-        },
-        Ok(None) => error(
-            StatusCode::NOT_FOUND,
-            format!("no account {id} in the {name} state"),
-        ),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-    }
-}
-
-async fn record(
-    AxState(s): AxState<LookupState>,
-    Path(id): Path<u64>,
-    Query(q): Query<ViewQuery>,
-) -> Response {
-    let (view, name) = match view_for(&s, &q) {
-        Ok(v) => v,
-        Err(r) => return *r,
-    };
-    match view.record(id) {
-        Ok(Some(r)) => match proof_json(&view, TreeKind::Records, id) {
-            Ok(mut v) => {
-                v["record"] = json!(r.leaf);
-                v["cid"] = json!(r.cid);
-                v["id"] = json!(id);
-                v["view"] = json!(name);
-                Json(v).into_response()
-            }
-            Err(r) => *r,
-        },
-        Ok(None) => error(
-            StatusCode::NOT_FOUND,
-            format!("no record {id} in the {name} state"),
-        ),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-    }
-}
-
-async fn grant(
-    AxState(s): AxState<LookupState>,
-    Path(id): Path<u64>,
-    Query(q): Query<ViewQuery>,
-) -> Response {
-    let (view, name) = match view_for(&s, &q) {
-        Ok(v) => v,
-        Err(r) => return *r,
-    };
-    match view.grant(id) {
-        Ok(Some(g)) => match proof_json(&view, TreeKind::Grants, id) {
-            Ok(mut v) => {
-                v["grant"] = json!(g);
-                v["id"] = json!(id);
-                v["view"] = json!(name);
-                Json(v).into_response()
-            }
-            Err(r) => *r,
-        },
-        Ok(None) => error(
-            StatusCode::NOT_FOUND,
-            format!("no grant {id} in the {name} state"),
-        ),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-    }
 }

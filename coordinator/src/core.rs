@@ -472,6 +472,7 @@ impl Coordinator {
             state: self.state.clone(),
             committed: self.committed_view.clone(),
             metrics: self.metrics.clone(),
+            auth: Arc::new(api::Authenticator::new(self.deployment.id)),
         };
         // The background tasks stop at a graceful stop and when the coordinator is dropped.
         let background = self.halt.child_token();

@@ -235,6 +235,7 @@ pub async fn run(config: FollowerConfig, shutdown: CancellationToken) -> Result<
         .merge(lookup_router(LookupState {
             state: state.clone(),
             committed: committed.clone(),
+            auth: Arc::new(crate::api::Authenticator::new(source.deployment().id)),
         }));
     let listener = tokio::net::TcpListener::bind(config.http_addr)
         .await

@@ -287,6 +287,11 @@ impl Source {
         })
     }
 
+    /// The deployment (read from the contract).
+    pub fn deployment(&self) -> &pulse_circuits::deployment::Deployment {
+        &self.deployment
+    }
+
     /// The rollup's history on L1 now.
     ///
     /// # Errors

@@ -749,13 +749,13 @@ async fn transactions_of_every_kind_end_in_committed_l1_batches() {
     assert_eq!(status["invalid_proofs"]["liar"], 1, "{status}");
     assert_eq!(status["accepted"], 6);
     assert_eq!(status["rejected"], 6);
-    let mut rec: serde_json::Value = http_get(http, "/records/1").await;
+    let mut rec: serde_json::Value = signed_get(http, "/records/1", &p, pid).await.1;
     for _ in 0..100 {
         if rec["state_root"].as_str() == Some(st.state_root.to_string().as_str()) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
-        rec = http_get(http, "/records/1").await;
+        rec = signed_get(http, "/records/1", &p, pid).await.1;
     }
     assert_eq!(rec["cid"], CID);
     assert_eq!(
@@ -763,6 +763,159 @@ async fn transactions_of_every_kind_end_in_committed_l1_batches() {
         Some(st.state_root.to_string()),
         "lookups answer from the state L1 holds; status: {}",
         http_get(http, "/status").await
+    );
+
+    // --- Lookups for the parties only.
+    // Unsigned: 401 saying how to sign, the same for an id that exists and one that does not.
+    for path in [
+        "/records/1",
+        "/records/999",
+        "/grants/1",
+        "/accounts/2",
+        "/accounts/2/access",
+    ] {
+        let (code, body) = raw_get(http, path, None).await;
+        assert_eq!(code, 401, "{path}: {body}");
+        assert!(
+            body["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("not signed") && e.contains("Pulse-EdDSA")),
+            "{path}: {body}"
+        );
+        assert!(
+            !body.to_string().contains("999") && !body.to_string().contains("record 1"),
+            "{path}: no hint of the id: {body}"
+        );
+    }
+    // The patient: its records, grants and access history, proven against L1.
+    let l1_root = pulse_circuits::field::fr_from_decimal(&st.state_root.to_string()).expect("root");
+    let as_patient = pulse_client::CoordinatorApi::new(&format!("http://{http}"))
+        .expect("api")
+        .with_depth(DEPTH)
+        .with_signer(pid, p.clone(), here().id);
+    let records = as_patient
+        .records_of(pid, l1_root)
+        .await
+        .expect("the patient's records");
+    assert_eq!(records.iter().map(|r| r.record.id).collect::<Vec<_>>(), [1]);
+    assert_eq!(records[0].cid.to_string(), CID);
+    let grants = as_patient
+        .grants_of(pid, l1_root)
+        .await
+        .expect("the patient's grants");
+    assert_eq!(grants.len(), 1);
+    assert_eq!(
+        (
+            grants[0].leaf.patient,
+            grants[0].leaf.grantee,
+            grants[0].leaf.active
+        ),
+        (pid, did, false)
+    );
+    let access = as_patient.access_of(pid).await.expect("the access history");
+    assert_eq!(access.len(), 1, "{access:?}");
+    assert_eq!(
+        (access[0].reader, access[0].record, access[0].grant),
+        (did, 1, 1)
+    );
+    // The doctor: the grants made to it (revoked now), its own access; not the record any more.
+    let as_doctor = pulse_client::CoordinatorApi::new(&format!("http://{http}"))
+        .expect("api")
+        .with_depth(DEPTH)
+        .with_signer(did, d.clone(), here().id);
+    let held = as_doctor
+        .grants_of(did, l1_root)
+        .await
+        .expect("the doctor's grants");
+    assert_eq!(held.iter().map(|g| g.id).collect::<Vec<_>>(), [1]);
+    assert_eq!(
+        as_doctor.access_of(did).await.expect("its accesses").len(),
+        1
+    );
+    assert!(matches!(
+        as_doctor.record_under(1, Some(1), l1_root).await,
+        Err(pulse_client::LookupError::NotFound { .. })
+    ));
+    // Another account (the registrar) is refused the patient's data, as if it did not exist.
+    for path in [
+        "/records/1".to_owned(),
+        "/grants/1".to_owned(),
+        format!("/accounts/{pid}"),
+        format!("/accounts/{pid}/records"),
+        format!("/accounts/{pid}/grants"),
+        format!("/accounts/{pid}/access"),
+    ] {
+        let (code, body) = signed_get(http, &path, &c.registrar, 1).await;
+        assert_eq!(code, 404, "{path}: {body}");
+    }
+    let (code, _) = signed_get(http, "/records/999", &c.registrar, 1).await;
+    assert_eq!(
+        code, 404,
+        "the same answer for a record that does not exist"
+    );
+    // A doctor's account is in the directory: the patient reads it (to grant access).
+    assert_eq!(
+        signed_get(http, &format!("/accounts/{did}"), &p, pid)
+            .await
+            .0,
+        200
+    );
+    // Replayed and stale signatures are refused; one signed for another path too.
+    let now = now_ms();
+    let auth = pulse_protocol::lookup_auth::LookupAuth::sign(
+        &p,
+        pid,
+        here().id,
+        now,
+        42,
+        "GET",
+        "/records/1",
+    )
+    .header();
+    assert_eq!(raw_get(http, "/records/1", Some(&auth)).await.0, 200);
+    let (code, body) = raw_get(http, "/records/1", Some(&auth)).await;
+    assert_eq!(code, 401, "{body}");
+    assert!(body.to_string().contains("used already"), "{body}");
+    let other_path = pulse_protocol::lookup_auth::LookupAuth::sign(
+        &p,
+        pid,
+        here().id,
+        now,
+        43,
+        "GET",
+        "/records/2",
+    )
+    .header();
+    let (code, body) = raw_get(http, "/records/1", Some(&other_path)).await;
+    assert_eq!(code, 401, "{body}");
+    assert!(body.to_string().contains("does not verify"), "{body}");
+    let stale = pulse_protocol::lookup_auth::LookupAuth::sign(
+        &p,
+        pid,
+        here().id,
+        now - 120_000,
+        44,
+        "GET",
+        "/records/1",
+    )
+    .header();
+    let (code, body) = raw_get(http, "/records/1", Some(&stale)).await;
+    assert_eq!(code, 401, "{body}");
+    assert!(body.to_string().contains("stale"), "{body}");
+    let elsewhere_auth = pulse_protocol::lookup_auth::LookupAuth::sign(
+        &p,
+        pid,
+        pulse_l1::deployment(1, c.contract).id,
+        now,
+        45,
+        "GET",
+        "/records/1",
+    )
+    .header();
+    assert_eq!(
+        raw_get(http, "/records/1", Some(&elsewhere_auth)).await.0,
+        401,
+        "signed for another deployment"
     );
 
     stop.cancel();
@@ -847,14 +1000,14 @@ async fn transactions_of_every_kind_end_in_committed_l1_batches() {
     assert_eq!(st2.batch_number, next);
     let numbers: Vec<u64> = st2.last_batches.iter().map(|b| b.number).collect();
     assert_eq!(numbers, (1..=next).collect::<Vec<_>>(), "no batch twice");
-    // The record added before the loss is still served, with its CID.
-    let mut rec = http_get(http, "/records/1").await;
+    // The record added before the loss is still served, with its CID (to its owner).
+    let mut rec = signed_get(http, "/records/1", &p, pid).await.1;
     for _ in 0..100 {
         if rec["state_root"].as_str() == Some(st2.state_root.to_string().as_str()) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
-        rec = http_get(http, "/records/1").await;
+        rec = signed_get(http, "/records/1", &p, pid).await.1;
     }
     assert_eq!(rec["cid"], CID);
     assert_eq!(
@@ -893,6 +1046,45 @@ async fn transactions_of_every_kind_end_in_committed_l1_batches() {
         !c.dir.path().join("rebuilt-2").join(STATE_FILE).exists(),
         "a stopped rebuild leaves no state a coordinator could take for a whole one"
     );
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// `GET path` with an optional `Authorization` header: the status and the JSON body.
+async fn raw_get(addr: SocketAddr, path: &str, auth: Option<&str>) -> (u16, serde_json::Value) {
+    let mut req = reqwest::Client::new().get(format!("http://{addr}{path}"));
+    if let Some(a) = auth {
+        req = req.header("authorization", a);
+    }
+    let resp = req.send().await.expect("http");
+    let code = resp.status().as_u16();
+    let body = resp.json().await.unwrap_or(serde_json::Value::Null);
+    (code, body)
+}
+
+/// `GET path` signed as `account` with `key` for this deployment.
+async fn signed_get(
+    addr: SocketAddr,
+    path: &str,
+    key: &PrivateKey,
+    account: u64,
+) -> (u16, serde_json::Value) {
+    let auth = pulse_protocol::lookup_auth::LookupAuth::sign(
+        key,
+        account,
+        here().id,
+        now_ms(),
+        rand::random(),
+        "GET",
+        path,
+    )
+    .header();
+    raw_get(addr, path, Some(&auth)).await
 }
 
 async fn http_get(addr: SocketAddr, path: &str) -> serde_json::Value {

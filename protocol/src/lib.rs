@@ -31,6 +31,7 @@
 pub mod ceremony;
 pub mod dac;
 pub mod keys;
+pub mod lookup_auth;
 pub mod messages;
 pub mod nats;
 pub mod split;

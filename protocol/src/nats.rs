@@ -203,26 +203,26 @@ fn forming(reason: &str) -> bool {
         || reason.contains("timed out")
 }
 
-/// Runs `step` until it succeeds, fails for a reason other than a forming cluster, or
-/// [`CLUSTER_SETTLE`] has passed.
-async fn settled<T, E: std::fmt::Display>(
-    what: &str,
-    mut step: impl AsyncFnMut() -> Result<T, E>,
-) -> Result<T, LayoutError> {
-    let start = std::time::Instant::now();
-    loop {
-        match step().await {
-            Ok(v) => return Ok(v),
-            Err(e) => {
-                let reason = e.to_string();
-                if !forming(&reason) || start.elapsed() >= CLUSTER_SETTLE {
-                    return Err(err(what, reason));
+/// Evaluates `$step` (an expression that awaits) until it succeeds, fails for a reason other
+/// than a forming cluster, or [`CLUSTER_SETTLE`] has passed; a [`LayoutError`] naming
+/// `$what` then. (A macro, not an async closure: the coordinator's start must stay `Send`.)
+macro_rules! settled {
+    ($what:expr, $step:expr) => {{
+        let start = std::time::Instant::now();
+        loop {
+            match $step {
+                Ok(v) => break Ok(v),
+                Err(e) => {
+                    let reason = e.to_string();
+                    if !forming(&reason) || start.elapsed() >= CLUSTER_SETTLE {
+                        break Err(err(&$what, reason));
+                    }
+                    tracing::info!(what = %$what, %reason, "JetStream cluster still forming; retrying");
+                    tokio::time::sleep(Duration::from_millis(250)).await;
                 }
-                tracing::info!(what, %reason, "JetStream cluster still forming; retrying");
-                tokio::time::sleep(Duration::from_millis(250)).await;
             }
         }
-    }
+    }};
 }
 
 /// Creates (or updates to these settings) every stream, consumer and bucket of the protocol.
@@ -248,21 +248,24 @@ pub async fn ensure_layout(
             ..config
         };
         let name = config.name.clone();
-        settled(&format!("stream {name}"), async || {
+        settled!(
+            format!("stream {name}"),
             js.create_or_update_stream(config.clone()).await
-        })
-        .await?;
+        )?;
         if let Some(c) = consumer {
             let cname = c.durable_name.clone().unwrap_or_default();
-            settled(&format!("consumer {cname} on {name}"), async || {
-                js.get_stream(&name)
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .create_consumer(c.clone())
-                    .await
-                    .map_err(|e| e.to_string())
-            })
-            .await?;
+            settled!(
+                format!("consumer {cname} on {name}"),
+                async {
+                    js.get_stream(&name)
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .create_consumer(c.clone())
+                        .await
+                        .map_err(|e| e.to_string())
+                }
+                .await
+            )?;
         }
     }
     let workers = kv::Config {
@@ -274,10 +277,10 @@ pub async fn ensure_layout(
         num_replicas: replicas,
         ..Default::default()
     };
-    settled(&format!("key-value bucket {WORKER_BUCKET}"), async || {
+    settled!(
+        format!("key-value bucket {WORKER_BUCKET}"),
         js.create_or_update_key_value(workers.clone()).await
-    })
-    .await?;
+    )?;
     let shares = kv::Config {
         bucket: SHARE_BUCKET.to_owned(),
         description: "record file keys wrapped for grantees (safe to store: only the \
@@ -289,10 +292,10 @@ pub async fn ensure_layout(
         num_replicas: replicas,
         ..Default::default()
     };
-    settled(&format!("key-value bucket {SHARE_BUCKET}"), async || {
+    settled!(
+        format!("key-value bucket {SHARE_BUCKET}"),
         js.create_or_update_key_value(shares.clone()).await
-    })
-    .await?;
+    )?;
     let keys = object_store::Config {
         bucket: KEY_BUCKET.to_owned(),
         description: Some("proving keys, named by their SHA-256".to_owned()),
@@ -315,10 +318,10 @@ pub async fn ensure_layout(
     for config in [keys, splits] {
         let bucket = config.bucket.clone();
         if js.get_object_store(&bucket).await.is_err() {
-            settled(&format!("object store {bucket}"), async || {
+            settled!(
+                format!("object store {bucket}"),
                 js.create_object_store(config.clone()).await
-            })
-            .await?;
+            )?;
         }
     }
     Ok(())

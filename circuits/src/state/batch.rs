@@ -585,6 +585,7 @@ impl<'s> Batch<'s> {
                 slot.b_path = upd.proof.siblings;
                 slot.b_record = rec.leaf;
                 self.put(RECORDS, id, &rec)?;
+                super::link_record(&self.txn, id, &rec.leaf)?;
                 next_id(&self.txn, "next_record")?;
                 new_record = Some(id);
             }
@@ -594,6 +595,7 @@ impl<'s> Batch<'s> {
                 slot.b_path = upd.proof.siblings;
                 slot.b_grant = g;
                 self.put(GRANTS, id, &g)?;
+                super::link_grant(&self.txn, id, &g)?;
                 next_id(&self.txn, "next_grant")?;
                 new_grant = Some(id);
             }
@@ -617,6 +619,23 @@ impl<'s> Batch<'s> {
             slot.c_index = gid;
             slot.c_grant = g;
             slot.c_path = w.proof(gid)?.siblings;
+            if let TxBody::AccessLog {
+                record, purpose, ..
+            } = &tx.body
+            {
+                super::log_access(
+                    &self.txn,
+                    &super::AccessEntry {
+                        record: *record,
+                        owner: slot.b_record.owner,
+                        grant: gid,
+                        reader: a_index,
+                        at: self.timestamp,
+                        purpose: *purpose,
+                        nonce: a_new.nonce,
+                    },
+                )?;
+            }
         }
         self.roots = Roots {
             accounts: self.state.accounts.writer(&self.txn)?.root()?,

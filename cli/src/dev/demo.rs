@@ -318,26 +318,20 @@ async fn workload(args: &DemoArgs, info: &ClusterInfo, say: impl Fn(&str)) -> Re
         rejections: Default::default(),
     };
     let ipfs_client = pulse_ipfs::IpfsClient::new(&info.ipfs_url)?;
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(15))
-        .build()?;
-    let coordinator = info.coordinator_url.clone();
+    // Lookups as the registrar (account 1): the API answers only signed lookups.
+    let registrar = KeyFile::load(&info.registrar_key)?;
+    let registrar_api = CoordinatorApi::new(&info.coordinator_url)?
+        .with_depth(info.depth)
+        .with_signer(1, registrar.private_key().clone(), d);
     let api = |path: String| {
-        let http = http.clone();
-        let url = format!("{coordinator}{path}");
+        let registrar_api = &registrar_api;
         async move {
-            let v: serde_json::Value = http
-                .get(&url)
-                .send()
+            registrar_api
+                .json("account", &path)
                 .await
-                .with_context(|| format!("GET {url}"))?
-                .json()
-                .await
-                .with_context(|| format!("reading the answer of {url}"))?;
-            Ok::<_, anyhow::Error>(v)
+                .with_context(|| format!("GET {path} as the registrar"))
         }
     };
-    let registrar = KeyFile::load(&info.registrar_key)?;
     let registrar_nonce = api("/accounts/1?view=latest".to_owned()).await?["account"]["nonce"]
         .as_u64()
         .context("the coordinator's account 1 has no nonce")?;
@@ -619,17 +613,29 @@ async fn workload(args: &DemoArgs, info: &ClusterInfo, say: impl Fn(&str)) -> Re
 
     // Reading as a light client: Merkle proofs checked against the L1 root, the read rule,
     // then IPFS and decryption. A granted doctor, then a revoked one.
-    let lookup = CoordinatorApi::new(&info.coordinator_url)?.with_depth(info.depth);
     let say = &say;
     let read = |record: u64, grant: u64, doctor: usize| {
         let doctors = &doctors;
         let js = &js;
         let ipfs_client = &ipfs_client;
-        let lookup = &lookup;
         async move {
-            let rec = lookup.record(record, l1_root).await?;
-            let grant = lookup.grant(grant, l1_root).await?;
             let doc: &Person = &doctors[doctor];
+            // Signed as the doctor: the coordinator answers only a reader it lets read.
+            let lookup = CoordinatorApi::new(&info.coordinator_url)?
+                .with_depth(info.depth)
+                .with_signer(doc.id, doc.key.clone(), d);
+            let rec = match lookup.record_under(record, Some(grant), l1_root).await {
+                Ok(r) => r,
+                Err(e @ pulse_client::LookupError::NotFound { .. }) => {
+                    say(&format!(
+                        "doctor {} refused for record {record} by the coordinator: {e}",
+                        doc.id
+                    ));
+                    return Ok::<bool, anyhow::Error>(false);
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let grant = lookup.grant(grant, l1_root).await?;
             if let Err(refusal) =
                 pulse_client::check_read_access(doc.id, &rec.record, Some(&grant), now_secs())
             {

@@ -205,6 +205,7 @@ impl Batch<'_> {
                     .records
                     .set(&self.txn, slot.object, leaf.hash())?;
                 self.put(RECORDS, slot.object, &StoredRecord { leaf, cid })?;
+                crate::state::link_record(&self.txn, slot.object, &leaf)?;
                 next_id(&self.txn, "next_record")?;
             }
             TxKind::Grant => {
@@ -218,6 +219,7 @@ impl Batch<'_> {
                 };
                 self.state.grants.set(&self.txn, slot.object, leaf.hash())?;
                 self.put(GRANTS, slot.object, &leaf)?;
+                crate::state::link_grant(&self.txn, slot.object, &leaf)?;
                 next_id(&self.txn, "next_grant")?;
             }
             TxKind::Revoke => {
@@ -231,7 +233,27 @@ impl Batch<'_> {
                     .set(&self.txn, slot.object, revoked.hash())?;
                 self.put(GRANTS, slot.object, &revoked)?;
             }
-            TxKind::Noop | TxKind::Register | TxKind::AccessLog => {}
+            TxKind::AccessLog => {
+                let record = small(p1, "the record")?;
+                let r = self.record(record).map_err(storage)?.ok_or_else(|| {
+                    inconsistent(format!(
+                        "an access to record {record}, which does not exist"
+                    ))
+                })?;
+                crate::state::log_access(
+                    &self.txn,
+                    &crate::state::AccessEntry {
+                        record,
+                        owner: r.leaf.owner,
+                        grant: small(p2, "the grant")?,
+                        reader: slot.actor,
+                        at: self.timestamp,
+                        purpose: p3,
+                        nonce: a_new.nonce,
+                    },
+                )?;
+            }
+            TxKind::Noop | TxKind::Register => {}
         }
         self.roots = Roots {
             accounts: self.state.accounts.writer(&self.txn)?.root()?,
