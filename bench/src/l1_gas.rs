@@ -27,6 +27,29 @@ use serde::Serialize;
 /// Batch sizes measured.
 pub const BATCH_SIZES: [usize; 5] = [1, 2, 4, 8, 16];
 
+/// Availability committees measured (threshold, members): each on its own contract, a
+/// one-chunk batch with exactly `threshold` attestations.
+pub const COMMITTEES: [(usize, usize); 2] = [(2, 3), (5, 7)];
+
+/// One committee's batch, against the same batch without a committee.
+#[derive(Clone, Debug, Serialize)]
+pub struct CommitteeGas {
+    /// Attestations required (k).
+    pub threshold: usize,
+    /// Members (n).
+    pub members: usize,
+    /// Gas of the one-chunk commit with k attestations.
+    pub gas: u64,
+    /// Gas of the one-chunk commit on the contract without a committee (the first batch of
+    /// [`BATCH_SIZES`]).
+    pub baseline_gas: u64,
+    /// `gas - baseline_gas`: what the attestation check costs per batch, its calldata
+    /// included.
+    pub attestation_gas: u64,
+    /// Bytes of the attestations in calldata.
+    pub attestation_bytes: usize,
+}
+
 /// One measured batch.
 #[derive(Clone, Debug, Serialize)]
 pub struct BatchGas {
@@ -63,6 +86,8 @@ pub struct L1GasReport {
     pub fit_fixed_gas: f64,
     /// Least squares over the batches: gas per extra chunk proof.
     pub fit_gas_per_chunk: f64,
+    /// The availability committee's attestation check per batch.
+    pub committees: Vec<CommitteeGas>,
 }
 
 /// Why the benchmark failed.
@@ -155,7 +180,7 @@ pub async fn run(
         poll_interval: Duration::from_millis(20),
         ..SenderConfig::default()
     };
-    let sender = L1Sender::connect(&anvil.url(), owner.clone(), d.address, config).await?;
+    let sender = L1Sender::connect(&anvil.url(), owner.clone(), d.address, config.clone()).await?;
 
     let mut batches = Vec::new();
     let mut start = 0;
@@ -187,7 +212,7 @@ pub async fn run(
 
     // One proof verified alone, as a transaction (a view call's gas is not a transaction's).
     let p = ProviderBuilder::new()
-        .wallet(EthereumWallet::from(owner))
+        .wallet(EthereumWallet::from(owner.clone()))
         .connect_http(
             anvil
                 .url()
@@ -212,6 +237,84 @@ pub async fn run(
         .await
         .map_err(|e| L1GasError::Prove(format!("verifyProof receipt: {e}")))?;
 
+    let baseline_gas = batches.first().map_or(0, |b| b.gas);
+    let mut committees = Vec::new();
+    // Each committee on its own contract, deployed by another account whose nonces are
+    // known (so its deployment, which the proof's transactions are signed for, is too).
+    let deployer: PrivateKeySigner = DEV_ACCOUNTS[2]
+        .private_key
+        .parse()
+        .map_err(|e| L1GasError::Prove(format!("{e}")))?;
+    for (i, (k, n)) in COMMITTEES.into_iter().enumerate() {
+        progress(&format!(
+            "a one-chunk batch with {k} of {n} committee attestations"
+        ));
+        let at = deployer.address().create(i as u64);
+        let here = pulse_l1::deployment(ANVIL_CHAIN_ID, at);
+        let cdir = tempfile::tempdir().map_err(|e| L1GasError::Prove(e.to_string()))?;
+        let chain = sample::registration_chain(cdir.path(), params, 1, 11, 1_800_000_000, &here)
+            .map_err(|e| L1GasError::Prove(e.to_string()))?;
+        let w = chain
+            .chunks
+            .into_iter()
+            .next()
+            .ok_or_else(|| L1GasError::Prove("the sample chain has no chunk".to_owned()))?;
+        let inputs = w.public_inputs();
+        let proof = prover
+            .prove(ChunkCircuit { params, witness: w }, &mut rng)
+            .map_err(|e| L1GasError::Prove(e.to_string()))?;
+        let chunk = ChunkProof::new(&inputs, proof).map_err(L1GasError::Prove)?;
+        let members: Vec<PrivateKeySigner> = (0..n).map(|_| PrivateKeySigner::random()).collect();
+        let cd = pulse_l1::deploy(
+            &anvil.url(),
+            deployer.clone(),
+            &DeployParams {
+                genesis_root: chain.genesis.state_root(),
+                vk: keys.pk.vk.clone(),
+                owner: deployer.address(),
+                operators: vec![owner.address()],
+                committee: members.iter().map(PrivateKeySigner::address).collect(),
+                threshold: k as u64,
+            },
+        )
+        .await?;
+        if cd.address != at {
+            return Err(L1GasError::Prove(format!(
+                "the committee contract was deployed at {}, not at {at}",
+                cd.address
+            )));
+        }
+        let cid = "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy";
+        let digest = pulse_l1::attest::attestation_digest(here.id, 1, cid, &[chunk.commitment]);
+        let atts = members[..k]
+            .iter()
+            .map(|m| pulse_l1::attest::sign(m, digest))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(L1GasError::Prove)?;
+        let attestations = pulse_l1::attest::pack(&atts);
+        let attestation_bytes = attestations.len();
+        let csender =
+            L1Sender::connect(&anvil.url(), owner.clone(), cd.address, config.clone()).await?;
+        let c = csender
+            .commit(&BatchCommit {
+                number: 1,
+                chunks: vec![chunk],
+                data_cid: cid.to_owned(),
+                tx_count: slots as u64,
+                attestations,
+            })
+            .await?;
+        progress(&format!("{k} of {n}: {} gas", c.gas_used));
+        committees.push(CommitteeGas {
+            threshold: k,
+            members: n,
+            gas: c.gas_used,
+            baseline_gas,
+            attestation_gas: c.gas_used.saturating_sub(baseline_gas),
+            attestation_bytes,
+        });
+    }
+
     let (fixed, per) = fit(&batches);
     Ok(L1GasReport {
         slots,
@@ -220,6 +323,7 @@ pub async fn run(
         single_proof_gas: receipt.gas_used,
         fit_fixed_gas: fixed,
         fit_gas_per_chunk: per,
+        committees,
     })
 }
 

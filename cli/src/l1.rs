@@ -320,5 +320,11 @@ pub fn bench_gas(slots: usize, depth: usize, json: bool) -> Result<ExitCode> {
         "  fit: {:.0} gas per batch + {:.0} gas per chunk proof (alone: {} per proof)",
         r.fit_fixed_gas, r.fit_gas_per_chunk, r.single_proof_gas
     );
+    for c in &r.committees {
+        println!(
+            "  availability committee {} of {}: a one-chunk batch {} gas against {} without one: {} gas for the attestation check ({} bytes of attestations)",
+            c.threshold, c.members, c.gas, c.baseline_gas, c.attestation_gas, c.attestation_bytes
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }

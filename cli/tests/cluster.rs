@@ -176,6 +176,85 @@ fn two_hundred_transactions_to_l1_then_the_client_commands() {
         batches.len()
     );
 
+    // --- an outsider (the API, IPFS and L1 reachable, no account key): every lookup of
+    // every id is refused alike, and every batch's data on IPFS is ciphertext
+    let api_port: u16 = info["coordinator_url"]
+        .as_str()
+        .and_then(|u| u.rsplit(':').next())
+        .and_then(|p| p.parse().ok())
+        .expect("coordinator port");
+    let mut answers = std::collections::BTreeSet::new();
+    for id in 1..=30 {
+        for path in [
+            format!("/accounts/{id}"),
+            format!("/records/{id}"),
+            format!("/grants/{id}"),
+            format!("/accounts/{id}/records"),
+            format!("/accounts/{id}/grants"),
+            format!("/accounts/{id}/access"),
+            format!("/records/{id}?view=latest"),
+        ] {
+            let a = pulse_testkit::http_request(
+                api_port,
+                "GET",
+                &path,
+                None,
+                std::time::Duration::from_secs(5),
+            )
+            .expect("the API answers");
+            assert_eq!(a.status, 401, "{path}: {}", a.text());
+            answers.insert(a.text());
+        }
+    }
+    assert_eq!(
+        answers.len(),
+        1,
+        "one answer for every id, existing or not: {answers:?}"
+    );
+    let st_all = json(&pulse(
+        &[
+            "l1",
+            "status",
+            "--contract",
+            contract,
+            "--rpc-url",
+            info["l1_rpc"].as_str().expect("rpc"),
+            "--last",
+            "1000",
+            "--json",
+        ],
+        &cluster,
+    ));
+    let data_cids: Vec<String> = st_all["last_batches"]
+        .as_array()
+        .expect("batches")
+        .iter()
+        .map(|b| b["data_cid"].as_str().expect("a data CID").to_owned())
+        .collect();
+    assert!(data_cids.len() >= batches.len(), "{st_all}");
+    let ipfs_port: u16 = info["ipfs_url"]
+        .as_str()
+        .and_then(|u| u.rsplit(':').next())
+        .and_then(|p| p.parse().ok())
+        .expect("IPFS port");
+    for cid in &data_cids {
+        let a = pulse_testkit::http_request(
+            ipfs_port,
+            "POST",
+            &format!("/api/v0/cat?arg={cid}"),
+            None,
+            std::time::Duration::from_secs(10),
+        )
+        .expect("IPFS answers");
+        assert_eq!(a.status, 200, "{cid}");
+        assert!(
+            a.body.starts_with(b"PDAC")
+                && !a.text().contains("\"slots\"")
+                && !a.text().contains("\"actor\""),
+            "batch data {cid} is not sealed"
+        );
+    }
+
     // --- the keys came from a ceremony (the operator, each worker, a beacon); snarkjs
     // proves a chunk for this deployment with them and the rollup contract accepts it
     let keys_dir = dir.join("keys");
