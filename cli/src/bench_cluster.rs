@@ -59,6 +59,10 @@ pub struct ClusterBenchArgs {
     /// replicas), to measure what replication costs.
     #[arg(long, value_parser = ["1", "3", "5"])]
     compare_nats_nodes: Option<String>,
+    /// Also run with this many availability committee members (0: none, batch data in
+    /// plaintext), to measure what sealing and attesting cost.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(0..=16))]
+    compare_committee_members: Option<u64>,
     /// Write report.json and SVG plots here.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -125,10 +129,11 @@ pub fn run(args: ClusterBenchArgs) -> Result<ExitCode> {
         || args.compare_slots.is_some()
         || args.compare_nats_plain_text
         || args.compare_nats_nodes.is_some()
+        || args.compare_committee_members.is_some()
     {
         if args.cluster.is_some() {
             bail!(
-                "--compare-workers/--compare-slots/--compare-nats-plain-text/--compare-nats-nodes start their own clusters: drop --cluster"
+                "--compare-workers/--compare-slots/--compare-nats-plain-text/--compare-nats-nodes/--compare-committee-members start their own clusters: drop --cluster"
             );
         }
         let mut second = args.shape.clone();
@@ -142,13 +147,17 @@ pub fn run(args: ClusterBenchArgs) -> Result<ExitCode> {
         if let Some(s) = args.compare_slots {
             second.slots = s;
         }
+        if let Some(m) = args.compare_committee_members {
+            second.committee_members = m;
+            second.committee_threshold = second.committee_threshold.min(m.max(1));
+        }
         shapes.push(second);
     }
     let rt = crate::l1::runtime()?;
     let mut runs = Vec::new();
     for shape in &shapes {
         let label = format!(
-            "{} worker(s), {} slot(s)/chunk, NATS {} on {} server(s)",
+            "{} worker(s), {} slot(s)/chunk, NATS {} on {} server(s), {}",
             shape.workers,
             shape.slots,
             if shape.nats_plain_text {
@@ -156,7 +165,15 @@ pub fn run(args: ClusterBenchArgs) -> Result<ExitCode> {
             } else {
                 "TLS"
             },
-            shape.nats_nodes
+            shape.nats_nodes,
+            if shape.committee_members == 0 {
+                "batch data in plaintext".to_owned()
+            } else {
+                format!(
+                    "batch data sealed, {} of {} attestations",
+                    shape.committee_threshold, shape.committee_members
+                )
+            }
         );
         if !args.json {
             eprintln!(

@@ -226,9 +226,11 @@ impl Cluster {
             let root = self.l1_root().await?;
             match f(root).await {
                 Ok(v) => return Ok(v),
-                Err(e @ (LookupError::RootMismatch { .. } | LookupError::NotFound { .. }))
-                    if Instant::now() < deadline =>
-                {
+                Err(
+                    e @ (LookupError::RootMismatch { .. }
+                    | LookupError::NotFound { .. }
+                    | LookupError::Unauthorized { .. }),
+                ) if Instant::now() < deadline => {
                     tracing::debug!(error = %e, "lookup not final yet; retrying");
                     tokio::time::sleep(Duration::from_millis(500)).await;
                 }
@@ -321,7 +323,7 @@ async fn submit(
                     continue;
                 }
                 None => bail!(
-                    "account {signer} is not known to the coordinator; register it first (`pulse account register`)"
+                    "account {signer} is not known to the coordinator, or the key file's key is not account {signer}'s (the coordinator took no lookup signed with it): register it first (`pulse account register`), or use the key file it was registered with"
                 ),
             }
         };
@@ -400,7 +402,10 @@ async fn current_nonce(api: &CoordinatorApi, account: u64) -> Result<Option<u64>
         .await
     {
         Ok(v) => v,
-        Err(LookupError::NotFound { .. }) => return Ok(None),
+        // Not sealed yet: the account's own signature is not known to the coordinator
+        // until its registration's batch seals (a wrong key keeps failing: the caller's
+        // deadline ends the wait).
+        Err(LookupError::NotFound { .. } | LookupError::Unauthorized { .. }) => return Ok(None),
         Err(e) => {
             return Err(anyhow!(e).context(format!(
                 "asking the coordinator at {} for the account's nonce",

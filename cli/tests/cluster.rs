@@ -211,7 +211,7 @@ fn two_hundred_transactions_to_l1_then_the_client_commands() {
         1,
         "one answer for every id, existing or not: {answers:?}"
     );
-    let st_all = json(&pulse(
+    let st_out = pulse(
         &[
             "l1",
             "status",
@@ -224,7 +224,9 @@ fn two_hundred_transactions_to_l1_then_the_client_commands() {
             "--json",
         ],
         &cluster,
-    ));
+    );
+    assert!(st_out.status.success(), "{}", text(&st_out));
+    let st_all: serde_json::Value = serde_json::from_slice(&st_out.stdout).expect("status JSON");
     let data_cids: Vec<String> = st_all["last_batches"]
         .as_array()
         .expect("batches")

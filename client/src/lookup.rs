@@ -252,6 +252,9 @@ impl CoordinatorApi {
             let reason = serde_json::from_slice::<ErrorAnswer>(&body)
                 .map(|e| e.error)
                 .unwrap_or_else(|_| format!("HTTP {status}"));
+            if status == reqwest::StatusCode::UNAUTHORIZED {
+                return Err(LookupError::Unauthorized { what, reason });
+            }
             return Err(LookupError::Refused { what, reason });
         }
         serde_json::from_slice(&body).map_err(|e| LookupError::BadAnswer {
@@ -598,6 +601,15 @@ pub enum LookupError {
     NotFound {
         /// Account, record or grant.
         what: &'static str,
+    },
+    /// The API did not take the request's signature (401): unsigned, stale, replayed, or
+    /// by an account it does not know (yet: a registration is known once its batch seals).
+    #[error("the coordinator did not take the signature of the {what} lookup: {reason}")]
+    Unauthorized {
+        /// Account, record or grant.
+        what: &'static str,
+        /// Its message.
+        reason: String,
     },
     /// The API refused the request.
     #[error("the coordinator refused the {what} lookup: {reason}")]

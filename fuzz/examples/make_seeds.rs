@@ -450,6 +450,7 @@ fn main() {
     }
     ceremony_seeds(&dir);
     sealed_seeds(&dir);
+    dac_seeds(&dir);
     println!("seeds written under {}", dir.display());
 }
 
@@ -566,6 +567,61 @@ fn ceremony_seeds(dir: &Path) {
         };
         put(dir, "ceremony_message", name, &with_prefix(2, &encode(&v)));
     }
+}
+
+/// The committee's messages, a signed lookup's header and committee files.
+fn dac_seeds(dir: &Path) {
+    use pulse_dac::{Committee, Member, MemberKey};
+    use pulse_protocol::dac::{AttestRequest, AttestationMessage};
+    use pulse_protocol::lookup_auth::LookupAuth;
+    let r = AttestRequest {
+        batch: 3,
+        data_cid: "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy".into(),
+        committee: hex::encode([5u8; 32]),
+        commitments: vec![
+            "12958436475945287049572850427300737219345685574743683209580260974828391588765".into(),
+        ],
+    };
+    put(dir, "dac_message", "request", &with_prefix(0, &encode(&r)));
+    let a = AttestationMessage {
+        batch: 3,
+        data_cid: r.data_cid.clone(),
+        signer: format!("0x{}", hex::encode([0x11u8; 20])),
+        signature: format!("0x{}", hex::encode([0x22u8; 65])),
+    };
+    put(dir, "dac_message", "attestation", &with_prefix(1, &encode(&a)));
+    let auth = LookupAuth::sign(
+        &PrivateKey::from_bytes([4; 32]),
+        4,
+        fixtures::state().deployment.id,
+        1_800_000_000_000,
+        0x0123_4567_89ab_cdef,
+        "GET",
+        "/accounts/4/records",
+    );
+    put(dir, "dac_message", "authorization", &with_prefix(2, auth.header().as_bytes()));
+    let member = |name: &str, k: u8| {
+        let key = MemberKey::from_bytes(name, [k; 32]);
+        Member {
+            name: name.into(),
+            x25519: key.public_hex(),
+            address: format!("0x{}", hex::encode([k; 20])),
+        }
+    };
+    let mut c = Committee::new(2, vec![member("st-mary", 7), member("city-clinic", 8), member("north", 9)])
+        .expect("committee");
+    put(dir, "dac_message", "committee", &with_prefix(3, c.to_json().as_bytes()));
+    c.readers.push(pulse_dac::committee::Reader {
+        name: "operator".into(),
+        x25519: MemberKey::from_bytes("operator", [10; 32]).public_hex(),
+    });
+    put(dir, "dac_message", "committee_reader", &with_prefix(3, c.to_json().as_bytes()));
+    put(
+        dir,
+        "http_api",
+        "signed_records",
+        format!("{}\naccounts/4/records", auth.header()).as_bytes(),
+    );
 }
 
 /// Sealed batch data for the fuzz target's fixture committee (one member, `st-mary`, key

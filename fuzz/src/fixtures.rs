@@ -133,7 +133,7 @@ pub fn api() -> &'static ApiFixture {
         let dir = std::env::temp_dir().join(format!("pulse-fuzz-api-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("a temporary folder");
         let store = Store::open(&dir.join("store.redb")).expect("the coordinator store");
-        let (state, _, _) = opened_state().expect("the opening state builds");
+        let (state, here, _) = opened_state().expect("the opening state builds");
         let metrics = Metrics::new(Duration::from_secs(30), Duration::from_secs(60))
             .expect("the coordinator metrics");
         let router = router(ApiState {
@@ -142,6 +142,7 @@ pub fn api() -> &'static ApiFixture {
             state: Arc::new(state),
             committed: Arc::new(RwLock::new(None)),
             metrics: Arc::new(metrics),
+            auth: Arc::new(pulse_coordinator::api::Authenticator::new(here.id)),
         });
         ApiFixture {
             runtime,

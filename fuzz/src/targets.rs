@@ -209,6 +209,47 @@ pub fn ceremony_message(data: &[u8]) {
     }
 }
 
+/// The availability committee's and the signed lookups' inputs: an attestation request and
+/// an attestation as a member and the coordinator read them from NATS, a lookup's
+/// `Authorization` header as the API reads it, and a `committee.json` as every party
+/// reads it. What parses must survive its own encoding.
+pub fn dac_message(data: &[u8]) {
+    use pulse_protocol::dac::{AttestRequest, AttestationMessage};
+    use pulse_protocol::lookup_auth::LookupAuth;
+    let Some((kind, bytes)) = data.split_first() else {
+        return;
+    };
+    match kind % 4 {
+        0 => {
+            if let Ok(m) = decode::<AttestRequest>(bytes) {
+                round_trips(&m);
+            }
+        }
+        1 => {
+            if let Ok(m) = decode::<AttestationMessage>(bytes) {
+                round_trips(&m);
+            }
+        }
+        2 => {
+            let text = String::from_utf8_lossy(bytes);
+            if let Ok(a) = LookupAuth::parse(&text) {
+                let again = LookupAuth::parse(&a.header())
+                    .unwrap_or_else(|e| panic!("a parsed authorization does not parse again: {e}"));
+                assert_eq!(again, a, "an authorization changed through its header");
+            }
+        }
+        _ => {
+            let text = String::from_utf8_lossy(bytes);
+            if let Ok(c) = pulse_dac::Committee::from_json(&text, "fuzz.json") {
+                let again = pulse_dac::Committee::from_json(&c.to_json(), "again.json")
+                    .unwrap_or_else(|e| panic!("a parsed committee does not parse again: {e}"));
+                assert_eq!(again, c, "a committee changed through its encoding");
+                assert_eq!(again.id(), c.id());
+            }
+        }
+    }
+}
+
 /// The ceremony's and snarkjs's files, as Pulse reads them from participants, from IPFS
 /// and from disk (`pulse ceremony host|import|verify`, `pulse snarkjs …`, `pulse bench
 /// prove --zkey --wtns`): chosen by their magic bytes (`zkey`, `r1cs`, `wtns`, `ptau`),
@@ -477,8 +518,17 @@ pub fn ipfs_answer(data: &[u8]) {
 /// A request line's path and query to the coordinator's HTTP API, answered by its router.
 pub fn http_api(data: &[u8]) {
     let f = fixtures::api();
-    let path = String::from_utf8_lossy(data);
-    let Ok(request) = Request::get(format!("/{path}")).body(Body::empty()) else {
+    let text = String::from_utf8_lossy(data);
+    // `AUTHORIZATION\nPATH` sends the first line as the signed-lookup header.
+    let (auth, path) = match text.split_once('\n') {
+        Some((a, p)) => (Some(a), p),
+        None => (None, text.as_ref()),
+    };
+    let mut builder = Request::get(format!("/{path}"));
+    if let Some(a) = auth {
+        builder = builder.header("authorization", a);
+    }
+    let Ok(request) = builder.body(Body::empty()) else {
         return;
     };
     let router = f.router.clone();
