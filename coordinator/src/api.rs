@@ -13,8 +13,9 @@
 //!   the latest sealed state with `?view=latest` (also the answer, said so, while a
 //!   restarted coordinator has not committed its first batch)
 //! - `GET /accounts/{id}/records`, `/accounts/{id}/grants` → the records and grants linked
-//!   to the account, each with its proof as above (`?after=ID` for the next page);
-//!   `/accounts/{id}/access` → the accesses logged on L1 of its records and by it
+//!   to the account, each with its proof as above, 50 a page (`?after=` the answer's
+//!   `next_after`, the last id given); `/accounts/{id}/access` → the accesses logged on L1
+//!   of its records and by it, oldest first, 50 a page (`next_after` is an offset there)
 //!
 //! Every lookup answers only a request signed by an account that may read the answer
 //! ([`pulse_protocol::lookup_auth`]; who may read what: [`may_read_account`] and the
