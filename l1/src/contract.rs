@@ -4,7 +4,6 @@
 //! `[[x.c1, x.c0], [y.c1, y.c0]]`, the point at infinity is all zeros).
 
 use alloy::primitives::U256;
-use alloy::sol;
 use alloy::sol_types::SolInterface;
 use ark_bn254::{Bn254, Fr};
 use ark_ff::{BigInteger, PrimeField};
@@ -12,12 +11,19 @@ use ark_groth16::{Proof, VerifyingKey};
 use pulse_circuits::solidity::{g1_coords, g2_coords};
 use sha2::{Digest, Sha256};
 
-sol!(
-    #[sol(rpc)]
-    #[derive(Debug, PartialEq, Eq)]
-    PulseRollup,
-    "../contracts/out/PulseRollup.json"
-);
+/// The bindings generated from the artifact's ABI (the constructor's seven parameters give
+/// `deploy` eight arguments).
+mod bindings {
+    #![allow(clippy::too_many_arguments, missing_docs)]
+    alloy::sol!(
+        #[sol(rpc)]
+        #[derive(Debug, PartialEq, Eq)]
+        PulseRollup,
+        "../contracts/out/PulseRollup.json"
+    );
+}
+
+pub use bindings::PulseRollup;
 
 pub use PulseRollup::PulseRollupErrors;
 
