@@ -216,35 +216,43 @@ impl Cluster {
 
     /// Runs a verified lookup against the L1 root, retrying while the coordinator is
     /// ahead of (or behind) L1 or the leaf's batch is not sealed yet.
-    async fn verified<T, F, Fut>(&self, what: &str, mut f: F) -> Result<T>
+    async fn verified<T, F, Fut>(&self, what: &str, f: F) -> Result<T>
     where
         F: FnMut(Fr) -> Fut,
         Fut: std::future::Future<Output = Result<T, LookupError>>,
     {
-        let deadline = Instant::now() + self.timeout;
-        loop {
-            let root = self.l1_root().await?;
-            match f(root).await {
-                Ok(v) => return Ok(v),
-                Err(
-                    e @ (LookupError::RootMismatch { .. }
+        let not_final = |e: &LookupError| {
+            matches!(
+                e,
+                LookupError::RootMismatch { .. }
                     | LookupError::NotFound { .. }
-                    | LookupError::Unauthorized { .. }),
-                ) if Instant::now() < deadline => {
-                    tracing::debug!(error = %e, "lookup not final yet; retrying");
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                }
-                Err(e) => return Err(anyhow!(e).context(format!("looking up {what}"))),
-            }
-        }
+                    | LookupError::Unauthorized { .. }
+            )
+        };
+        self.retrying(f, not_final)
+            .await?
+            .map_err(|e| anyhow!(e).context(format!("looking up {what}")))
     }
-}
 
-impl Cluster {
     /// A lookup against the L1 root, retried only while the coordinator and L1 disagree on
     /// the root (a batch committing meanwhile): a refusal or a missing leaf is answered at
     /// once, in the inner result.
-    async fn proven<T, F, Fut>(&self, mut f: F) -> Result<Result<T, LookupError>>
+    async fn proven<T, F, Fut>(&self, f: F) -> Result<Result<T, LookupError>>
+    where
+        F: FnMut(Fr) -> Fut,
+        Fut: std::future::Future<Output = Result<T, LookupError>>,
+    {
+        self.retrying(f, |e| matches!(e, LookupError::RootMismatch { .. }))
+            .await
+    }
+
+    /// Runs `f` against the L1 root until it answers with something `again` does not
+    /// retry, or the cluster's timeout has passed.
+    async fn retrying<T, F, Fut>(
+        &self,
+        mut f: F,
+        again: impl Fn(&LookupError) -> bool,
+    ) -> Result<Result<T, LookupError>>
     where
         F: FnMut(Fr) -> Fut,
         Fut: std::future::Future<Output = Result<T, LookupError>>,
@@ -253,7 +261,8 @@ impl Cluster {
         loop {
             let root = self.l1_root().await?;
             match f(root).await {
-                Err(LookupError::RootMismatch { .. }) if Instant::now() < deadline => {
+                Err(e) if again(&e) && Instant::now() < deadline => {
+                    tracing::debug!(error = %e, "lookup not final yet; retrying");
                     tokio::time::sleep(Duration::from_millis(500)).await;
                 }
                 other => return Ok(other),

@@ -121,31 +121,6 @@ struct GrantItem {
 }
 
 #[derive(Deserialize)]
-struct RecordsPage {
-    records: Vec<ProofAnswer<RecordItem>>,
-    next_after: Option<u64>,
-}
-
-#[derive(Deserialize)]
-struct GrantsPage {
-    grants: Vec<ProofAnswer<GrantItem>>,
-    next_after: Option<u64>,
-}
-
-#[derive(Deserialize)]
-struct AccessPage {
-    access: Vec<pulse_circuits::state::AccessEntry>,
-    next_after: Option<u64>,
-}
-
-fn page_path(account: u64, list: &str, after: Option<u64>) -> String {
-    match after {
-        Some(a) => format!("/accounts/{account}/{list}?after={a}"),
-        None => format!("/accounts/{account}/{list}"),
-    }
-}
-
-#[derive(Deserialize)]
 struct ErrorAnswer {
     error: String,
 }
@@ -438,20 +413,12 @@ impl CoordinatorApi {
         account: u64,
         trusted_root: Fr,
     ) -> Result<Vec<VerifiedRecord>, LookupError> {
-        let mut out = Vec::new();
-        let mut after = None;
-        loop {
-            let path = page_path(account, "records", after);
-            let page: RecordsPage = self.get("records", &path).await?;
-            for a in page.records {
-                let id = a.id;
-                out.push(self.check_record(id, a, trusted_root)?);
-            }
-            match page.next_after {
-                Some(n) if Some(n) != after => after = Some(n),
-                _ => return Ok(out),
-            }
-        }
+        let answers: Vec<ProofAnswer<RecordItem>> =
+            self.all_pages("records", account, "records").await?;
+        answers
+            .into_iter()
+            .map(|a| self.check_record(a.id, a, trusted_root))
+            .collect()
     }
 
     /// Every grant `account` made or holds, each proven against `trusted_root`.
@@ -463,20 +430,12 @@ impl CoordinatorApi {
         account: u64,
         trusted_root: Fr,
     ) -> Result<Vec<Verified<GrantLeaf>>, LookupError> {
-        let mut out = Vec::new();
-        let mut after = None;
-        loop {
-            let path = page_path(account, "grants", after);
-            let page: GrantsPage = self.get("grants", &path).await?;
-            for a in page.grants {
-                let id = a.id;
-                out.push(self.check_grant(id, a, trusted_root)?);
-            }
-            match page.next_after {
-                Some(n) if Some(n) != after => after = Some(n),
-                _ => return Ok(out),
-            }
-        }
+        let answers: Vec<ProofAnswer<GrantItem>> =
+            self.all_pages("grants", account, "grants").await?;
+        answers
+            .into_iter()
+            .map(|a| self.check_grant(a.id, a, trusted_root))
+            .collect()
     }
 
     /// The accesses logged of `account`'s records and by it, oldest first. Not proven
@@ -489,13 +448,36 @@ impl CoordinatorApi {
         &self,
         account: u64,
     ) -> Result<Vec<pulse_circuits::state::AccessEntry>, LookupError> {
+        self.all_pages("access log", account, "access").await
+    }
+
+    /// Every item of the list `list` of `account`, page after page (`next_after`).
+    async fn all_pages<T: DeserializeOwned>(
+        &self,
+        what: &'static str,
+        account: u64,
+        list: &str,
+    ) -> Result<Vec<T>, LookupError> {
+        let bad = |reason: String| LookupError::BadAnswer { what, reason };
         let mut out = Vec::new();
         let mut after = None;
         loop {
-            let path = page_path(account, "access", after);
-            let page: AccessPage = self.get("access log", &path).await?;
-            out.extend(page.access);
-            match page.next_after {
+            let path = match after {
+                Some(a) => format!("/accounts/{account}/{list}?after={a}"),
+                None => format!("/accounts/{account}/{list}"),
+            };
+            let mut page: serde_json::Value = self.get(what, &path).await?;
+            let items: Vec<T> = serde_json::from_value(page[list].take())
+                .map_err(|e| bad(format!("its {list}: {e}")))?;
+            out.extend(items);
+            let next = match &page["next_after"] {
+                serde_json::Value::Null => None,
+                n => Some(
+                    n.as_u64()
+                        .ok_or_else(|| bad("next_after is not a whole number".to_owned()))?,
+                ),
+            };
+            match next {
                 Some(n) if Some(n) != after => after = Some(n),
                 _ => return Ok(out),
             }

@@ -569,9 +569,19 @@ fn ceremony_seeds(dir: &Path) {
     }
 }
 
+/// A committee member for the seeds: name, and key and address bytes `k`.
+fn member(name: &str, k: u8) -> pulse_dac::Member {
+    let key = pulse_dac::MemberKey::from_bytes(name, [k; 32]);
+    pulse_dac::Member {
+        name: name.into(),
+        x25519: key.public_hex(),
+        address: format!("0x{}", hex::encode([k; 20])),
+    }
+}
+
 /// The committee's messages, a signed lookup's header and committee files.
 fn dac_seeds(dir: &Path) {
-    use pulse_dac::{Committee, Member, MemberKey};
+    use pulse_dac::{Committee, MemberKey};
     use pulse_protocol::dac::{AttestRequest, AttestationMessage};
     use pulse_protocol::lookup_auth::LookupAuth;
     let r = AttestRequest {
@@ -600,14 +610,6 @@ fn dac_seeds(dir: &Path) {
         "/accounts/4/records",
     );
     put(dir, "dac_message", "authorization", &with_prefix(2, auth.header().as_bytes()));
-    let member = |name: &str, k: u8| {
-        let key = MemberKey::from_bytes(name, [k; 32]);
-        Member {
-            name: name.into(),
-            x25519: key.public_hex(),
-            address: format!("0x{}", hex::encode([k; 20])),
-        }
-    };
     let mut c = Committee::new(2, vec![member("st-mary", 7), member("city-clinic", 8), member("north", 9)])
         .expect("committee");
     put(dir, "dac_message", "committee", &with_prefix(3, c.to_json().as_bytes()));
@@ -627,15 +629,7 @@ fn dac_seeds(dir: &Path) {
 /// Sealed batch data for the fuzz target's fixture committee (one member, `st-mary`, key
 /// bytes `[7; 32]`), and for a committee of three.
 fn sealed_seeds(dir: &Path) {
-    use pulse_dac::{Committee, Member, MemberKey, seal};
-    let member = |name: &str, k: u8| {
-        let key = MemberKey::from_bytes(name, [k; 32]);
-        Member {
-            name: name.into(),
-            x25519: key.public_hex(),
-            address: format!("0x{}", hex::encode([k; 20])),
-        }
-    };
+    use pulse_dac::{Committee, seal};
     let one = Committee::new(1, vec![member("st-mary", 7)]).expect("committee");
     let three = Committee::new(
         2,

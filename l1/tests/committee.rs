@@ -8,31 +8,10 @@ use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::SolEvent;
 use common::*;
 use pulse_l1::attest::{self, Attestation, attestation_digest};
-use pulse_l1::{ChunkProof, DeployParams, L1Error, L1Sender, PulseRollup};
+use pulse_l1::{ChunkProof, L1Error, L1Sender, PulseRollup};
 use pulse_testkit::Anvil;
 
 const CID: &str = "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy";
-
-async fn deploy_with_committee(
-    anvil: &Anvil,
-    members: Vec<Address>,
-    threshold: u64,
-) -> Result<pulse_l1::Deployment, L1Error> {
-    let f = fixture();
-    pulse_l1::deploy(
-        &anvil.url(),
-        signer(OWNER),
-        &DeployParams {
-            genesis_root: f.genesis,
-            vk: f.vk.clone(),
-            owner: address(OWNER),
-            operators: vec![address(OPERATOR)],
-            committee: members,
-            threshold,
-        },
-    )
-    .await
-}
 
 fn sign_all(keys: &[PrivateKeySigner], batch: u64, chunks: &[ChunkProof]) -> Vec<Attestation> {
     let commitments: Vec<_> = chunks.iter().map(|c| c.commitment).collect();

@@ -273,6 +273,35 @@ fn own_list(
     Ok((view, name))
 }
 
+/// One page of the records or grants linked to account `id` by either of `links`, each
+/// with its proof (`item`), under the key `list`: for the account itself only.
+#[allow(clippy::too_many_arguments)]
+fn linked_page(
+    s: &LookupState,
+    id: u64,
+    q: &LookupQuery,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    list: &'static str,
+    links: [Link; 2],
+    item: fn(&StateView, u64) -> Result<Option<Value>, Refusal>,
+) -> Result<Response, Refusal> {
+    let (view, name) = own_list(s, id, q, method, uri, headers, list)?;
+    let mut ids = Vec::new();
+    for link in links {
+        ids.extend(view.linked(id, link).map_err(internal)?);
+    }
+    let (ids, next) = page(ids, q.after);
+    let mut items = Vec::with_capacity(ids.len());
+    for i in ids {
+        if let Some(v) = item(&view, i)? {
+            items.push(v);
+        }
+    }
+    Ok(Json(json!({"account": id, "view": name, list: items, "next_after": next})).into_response())
+}
+
 pub(super) async fn account_records(
     AxState(s): AxState<LookupState>,
     Path(id): Path<u64>,
@@ -281,23 +310,19 @@ pub(super) async fn account_records(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    let run = || -> Result<Response, Refusal> {
-        let (view, name) = own_list(&s, id, &q, &method, &uri, &headers, "records")?;
-        let mut ids = view.linked(id, Link::Owns).map_err(internal)?;
-        ids.extend(view.linked(id, Link::Uploaded).map_err(internal)?);
-        let (ids, next) = page(ids, q.after);
-        let mut items = Vec::with_capacity(ids.len());
-        for rid in ids {
-            if let Some(v) = record_json(&view, rid)? {
-                items.push(v);
-            }
-        }
-        Ok(
-            Json(json!({"account": id, "view": name, "records": items, "next_after": next}))
-                .into_response(),
-        )
-    };
-    run().unwrap_or_else(|r| *r)
+    let links = [Link::Owns, Link::Uploaded];
+    linked_page(
+        &s,
+        id,
+        &q,
+        &method,
+        &uri,
+        &headers,
+        "records",
+        links,
+        record_json,
+    )
+    .unwrap_or_else(|r| *r)
 }
 
 pub(super) async fn account_grants(
@@ -308,23 +333,11 @@ pub(super) async fn account_grants(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    let run = || -> Result<Response, Refusal> {
-        let (view, name) = own_list(&s, id, &q, &method, &uri, &headers, "grants")?;
-        let mut ids = view.linked(id, Link::Granted).map_err(internal)?;
-        ids.extend(view.linked(id, Link::Received).map_err(internal)?);
-        let (ids, next) = page(ids, q.after);
-        let mut items = Vec::with_capacity(ids.len());
-        for gid in ids {
-            if let Some(v) = grant_json(&view, gid)? {
-                items.push(v);
-            }
-        }
-        Ok(
-            Json(json!({"account": id, "view": name, "grants": items, "next_after": next}))
-                .into_response(),
-        )
-    };
-    run().unwrap_or_else(|r| *r)
+    let links = [Link::Granted, Link::Received];
+    linked_page(
+        &s, id, &q, &method, &uri, &headers, "grants", links, grant_json,
+    )
+    .unwrap_or_else(|r| *r)
 }
 
 pub(super) async fn account_access(

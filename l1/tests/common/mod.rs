@@ -87,6 +87,17 @@ pub const OPERATOR: usize = 1;
 pub const STRANGER: usize = 2;
 
 pub async fn deploy(anvil: &Anvil) -> Deployment {
+    deploy_with_committee(anvil, Vec::new(), 0)
+        .await
+        .expect("deploy")
+}
+
+/// Deploys the fixture's contract (owner, operator) with an availability committee.
+pub async fn deploy_with_committee(
+    anvil: &Anvil,
+    committee: Vec<Address>,
+    threshold: u64,
+) -> Result<Deployment, pulse_l1::L1Error> {
     let f = fixture();
     pulse_l1::deploy(
         &anvil.url(),
@@ -96,12 +107,11 @@ pub async fn deploy(anvil: &Anvil) -> Deployment {
             vk: f.vk.clone(),
             owner: address(OWNER),
             operators: vec![address(OPERATOR)],
-            committee: Vec::new(),
-            threshold: 0,
+            committee,
+            threshold,
         },
     )
     .await
-    .expect("deploy")
 }
 
 /// A provider that signs as dev account `i` and fills nonce, gas and fees itself.
