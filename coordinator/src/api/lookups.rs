@@ -15,8 +15,9 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Json;
-use axum::extract::{Path, Query, State as AxState};
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::extract::{FromRequestParts, Path, Query};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use pulse_circuits::field::fr_to_decimal;
 use pulse_circuits::leaf::GrantLeaf;
@@ -59,18 +60,39 @@ fn now_s() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// The signing account, then the view the lookup answers from and its name.
-fn begin(
-    s: &LookupState,
-    headers: &HeaderMap,
-    method: &Method,
-    uri: &Uri,
-    q: &LookupQuery,
-) -> Result<(u64, Arc<StateView>, &'static str), Refusal> {
-    let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
-    let caller = s.auth.check(&s.state, headers, method.as_str(), path)?;
-    let (view, name) = view_for(s, q)?;
-    Ok((caller, view, name))
+/// A signed lookup, extracted before its handler runs: the account that signed it, the
+/// view it answers from (and that view's name), and its query. Rejected with the 401 of
+/// [`super::Authenticator::check`], or a 400 for a malformed query.
+pub(super) struct Signed {
+    caller: u64,
+    view: Arc<StateView>,
+    name: &'static str,
+    q: LookupQuery,
+}
+
+impl FromRequestParts<LookupState> for Signed {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, s: &LookupState) -> Result<Self, Response> {
+        let Query(q) = Query::<LookupQuery>::from_request_parts(parts, s)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let path = parts
+            .uri
+            .path_and_query()
+            .map_or(parts.uri.path(), |p| p.as_str());
+        let caller = s
+            .auth
+            .check(&s.state, &parts.headers, parts.method.as_str(), path)
+            .map_err(|r| *r)?;
+        let (view, name) = view_for(s, &q).map_err(|r| *r)?;
+        Ok(Self {
+            caller,
+            view,
+            name,
+            q,
+        })
+    }
 }
 
 fn view_for(s: &LookupState, q: &LookupQuery) -> Result<(Arc<StateView>, &'static str), Refusal> {
@@ -145,27 +167,20 @@ pub fn may_read_account(view: &StateView, caller: u64, id: u64) -> Result<bool, 
     Ok(!grants_from(view, id, caller)?.is_empty())
 }
 
-pub(super) async fn account(
-    AxState(s): AxState<LookupState>,
-    Path(id): Path<u64>,
-    Query(q): Query<LookupQuery>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
+pub(super) async fn account(Path(id): Path<u64>, l: Signed) -> Response {
     let run = || -> Result<Response, Refusal> {
-        let (caller, view, name) = begin(&s, &headers, &method, &uri, &q)?;
-        if !may_read_account(&view, caller, id)? {
-            return Err(not_found("account", id, name, caller));
+        if !may_read_account(&l.view, l.caller, id)? {
+            return Err(not_found("account", id, l.name, l.caller));
         }
-        let leaf = view
+        let leaf = l
+            .view
             .account(id)
             .map_err(internal)?
-            .ok_or_else(|| not_found("account", id, name, caller))?;
-        let mut v = proof_json(&view, TreeKind::Accounts, id)?;
+            .ok_or_else(|| not_found("account", id, l.name, l.caller))?;
+        let mut v = proof_json(&l.view, TreeKind::Accounts, id)?;
         v["account"] = json!(leaf);
         v["id"] = json!(id);
-        v["view"] = json!(name);
+        v["view"] = json!(l.name);
         Ok(Json(v).into_response())
     };
     run().unwrap_or_else(|r| *r)
@@ -192,52 +207,36 @@ fn grant_json(view: &StateView, id: u64) -> Result<Option<Value>, Refusal> {
     Ok(Some(v))
 }
 
-pub(super) async fn record(
-    AxState(s): AxState<LookupState>,
-    Path(id): Path<u64>,
-    Query(q): Query<LookupQuery>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
+pub(super) async fn record(Path(id): Path<u64>, l: Signed) -> Response {
     let run = || -> Result<Response, Refusal> {
-        let (caller, view, name) = begin(&s, &headers, &method, &uri, &q)?;
-        let refused = || not_found("record", id, name, caller);
-        let r = view.record(id).map_err(internal)?.ok_or_else(refused)?;
-        let allowed = caller == r.leaf.owner
-            || caller == r.leaf.uploader
-            || grants_from(&view, r.leaf.owner, caller)?
+        let refused = || not_found("record", id, l.name, l.caller);
+        let r = l.view.record(id).map_err(internal)?.ok_or_else(refused)?;
+        let allowed = l.caller == r.leaf.owner
+            || l.caller == r.leaf.uploader
+            || grants_from(&l.view, r.leaf.owner, l.caller)?
                 .iter()
                 .any(|(gid, g)| {
-                    q.grant.is_none_or(|want| want == *gid) && (g.scope == 0 || g.scope == id)
+                    l.q.grant.is_none_or(|want| want == *gid) && (g.scope == 0 || g.scope == id)
                 });
         if !allowed {
             return Err(refused());
         }
-        let mut v = record_json(&view, id)?.ok_or_else(refused)?;
-        v["view"] = json!(name);
+        let mut v = record_json(&l.view, id)?.ok_or_else(refused)?;
+        v["view"] = json!(l.name);
         Ok(Json(v).into_response())
     };
     run().unwrap_or_else(|r| *r)
 }
 
-pub(super) async fn grant(
-    AxState(s): AxState<LookupState>,
-    Path(id): Path<u64>,
-    Query(q): Query<LookupQuery>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
+pub(super) async fn grant(Path(id): Path<u64>, l: Signed) -> Response {
     let run = || -> Result<Response, Refusal> {
-        let (caller, view, name) = begin(&s, &headers, &method, &uri, &q)?;
-        let refused = || not_found("grant", id, name, caller);
-        let g = view.grant(id).map_err(internal)?.ok_or_else(refused)?;
-        if caller != g.patient && caller != g.grantee {
+        let refused = || not_found("grant", id, l.name, l.caller);
+        let g = l.view.grant(id).map_err(internal)?.ok_or_else(refused)?;
+        if l.caller != g.patient && l.caller != g.grantee {
             return Err(refused());
         }
-        let mut v = grant_json(&view, id)?.ok_or_else(refused)?;
-        v["view"] = json!(name);
+        let mut v = grant_json(&l.view, id)?.ok_or_else(refused)?;
+        v["view"] = json!(l.name);
         Ok(Json(v).into_response())
     };
     run().unwrap_or_else(|r| *r)
@@ -254,110 +253,73 @@ fn page(mut ids: Vec<u64>, after: Option<u64>) -> (Vec<u64>, Option<u64>) {
     (taken, next)
 }
 
-fn own_list(
-    s: &LookupState,
-    id: u64,
-    q: &LookupQuery,
-    method: &Method,
-    uri: &Uri,
-    headers: &HeaderMap,
-    what: &str,
-) -> Result<(Arc<StateView>, &'static str), Refusal> {
-    let (caller, view, name) = begin(s, headers, method, uri, q)?;
-    if caller != id {
+/// Refuses a list of account `id`'s to any other account.
+fn own_list(l: &Signed, id: u64, what: &str) -> Result<(), Refusal> {
+    if l.caller != id {
         return Err(Box::new(error(
             StatusCode::NOT_FOUND,
-            format!("account {caller} may not read account {id}'s {what}: only account {id} may"),
+            format!(
+                "account {} may not read account {id}'s {what}: only account {id} may",
+                l.caller
+            ),
         )));
     }
-    Ok((view, name))
+    Ok(())
 }
 
 /// One page of the records or grants linked to account `id` by either of `links`, each
 /// with its proof (`item`), under the key `list`: for the account itself only.
-#[allow(clippy::too_many_arguments)]
 fn linked_page(
-    s: &LookupState,
+    l: &Signed,
     id: u64,
-    q: &LookupQuery,
-    method: &Method,
-    uri: &Uri,
-    headers: &HeaderMap,
     list: &'static str,
     links: [Link; 2],
     item: fn(&StateView, u64) -> Result<Option<Value>, Refusal>,
 ) -> Result<Response, Refusal> {
-    let (view, name) = own_list(s, id, q, method, uri, headers, list)?;
+    own_list(l, id, list)?;
     let mut ids = Vec::new();
     for link in links {
-        ids.extend(view.linked(id, link).map_err(internal)?);
+        ids.extend(l.view.linked(id, link).map_err(internal)?);
     }
-    let (ids, next) = page(ids, q.after);
+    let (ids, next) = page(ids, l.q.after);
     let mut items = Vec::with_capacity(ids.len());
     for i in ids {
-        if let Some(v) = item(&view, i)? {
+        if let Some(v) = item(&l.view, i)? {
             items.push(v);
         }
     }
-    Ok(Json(json!({"account": id, "view": name, list: items, "next_after": next})).into_response())
+    Ok(
+        Json(json!({"account": id, "view": l.name, list: items, "next_after": next}))
+            .into_response(),
+    )
 }
 
-pub(super) async fn account_records(
-    AxState(s): AxState<LookupState>,
-    Path(id): Path<u64>,
-    Query(q): Query<LookupQuery>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
-    let links = [Link::Owns, Link::Uploaded];
+pub(super) async fn account_records(Path(id): Path<u64>, l: Signed) -> Response {
+    linked_page(&l, id, "records", [Link::Owns, Link::Uploaded], record_json).unwrap_or_else(|r| *r)
+}
+
+pub(super) async fn account_grants(Path(id): Path<u64>, l: Signed) -> Response {
     linked_page(
-        &s,
+        &l,
         id,
-        &q,
-        &method,
-        &uri,
-        &headers,
-        "records",
-        links,
-        record_json,
+        "grants",
+        [Link::Granted, Link::Received],
+        grant_json,
     )
     .unwrap_or_else(|r| *r)
 }
 
-pub(super) async fn account_grants(
-    AxState(s): AxState<LookupState>,
-    Path(id): Path<u64>,
-    Query(q): Query<LookupQuery>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
-    let links = [Link::Granted, Link::Received];
-    linked_page(
-        &s, id, &q, &method, &uri, &headers, "grants", links, grant_json,
-    )
-    .unwrap_or_else(|r| *r)
-}
-
-pub(super) async fn account_access(
-    AxState(s): AxState<LookupState>,
-    Path(id): Path<u64>,
-    Query(q): Query<LookupQuery>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
+pub(super) async fn account_access(Path(id): Path<u64>, l: Signed) -> Response {
     let run = || -> Result<Response, Refusal> {
-        let (view, name) = own_list(&s, id, &q, &method, &uri, &headers, "access log")?;
-        let all = view.access_log(id).map_err(internal)?;
-        let start = q
-            .after
-            .map_or(0, |a| usize::try_from(a).unwrap_or(usize::MAX));
+        own_list(&l, id, "access log")?;
+        let all = l.view.access_log(id).map_err(internal)?;
+        let start =
+            l.q.after
+                .map_or(0, |a| usize::try_from(a).unwrap_or(usize::MAX));
         let items: Vec<_> = all.iter().skip(start).take(PAGE).collect();
         let next = (all.len() > start.saturating_add(PAGE)).then(|| (start + PAGE) as u64);
         Ok(
-            Json(json!({"account": id, "view": name, "access": items, "next_after": next}))
+            Json(json!({"account": id, "view": l.name, "access": items, "next_after": next}))
                 .into_response(),
         )
     };
