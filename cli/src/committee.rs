@@ -150,6 +150,16 @@ fn run_member(args: RunArgs) -> Result<ExitCode> {
     })
 }
 
+/// "k of n members, id …" for a committee file.
+fn summary(c: &Committee) -> String {
+    format!(
+        "{} of {} members, id {}",
+        c.threshold,
+        c.members.len(),
+        hex::encode(c.id())
+    )
+}
+
 /// Runs `pulse committee …`.
 #[allow(clippy::print_stdout)]
 pub fn run(command: CommitteeCommand) -> Result<ExitCode> {
@@ -207,23 +217,11 @@ pub fn run(command: CommitteeCommand) -> Result<ExitCode> {
             }
             std::fs::write(&out, c.to_json() + "\n")
                 .with_context(|| format!("writing {}", out.display()))?;
-            println!(
-                "wrote {}: {} of {} members, id {}",
-                out.display(),
-                c.threshold,
-                c.members.len(),
-                hex::encode(c.id())
-            );
+            println!("wrote {}: {}", out.display(), summary(&c));
         }
         CommitteeCommand::Check { file } => {
             let c = Committee::load(&file)?;
-            println!(
-                "{}: {} of {} members, id {}",
-                file.display(),
-                c.threshold,
-                c.members.len(),
-                hex::encode(c.id())
-            );
+            println!("{}: {}", file.display(), summary(&c));
             for m in &c.members {
                 println!("  {} {} {}", m.name, m.address, m.x25519);
             }

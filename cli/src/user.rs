@@ -801,7 +801,8 @@ fn record_get(args: RecordGetArgs) -> Result<ExitCode> {
     })
 }
 
-fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+/// Writes a private file (mode 0600 from its creation).
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true);

@@ -702,7 +702,7 @@ impl DevCommittee {
             key.save(&key_file)?;
             let signer = PrivateKeySigner::random();
             let signer_file = dir.join(format!("{name}.attestation-key"));
-            write_private(&signer_file, &hex::encode(signer.to_bytes()))?;
+            crate::user::write_private(&signer_file, hex::encode(signer.to_bytes()).as_bytes())?;
             listed.push(pulse_dac::Member {
                 name: name.clone(),
                 x25519: key.public_hex(),
@@ -734,21 +734,6 @@ impl DevCommittee {
             members,
         })
     }
-}
-
-/// Writes a private file (mode 0600 from the start).
-fn write_private(path: &Path, text: &str) -> Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    f.write_all(text.as_bytes())
-        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// `args` with `--nats-ca` when the endpoint has a CA.

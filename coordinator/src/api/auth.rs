@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Json;
 use axum::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
@@ -24,12 +23,6 @@ pub struct Authenticator {
     deployment: DeploymentId,
     /// (account, nonce) → the request's timestamp (ms).
     seen: Mutex<HashMap<(u64, u64), u64>>,
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// A 401 that says how to sign.
@@ -82,7 +75,7 @@ impl Authenticator {
             .to_str()
             .map_err(|_| unauthorized("the authorization is not text"))?;
         let a = LookupAuth::parse(header).map_err(|e| unauthorized(&e))?;
-        let now = now_ms();
+        let now = crate::sequencer::now_ms();
         let skew = u64::try_from(MAX_SKEW.as_millis()).unwrap_or(u64::MAX);
         if a.ts_ms.abs_diff(now) > skew {
             return Err(unauthorized(&format!(

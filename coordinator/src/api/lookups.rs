@@ -12,7 +12,6 @@
 //! something that does not exist gets.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Json;
 use axum::extract::{FromRequestParts, Path, Query};
@@ -52,12 +51,6 @@ fn not_found(what: &str, id: u64, name: &str, caller: u64) -> Refusal {
         StatusCode::NOT_FOUND,
         format!("no {what} {id} that account {caller} may read in the {name} state"),
     ))
-}
-
-fn now_s() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 /// A signed lookup, extracted before its handler runs: the account that signed it, the
@@ -135,7 +128,7 @@ fn grants_from(
     patient: u64,
     caller: u64,
 ) -> Result<Vec<(u64, GrantLeaf)>, Refusal> {
-    let now = now_s();
+    let now = crate::sequencer::now_ms() / 1000;
     let mut out = Vec::new();
     for gid in view.linked(caller, Link::Received).map_err(internal)? {
         if let Some(g) = view.grant(gid).map_err(internal)?
